@@ -1,0 +1,55 @@
+"""spoc: background workers in threads and processes, supervised by a Server.
+
+Subclass `ThreadWorker` or `ProcessWorker`, write ``main()`` (and optionally
+``setup()``, ``teardown()``, ``lifecycle()``), add the workers to a `Server` and
+call ``run_forever()``: SIGINT and SIGTERM shut everything down gracefully.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from ._aio import run_async_safely
+from ._aio import set_uvloop_if_available
+from ._errors import ErrorRecord
+from ._errors import SpocError
+from ._errors import SpocWarning
+from ._errors import ThreadOnlyObjectWarning
+from ._errors import WorkerStartError
+from ._events import WorkerEvent
+from ._events import WorkerExit
+from ._process import ProcessWorker
+from ._server import Server
+from ._server import ServerExit
+from ._thread import ThreadWorker
+from ._worker import AbstractWorker
+
+try:
+    __version__ = _version("spoc-core")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AbstractWorker",
+    "ErrorRecord",
+    "ProcessWorker",
+    "Server",
+    "ServerExit",
+    "SpocError",
+    "SpocWarning",
+    "ThreadOnlyObjectWarning",
+    "ThreadWorker",
+    "WorkerEvent",
+    "WorkerExit",
+    "WorkerStartError",
+    "__version__",
+    "run_async_safely",
+    "set_uvloop_if_available",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("spoc._"):
+        _obj.__module__ = "spoc"
+del _name, _obj

@@ -1,0 +1,99 @@
+"""Event loops: the loop factory every async worker uses, uvloop, and run_async_safely.
+
+spoc never installs an event loop *policy* (deprecated from Python 3.12 on):
+it creates loops through a factory, which is uvloop's ``new_event_loop`` once
+`set_uvloop_if_available` has enabled it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["loop_factory", "run_async_safely", "run_in_new_loop", "set_uvloop_if_available", "uvloop_enabled"]
+
+T = TypeVar("T")
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+_uvloop_factory: LoopFactory | None = None
+
+
+def set_uvloop_if_available() -> bool:
+    """Make async workers (and `run_async_safely`) use uvloop when it is installed.
+
+    Returns True when uvloop is now in use, False when it is not installed (the
+    standard asyncio loop is used then). Workers started after the call run on
+    uvloop, in threads and in child processes alike.
+    """
+    global _uvloop_factory
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return False
+    _uvloop_factory = uvloop.new_event_loop
+    return True
+
+
+def uvloop_enabled() -> bool:
+    """Whether `set_uvloop_if_available` has switched loops to uvloop."""
+    return _uvloop_factory is not None
+
+
+def loop_factory(use_uvloop: bool | None = None) -> LoopFactory:
+    """Return the factory for new event loops: uvloop's when enabled (or asked for)."""
+    if use_uvloop is None:
+        use_uvloop = _uvloop_factory is not None
+    if use_uvloop:
+        if _uvloop_factory is None and not set_uvloop_if_available():
+            return asyncio.new_event_loop
+        assert _uvloop_factory is not None
+        return _uvloop_factory
+    return asyncio.new_event_loop
+
+
+def run_in_new_loop(coro: Coroutine[Any, Any, T], factory: LoopFactory | None = None) -> T:
+    """Run `coro` to completion in a new event loop made by `factory`, then close the loop.
+
+    The equivalent of ``asyncio.run(coro, loop_factory=...)`` for every supported
+    Python (``loop_factory`` arrived in 3.12): async generators and the default
+    executor are shut down, leftover tasks cancelled, and the thread's current
+    loop reset afterwards.
+    """
+    loop = (factory or loop_factory())()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            _cancel_leftover_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def run_async_safely(coro: Coroutine[Any, Any, T]) -> T | asyncio.Task[T]:
+    """Run `coro` whether or not an event loop is already running in this thread.
+
+    Inside a running loop it schedules the coroutine and returns the `asyncio.Task`
+    (await it, or keep a reference so it is not garbage-collected). Otherwise it
+    runs the coroutine to completion in a new loop (uvloop when enabled) and
+    returns its result.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return run_in_new_loop(coro)
+    return loop.create_task(coro)

@@ -1,0 +1,204 @@
+"""The life of a process worker inside its child process.
+
+Whatever start method made the child, it arrives here with its worker, the
+read end of its control pipe and the write end of its event pipe. Here it:
+
+- takes over its signals: SIGINT is ignored (Ctrl+C reaches the whole process
+  group; the parent decides), a first SIGTERM asks for a graceful stop and a
+  second one ends the process, SIGHUP means "parent gone", and SIGUSR2 dumps
+  every thread's stack to stderr (faulthandler);
+- watches its parent: EOF on the control pipe, or the parent-death signal,
+  stops the worker, and if the worker has not ended within the orphan timeout
+  the process dumps its stacks and exits, so no worker outlives its server;
+- runs the lifecycle body and sends every event to the parent, in order.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import multiprocessing.connection
+import os
+import select
+import signal
+import sys
+import threading
+from dataclasses import dataclass, replace
+from types import FrameType
+
+from . import _fds
+from ._events import WorkerEvent
+from ._linux import set_parent_death_signal
+from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL
+from ._worker import AbstractWorker, LifecycleBody
+
+__all__ = ["ChildOptions", "EventWriter", "run_child"]
+
+ORPHAN_EXIT_CODE = 70
+
+
+@dataclass(frozen=True)
+class ChildOptions:
+    """What the parent tells a child about how to run.
+
+    Attributes:
+        use_uvloop: run an async worker's loop on uvloop.
+        parent_death_signal: whether PR_SET_PDEATHSIG is reliable for this
+            child (it was forked by a thread that lives as long as its parent).
+        expected_parent: the pid the child's parent must have right after the
+            fork, or 0 when the child is not the parent's direct child.
+        orphan_timeout: seconds an orphaned worker gets to finish its teardown.
+    """
+
+    use_uvloop: bool = False
+    parent_death_signal: bool = False
+    expected_parent: int = 0
+    orphan_timeout: float = 5.0
+
+
+class EventWriter:
+    """Sends a child's events to the parent over its event pipe, one whole record at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self._conn = multiprocessing.connection.Connection(fd, readable=False)
+        self._lock = threading.Lock()
+        self._parent_gone = False
+
+    def send(self, event: WorkerEvent) -> None:
+        if event.error is not None:
+            event = replace(event, error=event.error.portable())
+        with self._lock:
+            if self._parent_gone:
+                return
+            try:
+                self._conn.send(event)
+            except (BrokenPipeError, ConnectionResetError):
+                self._parent_gone = True  # no one is left to tell; the orphan watch ends us
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _ParentWatch:
+    """A small thread that carries stop requests and the parent's death to the worker."""
+
+    def __init__(self, worker: AbstractWorker, control_fd: int, options: ChildOptions) -> None:
+        self.worker = worker
+        self.control_fd = control_fd
+        self.options = options
+        self.signal_r, self.signal_w = os.pipe()
+        os.set_blocking(self.signal_w, False)
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="spoc-parent-watch", daemon=True)
+
+    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if self.worker.stop_requested:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        self._poke(b"T")
+
+    def on_sighup(self, signum: int, frame: FrameType | None) -> None:
+        self._poke(b"H")
+
+    def _poke(self, what: bytes) -> None:
+        try:
+            os.write(self.signal_w, what)
+        except OSError:
+            pass
+
+    def _watch(self) -> None:
+        poller = select.poll()
+        poller.register(self.control_fd, select.POLLIN)
+        poller.register(self.signal_r, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                data = os.read(fd, 256)
+                if fd == self.control_fd and not data:
+                    return self._orphaned()
+                if b"H" in data:
+                    return self._orphaned()
+                if data:
+                    self.worker.stop()
+
+    def _orphaned(self) -> None:
+        self.worker.stop()
+        if not self.finished.wait(self.options.orphan_timeout):
+            print(
+                f"spoc: worker {self.worker.name!r} (pid {os.getpid()}) lost its parent and did not "
+                f"stop within {self.options.orphan_timeout:g}s; its stacks:",
+                file=sys.stderr,
+                flush=True,
+            )
+            faulthandler.dump_traceback(all_threads=True)
+            os._exit(ORPHAN_EXIT_CODE)
+
+
+def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions) -> int:
+    """Run `worker` in this (child) process; return its exit code.
+
+    Called with the child signals blocked or ignored (see `_signals.blocked`).
+    """
+    worker._init_runtime()
+    watch = _ParentWatch(worker, control_fd, options)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, watch.on_sigterm)
+    signal.signal(signal.SIGHUP, watch.on_sighup)
+    if sys.stderr is not None:
+        try:
+            faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)
+        except (AttributeError, ValueError, OSError):  # no usable stderr fd
+            signal.signal(STACK_DUMP_SIGNAL, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_SIGNALS)
+    if options.parent_death_signal:
+        set_parent_death_signal(signal.SIGHUP)
+    if options.expected_parent and os.getppid() != options.expected_parent:
+        watch.on_sighup(signal.SIGHUP, None)  # the parent died before we could watch it
+    watch.thread.start()
+    writer = EventWriter(event_fd)
+    try:
+        return LifecycleBody(worker, writer.send).run(options.use_uvloop)
+    finally:
+        watch.finished.set()
+        writer.close()
+        _flush_std_streams()
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def reset_after_fork(keep: frozenset[int]) -> None:
+    """In a child forked by spoc: drop the parent's supervising fds and multiprocessing bookkeeping."""
+    _fds.close_all_tracked(keep)
+    import multiprocessing.process as mp_process
+    import multiprocessing.util as mp_util
+
+    children = getattr(mp_process, "_children", None)
+    if isinstance(children, set):
+        children.clear()
+    registry = getattr(mp_util, "_finalizer_registry", None)
+    if isinstance(registry, dict):
+        registry.clear()
+    run_after_forkers = getattr(mp_util, "_run_after_forkers", None)
+    if callable(run_after_forkers):
+        run_after_forkers()
+
+
+def process_entry(
+    worker: AbstractWorker,
+    control: multiprocessing.connection.Connection,
+    events: multiprocessing.connection.Connection,
+    options: ChildOptions,
+    forked: bool,
+) -> None:
+    """Target of the multiprocessing.Process that runs a worker (spawn, forkserver, direct fork)."""
+    if forked:  # multiprocessing's own bootstrap already reset its bookkeeping
+        _fds.close_all_tracked(frozenset({control.fileno(), events.fileno()}))
+    code = run_child(worker, control.fileno(), events.fileno(), options)
+    if code:
+        sys.exit(code)

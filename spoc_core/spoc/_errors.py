@@ -1,0 +1,101 @@
+"""Exceptions, warnings and the error record that carries a worker's failure to its server.
+
+A worker's exception usually happens in another thread or another process. The
+server needs more than the exception object there: a process boundary may not
+let the object through (many exceptions do not pickle), so `ErrorRecord` keeps
+the facts that always travel -- the type name, the message, the formatted
+traceback and the phase -- and the exception itself only when it survives a
+pickle round trip.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "ErrorRecord",
+    "Phase",
+    "SpocError",
+    "SpocWarning",
+    "ThreadOnlyObjectWarning",
+    "WorkerStartError",
+]
+
+Phase = Literal["setup", "main", "teardown"]
+
+
+class SpocError(Exception):
+    """Base class of every error spoc raises on its own account."""
+
+
+class WorkerStartError(SpocError, RuntimeError):
+    """A worker could not be started; the message names the worker and the cause."""
+
+
+class SpocWarning(UserWarning):
+    """Base class of every warning spoc emits."""
+
+
+class ThreadOnlyObjectWarning(SpocWarning):
+    """A ProcessWorker holds an object that only works between threads of one process.
+
+    `queue.Queue`, `threading.Lock`, `threading.Event` and their kin are copied
+    into the child process, so the child and the parent each hold their own
+    unconnected copy: nothing put on one side ever arrives on the other.
+    """
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """A worker's exception, in a form that crosses thread and process boundaries.
+
+    Attributes:
+        type_name: qualified name of the exception's type, e.g. ``"builtins.ValueError"``.
+        message: ``str(exception)``.
+        traceback: the formatted traceback, as ``traceback.format_exception`` renders it.
+        phase: the lifecycle phase that raised: ``"setup"``, ``"main"`` or ``"teardown"``.
+        exception: the exception object itself, or None when it could not be
+            pickled across the process boundary (the other fields are always set).
+    """
+
+    type_name: str
+    message: str
+    traceback: str
+    phase: Phase
+    exception: BaseException | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, phase: Phase) -> ErrorRecord:
+        """Build the record of `exc`, raised during `phase`."""
+        exc_type = type(exc)
+        module = exc_type.__module__
+        name = exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+        return cls(
+            type_name=name,
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc_type, exc, exc.__traceback__)),
+            phase=phase,
+            exception=exc,
+        )
+
+    def portable(self) -> ErrorRecord:
+        """Return this record with `exception` dropped unless it survives pickling.
+
+        Called before the record is sent to another process: an exception whose
+        class cannot be rebuilt on the other side (a custom ``__init__`` with
+        required arguments, an unpicklable attribute) would otherwise break the
+        whole message instead of losing only the object.
+        """
+        if self.exception is None:
+            return self
+        try:
+            pickle.loads(pickle.dumps(self.exception))
+        except Exception:
+            return ErrorRecord(self.type_name, self.message, self.traceback, self.phase, None)
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message} (in {self.phase})"

@@ -1,0 +1,120 @@
+"""The one record every worker sends to its server, and the outcome of a worker's life.
+
+Thread and process workers alike describe what happens to them with
+`WorkerEvent` records; the server's monitor receives them in the order each
+worker emitted them. When a worker has ended, the server sums its life up in a
+`WorkerExit`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._errors import ErrorRecord, Phase
+
+__all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "make_event"]
+
+EventKind = Literal["startup", "shutdown", "error", "exit"]
+"""The kinds of lifecycle record:
+
+- ``"startup"``: setup() completed; main() is about to run.
+- ``"error"``: a phase raised; the record carries an `ErrorRecord`.
+- ``"shutdown"``: teardown() completed.
+- ``"exit"``: the worker's body has returned; `exitcode` is in ``data``.
+"""
+
+ExitOutcome = Literal["clean", "stopped", "failed", "killed"]
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    """Something that happened to a worker, as its server receives it.
+
+    Attributes:
+        worker: the worker's name.
+        kind: what happened (see `EventKind`).
+        phase: the lifecycle phase it happened in, where one applies.
+        pid: the process the worker body runs in.
+        thread_id: the thread (``threading.get_ident()``) the event was emitted from.
+        monotonic: ``time.monotonic()`` when it was emitted (system-wide on Linux,
+            so it compares across processes).
+        wall: ``time.time()`` when it was emitted.
+        error: the failure, for ``"error"`` events.
+        data: extra fields (``exitcode`` on ``"exit"``).
+    """
+
+    worker: str
+    kind: str
+    phase: Phase | None = None
+    pid: int = 0
+    thread_id: int = 0
+    monotonic: float = 0.0
+    wall: float = 0.0
+    error: ErrorRecord | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def make_event(
+    worker: str,
+    kind: str,
+    *,
+    phase: Phase | None = None,
+    error: ErrorRecord | None = None,
+    **data: Any,
+) -> WorkerEvent:
+    """Stamp a new event with the current process, thread and clocks."""
+    return WorkerEvent(
+        worker=worker,
+        kind=kind,
+        phase=phase,
+        pid=os.getpid(),
+        thread_id=threading.get_ident(),
+        monotonic=time.monotonic(),
+        wall=time.time(),
+        error=error,
+        data=data,
+    )
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    """How a worker's life ended.
+
+    Attributes:
+        worker: the worker's name.
+        exitcode: 0 after a clean end, a positive code after a failure, or the
+            negative signal number that killed a process worker.
+        error: the first failure the worker reported, if any.
+        stop_requested: whether the worker had been asked to stop.
+        forced: whether spoc had to kill it (a process past the shutdown
+            deadline) or give up waiting for it (a thread that would not stop).
+    """
+
+    worker: str
+    exitcode: int | None
+    error: ErrorRecord | None = None
+    stop_requested: bool = False
+    forced: bool = False
+
+    @property
+    def outcome(self) -> ExitOutcome:
+        """One word for the ending: ``clean``, ``stopped``, ``failed`` or ``killed``.
+
+        ``killed`` is a process ended by a signal or a worker spoc had to force;
+        ``failed`` is an error or a non-zero exit code; ``stopped`` a clean end
+        after a stop request; ``clean`` a clean end on the worker's own account.
+        """
+        if self.forced or (self.exitcode is not None and self.exitcode < 0):
+            return "killed"
+        if self.error is not None or self.exitcode != 0:
+            return "failed"
+        return "stopped" if self.stop_requested else "clean"
+
+    @property
+    def ok(self) -> bool:
+        """True when the worker ended cleanly, on its own or after a stop request."""
+        return self.outcome in ("clean", "stopped")

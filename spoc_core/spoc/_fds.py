@@ -1,0 +1,46 @@
+"""The file descriptors spoc opens for supervision, so that a forked child can close them.
+
+A forked child inherits every fd of its parent. A child that keeps a copy of a
+sibling's control pipe makes that sibling deaf to its parent's death (EOF never
+comes while a copy is open). spoc records each supervising fd it opens here;
+right after a fork, the child closes all of them except its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+__all__ = ["close_all_tracked", "track", "untrack"]
+
+_tracked: set[int] = set()
+_lock = threading.Lock()
+
+
+def track(fd: int) -> int:
+    """Record `fd` as a supervising fd of this process; return it."""
+    with _lock:
+        _tracked.add(fd)
+    return fd
+
+
+def untrack(fd: int) -> None:
+    """Forget `fd` (call before closing it)."""
+    with _lock:
+        _tracked.discard(fd)
+
+
+def close_all_tracked(keep: frozenset[int] = frozenset()) -> None:
+    """In a freshly forked child: close every inherited supervising fd except `keep`.
+
+    No lock is taken: the child is single-threaded right after the fork, and a
+    lock another thread held at fork time would never be released here.
+    """
+    for fd in list(_tracked):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _tracked.clear()
+    _tracked.update(keep)

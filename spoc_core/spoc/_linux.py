@@ -1,0 +1,40 @@
+"""Linux process controls spoc uses when they exist: parent-death signal and child subreaper.
+
+Both are optional: every caller has a portable fallback and treats False as
+"not available here".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+__all__ = ["set_child_subreaper", "set_parent_death_signal"]
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Ask the kernel to send `signum` to this process when its parent *thread* exits.
+
+    The kernel ties this to the thread that forked us, not to the parent
+    process: call it only in a child forked from a long-lived thread.
+    """
+    return _prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def set_child_subreaper() -> bool:
+    """Make orphaned descendants of this process be reparented to it (Linux >= 3.4)."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)

@@ -1,0 +1,186 @@
+"""The monitor: the one thread per server that receives every event and notices every death.
+
+It blocks in a single ``multiprocessing.connection.wait`` on its wake-up pipe,
+every process worker's event pipe and every process worker's sentinel, so a
+death or an event is seen within microseconds and nothing polls with sleeps.
+Thread workers hand their events to its inbox and poke the wake-up pipe; the
+signal handlers of `Server.run_forever` write the signal number to the same
+pipe (a write is all a signal handler may safely do).
+
+Because it is the only thread that handles events, whatever it calls (the
+server's bookkeeping, and plugin hooks) is never called concurrently, and each
+worker's events arrive in the order the worker emitted them.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing.connection
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import _fds
+from ._events import WorkerEvent
+from ._process import ProcessWorker
+from ._worker import AbstractWorker, Emit
+
+__all__ = ["Monitor"]
+
+logger = logging.getLogger("spoc")
+
+_WAKE = b"\0"
+
+
+class Monitor:
+    """Receives the events of a server's workers on one thread; see the module docstring.
+
+    Args:
+        on_event: called for each event, with the worker it came from.
+        on_process_exit: called once a process worker's death has been recorded.
+        on_signal: called with the number of each signal the server's handlers caught.
+        name: the thread's name.
+    """
+
+    def __init__(
+        self,
+        on_event: Callable[[AbstractWorker, WorkerEvent], None],
+        on_process_exit: Callable[[ProcessWorker], None],
+        on_signal: Callable[[int], None],
+        name: str,
+    ) -> None:
+        self._on_event = on_event
+        self._on_process_exit = on_process_exit
+        self._on_signal = on_signal
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._wake_r = _fds.track(wake_r)
+        self._wake_w = _fds.track(wake_w)
+        self._inbox: deque[tuple[AbstractWorker, WorkerEvent]] = deque()
+        self._watched: list[ProcessWorker] = []
+        self._lock = threading.Lock()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # ------------------------------------------------------------------ fed by other threads
+
+    def deliver_to_inbox(self, worker: AbstractWorker) -> Emit:
+        """Return the emit function a thread worker uses to send its events here."""
+
+        def deliver(event: WorkerEvent) -> None:
+            self._inbox.append((worker, event))
+            self.wake()
+
+        return deliver
+
+    def watch(self, worker: ProcessWorker) -> None:
+        """Start reading a started process worker's events and watching its sentinel."""
+        with self._lock:
+            self._watched.append(worker)
+        self.wake()
+
+    def wake(self) -> None:
+        with self._lock:
+            self._write(_WAKE)
+
+    def poke_from_signal_handler(self, signum: int) -> None:
+        """Record a caught signal. Takes no lock: it runs inside a signal handler."""
+        self._write(bytes([signum & 0xFF]))
+
+    def _write(self, data: bytes) -> None:
+        fd = self._wake_w
+        if fd >= 0:
+            try:
+                os.write(fd, data)
+            except (BlockingIOError, OSError):  # full: the monitor is awake anyway
+                pass
+
+    def close(self) -> None:
+        """Stop the thread once it has handled what is pending, and release its fds."""
+        with self._lock:
+            self._closing = True
+            self._write(_WAKE)
+        if self.started and threading.current_thread() is not self._thread:
+            self._thread.join()
+        with self._lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    _fds.untrack(fd)
+                    os.close(fd)
+            self._wake_w = self._wake_r = -1
+
+    # ------------------------------------------------------------------ the monitor thread
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                watched = list(self._watched)
+                closing = self._closing
+            if closing and not watched:
+                self._handle_inbox()
+                return
+            try:
+                self._wait_once(watched)
+                self._handle_inbox()
+            except Exception:
+                logger.exception("spoc monitor: unexpected error; it keeps running")
+
+    def _wait_once(self, watched: list[ProcessWorker]) -> None:
+        sentinels: dict[int, ProcessWorker] = {}
+        pipes: dict[int, ProcessWorker] = {}
+        objects: list[Any] = [self._wake_r]
+        for worker in watched:
+            for obj in worker._wait_objects():
+                if isinstance(obj, int):
+                    sentinels[obj] = worker
+                else:
+                    pipes[id(obj)] = worker
+                objects.append(obj)
+        ready = multiprocessing.connection.wait(objects)
+        for obj in ready:
+            if obj == self._wake_r:
+                self._read_wake_pipe()
+            elif isinstance(obj, int):
+                self._process_ended(sentinels[obj])
+            else:
+                worker = pipes[id(obj)]
+                if worker.exit_info is None and not worker._drain_events(self._event_handler(worker)):
+                    worker._close_events()
+
+    def _read_wake_pipe(self) -> None:
+        try:
+            data = os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            return
+        for byte in data:
+            if byte:
+                self._on_signal(byte)
+
+    def _event_handler(self, worker: AbstractWorker) -> Emit:
+        return lambda event: self._on_event(worker, event)
+
+    def _process_ended(self, worker: ProcessWorker) -> None:
+        if worker.exit_info is None:
+            worker._finish(self._event_handler(worker))
+        with self._lock:
+            if worker in self._watched:
+                self._watched.remove(worker)
+        self._on_process_exit(worker)
+
+    def _handle_inbox(self) -> None:
+        while self._inbox:
+            worker, event = self._inbox.popleft()
+            try:
+                self._on_event(worker, event)
+            except Exception:
+                logger.exception("spoc monitor: handling %s of worker %r failed", event.kind, worker.name)

@@ -1,0 +1,352 @@
+"""The process backend: ProcessWorker, its start methods and the server's handle on its child.
+
+Start methods:
+
+- ``"fork"`` (the default on Linux): under a Server, the child is forked by the
+  server's fork server (see `_zygote`), never by a process that runs threads.
+  A worker started on its own, outside a Server, is forked by
+  multiprocessing directly from the calling thread.
+- ``"spawn"`` and ``"forkserver"``: multiprocessing's own; the worker is
+  pickled to a fresh interpreter. Scripts then need the
+  ``if __name__ == "__main__":`` guard, as with any multiprocessing program.
+
+Whatever the method, the child runs `_child.run_child`, reports over an event
+pipe and takes stop requests over a control pipe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, ClassVar, Protocol
+
+from . import _fds
+from ._aio import uvloop_enabled
+from ._child import ChildOptions, process_entry
+from ._errors import ThreadOnlyObjectWarning, WorkerStartError
+from ._events import WorkerEvent
+from ._signals import STACK_DUMP_SIGNAL, blocked
+from ._transfer import find_thread_only, find_unpicklable, thread_only_advice
+from ._worker import AbstractWorker
+from ._zygote import ForkedChild, ForkServer
+
+__all__ = ["START_METHODS", "ChildHandle", "MultiprocessingChild", "ProcessWorker", "default_start_method"]
+
+START_METHODS = ("fork", "forkserver", "spawn")
+
+
+def default_start_method() -> str:
+    """spoc's own default, whatever the interpreter's: ``fork`` on Linux, ``spawn`` elsewhere.
+
+    Python 3.14 made ``forkserver`` the default on Linux; spoc keeps ``fork``
+    there so that scripts without a ``__main__`` guard keep working, and makes
+    it safe with its fork server. ``SPOC_START_METHOD`` overrides it.
+    """
+    chosen = os.environ.get("SPOC_START_METHOD", "").strip()
+    if chosen:
+        return chosen
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+class ChildHandle(Protocol):
+    """What the server needs of a running child process, however it was made."""
+
+    pid: int | None
+    sentinel: int
+
+    def poll(self) -> int | None: ...
+    def is_alive(self) -> bool: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def send_signal(self, signum: int) -> None: ...
+    def close(self) -> None: ...
+
+    @property
+    def exitcode(self) -> int | None: ...
+
+
+class MultiprocessingChild:
+    """A child made by multiprocessing (spawn, forkserver, or a direct fork)."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.sentinel = process.sentinel
+        self._exitcode: int | None = None
+        self._closed = False
+
+    def poll(self) -> int | None:
+        if self._exitcode is None and not self._closed:
+            self._exitcode = self.process.exitcode
+        return self._exitcode
+
+    def is_alive(self) -> bool:
+        return self.poll() is None and not self._closed
+
+    def join(self, timeout: float | None = None) -> None:
+        if not self._closed:
+            self.process.join(timeout)
+            self.poll()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.poll()
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None and self.pid is not None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        if not self._closed and self.poll() is not None:
+            self._closed = True
+            self.process.close()
+
+
+class ProcessWorker(AbstractWorker):
+    """A worker that lives in its own child process: for CPU-bound work and isolation.
+
+    Args:
+        name: the worker's name, unique within its server.
+        daemon: when True (the default) the program may exit without waiting
+            for this worker (which then stops by itself, as it does whenever its
+            parent dies); when False, interpreter exit waits for it.
+        start_method: ``"fork"``, ``"forkserver"`` or ``"spawn"``; None picks
+            spoc's default (`default_start_method`).
+
+    The parent keeps this object as its handle: `exitcode`, `error` (the
+    child's `ErrorRecord`, traceback included) and `exit_info` are filled in
+    from what the child reports.
+    """
+
+    backend: ClassVar[str] = "process"
+    _RUNTIME_ATTRS = AbstractWorker._RUNTIME_ATTRS | {"_control", "_events", "_control_lock"}
+
+    start_method: str
+
+    def __init__(self, name: str, daemon: bool = True, start_method: str | None = None) -> None:
+        super().__init__(name, daemon=daemon)
+        method = start_method or default_start_method()
+        if method not in START_METHODS or method not in multiprocessing.get_all_start_methods():
+            available = [m for m in START_METHODS if m in multiprocessing.get_all_start_methods()]
+            raise ValueError(
+                f"{type(self).__name__} {name!r}: start_method {method!r} is not available here; "
+                f"use one of {available} or None for spoc's default"
+            )
+        self.start_method = method
+
+    def _init_runtime(self) -> None:
+        super()._init_runtime()
+        self._control: Connection | None = None
+        self._events: Connection | None = None
+        self._control_lock = threading.RLock()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid once started."""
+        handle = self._thread_or_process
+        return handle.pid if handle is not None else None
+
+    # ------------------------------------------------------------------ starting
+
+    def start(self) -> None:
+        """Start the child process on its own, outside a Server."""
+        self._launch(fork_server=None, orphan_timeout=5.0)
+
+    def _launch(self, fork_server: ForkServer | None, orphan_timeout: float) -> None:
+        self._check_startable()
+        self._warn_thread_only_objects()
+        control_r, control_w = multiprocessing.Pipe(duplex=False)
+        events_r, events_w = multiprocessing.Pipe(duplex=False)
+        on_main = threading.current_thread() is threading.main_thread()
+        try:
+            with blocked():
+                if fork_server is not None and self.start_method == "fork":
+                    options = ChildOptions(uvloop_enabled(), True, fork_server.pid, orphan_timeout)
+                    handle: ChildHandle = fork_server.launch(self, control_r.fileno(), events_w.fileno(), options)
+                else:
+                    handle = self._start_with_multiprocessing(control_r, events_w, on_main, orphan_timeout)
+        except BaseException:
+            for conn in (control_r, control_w, events_r, events_w):
+                conn.close()
+            raise
+        control_r.close()
+        events_w.close()
+        _fds.track(events_r.fileno())
+        _fds.track(control_w.fileno())
+        self._events = events_r
+        self._thread_or_process = handle
+        with self._control_lock:
+            self._control = control_w
+        if self._stop_requested:
+            self._request_stop()
+
+    def _start_with_multiprocessing(
+        self, control_r: Connection, events_w: Connection, on_main: bool, orphan_timeout: float
+    ) -> ChildHandle:
+        method = self.start_method
+        forked = method == "fork"
+        options = ChildOptions(
+            use_uvloop=uvloop_enabled(),
+            parent_death_signal=on_main or method == "forkserver",
+            expected_parent=os.getpid() if method != "forkserver" else 0,
+            orphan_timeout=orphan_timeout,
+        )
+        process = multiprocessing.get_context(method).Process(
+            target=process_entry,
+            args=(self, control_r, events_w, options, forked),
+            name=f"spoc:{self.name}",
+        )
+        try:
+            process.start()
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise self._unpicklable_error(exc) from exc
+        return MultiprocessingChild(process)
+
+    def _unpicklable_error(self, exc: BaseException) -> WorkerStartError:
+        found = find_unpicklable(self)
+        where, why = found if found is not None else ("self", f"{type(exc).__name__}: {exc}")
+        hint = ""
+        for path, kind in find_thread_only(self):
+            if where.startswith(path):
+                hint = f" It is a {kind.__module__}.{kind.__qualname__}, which only works between threads: use {thread_only_advice(kind)}."
+        return WorkerStartError(
+            f"{type(self).__name__} {self.name!r} cannot be sent to its child process "
+            f"(start_method={self.start_method!r}): {where} does not pickle ({why}).{hint} "
+            f"Create such objects in setup(), which runs in the child, or use start_method='fork'."
+        )
+
+    def _warn_thread_only_objects(self) -> None:
+        for path, kind in find_thread_only(self):
+            warnings.warn(
+                f"{type(self).__name__} {self.name!r} holds a {kind.__module__}.{kind.__qualname__} "
+                f"in {path}: the child process gets its own copy and nothing crosses between the "
+                f"copies. Use {thread_only_advice(kind)} (or a multiprocessing.Manager() proxy) instead.",
+                ThreadOnlyObjectWarning,
+                stacklevel=4,
+            )
+
+    # ------------------------------------------------------------------ stopping and signals
+
+    def _request_stop(self) -> None:
+        with self._control_lock:
+            control = self._control
+            if control is not None:
+                try:
+                    os.write(control.fileno(), b"S")
+                except OSError:  # the child is gone already
+                    pass
+
+    def send_signal(self, signum: int) -> None:
+        """Send `signum` to the child process, if it is still running (never to a reused pid)."""
+        handle = self._thread_or_process
+        if handle is not None:
+            handle.send_signal(signum)
+
+    def terminate(self) -> None:
+        """SIGTERM the child: a first one asks for a graceful stop, a second ends it at once."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the child: it ends at once, without teardown."""
+        self.send_signal(signal.SIGKILL)
+
+    def dump_stack(self) -> None:
+        """Make the child print every thread's Python stack to its stderr (faulthandler)."""
+        self.send_signal(STACK_DUMP_SIGNAL)
+
+    # ------------------------------------------------------------------ state and waiting
+
+    def is_alive(self) -> bool:
+        handle = self._thread_or_process
+        return handle is not None and handle.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        handle = self._thread_or_process
+        return handle.exitcode if handle is not None else None
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the child to end, reading its events meanwhile; then release its fds."""
+        handle = self._thread_or_process
+        if handle is None:
+            raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
+        if self._deliver is not None:  # a server's monitor reads this worker
+            self._finished.wait(timeout)
+            return
+        _wait_reading_events(self, timeout)
+
+    def _drain_events(self, deliver: Callable[[WorkerEvent], None]) -> bool:
+        """Deliver every event waiting in the pipe; return False once the pipe is closed."""
+        events = self._events
+        if events is None:
+            return False
+        try:
+            while events.poll():
+                deliver(events.recv())
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _finish(self, deliver: Callable[[WorkerEvent], None], forced: bool = False) -> None:
+        """The child has ended: take its last events, record its exit, release every fd."""
+        handle = self._thread_or_process
+        assert handle is not None
+        handle.join(1.0)
+        self._drain_events(deliver)
+        self._record_exit(handle.exitcode, forced=forced or self._forced)
+        self._release()
+
+    def _close_events(self) -> None:
+        """The child closed its end of the event pipe: stop reading it."""
+        with self._control_lock:
+            events, self._events = self._events, None
+        if events is not None:
+            _fds.untrack(events.fileno())
+            events.close()
+
+    def _release(self) -> None:
+        with self._control_lock:
+            for conn in (self._control, self._events):
+                if conn is not None:
+                    _fds.untrack(conn.fileno())
+                    conn.close()
+            self._control = None
+            self._events = None
+        handle = self._thread_or_process
+        if handle is not None:
+            handle.close()
+
+    def _wait_objects(self) -> list[Any]:
+        handle = self._thread_or_process
+        objects: list[Any] = [] if handle is None else [handle.sentinel]
+        if self._events is not None:
+            objects.append(self._events)
+        return objects
+
+
+def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    handle = worker._thread_or_process
+    assert handle is not None
+    while worker.exit_info is None:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = multiprocessing.connection.wait(worker._wait_objects(), remaining)
+        if worker._events in ready and not worker._drain_events(worker._record):
+            worker._close_events()
+        if handle.sentinel in ready or handle.poll() is not None:
+            worker._finish(worker._record)
+            return
+        if not ready:
+            return
+

@@ -1,0 +1,391 @@
+"""Server: starts a set of workers, watches them, and shuts them down on time.
+
+Shutdown, step by step: `stop()` asks every worker to stop; `join_all(timeout)`
+waits for all of them against one deadline; past it, each process worker that
+is still running has its stack dumped to stderr, gets SIGTERM, and after a
+short grace SIGKILL; each thread that is still running is named in a warning
+with its stack (threads cannot be killed). `run_forever()` does all of that
+when SIGINT or SIGTERM arrives, and a second signal forces it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Literal
+
+from ._errors import SpocError
+from ._events import WorkerEvent, WorkerExit
+from ._monitor import Monitor
+from ._process import ProcessWorker
+from ._signals import SHUTDOWN_SIGNALS, handlers_installed, signal_name
+from ._thread import ThreadWorker
+from ._worker import AbstractWorker
+from ._zygote import ForkServer
+
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
+
+logger = logging.getLogger("spoc")
+
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+"""Seconds workers get to stop. With `KILL_GRACE` it fits inside the 10 s Docker
+allows between SIGTERM and SIGKILL (Kubernetes allows 30 s, systemd 90 s)."""
+
+KILL_GRACE = 1.0
+"""Seconds between SIGTERM and SIGKILL for a process worker past the deadline."""
+
+_REAP_LIMIT = 5.0
+
+StopReason = Literal["signal", "stop", "workers_ended"]
+
+
+@dataclass(frozen=True)
+class ServerExit:
+    """How a `run_forever()` ended; turn it into a process exit code with `exit_code`.
+
+    Attributes:
+        server: the server's name.
+        reason: ``"signal"`` (SIGINT/SIGTERM), ``"stop"`` (`Server.stop()` was
+            called) or ``"workers_ended"`` (every worker ended on its own).
+        signal: the name of the first signal received, if any.
+        exits: how each started worker ended.
+        forced: whether shutdown had to kill a process or abandon a thread
+            (the deadline passed, or a second signal arrived).
+    """
+
+    server: str
+    reason: StopReason
+    signal: str | None = None
+    exits: tuple[WorkerExit, ...] = field(default_factory=tuple)
+    forced: bool = False
+
+    @property
+    def failed(self) -> tuple[WorkerExit, ...]:
+        """The workers that did not end cleanly (failed, killed or forced)."""
+        return tuple(e for e in self.exits if not e.ok)
+
+    @property
+    def ok(self) -> bool:
+        """True when every worker ended cleanly and nothing had to be forced."""
+        return not self.failed and not self.forced
+
+    @property
+    def exit_code(self) -> int:
+        """0 when `ok`, else 1: what a command-line wrapper should exit with."""
+        return 0 if self.ok else 1
+
+
+class Server:
+    """Runs a set of workers as one unit: start, watch, stop, join, and handle signals.
+
+    Construct, start, stop and join it from any thread; `run_forever()` also
+    handles SIGINT and SIGTERM when it is called from the main thread.
+    """
+
+    def __init__(self, name: str = "Server") -> None:
+        self.name = name
+        self._workers: dict[str, AbstractWorker] = {}
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._monitor: Monitor | None = None
+        self._fork_server: ForkServer | None = None
+        self._started = False
+        self._stop_reason: StopReason | None = None
+        self._signals_caught: list[int] = []
+        self._signals_handled = 0
+        self._forced = False
+        self._running: set[str] = set()
+        self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
+
+    def __repr__(self) -> str:
+        return f"<Server {self.name!r} workers={len(self._workers)} running={len(self._running)}>"
+
+    # ------------------------------------------------------------------ workers
+
+    @property
+    def workers(self) -> tuple[AbstractWorker, ...]:
+        """The workers, in the order they were added."""
+        with self._lock:
+            return tuple(self._workers.values())
+
+    def add_worker(self, worker: AbstractWorker) -> None:
+        """Add a worker. Added to a running server, it starts at once.
+
+        Raises:
+            TypeError: `worker` is not a worker.
+            ValueError: a worker of that name is already here, or it was already started.
+        """
+        if not isinstance(worker, AbstractWorker):
+            raise TypeError(
+                f"Server {self.name!r}: add_worker() takes a worker (a ThreadWorker or ProcessWorker "
+                f"subclass instance), got {type(worker).__name__}: {worker!r}"
+            )
+        with self._lock:
+            if worker.name in self._workers:
+                raise ValueError(
+                    f"Server {self.name!r} already has a worker named {worker.name!r}; names must be unique"
+                )
+            if worker.started:
+                raise ValueError(
+                    f"Server {self.name!r}: worker {worker.name!r} was already started; add workers "
+                    f"before starting them (use worker.fresh_instance() for a new run)"
+                )
+            if self._stop_reason is not None:
+                raise SpocError(f"Server {self.name!r} is shutting down; worker {worker.name!r} was not added")
+            self._workers[worker.name] = worker
+            if self._started:
+                self._start_worker(worker)
+
+    # ------------------------------------------------------------------ starting
+
+    def start(self) -> None:
+        """Start every worker, in the order they were added.
+
+        A ``fork`` process worker is forked by this server's fork server, which
+        is forked here before the server starts any thread (see `ProcessWorker`).
+        """
+        with self._lock:
+            if self._started:
+                raise SpocError(f"Server {self.name!r} was already started; a server runs once")
+            self._started = True
+            pending = list(self._workers.values())
+            if any(_needs_fork_server(w) for w in pending):
+                self._fork_server = ForkServer(self._workers)
+                self._fork_server.start()
+            monitor = self._ensure_monitor()
+            monitor.start()
+        logger.info("server %r starting %d workers", self.name, len(pending))
+        for worker in pending:
+            if not self._start_worker(worker):
+                break
+
+    def _ensure_monitor(self) -> Monitor:
+        with self._lock:
+            if self._monitor is None:
+                self._monitor = Monitor(self._on_event, self._on_process_exit, self._on_signal, f"spoc-monitor:{self.name}")
+            return self._monitor
+
+    def _start_worker(self, worker: AbstractWorker) -> bool:
+        with self._lock:
+            if self._stop_reason is not None or self._signals_caught:
+                return False
+            monitor = self._ensure_monitor()
+            if isinstance(worker, ProcessWorker):
+                worker._deliver = monitor.deliver_to_inbox(worker)
+                worker._launch(self._fork_server_for(worker), orphan_timeout=self._shutdown_timeout)
+                self._running.add(worker.name)
+                monitor.watch(worker)
+            elif isinstance(worker, ThreadWorker):
+                self._running.add(worker.name)
+                worker._launch(monitor.deliver_to_inbox(worker))
+            else:
+                raise TypeError(f"Server {self.name!r}: worker {worker.name!r} is neither a ThreadWorker nor a ProcessWorker")
+            return True
+
+    def _fork_server_for(self, worker: ProcessWorker) -> ForkServer | None:
+        if worker.start_method != "fork":
+            return None
+        if self._fork_server is None or not self._fork_server.running:
+            # Only a worker added after start() gets here with no fork server yet.
+            self._fork_server = ForkServer({})
+            self._fork_server.start()
+        return self._fork_server
+
+    # ------------------------------------------------------------------ events (monitor thread)
+
+    def _on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+        worker._record(event)
+        if event.kind == "exit" and isinstance(worker, ThreadWorker):
+            thread = worker._thread_or_process
+            if thread is not None:
+                thread.join(1.0)
+            self._worker_ended(worker)
+
+    def _on_process_exit(self, worker: ProcessWorker) -> None:
+        self._worker_ended(worker)
+
+    def _worker_ended(self, worker: AbstractWorker) -> None:
+        with self._lock:
+            self._running.discard(worker.name)
+            self._changed.notify_all()
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals_handled += 1
+        if self._signals_handled == 1:
+            logger.warning(
+                "server %r received %s: stopping %d workers (send it again to force)",
+                self.name,
+                signal_name(signum),
+                len(self._running),
+            )
+            self._request_stop("signal")
+        else:
+            logger.warning("server %r received %s again: forcing shutdown", self.name, signal_name(signum))
+            self._force()
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The SIGINT/SIGTERM handler of run_forever: record and hand over, nothing else."""
+        self._signals_caught.append(signum)
+        monitor = self._monitor
+        if monitor is not None:
+            monitor.poke_from_signal_handler(signum)
+
+    # ------------------------------------------------------------------ stopping
+
+    def stop(self) -> None:
+        """Ask every worker to stop. Returns at once; `join_all()` waits. Idempotent."""
+        self._request_stop("stop")
+
+    def _request_stop(self, reason: StopReason) -> None:
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            started = [w for w in self._workers.values() if w.started]
+            self._changed.notify_all()
+        for worker in started:
+            worker.stop()
+
+    def _force(self) -> None:
+        with self._lock:
+            self._forced = True
+            alive = [w for w in self._workers.values() if w.name in self._running]
+            self._changed.notify_all()
+        for worker in alive:
+            if isinstance(worker, ProcessWorker):
+                worker._forced = True
+                worker.dump_stack()
+                worker.kill()
+
+    def join_all(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> list[AbstractWorker]:
+        """Wait for every worker to end, all against one deadline `timeout` seconds away.
+
+        Past the deadline, a process worker still running has its Python stack
+        dumped to stderr, gets SIGTERM and, after `KILL_GRACE` seconds, SIGKILL;
+        a thread still running is named in a warning with its stack.
+
+        Returns the workers that did not stop by the deadline (empty when all did).
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._running and not self._forced:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            late = [self._workers[name] for name in self._running]
+        if late:
+            self._escalate(late, timeout)
+        self._close_when_idle()
+        return late
+
+    def _escalate(self, late: list[AbstractWorker], timeout: float) -> None:
+        processes = [w for w in late if isinstance(w, ProcessWorker)]
+        for worker in processes:
+            worker._forced = True
+            if not self._forced:
+                logger.warning(
+                    "worker %r (pid %s) did not stop within %gs: its stack follows on stderr; sending SIGTERM",
+                    worker.name,
+                    worker.pid,
+                    timeout,
+                )
+                worker.dump_stack()
+                worker.terminate()
+        if processes and not self._forced:
+            self._wait_for(processes, KILL_GRACE)
+        for worker in processes:
+            if worker.name in self._running:
+                logger.error("worker %r (pid %s) ignored SIGTERM: sending SIGKILL", worker.name, worker.pid)
+                worker.kill()
+        self._wait_for(processes, _REAP_LIMIT)
+        for worker in late:
+            if isinstance(worker, ThreadWorker) and worker.is_alive():
+                worker._forced = True
+                logger.warning(
+                    "worker %r (thread) did not stop within %gs and keeps running (threads cannot be "
+                    "killed); it is at:\n%s",
+                    worker.name,
+                    timeout,
+                    (worker.current_stack() or "  <no stack>").rstrip("\n"),
+                )
+                worker._record_exit(None, forced=True)
+
+    def _wait_for(self, workers: Iterable[AbstractWorker], seconds: float) -> None:
+        names = {w.name for w in workers}
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while names & self._running:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
+
+    def _close_when_idle(self) -> None:
+        """Release the monitor and the fork server once every process worker has been reaped."""
+        with self._lock:
+            if any(isinstance(self._workers[n], ProcessWorker) for n in self._running):
+                return
+            monitor, self._monitor = self._monitor, None
+            fork_server, self._fork_server = self._fork_server, None
+        if fork_server is not None:
+            fork_server.close()
+        if monitor is not None and not self._running:
+            monitor.close()
+        elif monitor is not None:
+            with self._lock:
+                self._monitor = monitor  # a stuck thread may still report; keep listening
+
+    # ------------------------------------------------------------------ running
+
+    def run_forever(self, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> ServerExit:
+        """Start the workers and run until SIGINT/SIGTERM, `stop()`, or every worker has ended.
+
+        Signal handlers for SIGINT and SIGTERM are installed for the duration of
+        the call (from the main thread only) and the previous ones restored. The
+        first signal stops the workers gracefully within `shutdown_timeout`
+        seconds; a second one forces the shutdown (process workers are killed).
+
+        Returns a `ServerExit`; ``sys.exit(server.run_forever().exit_code)``
+        makes a command exit non-zero when a worker failed or had to be forced.
+        """
+        self._shutdown_timeout = shutdown_timeout
+        self._ensure_monitor()
+        late: list[AbstractWorker] = []
+        with handlers_installed(SHUTDOWN_SIGNALS, self._handle_signal):
+            try:
+                if not self._started:
+                    self.start()
+                self._wait_for_end()
+            finally:
+                with self._lock:
+                    if self._stop_reason is None:
+                        self._stop_reason = _reason_without_request(bool(self._signals_caught), bool(self._running))
+                self._request_stop(self._stop_reason or "stop")
+                late = self.join_all(shutdown_timeout)
+        return self._outcome(late)
+
+    def _wait_for_end(self) -> None:
+        with self._changed:
+            while self._stop_reason is None and not self._signals_caught and self._running:
+                self._changed.wait()
+
+    def _outcome(self, late: list[AbstractWorker]) -> ServerExit:
+        with self._lock:
+            exits = tuple(w.exit_info for w in self._workers.values() if w.exit_info is not None)
+            reason: StopReason = "signal" if self._signals_caught else (self._stop_reason or "stop")
+            first_signal = signal_name(self._signals_caught[0]) if self._signals_caught else None
+            return ServerExit(self.name, reason, first_signal, exits, forced=bool(late) or self._forced)
+
+
+def _needs_fork_server(worker: AbstractWorker) -> bool:
+    return isinstance(worker, ProcessWorker) and worker.start_method == "fork"
+
+
+def _reason_without_request(signalled: bool, running: bool) -> StopReason:
+    if signalled:
+        return "signal"
+    return "stop" if running else "workers_ended"

@@ -1,0 +1,85 @@
+"""The thread backend: ThreadWorker runs its life in a thread of the server's process."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import ClassVar
+
+from ._aio import uvloop_enabled
+from ._errors import WorkerStartError
+from ._events import make_event
+from ._worker import AbstractWorker, Emit, LifecycleBody
+
+__all__ = ["ThreadWorker"]
+
+
+class ThreadWorker(AbstractWorker):
+    """A worker that lives in a thread of the current process: for I/O-bound work.
+
+    Args:
+        name: the worker's name, unique within its server; also the thread's name.
+        daemon: when True (the default) the program may exit while the thread
+            still runs; when False, interpreter exit waits for it.
+    """
+
+    backend: ClassVar[str] = "thread"
+
+    def __init__(self, name: str, daemon: bool = True) -> None:
+        super().__init__(name, daemon=daemon)
+
+    def start(self) -> None:
+        """Start the worker's thread on its own, outside a Server."""
+        self._launch(None)
+
+    def _launch(self, deliver: Emit | None) -> None:
+        self._check_startable()
+        self._deliver = deliver
+        self._body_exitcode: int | None = None
+        use_uvloop = uvloop_enabled()
+        thread = threading.Thread(target=self._live, args=(use_uvloop,), name=self.name, daemon=self.daemon)
+        self._thread_or_process = thread
+        thread.start()
+
+    def _live(self, use_uvloop: bool) -> None:
+        emit = self._deliver or self._record
+        exitcode = 1
+        try:
+            exitcode = LifecycleBody(self, emit).run(use_uvloop)
+        finally:
+            self._body_exitcode = exitcode
+            self._running = False
+            emit(make_event(self.name, "exit", exitcode=exitcode))
+
+    def is_alive(self) -> bool:
+        thread = self._thread_or_process
+        return thread is not None and thread.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        thread = self._thread_or_process
+        if thread is None or thread.is_alive():
+            return None
+        return getattr(self, "_body_exitcode", None)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` seconds for the thread to end (and its exit to be recorded)."""
+        thread = self._thread_or_process
+        if thread is None:
+            raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        thread.join(timeout)
+        if not thread.is_alive():
+            self._finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def current_stack(self) -> str | None:
+        """The thread's current Python stack, formatted; None when it is not running."""
+        thread = self._thread_or_process
+        if thread is None or thread.ident is None:
+            return None
+        frame = sys._current_frames().get(thread.ident)
+        if frame is None:
+            return None
+        return "".join(traceback.format_stack(frame))

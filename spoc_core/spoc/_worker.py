@@ -1,0 +1,406 @@
+"""AbstractWorker: the lifecycle body, the stop flag, wait/sleep, context and the parent-side record.
+
+The same object plays two parts. Where the worker *lives* (its thread, or its
+child process) it runs the lifecycle body and emits `WorkerEvent` records.
+Where it is *supervised* (the process that started it) it receives those
+records and keeps `error`, `exitcode` and `exit_info` up to date. For a thread
+worker both parts are one process; for a process worker the child holds a copy.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import logging
+import threading
+import types
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+from ._aio import loop_factory, run_in_new_loop
+from ._errors import ErrorRecord, Phase
+from ._events import WorkerEvent, WorkerExit, make_event
+from ._signals import signal_name
+
+__all__ = ["AbstractWorker", "Emit"]
+
+logger = logging.getLogger("spoc")
+
+Emit = Callable[[WorkerEvent], None]
+
+_ASYNC_CAPABLE = ("setup", "main", "teardown", "lifecycle")
+
+
+class AbstractWorker(abc.ABC):
+    """Base class of every worker: subclass `ThreadWorker` or `ProcessWorker` and write `main()`.
+
+    The life of a worker, wherever it runs::
+
+        setup() -> lifecycle("startup") -> main() -> teardown() -> lifecycle("shutdown")
+
+    teardown() always runs, also when setup() or main() raised. Any exception
+    fires ``lifecycle("error", exception=exc, phase=...)``, makes `exitcode`
+    non-zero and is reported to the server; it never escapes the worker.
+
+    When any of setup/main/teardown/lifecycle is a coroutine function, the whole
+    life runs in one event loop created for the worker (uvloop when enabled).
+    """
+
+    backend: ClassVar[str] = ""
+    """The name of the backend that runs this kind of worker ("thread", "process")."""
+
+    _RUNTIME_ATTRS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "_init_args",
+            "_stop_event",
+            "_async_wakers",
+            "_thread_or_process",
+            "_finished",
+            "_deliver",
+        }
+    )
+
+    name: str
+    daemon: bool
+    context: types.SimpleNamespace
+    error: ErrorRecord | None
+    exit_info: WorkerExit | None
+    _thread_or_process: Any
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> AbstractWorker:
+        if getattr(cls, "main", None) is AbstractWorker.main:
+            raise TypeError(
+                f"{cls.__name__} cannot be instantiated: it does not define main(). "
+                f"A worker subclass must implement main(self) (plain or async def), "
+                f"the body that runs until stop is requested."
+            )
+        self = super().__new__(cls)
+        self._init_args = (args, kwargs)
+        return self
+
+    def __init__(self, name: str, *, daemon: bool = True) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                f"{type(self).__name__}: name must be a non-empty str, got {name!r}; "
+                f"pass it first, e.g. {type(self).__name__}('worker-1')"
+            )
+        self.name = name
+        self.daemon = daemon
+        self.context = types.SimpleNamespace()
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        """(Re)create the state that belongs to one run and never crosses a process boundary."""
+        self._running = True
+        self._stop_requested = False
+        self._stop_event = threading.Event()
+        self._async_wakers: list[Callable[[], None]] = []
+        self._thread_or_process = None
+        self._finished = threading.Event()
+        self._deliver: Emit | None = None
+        self._forced = False
+        self.error = None
+        self.exit_info = None
+
+    # ------------------------------------------------------------------ the user's hooks
+
+    def setup(self) -> Any:
+        """Prepare resources before main(); runs where the worker lives. May be ``async def``."""
+
+    @abc.abstractmethod
+    def main(self) -> Any:
+        """The worker's body: loop ``while self.is_running`` (or ``self.wait()``). May be ``async def``."""
+
+    def teardown(self) -> Any:
+        """Release resources; runs after main(), also after a failure. May be ``async def``."""
+
+    def lifecycle(self, event_type: str, **data: Any) -> Any:
+        """Called with ``"startup"``, ``"shutdown"`` and ``"error"`` (with ``exception`` and ``phase``).
+
+        Runs where the worker lives, in its thread or child process. May be ``async def``.
+        """
+
+    # ------------------------------------------------------------------ stopping
+
+    @property
+    def is_running(self) -> bool:
+        """True until stop is requested or the worker's body has ended."""
+        return self._running
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether `stop()` has been called (by the server, a signal or anyone)."""
+        return self._stop_requested
+
+    def stop(self) -> None:
+        """Ask the worker to stop: `is_running` turns False and `wait()`/`sleep()` return at once.
+
+        Idempotent, does not block, and safe to call from any thread or from a
+        signal handler. It does not wait for the worker to end: use `join()`.
+        """
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self._running = False
+        self._wake_local()
+        self._request_stop()
+
+    def _wake_local(self) -> None:
+        self._stop_event.set()
+        for wake in tuple(self._async_wakers):
+            try:
+                wake()
+            except RuntimeError:  # the sleeping loop closed in the meantime
+                pass
+
+    def _request_stop(self) -> None:
+        """Carry the stop request to where the body runs (a process worker's child)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block for up to `timeout` seconds, returning early when stop is requested.
+
+        Returns True when stop was requested, False when the timeout passed.
+        Use it instead of ``time.sleep()`` between jobs, so a stop is immediate.
+        """
+        if self._stop_requested:
+            return True
+        return self._stop_event.wait(timeout)
+
+    async def sleep(self, seconds: float) -> bool:
+        """Async counterpart of `wait`: sleep `seconds`, returning at once when stop is requested.
+
+        Returns True when stop was requested, False when the time passed.
+        """
+        if self._stop_requested:
+            return True
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[bool] = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(_resolve, woken, True)
+
+        timer = loop.call_later(max(0.0, seconds), _resolve, woken, False)
+        self._async_wakers.append(wake)
+        try:
+            if self._stop_requested:
+                return True
+            return await woken
+        finally:
+            timer.cancel()
+            self._async_wakers.remove(wake)
+
+    # ------------------------------------------------------------------ running
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the worker's life in its own thread or process. A worker starts once."""
+
+    @abc.abstractmethod
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` seconds for the worker to end."""
+
+    @abc.abstractmethod
+    def is_alive(self) -> bool:
+        """Whether the worker's thread or process is running."""
+
+    @property
+    @abc.abstractmethod
+    def exitcode(self) -> int | None:
+        """None while running; 0 after a clean end; non-zero after a failure;
+        the negative signal number when a process worker was killed."""
+
+    @property
+    def started(self) -> bool:
+        """Whether `start()` has been called."""
+        return self._thread_or_process is not None
+
+    @property
+    def is_async(self) -> bool:
+        """Whether any of setup/main/teardown/lifecycle is a coroutine function."""
+        return any(inspect.iscoroutinefunction(getattr(self, name)) for name in _ASYNC_CAPABLE)
+
+    def fresh_instance(self) -> AbstractWorker:
+        """Build a new, unstarted worker from the same constructor arguments.
+
+        The state of this instance's run does not carry over: that is what a
+        supervisor wants when it restarts a worker.
+        """
+        args, kwargs = self._init_args
+        return type(self)(*args, **kwargs)
+
+    def _check_startable(self) -> None:
+        from ._errors import WorkerStartError
+
+        if self.started:
+            raise WorkerStartError(
+                f"worker {self.name!r} was already started; a worker runs once. "
+                f"Use worker.fresh_instance() for a new run."
+            )
+
+    # ------------------------------------------------------------------ the supervising side
+
+    def _record(self, event: WorkerEvent) -> None:
+        """Take in one event where the worker is supervised: keep state, log failures once."""
+        if event.kind == "error" and event.error is not None:
+            if self.error is None:
+                self.error = event.error
+            logger.error(
+                "worker %r failed in %s: %s\n%s",
+                self.name,
+                event.error.phase,
+                event.error.message or event.error.type_name,
+                event.error.traceback.rstrip("\n"),
+            )
+        elif event.kind == "startup":
+            logger.info("worker %r started (pid %d)", self.name, event.pid)
+        elif event.kind == "exit":
+            self._record_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
+
+    def _record_exit(self, exitcode: int | None, *, forced: bool = False) -> WorkerExit:
+        if self.exit_info is not None:
+            return self.exit_info
+        self._running = False
+        info = WorkerExit(
+            worker=self.name,
+            exitcode=exitcode,
+            error=self.error,
+            stop_requested=self._stop_requested,
+            forced=forced,
+        )
+        self.exit_info = info
+        if info.outcome == "killed" and exitcode is not None and exitcode < 0:
+            logger.error("worker %r was killed by %s", self.name, signal_name(-exitcode))
+        elif info.outcome == "failed" and self.error is None:
+            logger.error("worker %r exited with code %s", self.name, exitcode)
+        else:
+            logger.info("worker %r ended (%s)", self.name, info.outcome)
+        self._finished.set()
+        return info
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._RUNTIME_ATTRS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_args = ((), {})
+        self._init_runtime()
+
+    def __repr__(self) -> str:
+        if not self.started:
+            status = "not started"
+        elif self.exit_info is not None or (self.exitcode is not None):
+            status = f"exitcode={self.exitcode}"
+        else:
+            status = "running" if self._running else "stopping"
+        return f"<{type(self).__name__} {self.name!r} {self.backend} {status}>"
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+# ---------------------------------------------------------------------- the lifecycle body
+
+
+class LifecycleBody:
+    """Runs one worker's life where it lives and emits its events.
+
+    One implementation serves sync and async workers: the body is a coroutine
+    that awaits only what the worker's own methods return, so for a sync worker
+    it never suspends and is driven to the end without an event loop.
+    """
+
+    def __init__(self, worker: AbstractWorker, emit: Emit) -> None:
+        self.worker = worker
+        self.emit = emit
+        self.exitcode = 0
+
+    def run(self, use_uvloop: bool | None = None) -> int:
+        """Run the whole lifecycle; return the exit code (0 clean, 1 failed)."""
+        if self.worker.is_async:
+            try:
+                factory = loop_factory(use_uvloop)
+                run_in_new_loop(self._life(), factory)
+            except BaseException as exc:  # the loop itself could not run
+                self._failed(exc, "setup")
+        else:
+            try:
+                _drive_without_loop(self._life())
+            except RuntimeError as exc:
+                self._failed(exc, "main")
+        return self.exitcode
+
+    async def _life(self) -> None:
+        worker = self.worker
+        if await self._phase("setup", worker.setup) and await self._notify("startup", "setup"):
+            await self._phase("main", worker.main)
+        await self._phase("teardown", worker.teardown)
+        await self._notify("shutdown", "teardown")
+
+    async def _phase(self, phase: Phase, method: Callable[[], Any]) -> bool:
+        try:
+            await _call(method)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                await self._failed_async(exc, phase)
+                return False
+        except BaseException as exc:
+            await self._failed_async(exc, phase)
+            return False
+        return True
+
+    async def _notify(self, kind: str, phase: Phase) -> bool:
+        """Call the user's lifecycle(kind), then tell the server; a raise counts against `phase`."""
+        try:
+            await _call(self.worker.lifecycle, kind)
+        except BaseException as exc:
+            await self._failed_async(exc, phase)
+            if kind == "startup":
+                return False
+        self.emit(make_event(self.worker.name, kind, phase=phase))
+        return True
+
+    async def _failed_async(self, exc: BaseException, phase: Phase) -> None:
+        record = self._failed(exc, phase)
+        try:
+            await _call(self.worker.lifecycle, "error", exception=exc, phase=phase)
+        except BaseException as handler_exc:
+            self._failed(handler_exc, phase, note=f"lifecycle('error') raised while handling {record}")
+
+    def _failed(self, exc: BaseException, phase: Phase, note: str = "") -> ErrorRecord:
+        self.exitcode = 1
+        _drop_own_frames(exc)
+        record = ErrorRecord.from_exception(exc, phase)
+        if note:
+            record = ErrorRecord(record.type_name, record.message, f"{note}\n{record.traceback}", phase, exc)
+        self.emit(make_event(self.worker.name, "error", phase=phase, error=record))
+        return record
+
+
+def _drop_own_frames(exc: BaseException) -> None:
+    """Start the traceback at the user's code, not at this module's plumbing."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+
+
+async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    result = method(*args, **kwargs)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _drive_without_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that never suspends (a sync worker's body) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise RuntimeError("a synchronous worker's body awaited something; make its methods async def")
+

@@ -1,0 +1,311 @@
+"""The fork server: a clean single-threaded process that forks every ``fork`` process worker.
+
+Forking a process that runs threads can deadlock the child on a lock another
+thread held at that instant (and warns from Python 3.12 on). A Server
+therefore forks this helper once, in `Server.start()`, *before* its monitor and
+its thread workers exist. From then on every ``fork`` process worker of that
+server -- at start, added later, or restarted -- is forked from the helper,
+which has no other thread and holds no lock.
+
+The helper is a fork of the program as it was when the server started, so a
+child still sees the program's ``__main__`` (the guide's scripts need no
+``if __name__ == "__main__":`` guard) and the workers that were registered then
+as they were, unpickled: a worker registered before start is forked with its
+attributes as they are, sockets and multiprocessing queues included. A worker
+that is added after start has to be pickled to the helper.
+
+Protocol. The server sends a request over a UNIX socket, with three fds
+attached (the child's control pipe, its event pipe, and a status pipe). The
+helper forks, answers the child's pid on the status pipe, and writes its exit
+status there once it has reaped it; the status pipe is the server's sentinel.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from . import _fds
+from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
+from ._errors import ErrorRecord, WorkerStartError
+from ._events import make_event
+from ._linux import set_parent_death_signal
+from ._signals import CHILD_SIGNALS, blocked
+from ._worker import AbstractWorker
+
+__all__ = ["ForkServer", "ForkedChild"]
+
+_HEADER = struct.Struct("!I")
+_PID = struct.Struct("!q")
+_STATUS = struct.Struct("!i")
+_FDS_PER_REQUEST = 3
+
+
+class ForkedChild:
+    """The server's handle on a child forked by the fork server (not the server's own child)."""
+
+    def __init__(self, pid: int, status_fd: int) -> None:
+        self.pid = pid
+        self.sentinel = status_fd
+        self._exitcode: int | None = None
+        self._closed = False
+
+    def poll(self) -> int | None:
+        """The exit code once the fork server has reported it, else None. Never blocks."""
+        if self._exitcode is None and not self._closed:
+            readable, _, _ = select.select([self.sentinel], [], [], 0)
+            if readable:
+                data = _read_exactly(self.sentinel, _STATUS.size)
+                if len(data) == _STATUS.size:
+                    self._exitcode = _STATUS.unpack(data)[0]
+                else:
+                    self._exitcode = self._lost()
+        return self._exitcode
+
+    def _lost(self) -> int:
+        """The fork server vanished without reporting: kill the child we can no longer watch."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return -signal.SIGKILL
+
+    def is_alive(self) -> bool:
+        return self.poll() is None and not self._closed
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.poll() is None and not self._closed:
+            select.select([self.sentinel], [], [], timeout)
+            self.poll()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.poll()
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        if not self._closed:
+            self.poll()
+            self._closed = True
+            _fds.untrack(self.sentinel)
+            os.close(self.sentinel)
+
+
+class ForkServer:
+    """One server's fork helper; see the module docstring."""
+
+    def __init__(self, registered: Mapping[str, AbstractWorker]) -> None:
+        self._registered = dict(registered)
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self.pid = 0
+
+    @property
+    def running(self) -> bool:
+        return self._sock is not None
+
+    def start(self) -> None:
+        """Fork the helper from the calling thread (do it before the server starts threads)."""
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        parent_pid = os.getpid()
+        from_main_thread = threading.current_thread() is threading.main_thread()
+        with blocked():
+            pid = os.fork()
+            if pid == 0:  # the helper
+                code = 0
+                try:
+                    ours.close()
+                    _serve(theirs, self._registered, parent_pid, from_main_thread)
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                finally:
+                    os._exit(code)
+        theirs.close()
+        self._sock = ours
+        _fds.track(ours.fileno())
+        self.pid = pid
+
+    def launch(self, worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions) -> ForkedChild:
+        """Have the helper fork a child that runs `worker`; return the server's handle on it."""
+        if worker is self._registered.get(worker.name):
+            request: dict[str, Any] = {"mode": "ref", "name": worker.name}
+        else:
+            request = {"mode": "pickle", "name": worker.name, "payload": pickle.dumps(worker)}
+        request["options"] = asdict(options)
+        body = pickle.dumps(request)
+        status_r, status_w = os.pipe()
+        try:
+            with self._lock:
+                if self._sock is None:
+                    raise WorkerStartError(f"worker {worker.name!r}: the server's fork server is closed")
+                fds = array.array("i", [control_fd, event_fd, status_w])
+                self._sock.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+                self._sock.sendall(body)
+        except OSError as exc:
+            os.close(status_r)
+            raise WorkerStartError(f"worker {worker.name!r}: the fork server is gone ({exc})") from exc
+        finally:
+            os.close(status_w)
+        data = _read_exactly(status_r, _PID.size)
+        if len(data) != _PID.size:
+            os.close(status_r)
+            raise WorkerStartError(f"worker {worker.name!r}: the fork server died before forking it")
+        return ForkedChild(_PID.unpack(data)[0], _fds.track(status_r))
+
+    def close(self) -> None:
+        """Tell the helper to exit and reap it."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        _fds.untrack(sock.fileno())
+        sock.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    fds = array.array("i")
+    header, ancdata, _, _ = sock.recvmsg(_HEADER.size, socket.CMSG_SPACE(_FDS_PER_REQUEST * fds.itemsize))
+    if not header:
+        return None
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    while len(header) < _HEADER.size:
+        header += sock.recv(_HEADER.size - len(header))
+    (length,) = _HEADER.unpack(header)
+    body = b""
+    while len(body) < length:
+        chunk = sock.recv(min(1 << 20, length - len(body)))
+        if not chunk:
+            return None
+        body += chunk
+    return pickle.loads(body), list(fds)
+
+
+def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent_pid: int, from_main: bool) -> None:
+    """The helper's loop: fork on request, reap, report exit statuses; end when the server hangs up."""
+    for signum in CHILD_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    reset_after_fork(frozenset({sock.fileno()}))
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    for fd in (wake_r, wake_w):
+        _fds.track(fd)
+    signal.signal(signal.SIGCHLD, _ignore)
+    signal.set_wakeup_fd(wake_w)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_SIGNALS)
+    if from_main:
+        set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        return
+    status_fds: dict[int, int] = {}
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                _drain(wake_r)
+            else:
+                received = _recv_request(sock)
+                if received is None:
+                    return
+                request, fds = received
+                pid = _fork_child(request, fds, registered)
+                for fd_ in fds[:2]:
+                    os.close(fd_)
+                os.write(fds[2], _PID.pack(pid))
+                status_fds[pid] = _fds.track(fds[2])
+        _reap(status_fds)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """SIGCHLD handler: its only job is to make the wake-up fd readable."""
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(status_fds: dict[int, int]) -> None:
+    for pid in list(status_fds):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            fd = status_fds.pop(pid)
+            try:
+                os.write(fd, _STATUS.pack(os.waitstatus_to_exitcode(status)))
+            except OSError:
+                pass
+            _fds.untrack(fd)
+            os.close(fd)
+
+
+def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str, AbstractWorker]) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        control_fd, event_fd, status_fd = fds
+        os.close(status_fd)
+        reset_after_fork(frozenset({control_fd, event_fd}))
+        code = _run_request(request, control_fd, event_fd, registered)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _run_request(request: dict[str, Any], control_fd: int, event_fd: int, registered: Mapping[str, AbstractWorker]) -> int:
+    name = request["name"]
+    try:
+        worker = registered[name] if request["mode"] == "ref" else pickle.loads(request["payload"])
+    except BaseException as exc:
+        writer = EventWriter(event_fd)
+        error = ErrorRecord.from_exception(exc, "setup")
+        writer.send(make_event(name, "error", phase="setup", error=error))
+        writer.close()
+        return 1
+    return run_child(worker, control_fd, event_fd, ChildOptions(**request["options"]))

@@ -1,0 +1,21 @@
+"""The worker API, at the import path the user guide uses: ``from spoc.workers import ...``."""
+
+from __future__ import annotations
+
+from . import AbstractWorker
+from . import ProcessWorker
+from . import Server
+from . import ServerExit
+from . import ThreadWorker
+from . import run_async_safely
+from . import set_uvloop_if_available
+
+__all__ = [
+    "AbstractWorker",
+    "ProcessWorker",
+    "Server",
+    "ServerExit",
+    "ThreadWorker",
+    "run_async_safely",
+    "set_uvloop_if_available",
+]
