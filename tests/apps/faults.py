@@ -1,0 +1,142 @@
+"""Fault-injection app: one program, many failure scenarios, chosen by argv.
+
+    python tests/apps/faults.py SCENARIO [--method fork|forkserver|spawn] [--timeout S] [--from-thread]
+
+Workers print markers the tests wait for: ``READY <name> pid=<pid>`` once
+started, ``TEARDOWN <name>`` from teardown. At the end the program prints
+``RESULT ...`` and exits with the ServerExit's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from spoc.workers import ProcessWorker, Server, ThreadWorker
+
+
+def say(*parts: object) -> None:
+    """Write one marker line with a single write(), so lines of several processes never interleave."""
+    os.write(1, (" ".join(map(str, parts)) + "\n").encode())
+
+
+class Marked:
+    """Markers shared by every worker of this app."""
+
+    name: str
+
+    def lifecycle(self, event_type: str, **data: object) -> None:
+        if event_type == "startup":
+            say(f"READY {self.name} pid={os.getpid()}")
+        elif event_type == "error":
+            say(f"ERROR {self.name} phase={data.get('phase')}")
+
+    def teardown(self) -> None:
+        say(f"TEARDOWN {self.name}")
+
+
+class Idle(Marked, ThreadWorker):
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+
+class IdleProcess(Marked, ProcessWorker):
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+
+class IdleAsync(Marked, ThreadWorker):
+    async def main(self) -> None:
+        while not await self.sleep(60):
+            pass
+
+
+class SetupRaises(Marked, ProcessWorker):
+    def setup(self) -> None:
+        raise RuntimeError("setup exploded")
+
+    def main(self) -> None:
+        say("MAIN-RAN")
+
+
+def stuck_in_this_function(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
+
+
+class IgnoresStop(Marked, ProcessWorker):
+    """Ignores stop requests and SIGTERM: only SIGKILL ends it."""
+
+    def setup(self) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def main(self) -> None:
+        stuck_in_this_function(3600)
+
+
+class StuckThread(Marked, ThreadWorker):
+    def main(self) -> None:
+        stuck_in_this_function(3600)
+
+
+class ExitsFast(Marked, ThreadWorker):
+    def main(self) -> None:
+        say(f"DONE {self.name}")
+
+
+def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
+    if scenario == "basic":
+        return [Idle("thread-1"), IdleProcess("process-1", start_method=method), IdleAsync("async-1")]
+    if scenario == "processes":
+        return [IdleProcess(f"process-{i}", start_method=method) for i in range(1, 4)]
+    if scenario == "many":
+        return [IdleProcess(f"process-{i}", start_method=method) for i in range(1, 21)]
+    if scenario == "setup_raises":
+        return [Idle("thread-1"), SetupRaises("broken", start_method=method)]
+    if scenario == "ignore_stop":
+        return [Idle("thread-1"), IgnoresStop("stubborn", start_method=method)]
+    if scenario == "stuck_thread":
+        return [StuckThread("stuck"), IdleProcess("process-1", start_method=method)]
+    if scenario == "exit_fast":
+        return [ExitsFast("quick-1"), ExitsFast("quick-2")]
+    raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--method", default="fork")
+    parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--from-thread", action="store_true", help="call server.start() from a short-lived thread")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="LOG %(levelname)s %(message)s", stream=sys.stderr)
+    server = Server(name=f"faults-{args.scenario}")
+    for worker in build(args.scenario, args.method):
+        server.add_worker(worker)
+    if args.from_thread:
+        starter = threading.Thread(target=server.start, name="short-lived-starter")
+        starter.start()
+        starter.join()
+        processes = [w for w in server.workers if isinstance(w, ProcessWorker)]
+        time_left = time.monotonic() + 0.5
+        for worker in processes:
+            worker.join(max(0.0, time_left - time.monotonic()))
+        say("STARTER-EXITED alive=" + ",".join(str(w.is_alive()) for w in processes))
+    outcome = server.run_forever(shutdown_timeout=args.timeout)
+    say(
+        f"RESULT reason={outcome.reason} signal={outcome.signal} forced={outcome.forced} ok={outcome.ok} "
+        f"started={len(outcome.exits)} failed={','.join(e.worker for e in outcome.failed)}"
+    )
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

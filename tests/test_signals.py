@@ -1,0 +1,129 @@
+"""Real signals sent to a real run_forever() in a subprocess started in its own session."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from harness import App, wait_gone
+
+pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
+
+BASIC_WORKERS = ("thread-1", "process-1", "async-1")
+
+
+def ready_pids(app: App, count: int) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=count)}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_first_signal_shuts_down_gracefully(app_factory: type[App], start_method: str, signum: int) -> None:
+    app = app_factory("basic", "--method", start_method)
+    ready_pids(app, 3)
+    app.signal(signum)
+    assert app.wait() == 0
+    for name in BASIC_WORKERS:
+        assert f"TEARDOWN {name}" in app.stdout
+    assert f"RESULT reason=signal signal={signal.Signals(signum).name} forced=False ok=True" in app.stdout
+    assert "Traceback" not in app.stderr
+
+
+def test_ctrl_c_to_the_whole_group_is_graceful_in_children(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("processes", "--method", start_method)
+    ready_pids(app, 3)
+    app.signal_group(signal.SIGINT)
+    assert app.wait() == 0
+    assert app.stdout.count("TEARDOWN process-") == 3
+    assert "KeyboardInterrupt" not in app.stderr
+    assert "Traceback" not in app.stderr
+    assert "RESULT reason=signal signal=SIGINT forced=False ok=True" in app.stdout
+
+
+def test_second_signal_forces_shutdown(app_factory: type[App]) -> None:
+    app = app_factory("ignore_stop", "--timeout", "60")
+    pids = ready_pids(app, 2)
+    app.signal(signal.SIGTERM)
+    app.expect(r"TEARDOWN thread-1")
+    app.signal(signal.SIGTERM)
+    assert app.wait(timeout=20) == 1
+    assert "forcing shutdown" in app.stderr
+    assert "forced=True" in app.stdout
+    assert "failed=stubborn" in app.stdout
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids["stubborn"], 0)
+
+
+@pytest.mark.parametrize("method", ["fork"])  # spawn/forkserver: see NOTES (boot window)
+def test_signal_while_workers_are_still_starting(app_factory: type[App], method: str) -> None:
+    app = app_factory("many", "--method", method)
+    app.expect(r"READY process-")
+    app.signal_group(signal.SIGINT)
+    assert app.wait() == 0
+    result = app.expect(r"RESULT reason=signal .* started=(\d+)")[0]
+    started = int(result.group(1))
+    assert app.stdout.count("TEARDOWN process-") == started
+    assert "Traceback" not in app.stderr
+
+
+def test_killed_parent_leaves_no_children(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("processes", "--method", start_method)
+    pids = ready_pids(app, 3)
+    app.signal(signal.SIGKILL)
+    app.wait()
+    app.expect(r"TEARDOWN process-", count=3, timeout=30)
+    for pid in pids.values():
+        assert wait_gone(pid, 30.0), f"worker pid {pid} outlived its parent"
+
+
+def test_children_outlive_a_short_lived_starting_thread_but_not_the_parent(
+    app_factory: type[App], start_method: str
+) -> None:
+    app = app_factory("processes", "--method", start_method, "--from-thread")
+    pids = ready_pids(app, 3)
+    app.expect(r"STARTER-EXITED alive=True,True,True")
+    app.signal(signal.SIGKILL)
+    app.wait()
+    app.expect(r"TEARDOWN process-", count=3, timeout=30)
+    for pid in pids.values():
+        assert wait_gone(pid, 30.0), f"worker pid {pid} outlived its parent"
+
+
+def test_failed_worker_makes_run_forever_report_failure(app_factory: type[App]) -> None:
+    app = app_factory("setup_raises")
+    app.expect(r"TEARDOWN broken")
+    ready_pids(app, 1)
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 1
+    assert "MAIN-RAN" not in app.stdout
+    assert "failed=broken" in app.stdout
+    assert app.stderr.count("worker 'broken' failed in setup: setup exploded") == 1
+    assert "RuntimeError: setup exploded" in app.stderr
+
+
+def test_run_forever_returns_when_every_worker_has_ended(app_factory: type[App]) -> None:
+    app = app_factory("exit_fast")
+    assert app.wait() == 0
+    assert "RESULT reason=workers_ended signal=None forced=False ok=True" in app.stdout
+
+
+def test_process_past_the_deadline_dumps_its_stack_then_is_killed(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("ignore_stop", "--method", start_method, "--timeout", "1")
+    ready_pids(app, 2)
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 1
+    assert "did not stop within 1s" in app.stderr
+    assert "stuck_in_this_function" in app.stderr
+    assert "ignored SIGTERM: sending SIGKILL" in app.stderr
+    assert "worker 'stubborn' was killed by SIGKILL" in app.stderr
+
+
+def test_stuck_thread_is_named_with_its_stack(app_factory: type[App]) -> None:
+    app = app_factory("stuck_thread", "--timeout", "1")
+    ready_pids(app, 2)
+    app.signal(signal.SIGINT)
+    assert app.wait() == 1
+    assert "worker 'stuck' (thread) did not stop within 1s" in app.stderr
+    assert "in stuck_in_this_function" in app.stderr
+    assert "TEARDOWN process-1" in app.stdout
