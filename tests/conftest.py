@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,9 @@ from harness import App, assert_no_survivors, children_of_this_process
 from spoc._linux import set_child_subreaper
 
 set_child_subreaper()
+
+HELPER_THREADS = ("QueueFeederThread", "Thread-")
+"""Daemon threads that are not leaks: multiprocessing queue feeders, the harness's pipe readers."""
 
 START_METHODS = ["fork", "forkserver", "spawn"]
 
@@ -22,11 +26,12 @@ def no_leftovers() -> Iterator[None]:
     threads_before = set(threading.enumerate())
     yield
     assert_no_survivors(tuple(processes_before))
+    deadline = time.monotonic() + 10.0
     for thread in set(threading.enumerate()) - threads_before:
-        thread.join(10.0)
-        assert not thread.is_alive() or thread.daemon and thread.name.startswith(("Thread-", "spoc-parent")), (
-            f"thread left running: {thread.name}"
-        )
+        if thread.daemon and thread.name.startswith(HELPER_THREADS):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), f"thread left running: {thread.name}"
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ pipe and takes stop requests over a control pipe.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, ClassVar, Protocol
 
@@ -170,7 +171,7 @@ class ProcessWorker(AbstractWorker):
         events_r, events_w = multiprocessing.Pipe(duplex=False)
         on_main = threading.current_thread() is threading.main_thread()
         try:
-            with blocked():
+            with blocked(), self._reporting_unpicklable():
                 if fork_server is not None and self.start_method == "fork":
                     options = ChildOptions(uvloop_enabled(), True, fork_server.pid, orphan_timeout)
                     handle: ChildHandle = fork_server.launch(self, control_r.fileno(), events_w.fileno(), options)
@@ -207,11 +208,18 @@ class ProcessWorker(AbstractWorker):
             args=(self, control_r, events_w, options, forked),
             name=f"spoc:{self.name}",
         )
-        try:
-            process.start()
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise self._unpicklable_error(exc) from exc
+        process.start()
         return MultiprocessingChild(process)
+
+    @contextlib.contextmanager
+    def _reporting_unpicklable(self) -> Iterator[None]:
+        """Turn a pickling failure while sending this worker to its child into a WorkerStartError."""
+        try:
+            yield
+        except WorkerStartError:
+            raise
+        except (pickle.PicklingError, TypeError, AttributeError, RuntimeError) as exc:
+            raise self._unpicklable_error(exc) from exc
 
     def _unpicklable_error(self, exc: BaseException) -> WorkerStartError:
         found = find_unpicklable(self)
@@ -220,10 +228,14 @@ class ProcessWorker(AbstractWorker):
         for path, kind in find_thread_only(self):
             if where.startswith(path):
                 hint = f" It is a {kind.__module__}.{kind.__qualname__}, which only works between threads: use {thread_only_advice(kind)}."
+        advice = (
+            "Add it before Server.start(), so the fork server inherits it unpickled, or create such objects in setup()."
+            if self.start_method == "fork"
+            else "Create such objects in setup(), which runs in the child, or use start_method='fork'."
+        )
         return WorkerStartError(
             f"{type(self).__name__} {self.name!r} cannot be sent to its child process "
-            f"(start_method={self.start_method!r}): {where} does not pickle ({why}).{hint} "
-            f"Create such objects in setup(), which runs in the child, or use start_method='fork'."
+            f"(start_method={self.start_method!r}): {where} does not pickle ({why}).{hint} {advice}"
         )
 
     def _warn_thread_only_objects(self) -> None:

@@ -99,6 +99,7 @@ class Server:
         self._signals_handled = 0
         self._forced = False
         self._running: set[str] = set()
+        self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
 
     def __repr__(self) -> str:
@@ -212,6 +213,9 @@ class Server:
         with self._lock:
             self._running.discard(worker.name)
             self._changed.notify_all()
+            straggler_done = self._joined and not self._running
+        if straggler_done:  # the last thread join_all gave up on has ended after all
+            self._close_when_idle()
 
     def _on_signal(self, signum: int) -> None:
         self._signals_handled += 1
@@ -279,6 +283,8 @@ class Server:
             late = [self._workers[name] for name in self._running]
         if late:
             self._escalate(late, timeout)
+        with self._lock:
+            self._joined = self._started
         self._close_when_idle()
         return late
 

@@ -66,11 +66,24 @@ def _children(obj: object, path: str) -> Iterator[tuple[str, Any]]:
     elif isinstance(obj, (list, tuple, set, frozenset)):
         for index, value in enumerate(obj):
             yield f"{path}[{index}]", value
-    else:
-        state = obj.__getstate__() if hasattr(obj, "__getstate__") else getattr(obj, "__dict__", None)
+    elif not type(obj).__module__.startswith("multiprocessing"):
+        state = _own_state(obj)
         if isinstance(state, dict):
             for name, value in state.items():
                 yield f"{path}.{name}", value
+
+
+def _own_state(obj: object) -> object:
+    """The attributes to look into: a worker's picklable state, or a plain object's __dict__.
+
+    Other objects' ``__getstate__`` is not called: it may refuse (multiprocessing
+    objects outside spawning) or have side effects.
+    """
+    from ._worker import AbstractWorker
+
+    if isinstance(obj, AbstractWorker):
+        return obj.__getstate__()
+    return getattr(obj, "__dict__", None)
 
 
 def find_unpicklable(obj: object, path: str = "self") -> tuple[str, str] | None:

@@ -49,7 +49,48 @@ __all__ = ["ForkServer", "ForkedChild"]
 _HEADER = struct.Struct("!I")
 _PID = struct.Struct("!q")
 _STATUS = struct.Struct("!i")
-_FDS_PER_REQUEST = 3
+_MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
+_received_fds: list[int] = []
+"""In a child forked for a pickled worker: the fds that came with it, for `_PassedFd`."""
+
+
+class _PassedFd:
+    """Stands for an fd sent along with a pickled worker; `detach()` gives the child's copy."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def detach(self) -> int:
+        return _received_fds[self.index]
+
+
+class _FdCollector:
+    """Plays multiprocessing's spawning Popen while a worker is pickled: collects the fds to send."""
+
+    DupFd = _PassedFd
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def duplicate_for_child(self, fd: int) -> int:
+        self.fds.append(fd)
+        return len(self.fds) - 1
+
+
+def _pickle_with_fds(worker: AbstractWorker) -> tuple[bytes, list[int]]:
+    """Pickle `worker` as multiprocessing pickles for a child: pipes and queues travel as fds."""
+    import io
+    from multiprocessing import context as mp_context
+    from multiprocessing import reduction
+
+    collector = _FdCollector()
+    buffer = io.BytesIO()
+    mp_context.set_spawning_popen(collector)
+    try:
+        reduction.ForkingPickler(buffer).dump(worker)
+    finally:
+        mp_context.set_spawning_popen(None)
+    return buffer.getvalue(), collector.fds
 
 
 class ForkedChild:
@@ -148,10 +189,12 @@ class ForkServer:
 
     def launch(self, worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions) -> ForkedChild:
         """Have the helper fork a child that runs `worker`; return the server's handle on it."""
+        passed: list[int] = []
         if worker is self._registered.get(worker.name):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
         else:
-            request = {"mode": "pickle", "name": worker.name, "payload": pickle.dumps(worker)}
+            payload, passed = _pickle_with_fds(worker)
+            request = {"mode": "pickle", "name": worker.name, "payload": payload}
         request["options"] = asdict(options)
         body = pickle.dumps(request)
         status_r, status_w = os.pipe()
@@ -159,7 +202,7 @@ class ForkServer:
             with self._lock:
                 if self._sock is None:
                     raise WorkerStartError(f"worker {worker.name!r}: the server's fork server is closed")
-                fds = array.array("i", [control_fd, event_fd, status_w])
+                fds = array.array("i", [control_fd, event_fd, status_w, *passed])
                 self._sock.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
                 self._sock.sendall(body)
         except OSError as exc:
@@ -199,7 +242,7 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     fds = array.array("i")
-    header, ancdata, _, _ = sock.recvmsg(_HEADER.size, socket.CMSG_SPACE(_FDS_PER_REQUEST * fds.itemsize))
+    header, ancdata, _, _ = sock.recvmsg(_HEADER.size, socket.CMSG_SPACE(_MAX_FDS_PER_REQUEST * fds.itemsize))
     if not header:
         return None
     for level, kind, data in ancdata:
@@ -248,7 +291,7 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
                     return
                 request, fds = received
                 pid = _fork_child(request, fds, registered)
-                for fd_ in fds[:2]:
+                for fd_ in fds[:2] + fds[3:]:
                     os.close(fd_)
                 os.write(fds[2], _PID.pack(pid))
                 status_fds[pid] = _fds.track(fds[2])
@@ -288,14 +331,25 @@ def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        control_fd, event_fd, status_fd = fds
+        control_fd, event_fd, status_fd, *passed = fds
         os.close(status_fd)
-        reset_after_fork(frozenset({control_fd, event_fd}))
+        reset_after_fork(frozenset({control_fd, event_fd, *passed}))
+        _received_fds[:] = passed
         code = _run_request(request, control_fd, event_fd, registered)
+        _run_multiprocessing_exit()
     except BaseException:
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _run_multiprocessing_exit() -> None:
+    """Do what multiprocessing does before a child exits: flush queues' feeder threads, run finalizers."""
+    import multiprocessing.util as mp_util
+
+    exit_function = getattr(mp_util, "_exit_function", None)
+    if callable(exit_function):
+        exit_function()
 
 
 def _run_request(request: dict[str, Any], control_fd: int, event_fd: int, registered: Mapping[str, AbstractWorker]) -> int:

@@ -1,0 +1,191 @@
+"""Process workers: what reaches the parent, what cannot travel, deaths, fds, and fork safety."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import queue
+import threading
+from typing import Any
+
+import pytest
+
+from spoc import ProcessWorker, Server, ThreadOnlyObjectWarning, ThreadWorker, WorkerStartError
+from workers_for_tests import (
+    ExitsAtOnce,
+    KillsItself,
+    Raises,
+    RaisesUnpicklable,
+    RecordingProcess,
+    RunsSubprocess,
+    WaitsForStop,
+    drain,
+    journal,
+)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_child_exception_reaches_the_parent_as_an_error_record(start_method: str, caplog: Any) -> None:
+    worker = Raises("raiser", start_method=start_method)
+    server = Server()
+    server.add_worker(worker)
+    with caplog.at_level(logging.ERROR, logger="spoc"):
+        server.start()
+        assert server.join_all(30) == []
+    record = worker.error
+    assert record is not None
+    assert (record.type_name, record.message, record.phase) == ("LookupError", "no such job: 42", "main")
+    assert 'raise LookupError("no such job: 42")' in record.traceback
+    assert isinstance(record.exception, LookupError)
+    assert worker.exitcode == 1
+    failures = [r for r in caplog.records if "failed in main" in r.getMessage()]
+    assert len(failures) == 1
+    assert "raiser" in failures[0].getMessage() and "no such job: 42" in failures[0].getMessage()
+
+
+def test_an_exception_that_does_not_pickle_still_reports_its_facts() -> None:
+    worker = RaisesUnpicklable("odd")
+    worker.start()
+    worker.join(30)
+    assert worker.error is not None
+    assert worker.error.type_name == "workers_for_tests.CustomError"
+    assert worker.error.message == "7: does not survive pickling"
+    assert worker.error.exception is None
+    assert "CustomError" in worker.error.traceback
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_unpicklable_worker_fails_at_start_naming_the_attribute(method: str) -> None:
+    class Holder:
+        def __init__(self) -> None:
+            self.callback = lambda: None
+
+    worker = ExitsAtOnce("holder", start_method=method)
+    worker.settings = {"retry": Holder()}  # type: ignore[attr-defined]
+    with pytest.raises(WorkerStartError) as caught:
+        worker.start()
+    message = str(caught.value)
+    assert "'holder'" in message
+    assert "self.settings['retry'].callback" in message
+    assert not worker.started
+
+
+def test_thread_only_objects_on_a_process_worker_are_named(start_method: str) -> None:
+    worker = ExitsAtOnce("pipeline", start_method=start_method)
+    worker.jobs = queue.Queue()  # type: ignore[attr-defined]
+    with pytest.warns(ThreadOnlyObjectWarning, match=r"'pipeline' holds a queue\.Queue in self\.jobs.*multiprocessing\.Queue"):
+        try:
+            worker.start()
+        except WorkerStartError as exc:
+            assert start_method != "fork"
+            assert "self.jobs" in str(exc) and "multiprocessing.Queue()" in str(exc)
+            return
+    worker.join(30)
+    assert worker.exitcode == 0
+
+
+def test_sigkilled_process_worker_is_reported_with_exitcode_minus_9(start_method: str, caplog: Any) -> None:
+    worker = KillsItself("victim", start_method=start_method)
+    server = Server()
+    server.add_worker(worker)
+    with caplog.at_level(logging.ERROR, logger="spoc"):
+        server.start()
+        server.join_all(30)
+    assert worker.exitcode == -9
+    assert worker.exit_info is not None and worker.exit_info.outcome == "killed"
+    assert any("killed by SIGKILL" in r.getMessage() for r in caplog.records)
+
+
+def test_joined_process_workers_leave_no_fd_behind() -> None:
+    gc.collect()
+    before = open_fds()
+    for batch in range(10):
+        server = Server(f"batch-{batch}")
+        for i in range(20):
+            server.add_worker(ExitsAtOnce(f"w{i}"))
+        server.start()
+        assert server.join_all(60) == []
+    alone = ExitsAtOnce("alone")
+    alone.start()
+    alone.join(30)
+    gc.collect()
+    assert open_fds() <= before
+
+
+def test_a_subprocess_started_in_a_worker_keeps_its_exit_code() -> None:
+    records = journal()
+    server = Server()
+    server.add_worker(RunsSubprocess("popen", records))
+    server.add_worker(ExitsAtOnce("sibling"))
+    server.start()
+    assert drain(records, 1) == [("popen", "popen", "3")]
+    assert server.join_all(30) == []
+
+
+def test_process_worker_started_while_thread_workers_run(start_method: str) -> None:
+    records = journal()
+    server = Server("mixed")
+    waiters = [WaitsForStop(f"thread-{i}") for i in range(3)]
+    for waiter in waiters:
+        server.add_worker(waiter)
+    server.start()
+    for waiter in waiters:
+        assert waiter.ready.wait(10)
+    assert threading.active_count() > 3
+    late = RecordingProcess("late", records, start_method=start_method)
+    server.add_worker(late)
+    assert [r[1:] for r in drain(records, 3)] == [("setup",), ("lifecycle", "startup"), ("main",)]
+    server.stop()
+    assert server.join_all(30) == []
+    assert late.exitcode == 0
+
+
+def test_fork_children_come_from_the_fork_server_not_the_threaded_parent() -> None:
+    class ReportsParent(ProcessWorker):
+        def __init__(self, name: str, records: Any) -> None:
+            super().__init__(name, start_method="fork")
+            self.records = records
+
+        def main(self) -> None:
+            self.records.put((self.name, os.getppid()))
+
+    records = journal()
+    server = Server()
+    server.add_worker(WaitsForStop("busy-thread"))
+    server.add_worker(ReportsParent("child", records))
+    server.start()
+    (name, parent), = drain(records, 1)
+    assert parent != os.getpid()
+    server.stop()
+    server.join_all(30)
+
+
+def test_stop_before_start_means_the_child_stops_at_once() -> None:
+    worker = WaitsForStopProcess_factory()
+    worker.stop()
+    worker.start()
+    worker.join(30)
+    assert worker.exitcode == 0
+
+
+def WaitsForStopProcess_factory() -> ProcessWorker:
+    from workers_for_tests import WaitsForStopProcess
+
+    import multiprocessing
+
+    return WaitsForStopProcess("early-stop", multiprocessing.get_context("fork").Event())
+
+
+def test_thread_worker_is_not_a_process() -> None:
+    class T(ThreadWorker):
+        def main(self) -> None:
+            pass
+
+    t = T("t")
+    t.start()
+    t.join(10)
+    assert t._thread_or_process is not None and not t._thread_or_process.is_alive()

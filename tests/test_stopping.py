@@ -1,0 +1,182 @@
+"""Stopping: wait()/sleep() wake at once, stop() is idempotent and signal-safe, and the Server API."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from spoc import Server, SpocError, ThreadWorker, set_uvloop_if_available
+from spoc._aio import loop_factory
+from workers_for_tests import ReportsLoop, ReportsLoopProcess, SleepsAsync, WaitsForStop, WaitsForStopProcess, drain, journal
+
+
+@pytest.mark.parametrize("worker_class", [WaitsForStop, SleepsAsync])
+def test_stop_wakes_a_worker_blocked_in_wait_or_sleep_at_once(worker_class: Any) -> None:
+    worker = worker_class("sleeper")
+    worker.start()
+    assert worker.ready.wait(10)
+    began = time.monotonic()
+    worker.stop()
+    worker.join(10)
+    elapsed = time.monotonic() - began
+    assert not worker.is_alive()
+    assert worker.woke_by_stop is True
+    assert elapsed < 0.5, f"stop took {elapsed:.3f}s, not milliseconds"
+
+
+def test_stop_reaches_a_process_worker_blocked_in_wait(start_method: str) -> None:
+    ready = multiprocessing.get_context(start_method).Event()
+    worker = WaitsForStopProcess("sleeper", ready, start_method=start_method)
+    server = Server()
+    server.add_worker(worker)
+    server.start()
+    assert ready.wait(30)
+    began = time.monotonic()
+    server.stop()
+    assert server.join_all(30) == []
+    assert time.monotonic() - began < 5.0
+    assert worker.exit_info is not None and worker.exit_info.outcome == "stopped"
+
+
+def test_wait_times_out_with_false_and_stop_is_idempotent() -> None:
+    worker = WaitsForStop("w")
+    assert worker.wait(0.01) is False
+    worker.stop()
+    worker.stop()
+    assert worker.wait(0.01) is True
+    assert worker.is_running is False
+
+
+def test_stop_is_callable_from_a_signal_handler() -> None:
+    worker = WaitsForStop("w")
+    worker.start()
+    assert worker.ready.wait(10)
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: worker.stop())
+    try:
+        signal.raise_signal(signal.SIGUSR1)
+        worker.join(10)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert not worker.is_alive() and worker.woke_by_stop
+
+
+def test_add_worker_rejects_non_workers_duplicates_and_started_workers() -> None:
+    server = Server("api")
+    with pytest.raises(TypeError, match=r"Server 'api': add_worker\(\) takes a worker .* got str"):
+        server.add_worker("not a worker")  # type: ignore[arg-type]
+    server.add_worker(WaitsForStop("one"))
+    with pytest.raises(ValueError, match="already has a worker named 'one'"):
+        server.add_worker(WaitsForStop("one"))
+    started = WaitsForStop("started")
+    started.start()
+    with pytest.raises(ValueError, match="'started' was already started"):
+        server.add_worker(started)
+    started.stop()
+    started.join(10)
+
+
+def test_a_server_runs_once_and_refuses_workers_while_shutting_down() -> None:
+    server = Server("once")
+    server.start()
+    with pytest.raises(SpocError, match="already started"):
+        server.start()
+    server.stop()
+    with pytest.raises(SpocError, match="shutting down"):
+        server.add_worker(WaitsForStop("late"))
+    assert server.join_all(5) == []
+
+
+def test_run_forever_on_an_empty_server_returns_at_once() -> None:
+    outcome = Server("empty").run_forever()
+    assert outcome.reason == "workers_ended" and outcome.ok and outcome.exit_code == 0
+
+
+def test_run_forever_restores_the_previous_signal_handlers() -> None:
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        Server("restore").run_forever()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_server_can_be_driven_from_another_thread() -> None:
+    box: dict[str, Any] = {}
+
+    def drive() -> None:
+        server = Server("threaded")
+        worker = WaitsForStop("w")
+        server.add_worker(worker)
+        server.start()
+        worker.ready.wait(10)
+        server.stop()
+        box["late"] = server.join_all(10)
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    driver.join(30)
+    assert box["late"] == []
+
+
+def test_run_forever_returns_when_stop_is_called() -> None:
+    server = Server("stopper")
+    worker = WaitsForStop("w")
+    server.add_worker(worker)
+    timer = threading.Thread(target=lambda: (worker.ready.wait(10), server.stop()))
+    timer.start()
+    outcome = server.run_forever()
+    timer.join(10)
+    assert outcome.reason == "stop" and outcome.ok
+    assert [e.outcome for e in outcome.exits] == ["stopped"]
+
+
+class RefusesToStop(ThreadWorker):
+    release = threading.Event()
+
+    def main(self) -> None:
+        self.release.wait(60)
+
+
+def test_join_all_names_a_thread_that_will_not_stop_with_its_stack(caplog: Any) -> None:
+    server = Server("stuck")
+    stuck = RefusesToStop("stuck")
+    server.add_worker(stuck)
+    server.start()
+    server.stop()
+    try:
+        late = server.join_all(0.2)
+    finally:
+        RefusesToStop.release.set()
+    assert late == [stuck]
+    message = "\n".join(r.getMessage() for r in caplog.records)
+    assert "worker 'stuck' (thread) did not stop within 0.2s" in message
+    assert "self.release.wait(60)" in message
+    stuck.join(10)
+
+
+def test_uvloop_runs_async_workers_once_enabled(start_method: str) -> None:
+    pytest.importorskip("uvloop")
+    records = journal()
+    import spoc._aio as aio
+
+    saved = aio._uvloop_factory
+    try:
+        assert set_uvloop_if_available() is True
+        server = Server()
+        server.add_worker(ReportsLoop("thread", records))
+        server.add_worker(ReportsLoopProcess("process", records, start_method=start_method))
+        server.start()
+        loops = dict(drain(records, 2))
+        assert server.join_all(30) == []
+    finally:
+        aio._uvloop_factory = saved
+    assert loops == {"thread": "uvloop.Loop", "process": "uvloop.Loop"}
+    assert loop_factory() is not None

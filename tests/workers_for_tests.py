@@ -1,0 +1,205 @@
+"""Worker classes the in-process tests share.
+
+They live in an importable module (not in the test files) so that spawn and
+forkserver children can unpickle them. Each records what happens to it on a
+multiprocessing queue, so a test reads the same record for thread and process
+workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from spoc.workers import ProcessWorker, ThreadWorker
+
+Journal = "multiprocessing.Queue[tuple[str, ...]]"
+
+
+class Recording:
+    """Appends ``(name, what)`` to `journal` for every phase and lifecycle event."""
+
+    name: str
+    journal: Any
+    fail_in: str
+
+    def note(self, *what: str) -> None:
+        self.journal.put((self.name, *what))
+
+    def setup(self) -> None:
+        self.note("setup")
+        if self.fail_in == "setup":
+            raise ValueError("setup failed on purpose")
+
+    def main(self) -> None:
+        self.note("main")
+        if self.fail_in == "main":
+            raise KeyError("main failed on purpose")
+
+    def teardown(self) -> None:
+        self.note("teardown")
+        if self.fail_in == "teardown":
+            raise RuntimeError("teardown failed on purpose")
+
+    def lifecycle(self, event_type: str, **data: Any) -> None:
+        if event_type == "error":
+            self.note("lifecycle", "error", str(data["phase"]), type(data["exception"]).__name__)
+        else:
+            self.note("lifecycle", event_type)
+
+
+class RecordingThread(Recording, ThreadWorker):
+    def __init__(self, name: str, journal: Any, fail_in: str = "") -> None:
+        super().__init__(name)
+        self.journal = journal
+        self.fail_in = fail_in
+
+
+class RecordingProcess(Recording, ProcessWorker):
+    def __init__(self, name: str, journal: Any, fail_in: str = "", start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.journal = journal
+        self.fail_in = fail_in
+
+
+class AsyncRecording(Recording):
+    async def setup(self) -> None:  # type: ignore[override]
+        self.loop = asyncio.get_running_loop()
+        self.resource = object()
+        Recording.setup(self)
+
+    async def main(self) -> None:  # type: ignore[override]
+        same = asyncio.get_running_loop() is self.loop
+        self.note("main", f"same-loop={same}", type(self.loop).__module__.split(".")[0])
+        if self.fail_in == "main":
+            raise KeyError("main failed on purpose")
+
+    async def teardown(self) -> None:  # type: ignore[override]
+        same = asyncio.get_running_loop() is self.loop and self.resource is not None
+        self.note("teardown", f"same-loop={same}")
+
+    async def lifecycle(self, event_type: str, **data: Any) -> None:  # type: ignore[override]
+        Recording.lifecycle(self, event_type, **data)
+
+
+class AsyncRecordingThread(AsyncRecording, ThreadWorker):
+    def __init__(self, name: str, journal: Any, fail_in: str = "") -> None:
+        super().__init__(name)
+        self.journal = journal
+        self.fail_in = fail_in
+
+
+class AsyncRecordingProcess(AsyncRecording, ProcessWorker):
+    def __init__(self, name: str, journal: Any, fail_in: str = "", start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.journal = journal
+        self.fail_in = fail_in
+
+
+class WaitsForStop(ThreadWorker):
+    """Blocks in self.wait(60); notes the moment stop arrives."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = threading.Event()
+
+    def main(self) -> None:
+        self.ready.set()
+        self.woke_by_stop = self.wait(60)
+
+
+class WaitsForStopProcess(ProcessWorker):
+    def __init__(self, name: str, ready: Any, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.ready = ready
+
+    def main(self) -> None:
+        self.ready.set()
+        while not self.wait(60):
+            pass
+
+
+class SleepsAsync(ThreadWorker):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = threading.Event()
+
+    async def main(self) -> None:
+        self.ready.set()
+        self.woke_by_stop = await self.sleep(60)
+
+
+class Raises(ProcessWorker):
+    def __init__(self, name: str, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+
+    def main(self) -> None:
+        raise LookupError("no such job: 42")
+
+
+class CustomError(Exception):
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+
+
+class RaisesUnpicklable(ProcessWorker):
+    def main(self) -> None:
+        raise CustomError(7, "does not survive pickling")
+
+
+class KillsItself(ProcessWorker):
+    def main(self) -> None:
+        os.kill(os.getpid(), 9)
+
+
+class ReportsLoop(ThreadWorker):
+    def __init__(self, name: str, journal: Any) -> None:
+        super().__init__(name)
+        self.journal = journal
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.journal.put((self.name, type(loop).__module__ + "." + type(loop).__name__))
+
+
+class ReportsLoopProcess(ProcessWorker):
+    def __init__(self, name: str, journal: Any, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.journal = journal
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.journal.put((self.name, type(loop).__module__ + "." + type(loop).__name__))
+
+
+class RunsSubprocess(ThreadWorker):
+    """Starts a child of its own and records its real exit code."""
+
+    def __init__(self, name: str, journal: Any) -> None:
+        super().__init__(name)
+        self.journal = journal
+
+    def main(self) -> None:
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+        self.journal.put((self.name, "popen", str(child.wait())))
+
+
+class ExitsAtOnce(ProcessWorker):
+    def main(self) -> None:
+        pass
+
+
+def journal() -> Any:
+    """A fresh multiprocessing queue to record into."""
+    return multiprocessing.get_context("spawn").Queue()
+
+
+def drain(queue: Any, count: int, timeout: float = 30.0) -> list[tuple[str, ...]]:
+    """Take `count` records from `queue` (raising if they do not all arrive in time)."""
+    return [queue.get(timeout=timeout) for _ in range(count)]
