@@ -132,7 +132,9 @@ class App:
         with self._changed:
             return "\n".join(self._lines["stderr"])
 
-    def expect(self, pattern: str, timeout: float = 30.0, stream: str = "stdout", count: int = 1) -> list[re.Match[str]]:
+    def expect(
+        self, pattern: str, timeout: float = 30.0, stream: str = "stdout", count: int = 1
+    ) -> list[re.Match[str]]:
         """Wait until `count` lines of `stream` match `pattern`; return the matches."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout

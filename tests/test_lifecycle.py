@@ -196,7 +196,14 @@ def test_same_names_import_from_spoc_and_spoc_workers() -> None:
     import spoc
     import spoc.workers
 
-    for name in ("AbstractWorker", "ThreadWorker", "ProcessWorker", "Server", "run_async_safely", "set_uvloop_if_available"):
+    for name in (
+        "AbstractWorker",
+        "ThreadWorker",
+        "ProcessWorker",
+        "Server",
+        "run_async_safely",
+        "set_uvloop_if_available",
+    ):
         assert getattr(spoc.workers, name) is getattr(spoc, name)
     assert sorted(spoc.__all__) == spoc.__all__ or set(spoc.__all__) >= set(spoc.workers.__all__)
 

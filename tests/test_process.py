@@ -77,7 +77,9 @@ def test_unpicklable_worker_fails_at_start_naming_the_attribute(method: str) -> 
 def test_thread_only_objects_on_a_process_worker_are_named(start_method: str) -> None:
     worker = ExitsAtOnce("pipeline", start_method=start_method)
     worker.jobs = queue.Queue()  # type: ignore[attr-defined]
-    with pytest.warns(ThreadOnlyObjectWarning, match=r"'pipeline' holds a queue\.Queue in self\.jobs.*multiprocessing\.Queue"):
+    with pytest.warns(
+        ThreadOnlyObjectWarning, match=r"'pipeline' holds a queue\.Queue in self\.jobs.*multiprocessing\.Queue"
+    ):
         try:
             worker.start()
         except WorkerStartError as exc:
@@ -158,7 +160,7 @@ def test_fork_children_come_from_the_fork_server_not_the_threaded_parent() -> No
     server.add_worker(WaitsForStop("busy-thread"))
     server.add_worker(ReportsParent("child", records))
     server.start()
-    (name, parent), = drain(records, 1)
+    ((_name, parent),) = drain(records, 1)
     assert parent != os.getpid()
     server.stop()
     server.join_all(30)
@@ -173,9 +175,9 @@ def test_stop_before_start_means_the_child_stops_at_once() -> None:
 
 
 def WaitsForStopProcess_factory() -> ProcessWorker:
-    from workers_for_tests import WaitsForStopProcess
-
     import multiprocessing
+
+    from workers_for_tests import WaitsForStopProcess
 
     return WaitsForStopProcess("early-stop", multiprocessing.get_context("fork").Event())
 

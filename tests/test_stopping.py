@@ -12,7 +12,15 @@ import pytest
 
 from spoc import Server, SpocError, ThreadWorker, set_uvloop_if_available
 from spoc._aio import loop_factory
-from workers_for_tests import ReportsLoop, ReportsLoopProcess, SleepsAsync, WaitsForStop, WaitsForStopProcess, drain, journal
+from workers_for_tests import (
+    ReportsLoop,
+    ReportsLoopProcess,
+    SleepsAsync,
+    WaitsForStop,
+    WaitsForStopProcess,
+    drain,
+    journal,
+)
 
 
 @pytest.mark.parametrize("worker_class", [WaitsForStop, SleepsAsync])

@@ -10,18 +10,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._aio import run_async_safely
-from ._aio import set_uvloop_if_available
-from ._errors import ErrorRecord
-from ._errors import SpocError
-from ._errors import SpocWarning
-from ._errors import ThreadOnlyObjectWarning
-from ._errors import WorkerStartError
-from ._events import WorkerEvent
-from ._events import WorkerExit
+from ._aio import run_async_safely, set_uvloop_if_available
+from ._errors import ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
+from ._events import WorkerEvent, WorkerExit
 from ._process import ProcessWorker
-from ._server import Server
-from ._server import ServerExit
+from ._server import Server, ServerExit
 from ._thread import ThreadWorker
 from ._worker import AbstractWorker
 

@@ -38,7 +38,7 @@ from ._events import WorkerEvent
 from ._signals import STACK_DUMP_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, thread_only_advice
 from ._worker import AbstractWorker
-from ._zygote import ForkedChild, ForkServer
+from ._zygote import ForkServer
 
 __all__ = ["START_METHODS", "ChildHandle", "MultiprocessingChild", "ProcessWorker", "default_start_method"]
 
@@ -61,8 +61,10 @@ def default_start_method() -> str:
 class ChildHandle(Protocol):
     """What the server needs of a running child process, however it was made."""
 
-    pid: int | None
-    sentinel: int
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def sentinel(self) -> int: ...
 
     def poll(self) -> int | None: ...
     def is_alive(self) -> bool: ...
@@ -203,7 +205,8 @@ class ProcessWorker(AbstractWorker):
             expected_parent=os.getpid() if method != "forkserver" else 0,
             orphan_timeout=orphan_timeout,
         )
-        process = multiprocessing.get_context(method).Process(
+        context: Any = multiprocessing.get_context(method)
+        process = context.Process(
             target=process_entry,
             args=(self, control_r, events_w, options, forked),
             name=f"spoc:{self.name}",
@@ -227,7 +230,10 @@ class ProcessWorker(AbstractWorker):
         hint = ""
         for path, kind in find_thread_only(self):
             if where.startswith(path):
-                hint = f" It is a {kind.__module__}.{kind.__qualname__}, which only works between threads: use {thread_only_advice(kind)}."
+                hint = (
+                    f" It is a {kind.__module__}.{kind.__qualname__}, which only works between threads:"
+                    f" use {thread_only_advice(kind)}."
+                )
         advice = (
             "Add it before Server.start(), so the fork server inherits it unpickled, or create such objects in setup()."
             if self.start_method == "fork"
@@ -361,4 +367,3 @@ def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:
             return
         if not ready:
             return
-

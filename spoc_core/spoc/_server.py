@@ -167,7 +167,9 @@ class Server:
     def _ensure_monitor(self) -> Monitor:
         with self._lock:
             if self._monitor is None:
-                self._monitor = Monitor(self._on_event, self._on_process_exit, self._on_signal, f"spoc-monitor:{self.name}")
+                self._monitor = Monitor(
+                    self._on_event, self._on_process_exit, self._on_signal, f"spoc-monitor:{self.name}"
+                )
             return self._monitor
 
     def _start_worker(self, worker: AbstractWorker) -> bool:
@@ -184,7 +186,9 @@ class Server:
                 self._running.add(worker.name)
                 worker._launch(monitor.deliver_to_inbox(worker))
             else:
-                raise TypeError(f"Server {self.name!r}: worker {worker.name!r} is neither a ThreadWorker nor a ProcessWorker")
+                raise TypeError(
+                    f"Server {self.name!r}: worker {worker.name!r} is neither a ThreadWorker nor a ProcessWorker"
+                )
             return True
 
     def _fork_server_for(self, worker: ProcessWorker) -> ForkServer | None:
@@ -308,17 +312,17 @@ class Server:
                 logger.error("worker %r (pid %s) ignored SIGTERM: sending SIGKILL", worker.name, worker.pid)
                 worker.kill()
         self._wait_for(processes, _REAP_LIMIT)
-        for worker in late:
-            if isinstance(worker, ThreadWorker) and worker.is_alive():
-                worker._forced = True
+        for thread_worker in late:
+            if isinstance(thread_worker, ThreadWorker) and thread_worker.is_alive():
+                thread_worker._forced = True
                 logger.warning(
                     "worker %r (thread) did not stop within %gs and keeps running (threads cannot be "
                     "killed); it is at:\n%s",
-                    worker.name,
+                    thread_worker.name,
                     timeout,
-                    (worker.current_stack() or "  <no stack>").rstrip("\n"),
+                    (thread_worker.current_stack() or "  <no stack>").rstrip("\n"),
                 )
-                worker._record_exit(None, forced=True)
+                thread_worker._record_exit(None, forced=True)
 
     def _wait_for(self, workers: Iterable[AbstractWorker], seconds: float) -> None:
         names = {w.name for w in workers}

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Union
 
 __all__ = ["CHILD_SIGNALS", "SHUTDOWN_SIGNALS", "STACK_DUMP_SIGNAL", "blocked", "handlers_installed", "signal_name"]
 
@@ -20,7 +19,7 @@ STACK_DUMP_SIGNAL = signal.SIGUSR2
 CHILD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, STACK_DUMP_SIGNAL)
 """Signals held back while a child process is created, until it has installed its own handlers."""
 
-Handler = Callable[[int, Union[FrameType, None]], object]
+Handler = Callable[[int, FrameType | None], object]
 
 
 @contextmanager

@@ -16,9 +16,18 @@ import threading
 from collections.abc import Iterator
 from multiprocessing import context as mp_context
 from multiprocessing import reduction
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["THREAD_ONLY_TYPES", "find_thread_only", "find_unpicklable", "pickles"]
+__all__ = [
+    "THREAD_ONLY_TYPES",
+    "FdCollector",
+    "PassedFd",
+    "find_thread_only",
+    "find_unpicklable",
+    "pickle_for_child",
+    "received_fds",
+    "thread_only_advice",
+]
 
 THREAD_ONLY_TYPES: dict[type, str] = {
     queue.Queue: "multiprocessing.Queue()",
@@ -35,28 +44,52 @@ THREAD_ONLY_TYPES: dict[type, str] = {
 _MAX_DEPTH = 4
 
 
-class _ChildSpawningPopen:
-    """Stands in for a spawning Popen so multiprocessing objects agree to be pickled."""
+received_fds: list[int] = []
+"""In a child that received a pickled worker: the fds that came with it, for `PassedFd`."""
+
+
+class PassedFd:
+    """Stands for an fd sent along with a pickled object; `detach()` gives the receiver's copy."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def detach(self) -> int:
+        return received_fds[self.index]
+
+
+class FdCollector:
+    """Plays multiprocessing's spawning Popen while an object is pickled: collects the fds to send.
+
+    multiprocessing lets pipes, queues and locks be pickled only "while
+    spawning"; with this stand-in in place they pickle, and the fds they need
+    are collected in `fds` to be sent alongside (SCM_RIGHTS).
+    """
+
+    DupFd = PassedFd
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
 
     def duplicate_for_child(self, fd: int) -> int:
-        return fd
+        self.fds.append(fd)
+        return len(self.fds) - 1
 
 
-def pickles(obj: object) -> bool:
-    """Whether `obj` pickles as it would when sent to a spawned child."""
+def pickle_for_child(obj: object) -> tuple[bytes, list[int]]:
+    """Pickle `obj` as multiprocessing does for a child: return the bytes and the fds to send with them."""
+    collector = FdCollector()
+    buffer = io.BytesIO()
+    mp_context.set_spawning_popen(cast(Any, collector))
     try:
-        _dump_for_child(obj)
-    except Exception:
-        return False
-    return True
+        reduction.ForkingPickler(buffer).dump(obj)
+    finally:
+        mp_context.set_spawning_popen(None)
+    return buffer.getvalue(), collector.fds
 
 
 def _dump_for_child(obj: object) -> None:
-    mp_context.set_spawning_popen(_ChildSpawningPopen())
-    try:
-        reduction.ForkingPickler(io.BytesIO()).dump(obj)
-    finally:
-        mp_context.set_spawning_popen(None)
+    pickle_for_child(obj)
 
 
 def _children(obj: object, path: str) -> Iterator[tuple[str, Any]]:

@@ -67,6 +67,7 @@ class AbstractWorker(abc.ABC):
     error: ErrorRecord | None
     exit_info: WorkerExit | None
     _thread_or_process: Any
+    _init_args: tuple[tuple[Any, ...], dict[str, Any]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AbstractWorker:
         if getattr(cls, "main", None) is AbstractWorker.main:
@@ -403,4 +404,3 @@ def _drive_without_loop(coro: Coroutine[Any, Any, None]) -> None:
         return
     coro.close()
     raise RuntimeError("a synchronous worker's body awaited something; make its methods async def")
-

@@ -42,6 +42,7 @@ from ._errors import ErrorRecord, WorkerStartError
 from ._events import make_event
 from ._linux import set_parent_death_signal
 from ._signals import CHILD_SIGNALS, blocked
+from ._transfer import pickle_for_child, received_fds
 from ._worker import AbstractWorker
 
 __all__ = ["ForkServer", "ForkedChild"]
@@ -50,47 +51,6 @@ _HEADER = struct.Struct("!I")
 _PID = struct.Struct("!q")
 _STATUS = struct.Struct("!i")
 _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
-_received_fds: list[int] = []
-"""In a child forked for a pickled worker: the fds that came with it, for `_PassedFd`."""
-
-
-class _PassedFd:
-    """Stands for an fd sent along with a pickled worker; `detach()` gives the child's copy."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def detach(self) -> int:
-        return _received_fds[self.index]
-
-
-class _FdCollector:
-    """Plays multiprocessing's spawning Popen while a worker is pickled: collects the fds to send."""
-
-    DupFd = _PassedFd
-
-    def __init__(self) -> None:
-        self.fds: list[int] = []
-
-    def duplicate_for_child(self, fd: int) -> int:
-        self.fds.append(fd)
-        return len(self.fds) - 1
-
-
-def _pickle_with_fds(worker: AbstractWorker) -> tuple[bytes, list[int]]:
-    """Pickle `worker` as multiprocessing pickles for a child: pipes and queues travel as fds."""
-    import io
-    from multiprocessing import context as mp_context
-    from multiprocessing import reduction
-
-    collector = _FdCollector()
-    buffer = io.BytesIO()
-    mp_context.set_spawning_popen(collector)
-    try:
-        reduction.ForkingPickler(buffer).dump(worker)
-    finally:
-        mp_context.set_spawning_popen(None)
-    return buffer.getvalue(), collector.fds
 
 
 class ForkedChild:
@@ -193,7 +153,7 @@ class ForkServer:
         if worker is self._registered.get(worker.name):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
         else:
-            payload, passed = _pickle_with_fds(worker)
+            payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
         request["options"] = asdict(options)
         body = pickle.dumps(request)
@@ -334,7 +294,7 @@ def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str
         control_fd, event_fd, status_fd, *passed = fds
         os.close(status_fd)
         reset_after_fork(frozenset({control_fd, event_fd, *passed}))
-        _received_fds[:] = passed
+        received_fds[:] = passed
         code = _run_request(request, control_fd, event_fd, registered)
         _run_multiprocessing_exit()
     except BaseException:
@@ -352,7 +312,9 @@ def _run_multiprocessing_exit() -> None:
         exit_function()
 
 
-def _run_request(request: dict[str, Any], control_fd: int, event_fd: int, registered: Mapping[str, AbstractWorker]) -> int:
+def _run_request(
+    request: dict[str, Any], control_fd: int, event_fd: int, registered: Mapping[str, AbstractWorker]
+) -> int:
     name = request["name"]
     try:
         worker = registered[name] if request["mode"] == "ref" else pickle.loads(request["payload"])

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from . import AbstractWorker
-from . import ProcessWorker
-from . import Server
-from . import ServerExit
-from . import ThreadWorker
-from . import run_async_safely
-from . import set_uvloop_if_available
+from . import AbstractWorker, ProcessWorker, Server, ServerExit, ThreadWorker, run_async_safely, set_uvloop_if_available
 
 __all__ = [
     "AbstractWorker",

@@ -1,0 +1,71 @@
+"""Every example runs, with a bounded runtime, and behaves as its docstring says."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT, App
+
+pytestmark = pytest.mark.timeout(90)
+EXAMPLES = ROOT / "examples"
+
+
+def test_examples_are_all_covered() -> None:
+    covered = {"demo", "workers", "job_processor", "periodic_task", "pipeline", "graceful_shutdown"}
+    assert {p.stem for p in EXAMPLES.glob("*.py")} == covered
+
+
+def test_demo_shuts_down_gracefully_on_its_simulated_ctrl_c(app_factory: type[App]) -> None:
+    app = app_factory("--seconds", "1.5", script=EXAMPLES / "demo.py")
+    assert app.wait(60) == 0
+    assert "Shutdown clean (reason: signal, signal: SIGINT)" in app.stdout
+    for name in ("poller", "ticker", "cruncher-1", "cruncher-2"):
+        assert f"{name:<11} stopped" in app.stdout
+    assert "teardown" in app.stdout
+
+
+def test_workers_tour(app_factory: type[App]) -> None:
+    app = app_factory("--seconds", "2.5", script=EXAMPLES / "workers.py")
+    assert app.wait(60) == 0
+    assert "hasher: hashed 3 files" in app.stdout
+    assert app.stderr.count("worker 'flaky' failed in main: upstream refused the connection") == 1
+    assert "same loop=True" in app.stdout
+
+
+def test_job_processor_ends_when_the_jobs_are_done(app_factory: type[App]) -> None:
+    app = app_factory(script=EXAMPLES / "job_processor.py")
+    assert app.wait(60) == 0
+    assert sum(f"processed Job-{i}" in app.stdout for i in range(10)) == 10
+    assert "all jobs done; every worker stopped" in app.stdout
+
+
+def test_periodic_task_stops_mid_interval(app_factory: type[App]) -> None:
+    app = app_factory("--interval", "60", script=EXAMPLES / "periodic_task.py")
+    app.expect("DataSync: task executed")
+    app.signal(signal.SIGINT)
+    assert app.wait(10) == 0
+    assert "DataSync: stopped" in app.stdout
+
+
+def test_pipeline_crosses_the_process_boundary_and_ends_by_itself(app_factory: type[App]) -> None:
+    app = app_factory("--items", "10", script=EXAMPLES / "pipeline.py")
+    assert app.wait(60) == 0
+    assert app.stdout.count("Saved: ") == 10
+    assert "'transformed': True" in app.stdout
+    assert "pipeline finished: workers_ended" in app.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_graceful_shutdown_saves_state(app_factory: type[App], tmp_path: Path, signum: int) -> None:
+    app = app_factory("--state-dir", str(tmp_path), script=EXAMPLES / "graceful_shutdown.py")
+    app.expect("process-counter: resuming at 0")
+    app.expect("thread-counter: resuming at 0")
+    app.signal_group(signum)
+    assert app.wait(30) == 0
+    for name in ("thread-counter", "process-counter"):
+        assert json.loads((tmp_path / f"{name}.json").read_text())["done"] >= 0
+    assert "clean=True" in app.stdout
