@@ -55,7 +55,7 @@ def test_second_signal_forces_shutdown(app_factory: type[App]) -> None:
         os.kill(pids["stubborn"], 0)
 
 
-@pytest.mark.parametrize("method", ["fork"])  # spawn/forkserver: see NOTES (boot window)
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_signal_while_workers_are_still_starting(app_factory: type[App], method: str) -> None:
     app = app_factory("many", "--method", method)
     app.expect(r"READY process-")

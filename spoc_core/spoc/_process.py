@@ -36,7 +36,7 @@ from ._child import ChildOptions, process_entry
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent
 from ._signals import STACK_DUMP_SIGNAL, blocked
-from ._transfer import find_thread_only, find_unpicklable, thread_only_advice
+from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker
 from ._zygote import ForkServer
 
@@ -174,9 +174,8 @@ class ProcessWorker(AbstractWorker):
         on_main = threading.current_thread() is threading.main_thread()
         try:
             with blocked(), self._reporting_unpicklable():
-                if fork_server is not None and self.start_method == "fork":
-                    options = ChildOptions(uvloop_enabled(), True, fork_server.pid, orphan_timeout)
-                    handle: ChildHandle = fork_server.launch(self, control_r.fileno(), events_w.fileno(), options)
+                if fork_server is not None:
+                    handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, orphan_timeout)
                 else:
                     handle = self._start_with_multiprocessing(control_r, events_w, on_main, orphan_timeout)
         except BaseException:
@@ -193,6 +192,21 @@ class ProcessWorker(AbstractWorker):
             self._control = control_w
         if self._stop_requested:
             self._request_stop()
+
+    def _start_with_fork_server(
+        self, fork_server: ForkServer, control_r: Connection, events_w: Connection, orphan_timeout: float
+    ) -> ChildHandle:
+        """Have the server's fork server make the child: it is born with the shutdown signals ignored."""
+        method = self.start_method
+        if method != "fork":
+            pickle_for_child(self)  # an unpicklable worker fails here, in start(), naming the attribute
+        options = ChildOptions(
+            use_uvloop=uvloop_enabled(),
+            parent_death_signal=True,
+            expected_parent=fork_server.pid if method != "forkserver" else 0,
+            orphan_timeout=orphan_timeout,
+        )
+        return fork_server.launch(self, method, control_r.fileno(), events_w.fileno(), options)
 
     def _start_with_multiprocessing(
         self, control_r: Connection, events_w: Connection, on_main: bool, orphan_timeout: float

@@ -191,11 +191,9 @@ class Server:
                 )
             return True
 
-    def _fork_server_for(self, worker: ProcessWorker) -> ForkServer | None:
-        if worker.start_method != "fork":
-            return None
+    def _fork_server_for(self, worker: ProcessWorker) -> ForkServer:
         if self._fork_server is None or not self._fork_server.running:
-            # Only a worker added after start() gets here with no fork server yet.
+            # Only a process worker added after start() to a server that had none gets here.
             self._fork_server = ForkServer({})
             self._fork_server.start()
         return self._fork_server
@@ -392,7 +390,7 @@ class Server:
 
 
 def _needs_fork_server(worker: AbstractWorker) -> bool:
-    return isinstance(worker, ProcessWorker) and worker.start_method == "fork"
+    return isinstance(worker, ProcessWorker)
 
 
 def _reason_without_request(signalled: bool, running: bool) -> StopReason:

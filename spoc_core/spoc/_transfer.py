@@ -11,6 +11,7 @@ nothing put on one side ever arrives on the other.
 from __future__ import annotations
 
 import io
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -55,7 +56,8 @@ class PassedFd:
         self.index = index
 
     def detach(self) -> int:
-        return received_fds[self.index]
+        """A new fd for the receiver to own (the received one is closed by whoever received it)."""
+        return os.dup(received_fds[self.index])
 
 
 class FdCollector:

@@ -147,8 +147,10 @@ class ForkServer:
         _fds.track(ours.fileno())
         self.pid = pid
 
-    def launch(self, worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions) -> ForkedChild:
-        """Have the helper fork a child that runs `worker`; return the server's handle on it."""
+    def launch(
+        self, worker: AbstractWorker, method: str, control_fd: int, event_fd: int, options: ChildOptions
+    ) -> ForkedChild:
+        """Have the helper make a child that runs `worker` with start `method`; return the server's handle."""
         passed: list[int] = []
         if worker is self._registered.get(worker.name):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
@@ -156,6 +158,7 @@ class ForkServer:
             payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
         request["options"] = asdict(options)
+        request["method"] = method
         body = pickle.dumps(request)
         status_r, status_w = os.pipe()
         try:
@@ -173,8 +176,13 @@ class ForkServer:
         data = _read_exactly(status_r, _PID.size)
         if len(data) != _PID.size:
             os.close(status_r)
-            raise WorkerStartError(f"worker {worker.name!r}: the fork server died before forking it")
-        return ForkedChild(_PID.unpack(data)[0], _fds.track(status_r))
+            raise WorkerStartError(f"worker {worker.name!r}: the fork server died before starting it")
+        (pid,) = _PID.unpack(data)
+        if pid < 0:
+            reason = _read_to_end(status_r).decode(errors="replace")
+            os.close(status_r)
+            raise WorkerStartError(f"worker {worker.name!r} could not be started ({method}): {reason}")
+        return ForkedChild(pid, _fds.track(status_r))
 
     def close(self) -> None:
         """Tell the helper to exit and reap it."""
@@ -200,6 +208,13 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return data
 
 
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     fds = array.array("i")
     header, ancdata, _, _ = sock.recvmsg(_HEADER.size, socket.CMSG_SPACE(_MAX_FDS_PER_REQUEST * fds.itemsize))
@@ -221,7 +236,7 @@ def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | Non
 
 
 def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent_pid: int, from_main: bool) -> None:
-    """The helper's loop: fork on request, reap, report exit statuses; end when the server hangs up."""
+    """The helper's life: take over its signals, then serve requests until the server hangs up."""
     for signum in CHILD_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     reset_after_fork(frozenset({sock.fileno()}))
@@ -237,25 +252,132 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
         set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:
         return
-    status_fds: dict[int, int] = {}
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
-    while True:
-        for fd, _ in poller.poll():
-            if fd == wake_r:
-                _drain(wake_r)
+    _Helper(sock, wake_r, registered).serve()
+
+
+class _Helper:
+    """The fork server's loop: make children on request, report their pids and exit statuses.
+
+    ``fork`` children are forked here and reaped here. ``spawn`` and
+    ``forkserver`` children are made by multiprocessing, called from here so
+    that they are born with this process's signal dispositions (shutdown
+    signals ignored) instead of the server's; their multiprocessing sentinel
+    tells when they end.
+    """
+
+    def __init__(self, sock: socket.socket, wake_r: int, registered: Mapping[str, AbstractWorker]) -> None:
+        self.sock = sock
+        self.wake_r = wake_r
+        self.registered = registered
+        self.forked: dict[int, int] = {}
+        self.launched: dict[int, tuple[Any, int]] = {}
+        self.poller = select.poll()
+        self.poller.register(sock.fileno(), select.POLLIN)
+        self.poller.register(wake_r, select.POLLIN)
+
+    def serve(self) -> None:
+        while True:
+            for fd, _ in self.poller.poll():
+                if fd == self.wake_r:
+                    _drain(fd)
+                elif fd in self.launched:
+                    self._launched_child_ended(fd)
+                else:
+                    received = _recv_request(self.sock)
+                    if received is None:
+                        return
+                    self._handle(*received)
+            self._reap_forked()
+
+    def _handle(self, request: dict[str, Any], fds: list[int]) -> None:
+        control_fd, event_fd, status_fd, *passed = fds
+        _fds.track(status_fd)
+        try:
+            if request["method"] == "fork":
+                pid = _fork_child(request, fds, self.registered)
+                self.forked[pid] = status_fd
             else:
-                received = _recv_request(sock)
-                if received is None:
-                    return
-                request, fds = received
-                pid = _fork_child(request, fds, registered)
-                for fd_ in fds[:2] + fds[3:]:
-                    os.close(fd_)
-                os.write(fds[2], _PID.pack(pid))
-                status_fds[pid] = _fds.track(fds[2])
-        _reap(status_fds)
+                process = _launch_with_multiprocessing(request, fds, self.registered)
+                pid = process.pid
+                self.launched[process.sentinel] = (process, status_fd)
+                self.poller.register(process.sentinel, select.POLLIN)
+        except BaseException as exc:
+            _write_all(status_fd, _PID.pack(-1) + f"{type(exc).__name__}: {exc}".encode(errors="replace"))
+            _close_tracked(status_fd)
+            return
+        finally:
+            for fd in (control_fd, event_fd, *passed):
+                os.close(fd)
+        _write_all(status_fd, _PID.pack(pid))
+
+    def _reap_forked(self) -> None:
+        for pid in list(self.forked):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                _report_exit(self.forked.pop(pid), os.waitstatus_to_exitcode(status))
+
+    def _launched_child_ended(self, sentinel: int) -> None:
+        process, status_fd = self.launched.pop(sentinel)
+        self.poller.unregister(sentinel)
+        process.join(5.0)
+        code = process.exitcode
+        _report_exit(status_fd, code if code is not None else -signal.SIGKILL)
+        process.close()
+
+
+def _report_exit(status_fd: int, exitcode: int) -> None:
+    try:
+        os.write(status_fd, _STATUS.pack(exitcode))
+    except OSError:
+        pass
+    _close_tracked(status_fd)
+
+
+def _close_tracked(fd: int) -> None:
+    _fds.untrack(fd)
+    os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _launch_with_multiprocessing(
+    request: dict[str, Any], fds: list[int], registered: Mapping[str, AbstractWorker]
+) -> Any:
+    """Start a spawn or forkserver child from the fork server; return its multiprocessing Process."""
+    import multiprocessing
+    from multiprocessing.connection import Connection
+
+    from ._child import process_entry
+
+    control_fd, event_fd, _, *passed = fds
+    received_fds[:] = passed
+    worker = _resolve(request, registered)
+    control = Connection(os.dup(control_fd), writable=False)
+    events = Connection(os.dup(event_fd), readable=False)
+    try:
+        context: Any = multiprocessing.get_context(request["method"])
+        process = context.Process(
+            target=process_entry,
+            args=(worker, control, events, ChildOptions(**request["options"]), False),
+            name=f"spoc:{worker.name}",
+        )
+        process.start()
+    finally:
+        control.close()
+        events.close()
+    return process
+
+
+def _resolve(request: dict[str, Any], registered: Mapping[str, AbstractWorker]) -> AbstractWorker:
+    if request["mode"] == "ref":
+        return registered[request["name"]]
+    worker = pickle.loads(request["payload"])
+    assert isinstance(worker, AbstractWorker)
+    return worker
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -270,19 +392,6 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _reap(status_fds: dict[int, int]) -> None:
-    for pid in list(status_fds):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            fd = status_fds.pop(pid)
-            try:
-                os.write(fd, _STATUS.pack(os.waitstatus_to_exitcode(status)))
-            except OSError:
-                pass
-            _fds.untrack(fd)
-            os.close(fd)
-
-
 def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str, AbstractWorker]) -> int:
     pid = os.fork()
     if pid:
@@ -291,8 +400,7 @@ def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        control_fd, event_fd, status_fd, *passed = fds
-        os.close(status_fd)
+        control_fd, event_fd, _status_fd, *passed = fds
         reset_after_fork(frozenset({control_fd, event_fd, *passed}))
         received_fds[:] = passed
         code = _run_request(request, control_fd, event_fd, registered)
@@ -317,7 +425,7 @@ def _run_request(
 ) -> int:
     name = request["name"]
     try:
-        worker = registered[name] if request["mode"] == "ref" else pickle.loads(request["payload"])
+        worker = _resolve(request, registered)
     except BaseException as exc:
         writer = EventWriter(event_fd)
         error = ErrorRecord.from_exception(exc, "setup")
