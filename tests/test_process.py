@@ -146,24 +146,31 @@ def test_process_worker_started_while_thread_workers_run(start_method: str) -> N
     assert late.exitcode == 0
 
 
-def test_fork_children_come_from_the_fork_server_not_the_threaded_parent() -> None:
-    class ReportsParent(ProcessWorker):
-        def __init__(self, name: str, records: Any) -> None:
-            super().__init__(name, start_method="fork")
-            self.records = records
+class ReportsParent(ProcessWorker):
+    def __init__(self, name: str, records: Any) -> None:
+        super().__init__(name, start_method="fork")
+        self.records = records
 
-        def main(self) -> None:
-            self.records.put((self.name, os.getppid()))
+    def main(self) -> None:
+        self.records.put((self.name, os.getppid()))
 
+
+def test_fork_is_direct_only_while_single_threaded_then_from_the_fork_server() -> None:
     records = journal()
     server = Server()
-    server.add_worker(WaitsForStop("busy-thread"))
-    server.add_worker(ReportsParent("child", records))
+    server.add_worker(ReportsParent("at-start", records))
+    waiter = WaitsForStop("busy-thread")
+    server.add_worker(waiter)
+    single_threaded = threading.active_count() == 1
     server.start()
-    ((_name, parent),) = drain(records, 1)
-    assert parent != os.getpid()
+    ((_, parent_at_start),) = drain(records, 1)
+    assert waiter.ready.wait(10)
+    server.add_worker(ReportsParent("while-threads-run", records))
+    ((_, parent_later),) = drain(records, 1)
     server.stop()
-    server.join_all(30)
+    assert server.join_all(30) == []
+    assert (parent_at_start == os.getpid()) is single_threaded
+    assert parent_later != os.getpid()
 
 
 def test_stop_before_start_means_the_child_stops_at_once() -> None:
@@ -191,3 +198,25 @@ def test_thread_worker_is_not_a_process() -> None:
     t.start()
     t.join(10)
     assert t._thread_or_process is not None and not t._thread_or_process.is_alive()
+
+
+def test_a_first_sigterm_after_the_stop_request_is_still_graceful(start_method: str) -> None:
+    """systemd's control-group kill: the parent relays stop, then the child's own SIGTERM lands."""
+    import multiprocessing
+    import signal
+
+    from workers_for_tests import SlowTeardown
+
+    context = multiprocessing.get_context(start_method)
+    stopping, proceed, records = context.Event(), context.Event(), journal()
+    worker = SlowTeardown("slow", stopping, proceed, records, start_method=start_method)
+    server = Server()
+    server.add_worker(worker)
+    server.start()
+    server.stop()
+    assert stopping.wait(30)
+    worker.send_signal(signal.SIGTERM)
+    proceed.set()
+    assert drain(records, 1) == [("slow", "teardown done")]
+    assert server.join_all(30) == []
+    assert worker.exitcode == 0

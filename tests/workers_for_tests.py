@@ -203,3 +203,22 @@ def journal() -> Any:
 def drain(queue: Any, count: int, timeout: float = 30.0) -> list[tuple[str, ...]]:
     """Take `count` records from `queue` (raising if they do not all arrive in time)."""
     return [queue.get(timeout=timeout) for _ in range(count)]
+
+
+class SlowTeardown(ProcessWorker):
+    """Signals `stopping` once stop has arrived, then holds teardown until `proceed` is set."""
+
+    def __init__(self, name: str, stopping: Any, proceed: Any, records: Any, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.stopping = stopping
+        self.proceed = proceed
+        self.records = records
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+        self.stopping.set()
+
+    def teardown(self) -> None:
+        self.proceed.wait(30)
+        self.records.put((self.name, "teardown done"))

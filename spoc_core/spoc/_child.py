@@ -15,9 +15,11 @@ read end of its control pipe and the write end of its event pipe. Here it:
 
 from __future__ import annotations
 
+import _thread
 import faulthandler
 import multiprocessing.connection
 import os
+import pickle
 import select
 import signal
 import sys
@@ -66,11 +68,12 @@ class EventWriter:
     def send(self, event: WorkerEvent) -> None:
         if event.error is not None:
             event = replace(event, error=event.error.portable())
+        data = pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if self._parent_gone:
                 return
             try:
-                self._conn.send(event)
+                self._conn.send_bytes(data)
             except (BrokenPipeError, ConnectionResetError):
                 self._parent_gone = True  # no one is left to tell; the orphan watch ends us
 
@@ -89,10 +92,22 @@ class _ParentWatch:
         self.signal_r, self.signal_w = os.pipe()
         os.set_blocking(self.signal_w, False)
         self.finished = threading.Event()
-        self.thread = threading.Thread(target=self._watch, name="spoc-parent-watch", daemon=True)
+        self.sigterms = 0
+
+    def start(self) -> None:
+        """Start watching, on a bare thread: nothing waits for it to come up."""
+        _thread.start_new_thread(self._watch, ())
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        if self.worker.stop_requested:
+        """A first SIGTERM asks for a graceful stop; a second one ends the process.
+
+        SIGTERMs are counted, not stop requests: under systemd's control-group
+        kill the parent and the child get SIGTERM together, and the parent's
+        stop request may arrive first. That must not make the child's own
+        SIGTERM count as a second one.
+        """
+        self.sigterms += 1
+        if self.sigterms > 1:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
         self._poke(b"T")
@@ -153,7 +168,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         set_parent_death_signal(signal.SIGHUP)
     if options.expected_parent and os.getppid() != options.expected_parent:
         watch.on_sighup(signal.SIGHUP, None)  # the parent died before we could watch it
-    watch.thread.start()
+    watch.start()
     writer = EventWriter(event_fd)
     try:
         return LifecycleBody(worker, writer.send).run(options.use_uvloop)

@@ -7,7 +7,7 @@ Both are optional: every caller has a portable fallback and treats False as
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import sys
 
 __all__ = ["set_child_subreaper", "set_parent_death_signal"]
@@ -16,13 +16,24 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _prctl(option: int, value: int) -> bool:
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded once (the process's own symbols: no library search, no subprocess)."""
     if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _prctl(option: int, value: int) -> bool:
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
 
 

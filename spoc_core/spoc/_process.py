@@ -325,7 +325,7 @@ class ProcessWorker(AbstractWorker):
             return False
         try:
             while events.poll():
-                deliver(events.recv())
+                deliver(pickle.loads(events.recv_bytes()))
         except (EOFError, OSError):
             return False
         return True

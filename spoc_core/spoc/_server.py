@@ -144,24 +144,34 @@ class Server:
     # ------------------------------------------------------------------ starting
 
     def start(self) -> None:
-        """Start every worker, in the order they were added.
+        """Start every worker.
 
-        A ``fork`` process worker is forked by this server's fork server, which
-        is forked here before the server starts any thread (see `ProcessWorker`).
+        Process workers come first, before the server starts any thread: when
+        the program is single-threaded at that moment, ``fork`` workers are
+        forked directly (the one time forking this process is safe); every
+        other process worker, and any started later, is made by the server's
+        fork server, forked here too, before any thread exists. Thread workers
+        start last. Each group starts in the order it was added.
         """
         with self._lock:
             if self._started:
                 raise SpocError(f"Server {self.name!r} was already started; a server runs once")
             self._started = True
             pending = list(self._workers.values())
-            if any(_needs_fork_server(w) for w in pending):
+            monitor = self._ensure_monitor()
+        logger.info("server %r starting %d workers", self.name, len(pending))
+        processes = [w for w in pending if isinstance(w, ProcessWorker)]
+        direct = [w for w in processes if w.start_method == "fork"] if threading.active_count() == 1 else []
+        for process_worker in direct:
+            if not self._start_worker(process_worker, direct=True):
+                break
+        if len(direct) < len(processes):
+            with self._lock:
                 self._fork_server = ForkServer(self._workers)
                 self._fork_server.start()
-            monitor = self._ensure_monitor()
-            monitor.start()
-        logger.info("server %r starting %d workers", self.name, len(pending))
+        monitor.start()
         for worker in pending:
-            if not self._start_worker(worker):
+            if worker not in direct and not self._start_worker(worker):
                 break
 
     def _ensure_monitor(self) -> Monitor:
@@ -172,14 +182,15 @@ class Server:
                 )
             return self._monitor
 
-    def _start_worker(self, worker: AbstractWorker) -> bool:
+    def _start_worker(self, worker: AbstractWorker, direct: bool = False) -> bool:
         with self._lock:
             if self._stop_reason is not None or self._signals_caught:
                 return False
             monitor = self._ensure_monitor()
             if isinstance(worker, ProcessWorker):
                 worker._deliver = monitor.deliver_to_inbox(worker)
-                worker._launch(self._fork_server_for(worker), orphan_timeout=self._shutdown_timeout)
+                fork_server = None if direct else self._fork_server_for(worker)
+                worker._launch(fork_server, orphan_timeout=self._shutdown_timeout)
                 self._running.add(worker.name)
                 monitor.watch(worker)
             elif isinstance(worker, ThreadWorker):
@@ -387,10 +398,6 @@ class Server:
             reason: StopReason = "signal" if self._signals_caught else (self._stop_reason or "stop")
             first_signal = signal_name(self._signals_caught[0]) if self._signals_caught else None
             return ServerExit(self.name, reason, first_signal, exits, forced=bool(late) or self._forced)
-
-
-def _needs_fork_server(worker: AbstractWorker) -> bool:
-    return isinstance(worker, ProcessWorker)
 
 
 def _reason_without_request(signalled: bool, running: bool) -> StopReason:

@@ -1,0 +1,301 @@
+"""spoc's benchmarks: every figure next to its raw floor, measured in the same run.
+
+    python benchmarks/run.py [--quick]
+
+- stop latency: a Server with 100 ThreadWorkers and 4 ProcessWorkers idle in
+  self.wait(), from stop() until join_all() returns; floor: the same threads
+  and processes waiting on bare threading.Event / multiprocessing.Event.
+- start latency, per start method: from start() until the worker's "startup"
+  event is seen in the parent; floor: a raw multiprocessing.Process that
+  sends one message back over a pipe.
+- is_running in a hot loop, against reading a plain attribute.
+- memory of an idle forked ProcessWorker, against a raw forked multiprocessing.Process.
+
+Each figure is the median of several rounds. Ratios are what to compare
+across machines; absolute times depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+from spoc import ProcessWorker, Server, ThreadWorker
+
+THREADS = 100
+PROCESSES = 4
+
+
+# ---------------------------------------------------------------------- workers and raw floors
+
+
+class IdleThread(ThreadWorker):
+    def main(self) -> None:
+        self.wait()
+
+
+class IdleProcess(ProcessWorker):
+    def main(self) -> None:
+        self.wait()
+
+
+def raw_thread(event: threading.Event) -> None:
+    event.wait()
+
+
+def raw_process(event: Any, ready: Any) -> None:
+    ready.set()
+    event.wait()
+
+
+def raw_send_one(conn: Any) -> None:
+    conn.send("startup")
+
+
+def raw_idle(conn: Any, event: Any) -> None:
+    conn.send(os.getpid())
+    event.wait()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class StartupSeen(logging.Handler):
+    """Notes when the server's monitor reports a worker's "startup" event (its log line)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: dict[str, float] = {}
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "worker %r started (pid %d)":
+            with self.changed:
+                self.seen[str(record.args[0])] = time.perf_counter()  # type: ignore[index]
+                self.changed.notify_all()
+
+    def wait_for(self, name: str, timeout: float = 30.0) -> float:
+        with self.changed:
+            if not self.changed.wait_for(lambda: name in self.seen, timeout):
+                raise TimeoutError(f"no startup event from {name!r}")
+            return self.seen.pop(name)
+
+
+def median_of(rounds: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(rounds))
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise RuntimeError("no Pss")
+
+
+# ---------------------------------------------------------------------- the benchmarks
+
+
+def stop_latency_spoc() -> float:
+    server = Server("bench-stop")
+    ready = StartupSeen()
+    logger = logging.getLogger("spoc")
+    logger.addHandler(ready)
+    try:
+        names = [f"t{i}" for i in range(THREADS)] + [f"p{i}" for i in range(PROCESSES)]
+        for name in names:
+            server.add_worker(IdleThread(name) if name[0] == "t" else IdleProcess(name))
+        server.start()
+        for name in names:
+            ready.wait_for(name)
+        began = time.perf_counter()
+        server.stop()
+        late = server.join_all(30)
+        elapsed = time.perf_counter() - began
+    finally:
+        logger.removeHandler(ready)
+    assert not late, late
+    return elapsed
+
+
+def stop_latency_floor() -> float:
+    context = multiprocessing.get_context("fork")
+    thread_event = threading.Event()
+    process_event = context.Event()
+    threads = [threading.Thread(target=raw_thread, args=(thread_event,), daemon=True) for _ in range(THREADS)]
+    readies = [context.Event() for _ in range(PROCESSES)]
+    processes = [context.Process(target=raw_process, args=(process_event, r)) for r in readies]
+    for t in threads:
+        t.start()
+    for p in processes:
+        p.start()
+    for r in readies:
+        r.wait()
+    began = time.perf_counter()
+    thread_event.set()
+    process_event.set()
+    for t in threads:
+        t.join()
+    for p in processes:
+        p.join()
+    elapsed = time.perf_counter() - began
+    for p in processes:
+        p.close()
+    return elapsed
+
+
+def start_latency_spoc(method: str) -> float:
+    seen = StartupSeen()
+    logger = logging.getLogger("spoc")
+    logger.addHandler(seen)
+    try:
+        server = Server("bench-start")
+        server.add_worker(IdleProcess("w", start_method=method))
+        began = time.perf_counter()
+        server.start()
+        elapsed = seen.wait_for("w") - began
+        server.stop()
+        server.join_all(30)
+    finally:
+        logger.removeHandler(seen)
+    return elapsed
+
+
+def start_latency_floor(method: str) -> float:
+    context = multiprocessing.get_context(method)
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=raw_send_one, args=(writer,))
+    began = time.perf_counter()
+    process.start()
+    reader.recv()
+    elapsed = time.perf_counter() - began
+    process.join()
+    process.close()
+    reader.close()
+    writer.close()
+    return elapsed
+
+
+def is_running_cost() -> tuple[float, float]:
+    class Plain:
+        running = True
+
+    worker = IdleThread("hot")
+    plain = Plain()
+    loops = 2_000_000
+    spoc_time = min(timeit.repeat("w.is_running", globals={"w": worker}, number=loops, repeat=5)) / loops
+    plain_time = min(timeit.repeat("p.running", globals={"p": plain}, number=loops, repeat=5)) / loops
+    return spoc_time, plain_time
+
+
+def idle_memory_spoc() -> tuple[int, int]:
+    server = Server("bench-memory")
+    seen = StartupSeen()
+    logger = logging.getLogger("spoc")
+    logger.addHandler(seen)
+    try:
+        worker = IdleProcess("idle", start_method="fork")
+        server.add_worker(worker)
+        server.start()
+        seen.wait_for("idle")
+        pid = worker.pid
+        assert pid is not None
+        memory = rss_kib(pid), pss_kib(pid)
+        server.stop()
+        server.join_all(30)
+    finally:
+        logger.removeHandler(seen)
+    return memory
+
+
+def idle_memory_floor() -> tuple[int, int]:
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    event = context.Event()
+    process = context.Process(target=raw_idle, args=(writer, event))
+    process.start()
+    pid = reader.recv()
+    memory = rss_kib(pid), pss_kib(pid)
+    event.set()
+    process.join()
+    process.close()
+    return memory
+
+
+# ---------------------------------------------------------------------- report
+
+
+def row(name: str, spoc: float, floor: float, unit: str, target: str, ok: bool) -> None:
+    ratio = spoc / floor if floor else float("inf")
+    verdict = "ok" if ok else "MISSED"
+    print(f"{name:<42} {spoc:>10.3f} {floor:>10.3f} {unit:<4} {ratio:>6.2f}x  {target:<22} {verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else 9
+    missed = 0
+    spoc_logger = logging.getLogger("spoc")
+    spoc_logger.setLevel(logging.INFO)  # the startup log line is how the benchmark sees the event
+    spoc_logger.propagate = False
+
+    print(f"spoc benchmarks (python {sys.version.split()[0]}, {os.cpu_count()} cpus, median of {rounds})")
+    print(f"{'benchmark':<42} {'spoc':>10} {'floor':>10} {'':<4} {'ratio':>7}  {'target':<22} verdict")
+
+    spoc_stop = median_of(rounds, stop_latency_spoc) * 1000
+    floor_stop = median_of(rounds, stop_latency_floor) * 1000
+    ok = spoc_stop <= 1.5 * floor_stop and spoc_stop < 50
+    missed += not ok
+    row(
+        f"stop latency ({THREADS} threads + {PROCESSES} processes)",
+        spoc_stop,
+        floor_stop,
+        "ms",
+        "<=1.5x and <50 ms",
+        ok,
+    )
+
+    for method in ("fork", "forkserver", "spawn"):
+        spoc_start = median_of(rounds, lambda m=method: start_latency_spoc(m)) * 1000  # type: ignore[misc]
+        floor_start = median_of(rounds, lambda m=method: start_latency_floor(m)) * 1000  # type: ignore[misc]
+        ok = spoc_start <= 1.2 * floor_start
+        missed += not ok
+        row(f"start latency, {method}", spoc_start, floor_start, "ms", "<=1.2x", ok)
+
+    spoc_hot, plain_hot = is_running_cost()
+    ok = spoc_hot <= 3 * plain_hot
+    missed += not ok
+    row("is_running vs a plain attribute", spoc_hot * 1e9, plain_hot * 1e9, "ns", "<=3x", ok)
+
+    spoc_rss, spoc_pss = idle_memory_spoc()
+    floor_rss, floor_pss = idle_memory_floor()
+    ok = spoc_rss <= 1.1 * floor_rss
+    missed += not ok
+    row("idle forked ProcessWorker, RSS", spoc_rss / 1024, floor_rss / 1024, "MiB", "<=1.1x", ok)
+    row("idle forked ProcessWorker, PSS", spoc_pss / 1024, floor_pss / 1024, "MiB", "(information)", True)
+
+    print(f"\n{missed} target(s) missed" if missed else "\nevery target met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
