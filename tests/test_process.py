@@ -220,3 +220,19 @@ def test_a_first_sigterm_after_the_stop_request_is_still_graceful(start_method: 
     assert drain(records, 1) == [("slow", "teardown done")]
     assert server.join_all(30) == []
     assert worker.exitcode == 0
+
+
+def test_interpreter_exit_waits_for_a_non_daemon_process_worker(app_factory: Any) -> None:
+    from harness import APPS
+
+    app = app_factory("non-daemon", script=APPS / "exit_with_worker.py")
+    assert app.wait(30) == 0
+    assert "FINISHED stop_requested=False" in app.stdout
+
+
+def test_a_daemon_process_worker_stops_when_the_program_exits(app_factory: Any) -> None:
+    from harness import APPS
+
+    app = app_factory("daemon", script=APPS / "exit_with_worker.py")
+    assert app.wait(30) == 0
+    app.expect("FINISHED stop_requested=True", timeout=30)

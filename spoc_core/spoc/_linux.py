@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import sys
 
-__all__ = ["set_child_subreaper", "set_parent_death_signal"]
+__all__ = ["is_single_threaded", "set_child_subreaper", "set_parent_death_signal"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -49,3 +50,13 @@ def set_parent_death_signal(signum: int) -> bool:
 def set_child_subreaper() -> bool:
     """Make orphaned descendants of this process be reparented to it (Linux >= 3.4)."""
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def is_single_threaded() -> bool:
+    """Whether this process runs exactly one OS thread (native threads count too, as fork cares)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        import threading
+
+        return threading.active_count() == 1

@@ -16,6 +16,7 @@ pipe and takes stop requests over a control pipe.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import multiprocessing.connection
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, ClassVar, Protocol
@@ -80,6 +82,7 @@ class MultiprocessingChild:
     """A child made by multiprocessing (spawn, forkserver, or a direct fork)."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        _forget_in_multiprocessing(process)
         self.process = process
         self.pid = process.pid
         self.sentinel = process.sentinel
@@ -114,6 +117,18 @@ class MultiprocessingChild:
         if not self._closed and self.poll() is not None:
             self._closed = True
             self.process.close()
+
+
+def _forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
+    """spoc joins its children itself: keep multiprocessing's exit handler from joining them too.
+
+    multiprocessing joins every non-daemon child it started when the
+    interpreter exits, which would override ``daemon=True``; and marking the
+    process daemonic would forbid the worker to start processes of its own.
+    """
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(process)
 
 
 class ProcessWorker(AbstractWorker):
@@ -171,6 +186,9 @@ class ProcessWorker(AbstractWorker):
         self._warn_thread_only_objects()
         control_r, control_w = multiprocessing.Pipe(duplex=False)
         events_r, events_w = multiprocessing.Pipe(duplex=False)
+        # Tracked before the fork, so that a directly forked child closes the parent's ends.
+        _fds.track(events_r.fileno())
+        _fds.track(control_w.fileno())
         on_main = threading.current_thread() is threading.main_thread()
         try:
             with blocked(), self._reporting_unpicklable():
@@ -179,15 +197,17 @@ class ProcessWorker(AbstractWorker):
                 else:
                     handle = self._start_with_multiprocessing(control_r, events_w, on_main, orphan_timeout)
         except BaseException:
+            _fds.untrack(events_r.fileno())
+            _fds.untrack(control_w.fileno())
             for conn in (control_r, control_w, events_r, events_w):
                 conn.close()
             raise
         control_r.close()
         events_w.close()
-        _fds.track(events_r.fileno())
-        _fds.track(control_w.fileno())
         self._events = events_r
         self._thread_or_process = handle
+        if not self.daemon:
+            _join_at_exit(self)
         with self._control_lock:
             self._control = control_w
         if self._stop_requested:
@@ -365,6 +385,23 @@ class ProcessWorker(AbstractWorker):
         if self._events is not None:
             objects.append(self._events)
         return objects
+
+
+_non_daemon: weakref.WeakSet[ProcessWorker] = weakref.WeakSet()
+
+
+def _join_at_exit(worker: ProcessWorker) -> None:
+    if not _non_daemon:
+        atexit.unregister(_join_non_daemon_workers)
+        atexit.register(_join_non_daemon_workers)
+    _non_daemon.add(worker)
+
+
+def _join_non_daemon_workers() -> None:
+    """At interpreter exit, wait for process workers started with daemon=False, as multiprocessing does."""
+    for worker in list(_non_daemon):
+        if worker.is_alive():
+            worker.join()
 
 
 def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:

@@ -20,6 +20,7 @@ from typing import Literal
 
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
+from ._linux import is_single_threaded
 from ._monitor import Monitor
 from ._process import ProcessWorker
 from ._signals import SHUTDOWN_SIGNALS, handlers_installed, signal_name
@@ -161,7 +162,7 @@ class Server:
             monitor = self._ensure_monitor()
         logger.info("server %r starting %d workers", self.name, len(pending))
         processes = [w for w in pending if isinstance(w, ProcessWorker)]
-        direct = [w for w in processes if w.start_method == "fork"] if threading.active_count() == 1 else []
+        direct = [w for w in processes if w.start_method == "fork"] if is_single_threaded() else []
         for process_worker in direct:
             if not self._start_worker(process_worker, direct=True):
                 break
