@@ -67,6 +67,17 @@ def test_signal_while_workers_are_still_starting(app_factory: type[App], method:
     assert "Traceback" not in app.stderr
 
 
+def test_signal_during_start_leaves_the_remaining_workers_unstarted(app_factory: type[App]) -> None:
+    app = app_factory("slow_start")
+    app.expect(r"READY process-1 ")
+    app.signal_group(signal.SIGINT)
+    assert app.wait() == 0
+    started = int(app.expect(r"RESULT reason=signal .* started=(\d+)")[0].group(1))
+    assert 1 <= started < 10
+    assert app.stdout.count("TEARDOWN process-") == started
+    assert "Traceback" not in app.stderr
+
+
 def test_killed_parent_leaves_no_children(app_factory: type[App], start_method: str) -> None:
     app = app_factory("processes", "--method", start_method)
     pids = ready_pids(app, 3)

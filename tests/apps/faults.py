@@ -87,6 +87,24 @@ class StuckThread(Marked, ThreadWorker):
         stuck_in_this_function(3600)
 
 
+class SlowToPickle:
+    """Takes a while to pickle, so sending a spawn worker to its child (and start()) is slow."""
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        time.sleep(0.3)
+        return (SlowToPickle, ())
+
+
+class SlowToStart(Marked, ProcessWorker):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, start_method="spawn")
+        self.payload = SlowToPickle()
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+
 class ExitsFast(Marked, ThreadWorker):
     def main(self) -> None:
         say(f"DONE {self.name}")
@@ -105,6 +123,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [Idle("thread-1"), IgnoresStop("stubborn", start_method=method)]
     if scenario == "stuck_thread":
         return [StuckThread("stuck"), IdleProcess("process-1", start_method=method)]
+    if scenario == "slow_start":
+        return [SlowToStart(f"process-{i}") for i in range(1, 11)]
     if scenario == "exit_fast":
         return [ExitsFast("quick-1"), ExitsFast("quick-2")]
     raise SystemExit(f"unknown scenario {scenario!r}")
