@@ -10,32 +10,33 @@ import ctypes
 import functools
 import os
 import sys
+from typing import Any
 
-__all__ = ["is_single_threaded", "set_child_subreaper", "set_parent_death_signal"]
+__all__ = ["is_single_threaded", "preload_libc", "set_child_subreaper", "set_parent_death_signal"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
 @functools.lru_cache(maxsize=1)
-def _libc() -> ctypes.CDLL | None:
-    """The C library, loaded once (the process's own symbols: no library search, no subprocess)."""
+def _prctl_function() -> Any:
+    """libc's prctl, resolved once (the process's own symbols: no library search, no subprocess)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
         return None
 
 
+def preload_libc() -> None:
+    """Resolve prctl now, so that children forked later do not each load and resolve it again."""
+    _prctl_function()
+
+
 def _prctl(option: int, value: int) -> bool:
-    libc = _libc()
-    if libc is None:
-        return False
-    try:
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except AttributeError:
-        return False
+    prctl = _prctl_function()
+    return prctl is not None and int(prctl(option, value, 0, 0, 0)) == 0
 
 
 def set_parent_death_signal(signum: int) -> bool:

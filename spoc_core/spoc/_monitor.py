@@ -60,6 +60,7 @@ class Monitor:
         self._wake_r = _fds.track(wake_r)
         self._wake_w = _fds.track(wake_w)
         self._inbox: deque[tuple[AbstractWorker, WorkerEvent]] = deque()
+        self._inbox_wake_pending = False
         self._watched: list[ProcessWorker] = []
         self._lock = threading.Lock()
         self._closing = False
@@ -79,7 +80,9 @@ class Monitor:
 
         def deliver(event: WorkerEvent) -> None:
             self._inbox.append((worker, event))
-            self.wake()
+            if not self._inbox_wake_pending:  # one wake-up per batch, not per event
+                self._inbox_wake_pending = True
+                self.wake()
 
         return deliver
 
@@ -178,6 +181,7 @@ class Monitor:
         self._on_process_exit(worker)
 
     def _handle_inbox(self) -> None:
+        self._inbox_wake_pending = False  # before draining: a later event wakes us again
         while self._inbox:
             worker, event = self._inbox.popleft()
             try:

@@ -37,6 +37,7 @@ from ._aio import uvloop_enabled
 from ._child import ChildOptions, process_entry
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent
+from ._linux import preload_libc
 from ._signals import STACK_DUMP_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker
@@ -184,6 +185,8 @@ class ProcessWorker(AbstractWorker):
     def _launch(self, fork_server: ForkServer | None, orphan_timeout: float) -> None:
         self._check_startable()
         self._warn_thread_only_objects()
+        preload_libc()  # work a forked child then finds done
+        _ = self.is_async
         control_r, control_w = multiprocessing.Pipe(duplex=False)
         events_r, events_w = multiprocessing.Pipe(duplex=False)
         # Tracked before the fork, so that a directly forked child closes the parent's ends.

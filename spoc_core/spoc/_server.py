@@ -215,10 +215,7 @@ class Server:
     def _on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
         worker._record(event)
         if event.kind == "exit" and isinstance(worker, ThreadWorker):
-            thread = worker._thread_or_process
-            if thread is not None:
-                thread.join(1.0)
-            self._worker_ended(worker)
+            self._worker_ended(worker)  # its last act; ThreadWorker.join() waits for the thread itself
 
     def _on_process_exit(self, worker: ProcessWorker) -> None:
         self._worker_ended(worker)

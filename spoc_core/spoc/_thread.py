@@ -59,9 +59,7 @@ class ThreadWorker(AbstractWorker):
 
     @property
     def exitcode(self) -> int | None:
-        thread = self._thread_or_process
-        if thread is None or thread.is_alive():
-            return None
+        """None until the worker's body has ended; then 0, or 1 after a failure."""
         return getattr(self, "_body_exitcode", None)
 
     def join(self, timeout: float | None = None) -> None:

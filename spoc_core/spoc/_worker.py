@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import inspect
 import logging
 import threading
@@ -219,7 +220,7 @@ class AbstractWorker(abc.ABC):
     @property
     def is_async(self) -> bool:
         """Whether any of setup/main/teardown/lifecycle is a coroutine function."""
-        return any(inspect.iscoroutinefunction(getattr(self, name)) for name in _ASYNC_CAPABLE)
+        return _class_is_async(type(self))
 
     def fresh_instance(self) -> AbstractWorker:
         """Build a new, unstarted worker from the same constructor arguments.
@@ -297,6 +298,12 @@ class AbstractWorker(abc.ABC):
         else:
             status = "running" if self._running else "stopping"
         return f"<{type(self).__name__} {self.name!r} {self.backend} {status}>"
+
+
+@functools.cache
+def _class_is_async(cls: type) -> bool:
+    """Decided once per class (methods are class attributes), and before a fork, inherited by the child."""
+    return any(inspect.iscoroutinefunction(getattr(cls, name)) for name in _ASYNC_CAPABLE)
 
 
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:
