@@ -67,6 +67,15 @@ def test_signal_while_workers_are_still_starting(app_factory: type[App], method:
     assert "Traceback" not in app.stderr
 
 
+def test_forkserver_started_by_someone_else_still_gives_safe_children(app_factory: type[App]) -> None:
+    app = app_factory("many", "--method", "forkserver", "--user-forkserver")
+    app.expect(r"READY process-")
+    app.signal_group(signal.SIGINT)
+    assert app.wait() == 0
+    assert "Traceback" not in app.stderr
+    assert "RESULT reason=signal signal=SIGINT forced=False ok=True" in app.stdout
+
+
 def test_signal_during_start_leaves_the_remaining_workers_unstarted(app_factory: type[App]) -> None:
     app = app_factory("slow_start")
     app.expect(r"READY process-1 ")

@@ -120,6 +120,31 @@ class MultiprocessingChild:
             self.process.close()
 
 
+_FORKSERVER_PRELOAD = "spoc._forkserver_preload"
+
+
+def forkserver_children_are_safe() -> bool:
+    """Whether multiprocessing's fork server makes children born with the shutdown signals ignored.
+
+    True when it runs, or will start, with spoc's preload module (spoc adds it
+    when the fork server has not started yet). A fork server someone else
+    started first is left alone, and spoc's own fork server launches the
+    children instead.
+    """
+    import multiprocessing.forkserver as mp_forkserver
+
+    forkserver = getattr(mp_forkserver, "_forkserver", None)
+    preload = getattr(forkserver, "_preload_modules", None)
+    if not isinstance(preload, list) or not hasattr(forkserver, "_forkserver_address"):
+        return False
+    if _FORKSERVER_PRELOAD in preload:
+        return True
+    if forkserver._forkserver_address is not None:  # type: ignore[union-attr]
+        return False
+    mp_forkserver.set_forkserver_preload([*preload, _FORKSERVER_PRELOAD])
+    return True
+
+
 def _forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
     """spoc joins its children itself: keep multiprocessing's exit handler from joining them too.
 
@@ -195,7 +220,7 @@ class ProcessWorker(AbstractWorker):
         on_main = threading.current_thread() is threading.main_thread()
         try:
             with blocked(), self._reporting_unpicklable():
-                if fork_server is not None:
+                if fork_server is not None and self._needs_fork_server():
                     handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, orphan_timeout)
                 else:
                     handle = self._start_with_multiprocessing(control_r, events_w, on_main, orphan_timeout)
@@ -215,6 +240,10 @@ class ProcessWorker(AbstractWorker):
             self._control = control_w
         if self._stop_requested:
             self._request_stop()
+
+    def _needs_fork_server(self) -> bool:
+        """Whether a server must have its fork server make this worker's child (see `_zygote`)."""
+        return self.start_method != "forkserver" or not forkserver_children_are_safe()
 
     def _start_with_fork_server(
         self, fork_server: ForkServer, control_r: Connection, events_w: Connection, orphan_timeout: float

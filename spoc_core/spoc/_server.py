@@ -166,7 +166,7 @@ class Server:
         for process_worker in direct:
             if not self._start_worker(process_worker, direct=True):
                 break
-        if len(direct) < len(processes):
+        if any(w not in direct and w._needs_fork_server() for w in processes):
             with self._lock:
                 self._fork_server = ForkServer(self._workers)
                 self._fork_server.start()
@@ -190,7 +190,7 @@ class Server:
             monitor = self._ensure_monitor()
             if isinstance(worker, ProcessWorker):
                 worker._deliver = monitor.deliver_to_inbox(worker)
-                fork_server = None if direct else self._fork_server_for(worker)
+                fork_server = self._fork_server_for(worker) if not direct and worker._needs_fork_server() else None
                 worker._launch(fork_server, orphan_timeout=self._shutdown_timeout)
                 self._running.add(worker.name)
                 monitor.watch(worker)

@@ -240,6 +240,7 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
     for signum in CHILD_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     reset_after_fork(frozenset({sock.fileno()}))
+    _forget_inherited_forkserver()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -253,6 +254,29 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
     if os.getppid() != parent_pid:
         return
     _Helper(sock, wake_r, registered).serve()
+
+
+def _forget_inherited_forkserver() -> None:
+    """Drop multiprocessing's record of the parent's fork server: it is not this process's child.
+
+    Left as is, multiprocessing would ``waitpid`` on it (and fail) and keep it
+    alive through the inherited pipe; the helper starts a fork server of its
+    own when a worker needs one.
+    """
+    import multiprocessing.forkserver as mp_forkserver
+
+    forkserver = getattr(mp_forkserver, "_forkserver", None)
+    if forkserver is None or getattr(forkserver, "_forkserver_pid", None) is None:
+        return
+    alive_fd = getattr(forkserver, "_forkserver_alive_fd", None)
+    if isinstance(alive_fd, int):
+        try:
+            os.close(alive_fd)
+        except OSError:
+            pass
+    forkserver._forkserver_alive_fd = None
+    forkserver._forkserver_address = None
+    forkserver._forkserver_pid = None
 
 
 class _Helper:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -136,7 +137,12 @@ def main() -> int:
     parser.add_argument("--method", default="fork")
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--from-thread", action="store_true", help="call server.start() from a short-lived thread")
+    parser.add_argument("--user-forkserver", action="store_true", help="start multiprocessing's fork server first")
     args = parser.parse_args()
+    if args.user_forkserver:
+        first = multiprocessing.get_context("forkserver").Process(target=print, args=("USER-FORKSERVER-UP",))
+        first.start()
+        first.join()
     logging.basicConfig(level=logging.INFO, format="LOG %(levelname)s %(message)s", stream=sys.stderr)
     server = Server(name=f"faults-{args.scenario}")
     for worker in build(args.scenario, args.method):
