@@ -1,23 +1,28 @@
-"""The fork server: a clean single-threaded process that forks every ``fork`` process worker.
+"""The fork server: a clean single-threaded process that makes a server's children.
 
 Forking a process that runs threads can deadlock the child on a lock another
 thread held at that instant (and warns from Python 3.12 on). A Server
 therefore forks this helper once, in `Server.start()`, *before* its monitor and
-its thread workers exist. From then on every ``fork`` process worker of that
-server -- at start, added later, or restarted -- is forked from the helper,
-which has no other thread and holds no lock.
+its thread workers exist. From then on the helper makes the server's children
+that cannot be forked directly: ``fork`` workers started once threads run (a
+worker added later or restarted included) and ``spawn`` workers (and
+``forkserver`` ones when multiprocessing's fork server was not started by
+spoc). It has no other thread, holds no lock, and ignores the shutdown
+signals, so every child it makes is born with Ctrl+C ignored.
 
 The helper is a fork of the program as it was when the server started, so a
 child still sees the program's ``__main__`` (the guide's scripts need no
 ``if __name__ == "__main__":`` guard) and the workers that were registered then
-as they were, unpickled: a worker registered before start is forked with its
-attributes as they are, sockets and multiprocessing queues included. A worker
-that is added after start has to be pickled to the helper.
+as they were, unpickled: a worker registered before start reaches its child
+with its attributes as they are, sockets and multiprocessing queues included.
+A worker added after start is pickled to the helper, with the fds of its
+multiprocessing pipes and queues passed along.
 
-Protocol. The server sends a request over a UNIX socket, with three fds
-attached (the child's control pipe, its event pipe, and a status pipe). The
-helper forks, answers the child's pid on the status pipe, and writes its exit
-status there once it has reaped it; the status pipe is the server's sentinel.
+Protocol. The server sends a request over a UNIX socket, with the child's
+control pipe, its event pipe, a status pipe and any passed fds attached
+(SCM_RIGHTS). The helper starts the child, answers its pid on the status pipe
+(or -1 and the reason), and writes its exit status there once it has ended;
+the status pipe is the server's sentinel.
 """
 
 from __future__ import annotations
