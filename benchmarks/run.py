@@ -94,20 +94,17 @@ def median_of(rounds: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(rounds))
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
+def proc_kib(pid: int, file: str, field: str) -> int:
+    """A size in KiB from /proc/<pid>/<file>, e.g. ("status", "VmRSS") or ("smaps_rollup", "Pss")."""
+    with open(f"/proc/{pid}/{file}") as lines:
+        for line in lines:
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field} in /proc/{pid}/{file}")
 
 
-def pss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise RuntimeError("no Pss")
+def rss_and_pss_kib(pid: int) -> tuple[int, int]:
+    return proc_kib(pid, "status", "VmRSS"), proc_kib(pid, "smaps_rollup", "Pss")
 
 
 # ---------------------------------------------------------------------- the benchmarks
@@ -219,7 +216,7 @@ def idle_memory_spoc() -> tuple[int, int]:
         seen.wait_for("idle")
         pid = worker.pid
         assert pid is not None
-        memory = rss_kib(pid), pss_kib(pid)
+        memory = rss_and_pss_kib(pid)
         server.stop()
         server.join_all(30)
     finally:
@@ -234,7 +231,7 @@ def idle_memory_floor() -> tuple[int, int]:
     process = context.Process(target=raw_idle, args=(writer, event))
     process.start()
     pid = reader.recv()
-    memory = rss_kib(pid), pss_kib(pid)
+    memory = rss_and_pss_kib(pid)
     event.set()
     process.join()
     process.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from spoc import ErrorRecord, ProcessWorker, Server, ThreadWorker
+from spoc import ErrorRecord, ProcessWorker, ThreadWorker
 from spoc.workers import AbstractWorker
 from workers_for_tests import (
     AsyncRecordingProcess,
@@ -17,6 +17,7 @@ from workers_for_tests import (
     RecordingThread,
     drain,
     journal,
+    run_in_server,
 )
 
 CLEAN = [
@@ -42,13 +43,6 @@ def run_alone(worker: AbstractWorker) -> None:
     worker.start()
     worker.join(30)
     assert not worker.is_alive()
-
-
-def run_in_server(worker: AbstractWorker) -> None:
-    server = Server("lifecycle")
-    server.add_worker(worker)
-    server.start()
-    assert server.join_all(30) == []
 
 
 @pytest.mark.parametrize("runner", [run_alone, run_in_server], ids=["alone", "server"])

@@ -22,6 +22,7 @@ from workers_for_tests import (
     WaitsForStop,
     drain,
     journal,
+    run_in_server,
 )
 
 
@@ -31,11 +32,8 @@ def open_fds() -> int:
 
 def test_child_exception_reaches_the_parent_as_an_error_record(start_method: str, caplog: Any) -> None:
     worker = Raises("raiser", start_method=start_method)
-    server = Server()
-    server.add_worker(worker)
     with caplog.at_level(logging.ERROR, logger="spoc"):
-        server.start()
-        assert server.join_all(30) == []
+        run_in_server(worker)
     record = worker.error
     assert record is not None
     assert (record.type_name, record.message, record.phase) == ("LookupError", "no such job: 42", "main")
@@ -92,11 +90,8 @@ def test_thread_only_objects_on_a_process_worker_are_named(start_method: str) ->
 
 def test_sigkilled_process_worker_is_reported_with_exitcode_minus_9(start_method: str, caplog: Any) -> None:
     worker = KillsItself("victim", start_method=start_method)
-    server = Server()
-    server.add_worker(worker)
     with caplog.at_level(logging.ERROR, logger="spoc"):
-        server.start()
-        server.join_all(30)
+        run_in_server(worker)
     assert worker.exitcode == -9
     assert worker.exit_info is not None and worker.exit_info.outcome == "killed"
     assert any("killed by SIGKILL" in r.getMessage() for r in caplog.records)
@@ -236,3 +231,16 @@ def test_a_daemon_process_worker_stops_when_the_program_exits(app_factory: Any) 
     app = app_factory("daemon", script=APPS / "exit_with_worker.py")
     assert app.wait(30) == 0
     app.expect("FINISHED stop_requested=True", timeout=30)
+
+
+def test_run_forever_stops_what_it_started_when_a_worker_cannot_start() -> None:
+    started = WaitsForStop("fine")
+    broken = ExitsAtOnce("broken", start_method="spawn")
+    broken.hook = lambda: None  # type: ignore[attr-defined]
+    server = Server("half-started")
+    server.add_worker(started)
+    server.add_worker(broken)
+    with pytest.raises(WorkerStartError, match=r"'broken' .*self\.hook does not pickle"):
+        server.run_forever(shutdown_timeout=10)
+    assert started.exit_info is not None and started.exit_info.outcome == "stopped"
+    assert not started.is_alive()

@@ -195,6 +195,18 @@ class ExitsAtOnce(ProcessWorker):
         pass
 
 
+def run_in_server(*workers: Any, timeout: float = 30.0) -> Any:
+    """Start `workers` under a fresh Server and join it; assert that every worker stopped in time."""
+    from spoc import Server
+
+    server = Server("test")
+    for worker in workers:
+        server.add_worker(worker)
+    server.start()
+    assert server.join_all(timeout) == []
+    return server
+
+
 def journal() -> Any:
     """A fresh multiprocessing queue to record into."""
     return multiprocessing.get_context("spawn").Queue()
