@@ -30,6 +30,16 @@ def test_first_signal_shuts_down_gracefully(app_factory: type[App], start_method
     assert "Traceback" not in app.stderr
 
 
+def test_a_signal_delivered_to_another_thread_still_stops_the_server(app_factory: type[App]) -> None:
+    """Python runs handlers on the main thread only; the kernel may hand the signal to any thread."""
+    app = app_factory("basic", "--main-blocks-sigterm")
+    ready_pids(app, 3)
+    app.expect("HANDLERS-READY")
+    app.signal(signal.SIGTERM)
+    assert app.wait(30) == 0
+    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
+
+
 def test_ctrl_c_to_the_whole_group_is_graceful_in_children(app_factory: type[App], start_method: str) -> None:
     app = app_factory("processes", "--method", start_method)
     ready_pids(app, 3)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-__all__ = ["close_all_tracked", "track", "untrack"]
+__all__ = ["close_all_tracked", "renew_lock", "track", "untrack"]
 
 _tracked: set[int] = set()
 _lock = threading.Lock()
@@ -44,3 +44,9 @@ def close_all_tracked(keep: frozenset[int] = frozenset()) -> None:
                 pass
     _tracked.clear()
     _tracked.update(keep)
+
+
+def renew_lock() -> None:
+    """In a freshly forked single-threaded child: replace a lock another thread may have held at the fork."""
+    global _lock
+    _lock = threading.Lock()

@@ -3,9 +3,10 @@
 It blocks in a single ``multiprocessing.connection.wait`` on its wake-up pipe,
 every process worker's event pipe and every process worker's sentinel, so a
 death or an event is seen within microseconds and nothing polls with sleeps.
-Thread workers hand their events to its inbox and poke the wake-up pipe; the
-signal handlers of `Server.run_forever` write the signal number to the same
-pipe (a write is all a signal handler may safely do).
+Thread workers hand their events to its inbox and poke the wake-up pipe;
+during `Server.run_forever` the pipe is also the process's signal wakeup fd,
+so Python's C-level signal handler writes each signal's number there, from
+whichever thread the kernel delivered it to.
 
 Because it is the only thread that handles events, whatever it calls (the
 server's bookkeeping, and plugin hooks) is never called concurrently, and each
@@ -25,6 +26,7 @@ from typing import Any
 from . import _fds
 from ._events import WorkerEvent
 from ._process import ProcessWorker
+from ._signals import SHUTDOWN_SIGNALS
 from ._worker import AbstractWorker, Emit
 
 __all__ = ["Monitor"]
@@ -32,6 +34,7 @@ __all__ = ["Monitor"]
 logger = logging.getLogger("spoc")
 
 _WAKE = b"\0"
+_SHUTDOWN_SIGNAL_NUMBERS = frozenset(int(signum) for signum in SHUTDOWN_SIGNALS)
 
 
 class Monitor:
@@ -96,9 +99,10 @@ class Monitor:
         with self._lock:
             self._write(_WAKE)
 
-    def poke_from_signal_handler(self, signum: int) -> None:
-        """Record a caught signal. Takes no lock: it runs inside a signal handler."""
-        self._write(bytes([signum & 0xFF]))
+    @property
+    def wakeup_fd(self) -> int:
+        """The write end of the wake-up pipe: a signal's number written here is handed to `on_signal`."""
+        return self._wake_w
 
     def _write(self, data: bytes) -> None:
         fd = self._wake_w
@@ -166,8 +170,8 @@ class Monitor:
         except BlockingIOError:
             return
         for byte in data:
-            if byte:
-                self._on_signal(byte)
+            if byte in _SHUTDOWN_SIGNAL_NUMBERS:
+                self._on_signal(byte)  # other numbers: signals handled elsewhere, or our own wake-ups
 
     def _event_handler(self, worker: AbstractWorker) -> Emit:
         return lambda event: self._on_event(worker, event)

@@ -96,8 +96,9 @@ class Server:
         self._fork_server: ForkServer | None = None
         self._started = False
         self._stop_reason: StopReason | None = None
-        self._signals_caught: list[int] = []
-        self._signals_handled = 0
+        self._signal_arrived = False
+        self._signals_received: list[int] = []
+        self._handling_signals = False
         self._forced = False
         self._running: set[str] = set()
         self._joined = False
@@ -185,7 +186,7 @@ class Server:
 
     def _start_worker(self, worker: AbstractWorker, direct: bool = False) -> bool:
         with self._lock:
-            if self._stop_reason is not None or self._signals_caught:
+            if self._stop_reason is not None or self._signal_arrived:
                 return False
             monitor = self._ensure_monitor()
             if isinstance(worker, ProcessWorker):
@@ -229,8 +230,9 @@ class Server:
             self._close_when_idle()
 
     def _on_signal(self, signum: int) -> None:
-        self._signals_handled += 1
-        if self._signals_handled == 1:
+        """A SIGINT/SIGTERM, as the monitor read it from the wakeup fd: the first stops, a second forces."""
+        self._signals_received.append(signum)
+        if len(self._signals_received) == 1:
             logger.warning(
                 "server %r received %s: stopping %d workers (send it again to force)",
                 self.name,
@@ -243,11 +245,11 @@ class Server:
             self._force()
 
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
-        """The SIGINT/SIGTERM handler of run_forever: record and hand over, nothing else."""
-        self._signals_caught.append(signum)
-        monitor = self._monitor
-        if monitor is not None:
-            monitor.poke_from_signal_handler(signum)
+        """run_forever's Python-level handler: only a flag, so start() starts no further worker.
+
+        The signal itself reaches the monitor through the wakeup fd.
+        """
+        self._signal_arrived = True
 
     # ------------------------------------------------------------------ stopping
 
@@ -344,7 +346,7 @@ class Server:
     def _close_when_idle(self) -> None:
         """Release the monitor and the fork server once every process worker has been reaped."""
         with self._lock:
-            if any(isinstance(self._workers[n], ProcessWorker) for n in self._running):
+            if self._handling_signals or any(isinstance(self._workers[n], ProcessWorker) for n in self._running):
                 return
             monitor, self._monitor = self._monitor, None
             fork_server, self._fork_server = self._fork_server, None
@@ -370,31 +372,37 @@ class Server:
         makes a command exit non-zero when a worker failed or had to be forced.
         """
         self._shutdown_timeout = shutdown_timeout
-        self._ensure_monitor()
+        monitor = self._ensure_monitor()
         late: list[AbstractWorker] = []
-        with handlers_installed(SHUTDOWN_SIGNALS, self._handle_signal):
-            try:
-                if not self._started:
-                    self.start()
-                self._wait_for_end()
-            finally:
-                with self._lock:
-                    if self._stop_reason is None:
-                        self._stop_reason = _reason_without_request(bool(self._signals_caught), bool(self._running))
-                self._request_stop(self._stop_reason or "stop")
-                late = self.join_all(shutdown_timeout)
+        self._handling_signals = True
+        try:
+            with handlers_installed(SHUTDOWN_SIGNALS, self._handle_signal, monitor.wakeup_fd):
+                try:
+                    if not self._started:
+                        self.start()
+                    self._wait_for_end()
+                finally:
+                    with self._lock:
+                        if self._stop_reason is None:
+                            self._stop_reason = _reason_without_request(self._signal_arrived, bool(self._running))
+                    self._request_stop(self._stop_reason or "stop")
+                    late = self.join_all(shutdown_timeout)
+        finally:
+            self._handling_signals = False
+            self._close_when_idle()  # the monitor's pipe may close now that it is no longer the wakeup fd
         return self._outcome(late)
 
     def _wait_for_end(self) -> None:
         with self._changed:
-            while self._stop_reason is None and not self._signals_caught and self._running:
+            while self._stop_reason is None and self._running:
                 self._changed.wait()
 
     def _outcome(self, late: list[AbstractWorker]) -> ServerExit:
         with self._lock:
             exits = tuple(w.exit_info for w in self._workers.values() if w.exit_info is not None)
-            reason: StopReason = "signal" if self._signals_caught else (self._stop_reason or "stop")
-            first_signal = signal_name(self._signals_caught[0]) if self._signals_caught else None
+            signalled = self._signals_received or self._signal_arrived
+            reason: StopReason = "signal" if signalled else (self._stop_reason or "stop")
+            first_signal = signal_name(self._signals_received[0]) if self._signals_received else None
             return ServerExit(self.name, reason, first_signal, exits, forced=bool(late) or self._forced)
 
 

@@ -37,19 +37,29 @@ def blocked(signals: tuple[signal.Signals, ...] = CHILD_SIGNALS) -> Iterator[Non
 
 
 @contextmanager
-def handlers_installed(signals: tuple[signal.Signals, ...], handler: Handler) -> Iterator[bool]:
-    """Install `handler` for `signals` for the duration of the block, then restore the previous ones.
+def handlers_installed(signals: tuple[signal.Signals, ...], handler: Handler, wakeup_fd: int) -> Iterator[bool]:
+    """For the duration of the block, handle `signals` and make every signal write its number to `wakeup_fd`.
 
-    Yields False (and installs nothing) outside the main thread, where Python
-    does not allow signal handlers.
+    The kernel may deliver a signal to any thread, while Python runs
+    `handler` only on the main thread, and only once that thread runs Python
+    code again: a main thread blocked in a lock wait would never see it. The
+    C-level handler writes the signal number to `wakeup_fd` at once, from
+    whichever thread received the signal; the reader of that fd is where the
+    signal is acted on, and `handler` only records it.
+
+    The previous handlers and wakeup fd are restored afterwards. Yields False
+    (and installs nothing) outside the main thread, where Python does not
+    allow signal handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         yield False
         return
     previous = {signum: signal.signal(signum, handler) for signum in signals}
+    previous_fd = signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
     try:
         yield True
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for signum, old in previous.items():
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
 

@@ -245,6 +245,7 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
     for signum in CHILD_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     reset_after_fork(frozenset({sock.fileno()}))
+    _renew_locks_it_needs()
     _forget_inherited_forkserver()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -259,6 +260,28 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
     if os.getppid() != parent_pid:
         return
     _Helper(sock, wake_r, registered).serve()
+
+
+def _renew_locks_it_needs() -> None:
+    """Give the helper fresh copies of the locks its own work takes.
+
+    The helper is forked from a program that may already run threads (its
+    own, or a multiprocessing queue's feeder). A lock one of them held at that
+    instant stays held forever in the copy: a garbage-collected semaphore's
+    finalizer holding multiprocessing's resource-tracker lock is enough to
+    freeze every spawn launch. The helper has no other thread, so nothing can
+    legitimately hold these locks here.
+    """
+    import multiprocessing.forkserver as mp_forkserver
+    import multiprocessing.resource_tracker as mp_resource_tracker
+
+    _fds.renew_lock()
+    tracker = getattr(mp_resource_tracker, "_resource_tracker", None)
+    if tracker is not None and hasattr(tracker, "_lock"):
+        tracker._lock = threading.RLock()
+    forkserver = getattr(mp_forkserver, "_forkserver", None)
+    if forkserver is not None and hasattr(forkserver, "_lock"):
+        forkserver._lock = threading.Lock()
 
 
 def _forget_inherited_forkserver() -> None:

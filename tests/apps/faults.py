@@ -106,6 +106,16 @@ class SlowToStart(Marked, ProcessWorker):
             pass
 
 
+class ReportsHandlers(ThreadWorker):
+    """Prints HANDLERS-READY once run_forever's SIGTERM handler is installed (checked from its thread)."""
+
+    def main(self) -> None:
+        while signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) and not self.wait(0.005):
+            pass
+        say("HANDLERS-READY")
+        self.wait()
+
+
 class ExitsFast(Marked, ThreadWorker):
     def main(self) -> None:
         say(f"DONE {self.name}")
@@ -138,6 +148,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--from-thread", action="store_true", help="call server.start() from a short-lived thread")
     parser.add_argument("--user-forkserver", action="store_true", help="start multiprocessing's fork server first")
+    parser.add_argument(
+        "--main-blocks-sigterm", action="store_true", help="so the kernel must deliver SIGTERM to another thread"
+    )
     args = parser.parse_args()
     if args.user_forkserver:
         first = multiprocessing.get_context("forkserver").Process(target=print, args=("USER-FORKSERVER-UP",))
@@ -156,6 +169,11 @@ def main() -> int:
         for worker in processes:
             worker.join(max(0.0, time_left - time.monotonic()))
         say("STARTER-EXITED alive=" + ",".join(str(w.is_alive()) for w in processes))
+    if args.main_blocks_sigterm:
+        # Threads inherit their creator's mask: block only once the server's threads exist.
+        server.add_worker(ReportsHandlers("handlers"))
+        server.start()
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
     outcome = server.run_forever(shutdown_timeout=args.timeout)
     say(
         f"RESULT reason={outcome.reason} signal={outcome.signal} forced={outcome.forced} ok={outcome.ok} "
