@@ -2,13 +2,17 @@
 
 Start methods:
 
-- ``"fork"`` (the default on Linux): under a Server, the child is forked by the
-  server's fork server (see `_zygote`), never by a process that runs threads.
-  A worker started on its own, outside a Server, is forked by
-  multiprocessing directly from the calling thread.
+- ``"fork"`` (the default on Linux): under a Server, the child is forked
+  directly while the program is still single-threaded (in `Server.start()`),
+  and otherwise by the server's fork server (see `_zygote`): never by a
+  process that runs threads. A worker started on its own, outside a Server,
+  is forked by multiprocessing directly from the calling thread.
 - ``"spawn"`` and ``"forkserver"``: multiprocessing's own; the worker is
   pickled to a fresh interpreter. Scripts then need the
   ``if __name__ == "__main__":`` guard, as with any multiprocessing program.
+  Under a Server, spawn children are launched by the fork server, and
+  forkserver children by multiprocessing's fork server started with spoc's
+  preload (`_forkserver_preload`): either way they are born with Ctrl+C ignored.
 
 Whatever the method, the child runs `_child.run_child`, reports over an event
 pipe and takes stop requests over a control pipe.

@@ -90,10 +90,6 @@ def pickle_for_child(obj: object) -> tuple[bytes, list[int]]:
     return buffer.getvalue(), collector.fds
 
 
-def _dump_for_child(obj: object) -> None:
-    pickle_for_child(obj)
-
-
 def _children(obj: object, path: str) -> Iterator[tuple[str, Any]]:
     if isinstance(obj, dict):
         for key, value in obj.items():
@@ -124,7 +120,7 @@ def _own_state(obj: object) -> object:
 def find_unpicklable(obj: object, path: str = "self") -> tuple[str, str] | None:
     """Return ``(path, error)`` for the deepest part of `obj` that does not pickle, or None."""
     try:
-        _dump_for_child(obj)
+        pickle_for_child(obj)
     except Exception as exc:
         return _deepest_failure(obj, path, f"{type(exc).__name__}: {exc}", 0)
     return None
@@ -134,7 +130,7 @@ def _deepest_failure(obj: object, path: str, error: str, depth: int) -> tuple[st
     if depth < _MAX_DEPTH:
         for child_path, value in _children(obj, path):
             try:
-                _dump_for_child(value)
+                pickle_for_child(value)
             except Exception as exc:
                 return _deepest_failure(value, child_path, f"{type(exc).__name__}: {exc}", depth + 1)
     return path, error
