@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
-from ._errors import ErrorRecord, Phase
+from ._errors import ErrorRecord, Phase, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._signals import signal_name
 
@@ -232,8 +232,6 @@ class AbstractWorker(abc.ABC):
         return type(self)(*args, **kwargs)
 
     def _check_startable(self) -> None:
-        from ._errors import WorkerStartError
-
         if self.started:
             raise WorkerStartError(
                 f"worker {self.name!r} was already started; a worker runs once. "

@@ -28,6 +28,7 @@ the status pipe is the server's sentinel.
 from __future__ import annotations
 
 import array
+import multiprocessing.connection
 import os
 import pickle
 import select
@@ -69,14 +70,12 @@ class ForkedChild:
 
     def poll(self) -> int | None:
         """The exit code once the fork server has reported it, else None. Never blocks."""
-        if self._exitcode is None and not self._closed:
-            readable, _, _ = select.select([self.sentinel], [], [], 0)
-            if readable:
-                data = _read_exactly(self.sentinel, _STATUS.size)
-                if len(data) == _STATUS.size:
-                    self._exitcode = _STATUS.unpack(data)[0]
-                else:
-                    self._exitcode = self._lost()
+        if self._exitcode is None and not self._closed and _readable(self.sentinel, 0):
+            data = _read_exactly(self.sentinel, _STATUS.size)
+            if len(data) == _STATUS.size:
+                self._exitcode = _STATUS.unpack(data)[0]
+            else:
+                self._exitcode = self._lost()
         return self._exitcode
 
     def _lost(self) -> int:
@@ -92,7 +91,7 @@ class ForkedChild:
 
     def join(self, timeout: float | None = None) -> None:
         if self.poll() is None and not self._closed:
-            select.select([self.sentinel], [], [], timeout)
+            _readable(self.sentinel, timeout)
             self.poll()
 
     @property
@@ -112,6 +111,11 @@ class ForkedChild:
             self._closed = True
             _fds.untrack(self.sentinel)
             os.close(self.sentinel)
+
+
+def _readable(fd: int, timeout: float | None) -> bool:
+    """Wait up to `timeout` for `fd` to be readable (poll-based: any fd number, unlike select())."""
+    return bool(multiprocessing.connection.wait([fd], timeout))
 
 
 class ForkServer:
