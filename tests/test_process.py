@@ -244,3 +244,29 @@ def test_run_forever_stops_what_it_started_when_a_worker_cannot_start() -> None:
         server.run_forever(shutdown_timeout=10)
     assert started.exit_info is not None and started.exit_info.outcome == "stopped"
     assert not started.is_alive()
+
+
+def test_workers_run_when_fd_numbers_are_above_1023() -> None:
+    """select() cannot watch fd numbers of 1024 and up; a busy server reaches them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1200
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {wanted}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    filler = []
+    try:
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            filler.append(fd)
+            if fd >= 1100:
+                break
+        worker = ExitsAtOnce("high-fds", start_method="spawn")
+        run_in_server(worker)
+        assert worker.exitcode == 0
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
