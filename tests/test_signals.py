@@ -51,12 +51,13 @@ def test_ctrl_c_to_the_whole_group_is_graceful_in_children(app_factory: type[App
     assert "RESULT reason=signal signal=SIGINT forced=False ok=True" in app.stdout
 
 
-def test_second_signal_forces_shutdown(app_factory: type[App]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_second_signal_forces_shutdown(app_factory: type[App], signum: int) -> None:
     app = app_factory("ignore_stop", "--timeout", "60")
     pids = ready_pids(app, 2)
-    app.signal(signal.SIGTERM)
+    app.signal(signum)
     app.expect(r"TEARDOWN thread-1")
-    app.signal(signal.SIGTERM)
+    app.signal(signum)
     assert app.wait(timeout=20) == 1
     assert "forcing shutdown" in app.stderr
     assert "forced=True" in app.stdout
@@ -95,6 +96,20 @@ def test_signal_during_start_leaves_the_remaining_workers_unstarted(app_factory:
     assert 1 <= started < 10
     assert app.stdout.count("TEARDOWN process-") == started
     assert "Traceback" not in app.stderr
+
+
+def test_worker_killed_from_outside_is_noticed_while_the_others_run_on(
+    app_factory: type[App], start_method: str
+) -> None:
+    """The OOM killer's way: SIGKILL to one child while the server runs."""
+    app = app_factory("processes", "--method", start_method)
+    pids = ready_pids(app, 3)
+    os.kill(pids["process-2"], signal.SIGKILL)
+    app.expect(r"worker 'process-2' was killed by SIGKILL", stream="stderr")
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 1
+    assert "TEARDOWN process-1" in app.stdout and "TEARDOWN process-3" in app.stdout
+    assert "failed=process-2" in app.stdout
 
 
 def test_killed_parent_leaves_no_children(app_factory: type[App], start_method: str) -> None:
