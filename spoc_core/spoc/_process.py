@@ -254,8 +254,10 @@ class ProcessWorker(AbstractWorker):
     ) -> ChildHandle:
         """Have the server's fork server make the child: it is born with the shutdown signals ignored."""
         method = self.start_method
-        if method != "fork":
-            pickle_for_child(self)  # an unpicklable worker fails here, in start(), naming the attribute
+        if method != "fork" and fork_server.holds(self):
+            # The helper pickles it to the fresh interpreter: fail here instead, naming the attribute.
+            # (A worker the helper does not hold is pickled here by launch() anyway.)
+            pickle_for_child(self)
         options = ChildOptions(
             use_uvloop=uvloop_enabled(),
             parent_death_signal=True,

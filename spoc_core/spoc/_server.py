@@ -348,15 +348,14 @@ class Server:
         with self._lock:
             if self._handling_signals or any(isinstance(self._workers[n], ProcessWorker) for n in self._running):
                 return
-            monitor, self._monitor = self._monitor, None
             fork_server, self._fork_server = self._fork_server, None
+            monitor = None
+            if not self._running:  # else a thread join_all gave up on may still report: keep listening
+                monitor, self._monitor = self._monitor, None
         if fork_server is not None:
             fork_server.close()
-        if monitor is not None and not self._running:
+        if monitor is not None:
             monitor.close()
-        elif monitor is not None:
-            with self._lock:
-                self._monitor = monitor  # a stuck thread may still report; keep listening
 
     # ------------------------------------------------------------------ running
 

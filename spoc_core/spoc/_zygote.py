@@ -156,12 +156,16 @@ class ForkServer:
         _fds.track(ours.fileno())
         self.pid = pid
 
+    def holds(self, worker: AbstractWorker) -> bool:
+        """Whether the helper has `worker` in its memory (registered before start), so it is not pickled."""
+        return worker is self._registered.get(worker.name)
+
     def launch(
         self, worker: AbstractWorker, method: str, control_fd: int, event_fd: int, options: ChildOptions
     ) -> ForkedChild:
         """Have the helper make a child that runs `worker` with start `method`; return the server's handle."""
         passed: list[int] = []
-        if worker is self._registered.get(worker.name):
+        if self.holds(worker):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
         else:
             payload, passed = pickle_for_child(worker)
