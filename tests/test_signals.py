@@ -122,6 +122,17 @@ def test_killed_parent_leaves_no_children(app_factory: type[App], start_method: 
         assert wait_gone(pid, 30.0), f"worker pid {pid} outlived its parent"
 
 
+def test_a_child_stuck_in_setup_still_notices_its_parent_died(app_factory: type[App], start_method: str) -> None:
+    """A child watches its parent from birth, not only once setup() is done (the orphan deadline ends it)."""
+    app = app_factory("stuck_in_setup", "--method", start_method, "--timeout", "1")
+    pid = int(app.expect(r"IN-SETUP stuck-setup pid=(\d+)")[0].group(1))
+    app.signal(signal.SIGKILL)
+    app.wait()
+    app.expect(r"lost its parent and did not stop within 1s", stream="stderr", timeout=30)
+    assert wait_gone(pid, 30.0), f"worker pid {pid} outlived its parent"
+    assert "MAIN-RAN" not in app.stdout
+
+
 def test_children_outlive_a_short_lived_starting_thread_but_not_the_parent(
     app_factory: type[App], start_method: str
 ) -> None:

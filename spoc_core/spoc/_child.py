@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import _thread
 import faulthandler
+import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import select
 import signal
 import sys
@@ -28,9 +28,11 @@ from dataclasses import dataclass, replace
 from types import FrameType
 
 from . import _fds
-from ._events import WorkerEvent
+from ._events import WorkerEvent, encode_event
+from ._fork import flush_std_streams
+from ._latch import Latch
 from ._linux import set_parent_death_signal
-from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL
+from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL, set_handler, unblock
 from ._worker import AbstractWorker, LifecycleBody
 
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
@@ -56,6 +58,16 @@ class ChildOptions:
     expected_parent: int = 0
     orphan_timeout: float = 5.0
 
+    @property
+    def told_of_parent_death_by_signal(self) -> bool:
+        """Whether the death of the process that supervises this child reaches it as a signal.
+
+        True when the parent-death signal is armed and the parent is the
+        server or its fork server (which dies with it); not under
+        multiprocessing's fork server, which may outlive the server.
+        """
+        return self.parent_death_signal and self.expected_parent != 0
+
 
 class EventWriter:
     """Sends a child's events to the parent over its event pipe, one whole record at a time."""
@@ -68,7 +80,7 @@ class EventWriter:
     def send(self, event: WorkerEvent) -> None:
         if event.error is not None:
             event = replace(event, error=event.error.portable())
-        data = pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
+        data = encode_event(event)
         with self._lock:
             if self._parent_gone:
                 return
@@ -91,12 +103,15 @@ class _ParentWatch:
         self.options = options
         self.signal_r, self.signal_w = os.pipe()
         os.set_blocking(self.signal_w, False)
-        self.finished = threading.Event()
+        self.finished = Latch()
         self.sigterms = 0
+        self.started = False
 
     def start(self) -> None:
-        """Start watching, on a bare thread: nothing waits for it to come up."""
-        _thread.start_new_thread(self._watch, ())
+        """Start watching (once), on a bare thread: nothing waits for it to come up."""
+        if not self.started:
+            self.started = True
+            _thread.start_new_thread(self._watch, ())
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         """A first SIGTERM asks for a graceful stop; a second one ends the process.
@@ -116,6 +131,7 @@ class _ParentWatch:
         self._poke(b"H")
 
     def _poke(self, what: bytes) -> None:
+        self.start()
         try:
             os.write(self.signal_w, what)
         except OSError:
@@ -152,39 +168,43 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     """Run `worker` in this (child) process; return its exit code.
 
     Called with the child signals blocked or ignored (see `_signals.blocked`).
+
+    The watch thread starts once the first event is sent, when the parent's
+    death reaches the child as a signal until then: its handler starts the
+    thread at once. A thread started before the "startup" event would compete
+    with it for the GIL and a core, and delay it by a quarter of a fork's
+    whole start-up time.
     """
     worker._init_runtime()
+    multiprocessing.current_process().name = f"spoc:{worker.name}"  # logging's processName
     watch = _ParentWatch(worker, control_fd, options)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, watch.on_sigterm)
-    signal.signal(signal.SIGHUP, watch.on_sighup)
+    set_handler(signal.SIGINT, signal.SIG_IGN)
+    set_handler(signal.SIGTERM, watch.on_sigterm)
+    set_handler(signal.SIGHUP, watch.on_sighup)
     if sys.stderr is not None:
         try:
             faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)
         except (AttributeError, ValueError, OSError):  # no usable stderr fd
-            signal.signal(STACK_DUMP_SIGNAL, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_SIGNALS)
+            set_handler(STACK_DUMP_SIGNAL, signal.SIG_IGN)
+    unblock(CHILD_SIGNALS)
     if options.parent_death_signal:
         set_parent_death_signal(signal.SIGHUP)
     if options.expected_parent and os.getppid() != options.expected_parent:
         watch.on_sighup(signal.SIGHUP, None)  # the parent died before we could watch it
-    watch.start()
+    if not options.told_of_parent_death_by_signal:
+        watch.start()  # EOF on the control pipe is then the only news of the parent's death
     writer = EventWriter(event_fd)
+
+    def emit(event: WorkerEvent) -> None:
+        writer.send(event)
+        watch.start()
+
     try:
-        return LifecycleBody(worker, writer.send).run(options.use_uvloop)
+        return LifecycleBody(worker, emit).run(options.use_uvloop)
     finally:
         watch.finished.set()
         writer.close()
-        _flush_std_streams()
-
-
-def _flush_std_streams() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
+        flush_std_streams()
 
 
 def reset_after_fork(keep: frozenset[int]) -> None:
@@ -209,11 +229,8 @@ def process_entry(
     control: multiprocessing.connection.Connection,
     events: multiprocessing.connection.Connection,
     options: ChildOptions,
-    forked: bool,
 ) -> None:
-    """Target of the multiprocessing.Process that runs a worker (spawn, forkserver, direct fork)."""
-    if forked:  # multiprocessing's own bootstrap already reset its bookkeeping
-        _fds.close_all_tracked(frozenset({control.fileno(), events.fileno()}))
+    """Target of the multiprocessing.Process that runs a worker (spawn, forkserver)."""
     code = run_child(worker, control.fileno(), events.fileno(), options)
     if code:
         sys.exit(code)

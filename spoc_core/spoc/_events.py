@@ -8,7 +8,9 @@ worker emitted them. When a worker has ended, the server sums its life up in a
 
 from __future__ import annotations
 
+import marshal
 import os
+import pickle
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 from ._errors import ErrorRecord, Phase
 
-__all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "make_event"]
+__all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "decode_event", "encode_event", "make_event"]
 
 EventKind = Literal["startup", "shutdown", "error", "exit"]
 """The kinds of lifecycle record:
@@ -78,6 +80,49 @@ def make_event(
         error=error,
         data=data,
     )
+
+
+_MARSHALLED = b"M"
+_PICKLED = b"P"
+
+
+def encode_event(event: WorkerEvent) -> bytes:
+    """The bytes that carry `event` from a child process to its server.
+
+    Events made of plain values (all but errors, as a rule) travel as a
+    marshalled tuple: the first events of a freshly forked child are on the
+    start-up path, and marshal touches far less memory than pickle there (in
+    a forked child every page touched is a copy-on-write fault). The rest,
+    an `ErrorRecord` with its exception among them, are pickled.
+    """
+    if event.error is None:
+        try:
+            return _MARSHALLED + marshal.dumps(
+                (
+                    event.worker,
+                    event.kind,
+                    event.phase,
+                    event.pid,
+                    event.thread_id,
+                    event.monotonic,
+                    event.wall,
+                    event.data,
+                )
+            )
+        except ValueError:  # data holds something marshal does not know
+            pass
+    return _PICKLED + pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
+
+
+def decode_event(data: bytes) -> WorkerEvent:
+    """The event `encode_event` turned into `data`."""
+    if data[:1] == _MARSHALLED:
+        worker, kind, phase, pid, thread_id, monotonic, wall, extra = marshal.loads(data[1:])
+        return WorkerEvent(worker, kind, phase, pid, thread_id, monotonic, wall, None, extra)
+    event = pickle.loads(data[1:])
+    if not isinstance(event, WorkerEvent):
+        raise TypeError(f"expected a WorkerEvent, received {type(event).__name__}")
+    return event
 
 
 @dataclass(frozen=True)

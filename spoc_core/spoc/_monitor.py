@@ -1,6 +1,6 @@
 """The monitor: the one thread per server that receives every event and notices every death.
 
-It blocks in a single ``multiprocessing.connection.wait`` on its wake-up pipe,
+It blocks in a single ``poll()`` on its wake-up pipe,
 every process worker's event pipe and every process worker's sentinel, so a
 death or an event is seen within microseconds and nothing polls with sleeps.
 Thread workers hand their events to its inbox and poke the wake-up pipe;
@@ -16,12 +16,11 @@ worker's events arrive in the order the worker emitted them.
 from __future__ import annotations
 
 import logging
-import multiprocessing.connection
 import os
+import select
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from . import _fds
 from ._events import WorkerEvent
@@ -129,6 +128,9 @@ class Monitor:
     # ------------------------------------------------------------------ the monitor thread
 
     def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        owners: dict[int, ProcessWorker] = {}  # every fd polled for a worker: its sentinel and event pipe
         while True:
             with self._lock:
                 watched = list(self._watched)
@@ -136,33 +138,33 @@ class Monitor:
             if closing and not watched:
                 self._handle_inbox()
                 return
+            for worker in watched:
+                for fd in worker._wait_fds():
+                    if fd not in owners:
+                        owners[fd] = worker
+                        poller.register(fd, select.POLLIN)
             try:
-                self._wait_once(watched)
+                for fd, _ in poller.poll():
+                    self._ready(fd, owners, poller)
                 self._handle_inbox()
             except Exception:
                 logger.exception("spoc monitor: unexpected error; it keeps running")
 
-    def _wait_once(self, watched: list[ProcessWorker]) -> None:
-        sentinels: dict[int, ProcessWorker] = {}
-        pipes: dict[int, ProcessWorker] = {}
-        objects: list[Any] = [self._wake_r]
-        for worker in watched:
-            for obj in worker._wait_objects():
-                if isinstance(obj, int):
-                    sentinels[obj] = worker
-                else:
-                    pipes[id(obj)] = worker
-                objects.append(obj)
-        ready = multiprocessing.connection.wait(objects)
-        for obj in ready:
-            if obj == self._wake_r:
-                self._read_wake_pipe()
-            elif isinstance(obj, int):
-                self._process_ended(sentinels[obj])
-            else:
-                worker = pipes[id(obj)]
-                if worker.exit_info is None and not worker._drain_events(self._event_handler(worker)):
-                    worker._close_events()
+    def _ready(self, fd: int, owners: dict[int, ProcessWorker], poller: select.poll) -> None:
+        if fd == self._wake_r:
+            return self._read_wake_pipe()
+        worker = owners.get(fd)
+        if worker is None:
+            return  # its worker ended earlier in this batch
+        if fd == worker._sentinel_fd():
+            for owned in worker._wait_fds():
+                if owners.pop(owned, None) is not None:
+                    poller.unregister(owned)
+            self._process_ended(worker)
+        elif worker.exit_info is None and not worker._read_event(self._event_handler(worker)):
+            owners.pop(fd, None)
+            poller.unregister(fd)
+            worker._close_events()
 
     def _read_wake_pipe(self) -> None:
         try:

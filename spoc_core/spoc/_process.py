@@ -6,7 +6,7 @@ Start methods:
   directly while the program is still single-threaded (in `Server.start()`),
   and otherwise by the server's fork server (see `_zygote`): never by a
   process that runs threads. A worker started on its own, outside a Server,
-  is forked by multiprocessing directly from the calling thread.
+  is forked directly from the calling thread.
 - ``"spawn"`` and ``"forkserver"``: multiprocessing's own; the worker is
   pickled to a fresh interpreter. Scripts then need the
   ``if __name__ == "__main__":`` guard, as with any multiprocessing program.
@@ -38,9 +38,10 @@ from typing import Any, ClassVar, Protocol
 
 from . import _fds
 from ._aio import uvloop_enabled
-from ._child import ChildOptions, process_entry
+from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
-from ._events import WorkerEvent
+from ._events import WorkerEvent, decode_event
+from ._fork import DirectChild, fork_and_run
 from ._linux import preload_libc
 from ._signals import STACK_DUMP_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
@@ -84,7 +85,7 @@ class ChildHandle(Protocol):
 
 
 class MultiprocessingChild:
-    """A child made by multiprocessing (spawn, forkserver, or a direct fork)."""
+    """A child made by multiprocessing (spawn or forkserver)."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         _forget_in_multiprocessing(process)
@@ -227,7 +228,7 @@ class ProcessWorker(AbstractWorker):
                 if fork_server is not None and self._needs_fork_server():
                     handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, orphan_timeout)
                 else:
-                    handle = self._start_with_multiprocessing(control_r, events_w, on_main, orphan_timeout)
+                    handle = self._start_here(control_r, events_w, on_main, orphan_timeout)
         except BaseException:
             _fds.untrack(events_r.fileno())
             _fds.untrack(control_w.fileno())
@@ -266,25 +267,47 @@ class ProcessWorker(AbstractWorker):
         )
         return fork_server.launch(self, method, control_r.fileno(), events_w.fileno(), options)
 
-    def _start_with_multiprocessing(
+    def _start_here(
         self, control_r: Connection, events_w: Connection, on_main: bool, orphan_timeout: float
     ) -> ChildHandle:
+        """Start the child from this process: forked directly, or by multiprocessing (spawn, forkserver)."""
         method = self.start_method
-        forked = method == "fork"
         options = ChildOptions(
             use_uvloop=uvloop_enabled(),
             parent_death_signal=on_main or method == "forkserver",
             expected_parent=os.getpid() if method != "forkserver" else 0,
             orphan_timeout=orphan_timeout,
         )
+        if method == "fork":
+            return self._fork_directly(control_r, events_w, options)
         context: Any = multiprocessing.get_context(method)
         process = context.Process(
             target=process_entry,
-            args=(self, control_r, events_w, options, forked),
+            args=(self, control_r, events_w, options),
             name=f"spoc:{self.name}",
         )
         process.start()
         return MultiprocessingChild(process)
+
+    def _fork_directly(self, control_r: Connection, events_w: Connection, options: ChildOptions) -> ChildHandle:
+        """Fork the child from this process (the caller made sure that is safe; see `Server.start`)."""
+        sentinel_r, sentinel_w = os.pipe()
+        _fds.track(sentinel_r)
+        keep = frozenset({control_r.fileno(), events_w.fileno(), sentinel_w})
+
+        def child() -> int:
+            reset_after_fork(keep)
+            return run_child(self, control_r.fileno(), events_w.fileno(), options)
+
+        try:
+            pid = fork_and_run(child)
+        except BaseException:
+            _fds.untrack(sentinel_r)
+            os.close(sentinel_r)
+            raise
+        finally:
+            os.close(sentinel_w)
+        return DirectChild(pid, sentinel_r)
 
     @contextlib.contextmanager
     def _reporting_unpicklable(self) -> Iterator[None]:
@@ -376,6 +399,22 @@ class ProcessWorker(AbstractWorker):
             return
         _wait_reading_events(self, timeout)
 
+    def _read_event(self, deliver: Callable[[WorkerEvent], None]) -> bool:
+        """Deliver the next event from the pipe, which is readable; return False once it is closed.
+
+        One event per call: a monitor polls the pipe again anyway (an event
+        waiting behind this one keeps it readable), and asks nothing more of
+        the pipe than a single read while the worker runs.
+        """
+        events = self._events
+        if events is None:
+            return False
+        try:
+            deliver(decode_event(events.recv_bytes()))
+        except (EOFError, OSError):
+            return False
+        return True
+
     def _drain_events(self, deliver: Callable[[WorkerEvent], None]) -> bool:
         """Deliver every event waiting in the pipe; return False once the pipe is closed."""
         events = self._events
@@ -383,7 +422,7 @@ class ProcessWorker(AbstractWorker):
             return False
         try:
             while events.poll():
-                deliver(pickle.loads(events.recv_bytes()))
+                deliver(decode_event(events.recv_bytes()))
         except (EOFError, OSError):
             return False
         return True
@@ -417,12 +456,18 @@ class ProcessWorker(AbstractWorker):
         if handle is not None:
             handle.close()
 
-    def _wait_objects(self) -> list[Any]:
+    def _wait_fds(self) -> list[int]:
+        """The fds a monitor polls for this worker: its sentinel and, while open, its event pipe."""
         handle = self._thread_or_process
-        objects: list[Any] = [] if handle is None else [handle.sentinel]
-        if self._events is not None:
-            objects.append(self._events)
-        return objects
+        fds: list[int] = [] if handle is None else [handle.sentinel]
+        events = self._events
+        if events is not None:
+            fds.append(events.fileno())
+        return fds
+
+    def _sentinel_fd(self) -> int:
+        handle = self._thread_or_process
+        return -1 if handle is None else handle.sentinel
 
 
 _non_daemon: weakref.WeakSet[ProcessWorker] = weakref.WeakSet()
@@ -448,8 +493,9 @@ def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:
     assert handle is not None
     while worker.exit_info is None:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = multiprocessing.connection.wait(worker._wait_objects(), remaining)
-        if worker._events in ready and not worker._drain_events(worker._record):
+        events = worker._events
+        ready = multiprocessing.connection.wait(worker._wait_fds(), remaining)
+        if events is not None and events.fileno() in ready and not worker._drain_events(worker._record):
             worker._close_events()
         if handle.sentinel in ready or handle.poll() is not None:
             worker._finish(worker._record)

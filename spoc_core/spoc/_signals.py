@@ -7,8 +7,18 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
-__all__ = ["CHILD_SIGNALS", "SHUTDOWN_SIGNALS", "STACK_DUMP_SIGNAL", "blocked", "handlers_installed", "signal_name"]
+__all__ = [
+    "CHILD_SIGNALS",
+    "SHUTDOWN_SIGNALS",
+    "STACK_DUMP_SIGNAL",
+    "blocked",
+    "handlers_installed",
+    "set_handler",
+    "signal_name",
+    "unblock",
+]
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals run_forever() handles: the first asks for a graceful shutdown, a second forces it."""
@@ -21,6 +31,28 @@ CHILD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, STACK_DUMP_SIGNAL
 
 Handler = Callable[[int, FrameType | None], object]
 
+try:
+    import _signal as _c_signal  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # not CPython
+    _c_signal = signal
+_raw: Any = _c_signal
+"""The C module under `signal`: the same calls without the conversions to and from enums.
+
+The wrappers in `signal` turn every number and handler into an enum member
+(and the previous handler back), which runs enough Python to cost a freshly
+forked child a tenth of its start-up time in copy-on-write faults.
+"""
+
+
+def set_handler(signum: int, handler: Handler | int) -> None:
+    """``signal.signal(signum, handler)`` without the enum conversions, for a child's start-up."""
+    _raw.signal(int(signum), int(handler) if isinstance(handler, int) else handler)
+
+
+def unblock(signals: tuple[signal.Signals, ...]) -> None:
+    """Unblock `signals` in the calling thread, without the enum conversions."""
+    _raw.pthread_sigmask(signal.SIG_UNBLOCK, [int(signum) for signum in signals])
+
 
 @contextmanager
 def blocked(signals: tuple[signal.Signals, ...] = CHILD_SIGNALS) -> Iterator[None]:
@@ -29,11 +61,11 @@ def blocked(signals: tuple[signal.Signals, ...] = CHILD_SIGNALS) -> Iterator[Non
     The child unblocks them once its handlers are in place, so a Ctrl+C that
     lands while it is being born is never a KeyboardInterrupt in the child.
     """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    previous = _raw.pthread_sigmask(signal.SIG_BLOCK, [int(signum) for signum in signals])
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _raw.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager

@@ -14,7 +14,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import threading
 import types
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 from ._aio import loop_factory, run_in_new_loop
 from ._errors import ErrorRecord, Phase, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
+from ._latch import Latch
 from ._signals import signal_name
 
 __all__ = ["AbstractWorker", "Emit"]
@@ -96,10 +96,10 @@ class AbstractWorker(abc.ABC):
         """(Re)create the state that belongs to one run and never crosses a process boundary."""
         self._running = True
         self._stop_requested = False
-        self._stop_event = threading.Event()
+        self._stop_event = Latch()
         self._async_wakers: list[Callable[[], None]] = []
         self._thread_or_process = None
-        self._finished = threading.Event()
+        self._finished = Latch()
         self._deliver: Emit | None = None
         self._forced = False
         self.error = None
@@ -397,7 +397,7 @@ def _drop_own_frames(exc: BaseException) -> None:
 
 async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     result = method(*args, **kwargs)
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         await result
 
 

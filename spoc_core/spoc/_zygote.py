@@ -28,14 +28,12 @@ the status pipe is the server's sentinel.
 from __future__ import annotations
 
 import array
-import multiprocessing.connection
 import os
 import pickle
 import select
 import signal
 import socket
 import struct
-import sys
 import threading
 import traceback
 from collections.abc import Mapping
@@ -46,6 +44,7 @@ from . import _fds
 from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
 from ._errors import ErrorRecord, WorkerStartError
 from ._events import make_event
+from ._fork import flush_std_streams, fork_and_run, readable
 from ._linux import set_parent_death_signal
 from ._signals import CHILD_SIGNALS, blocked
 from ._transfer import pickle_for_child, received_fds
@@ -70,7 +69,7 @@ class ForkedChild:
 
     def poll(self) -> int | None:
         """The exit code once the fork server has reported it, else None. Never blocks."""
-        if self._exitcode is None and not self._closed and _readable(self.sentinel, 0):
+        if self._exitcode is None and not self._closed and readable(self.sentinel, 0):
             data = _read_exactly(self.sentinel, _STATUS.size)
             if len(data) == _STATUS.size:
                 self._exitcode = _STATUS.unpack(data)[0]
@@ -91,7 +90,7 @@ class ForkedChild:
 
     def join(self, timeout: float | None = None) -> None:
         if self.poll() is None and not self._closed:
-            _readable(self.sentinel, timeout)
+            readable(self.sentinel, timeout)
             self.poll()
 
     @property
@@ -113,11 +112,6 @@ class ForkedChild:
             os.close(self.sentinel)
 
 
-def _readable(fd: int, timeout: float | None) -> bool:
-    """Wait up to `timeout` for `fd` to be readable (poll-based: any fd number, unlike select())."""
-    return bool(multiprocessing.connection.wait([fd], timeout))
-
-
 class ForkServer:
     """One server's fork helper; see the module docstring."""
 
@@ -133,9 +127,7 @@ class ForkServer:
 
     def start(self) -> None:
         """Fork the helper from the calling thread (do it before the server starts threads)."""
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
+        flush_std_streams()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         parent_pid = os.getpid()
         from_main_thread = threading.current_thread() is threading.main_thread()
@@ -422,7 +414,7 @@ def _launch_with_multiprocessing(
         context: Any = multiprocessing.get_context(request["method"])
         process = context.Process(
             target=process_entry,
-            args=(worker, control, events, ChildOptions(**request["options"]), False),
+            args=(worker, control, events, ChildOptions(**request["options"])),
             name=f"spoc:{worker.name}",
         )
         process.start()
@@ -453,31 +445,16 @@ def _drain(fd: int) -> None:
 
 
 def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str, AbstractWorker]) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
+    control_fd, event_fd, _status_fd, *passed = fds
+
+    def child() -> int:
+        signal.set_wakeup_fd(-1)  # before reset_after_fork closes the wake-up pipe
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        control_fd, event_fd, _status_fd, *passed = fds
         reset_after_fork(frozenset({control_fd, event_fd, *passed}))
         received_fds[:] = passed
-        code = _run_request(request, control_fd, event_fd, registered)
-        _run_multiprocessing_exit()
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        return _run_request(request, control_fd, event_fd, registered)
 
-
-def _run_multiprocessing_exit() -> None:
-    """Do what multiprocessing does before a child exits: flush queues' feeder threads, run finalizers."""
-    import multiprocessing.util as mp_util
-
-    exit_function = getattr(mp_util, "_exit_function", None)
-    if callable(exit_function):
-        exit_function()
+    return fork_and_run(child)
 
 
 def _run_request(

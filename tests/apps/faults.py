@@ -83,6 +83,17 @@ class IgnoresStop(Marked, ProcessWorker):
         stuck_in_this_function(3600)
 
 
+class StuckInSetup(Marked, ProcessWorker):
+    """Never gets past setup(): only the orphan deadline ends it once its parent is gone."""
+
+    def setup(self) -> None:
+        say(f"IN-SETUP {self.name} pid={os.getpid()}")
+        stuck_in_this_function(3600)
+
+    def main(self) -> None:
+        say("MAIN-RAN")
+
+
 class StuckThread(Marked, ThreadWorker):
     def main(self) -> None:
         stuck_in_this_function(3600)
@@ -132,6 +143,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [Idle("thread-1"), SetupRaises("broken", start_method=method)]
     if scenario == "ignore_stop":
         return [Idle("thread-1"), IgnoresStop("stubborn", start_method=method)]
+    if scenario == "stuck_in_setup":
+        return [StuckInSetup("stuck-setup", start_method=method)]
     if scenario == "stuck_thread":
         return [StuckThread("stuck"), IdleProcess("process-1", start_method=method)]
     if scenario == "slow_start":
