@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from spoc import ProcessWorker, Server, ThreadOnlyObjectWarning, ThreadWorker, WorkerStartError
+from spoc._linux import is_single_threaded
 from workers_for_tests import (
     ExitsAtOnce,
     KillsItself,
@@ -166,6 +167,23 @@ def test_fork_is_direct_only_while_single_threaded_then_from_the_fork_server() -
     assert server.join_all(30) == []
     assert (parent_at_start == os.getpid()) is single_threaded
     assert parent_later != os.getpid()
+
+
+def test_servers_started_back_to_back_each_fork_directly() -> None:
+    """join_all() returns once the server's own threads are gone from the OS, not only from Python.
+
+    A thread lingers in the kernel for a moment after Thread.join(); a server
+    started in that moment would find the process multi-threaded and lose its
+    safe direct fork.
+    """
+    if not is_single_threaded():
+        pytest.skip("the test process already runs other threads")
+    for round_ in range(100):
+        server = Server(f"round-{round_}")
+        server.add_worker(ExitsAtOnce("quick", start_method="fork"))
+        server.start()
+        assert server.join_all(30) == []
+        assert is_single_threaded(), f"round {round_}: a thread of the server outlived join_all()"
 
 
 def test_stop_before_start_means_the_child_stops_at_once() -> None:

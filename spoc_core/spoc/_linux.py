@@ -10,9 +10,16 @@ import ctypes
 import functools
 import os
 import sys
+import time
 from typing import Any
 
-__all__ = ["is_single_threaded", "preload_libc", "set_child_subreaper", "set_parent_death_signal"]
+__all__ = [
+    "is_single_threaded",
+    "preload_libc",
+    "set_child_subreaper",
+    "set_parent_death_signal",
+    "wait_until_thread_exited",
+]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -61,3 +68,20 @@ def is_single_threaded() -> bool:
         import threading
 
         return threading.active_count() == 1
+
+
+def wait_until_thread_exited(native_id: int | None, timeout: float = 0.1) -> None:
+    """After `Thread.join()`, wait (briefly) for the OS thread itself to be gone.
+
+    `join()` returns as soon as the thread has released its Python state; the
+    OS thread exits microseconds later. Until then the process does not count
+    as single-threaded, and a server started right after another would lose
+    its one safe moment to fork directly. There is no fd to wait on for a
+    thread's exit, so this yields the CPU until /proc no longer lists it.
+    """
+    if native_id is None:
+        return
+    path = f"/proc/self/task/{native_id}"
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path) and time.monotonic() < deadline:
+        os.sched_yield()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from . import _fds
 from ._events import WorkerEvent
+from ._linux import wait_until_thread_exited
 from ._process import ProcessWorker
 from ._signals import SHUTDOWN_SIGNALS
 from ._worker import AbstractWorker, Emit
@@ -118,6 +119,7 @@ class Monitor:
             self._write(_WAKE)
         if self.started and threading.current_thread() is not self._thread:
             self._thread.join()
+            wait_until_thread_exited(self._thread.native_id)
         with self._lock:
             for fd in (self._wake_r, self._wake_w):
                 if fd >= 0:

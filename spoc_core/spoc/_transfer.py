@@ -43,6 +43,7 @@ THREAD_ONLY_TYPES: dict[type, str] = {
 """Thread-only types, each with the `multiprocessing` counterpart to use instead."""
 
 _MAX_DEPTH = 4
+_PLAIN_TYPES = (str, bytes, int, float, bool, type(None))
 
 
 received_fds: list[int] = []
@@ -145,12 +146,12 @@ def find_thread_only(obj: object, path: str = "self") -> list[tuple[str, type]]:
         if id(value) in seen or depth > _MAX_DEPTH:
             return
         seen.add(id(value))
+        if isinstance(value, _PLAIN_TYPES):
+            return
         for thread_only in THREAD_ONLY_TYPES:
             if isinstance(value, thread_only):
                 found.append((at, thread_only))
                 return
-        if isinstance(value, (str, bytes, int, float, bool, type(None))):
-            return
         for child_path, child in _children(value, at):
             visit(child, child_path, depth + 1)
 
