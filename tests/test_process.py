@@ -19,6 +19,7 @@ from workers_for_tests import (
     Raises,
     RaisesUnpicklable,
     RecordingProcess,
+    ReportsProcessName,
     RunsSubprocess,
     WaitsForStop,
     drain,
@@ -184,6 +185,13 @@ def test_servers_started_back_to_back_each_fork_directly() -> None:
         server.start()
         assert server.join_all(30) == []
         assert is_single_threaded(), f"round {round_}: a thread of the server outlived join_all()"
+
+
+def test_the_child_process_is_named_after_its_worker(start_method: str) -> None:
+    """multiprocessing.current_process().name (logging's processName) says which worker a line is from."""
+    records = journal()
+    run_in_server(ReportsProcessName("named", records, start_method=start_method))
+    assert drain(records, 1) == [("named", "spoc:named")]
 
 
 def test_stop_before_start_means_the_child_stops_at_once() -> None:

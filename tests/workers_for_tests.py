@@ -190,6 +190,15 @@ class RunsSubprocess(ThreadWorker):
         self.journal.put((self.name, "popen", str(child.wait())))
 
 
+class ReportsProcessName(ProcessWorker):
+    def __init__(self, name: str, journal: Any, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.journal = journal
+
+    def main(self) -> None:
+        self.journal.put((self.name, multiprocessing.current_process().name))
+
+
 class ExitsAtOnce(ProcessWorker):
     def main(self) -> None:
         pass
