@@ -6,13 +6,14 @@ import gc
 import logging
 import os
 import queue
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 
 from spoc import ProcessWorker, Server, ThreadOnlyObjectWarning, ThreadWorker, WorkerStartError
-from spoc._linux import is_single_threaded
 from workers_for_tests import (
     ExitsAtOnce,
     KillsItself,
@@ -170,21 +171,36 @@ def test_fork_is_direct_only_while_single_threaded_then_from_the_fork_server() -
     assert parent_later != os.getpid()
 
 
+BACK_TO_BACK = """
+from spoc import ProcessWorker, Server
+from spoc._linux import is_single_threaded
+
+class Quick(ProcessWorker):
+    def main(self):
+        pass
+
+assert is_single_threaded()
+for round_ in range(100):
+    server = Server(f"round-{round_}")
+    server.add_worker(Quick("quick", start_method="fork"))
+    server.start()
+    assert server.join_all(30) == []
+    assert is_single_threaded(), f"round {round_}: a thread of the server outlived join_all()"
+print("ALL-DIRECT")
+"""
+
+
 def test_servers_started_back_to_back_each_fork_directly() -> None:
     """join_all() returns once the server's own threads are gone from the OS, not only from Python.
 
     A thread lingers in the kernel for a moment after Thread.join(); a server
     started in that moment would find the process multi-threaded and lose its
-    safe direct fork.
+    safe direct fork. Run in a fresh interpreter: this one runs other threads.
     """
-    if not is_single_threaded():
-        pytest.skip("the test process already runs other threads")
-    for round_ in range(100):
-        server = Server(f"round-{round_}")
-        server.add_worker(ExitsAtOnce("quick", start_method="fork"))
-        server.start()
-        assert server.join_all(30) == []
-        assert is_single_threaded(), f"round {round_}: a thread of the server outlived join_all()"
+    result = subprocess.run(
+        [sys.executable, "-c", BACK_TO_BACK], capture_output=True, text=True, timeout=60, start_new_session=True
+    )
+    assert result.returncode == 0 and "ALL-DIRECT" in result.stdout, result.stderr
 
 
 def test_the_child_process_is_named_after_its_worker(start_method: str) -> None:
