@@ -13,6 +13,7 @@ from importlib.metadata import version as _version
 from ._aio import run_async_safely, set_uvloop_if_available
 from ._errors import ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, WorkerExit
+from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
 from ._server import Server, ServerExit
 from ._thread import ThreadWorker
@@ -26,6 +27,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "AbstractWorker",
     "ErrorRecord",
+    "PluginError",
+    "PluginInfo",
     "ProcessWorker",
     "Server",
     "ServerExit",
@@ -37,6 +40,7 @@ __all__ = [
     "WorkerExit",
     "WorkerStartError",
     "__version__",
+    "hookimpl",
     "run_async_safely",
     "set_uvloop_if_available",
 ]

@@ -20,13 +20,15 @@ from ._errors import ErrorRecord, Phase
 
 __all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "decode_event", "encode_event", "make_event"]
 
-EventKind = Literal["startup", "shutdown", "error", "exit"]
+EventKind = Literal["startup", "shutdown", "error", "exit", "stopping"]
 """The kinds of lifecycle record:
 
 - ``"startup"``: setup() completed; main() is about to run.
 - ``"error"``: a phase raised; the record carries an `ErrorRecord`.
 - ``"shutdown"``: teardown() completed.
 - ``"exit"``: the worker's body has returned; `exitcode` is in ``data``.
+- ``"stopping"``: the worker was asked to stop (sent from where `stop()` was
+  called, so it may arrive after the worker's own later events).
 """
 
 ExitOutcome = Literal["clean", "stopped", "failed", "killed"]

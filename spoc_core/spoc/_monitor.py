@@ -65,7 +65,7 @@ class Monitor:
         self._inbox: deque[tuple[AbstractWorker, WorkerEvent]] = deque()
         self._inbox_wake_pending = False
         self._watched: list[ProcessWorker] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside wake()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
@@ -22,6 +22,7 @@ from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
 from ._linux import is_single_threaded
 from ._monitor import Monitor
+from ._plugins import PluginInfo, Plugins
 from ._process import ProcessWorker
 from ._signals import SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._thread import ThreadWorker
@@ -85,10 +86,29 @@ class Server:
 
     Construct, start, stop and join it from any thread; `run_forever()` also
     handles SIGINT and SIGTERM when it is called from the main thread.
+
+    Args:
+        name: the server's name, in log lines and hooks.
+        plugins: plugins for this server (modules or objects with
+            ``@spoc.hookimpl`` methods), besides those installed under the
+            entry point group ``spoc``.
+        disable_plugins: names of plugins not to load (an entry point's name,
+            its distribution's name, or an explicit plugin's name); the
+            environment variable ``SPOC_DISABLE_PLUGINS`` adds to them.
     """
 
-    def __init__(self, name: str = "Server") -> None:
+    def __init__(
+        self, name: str = "Server", plugins: Sequence[object] = (), disable_plugins: Iterable[str] = ()
+    ) -> None:
+        if isinstance(disable_plugins, str):
+            raise TypeError(
+                f"Server {name!r}: disable_plugins takes a list of names, got the string {disable_plugins!r}; "
+                f"write disable_plugins=[{disable_plugins!r}]"
+            )
         self.name = name
+        self._plugins = Plugins(name, plugins, disable_plugins)
+        self._stopped_reported = False
+        self._exits_reported: set[str] = set()
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -106,6 +126,20 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<Server {self.name!r} workers={len(self._workers)} running={len(self._running)}>"
+
+    # ------------------------------------------------------------------ plugins
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        """The active plugins (loaded on first use): name, source, distribution, version, hooks.
+
+        Raises:
+            PluginError: an installed plugin failed to load or does not fit spoc's hooks.
+        """
+        return self._plugins.infos
+
+    def _hook(self, hook: str, **kwargs: object) -> None:
+        self._plugins.call(hook, server=self, **kwargs)
 
     # ------------------------------------------------------------------ workers
 
@@ -158,9 +192,11 @@ class Server:
         with self._lock:
             if self._started:
                 raise SpocError(f"Server {self.name!r} was already started; a server runs once")
+            self._plugins.load()
             self._started = True
             pending = list(self._workers.values())
             monitor = self._ensure_monitor()
+        self._hook("server_starting")
         logger.info("server %r starting %d workers", self.name, len(pending))
         processes = [w for w in pending if isinstance(w, ProcessWorker)]
         direct = [w for w in processes if w.start_method == "fork"] if is_single_threaded() else []
@@ -175,6 +211,7 @@ class Server:
         for worker in pending:
             if worker not in direct and not self._start_worker(worker):
                 break
+        self._hook("server_started")
 
     def _ensure_monitor(self) -> Monitor:
         with self._lock:
@@ -215,13 +252,29 @@ class Server:
 
     def _on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
         worker._record(event)
-        if event.kind == "exit" and isinstance(worker, ThreadWorker):
+        self._hook("worker_event", worker=worker, event=event)
+        if event.kind == "startup":
+            self._hook("worker_started", worker=worker, event=event)
+        elif event.kind == "error" and event.error is not None:
+            self._hook("worker_error", worker=worker, error=event.error, event=event)
+        elif event.kind == "stopping" and worker.exit_info is None:
+            self._hook("worker_stopping", worker=worker)
+        elif event.kind == "exit" and isinstance(worker, ThreadWorker):
             self._worker_ended(worker)  # its last act; ThreadWorker.join() waits for the thread itself
 
     def _on_process_exit(self, worker: ProcessWorker) -> None:
         self._worker_ended(worker)
 
+    def _report_exit(self, worker: AbstractWorker) -> None:
+        info = worker.exit_info
+        with self._lock:
+            if info is None or worker.name in self._exits_reported:
+                return
+            self._exits_reported.add(worker.name)
+        self._hook("worker_exited", worker=worker, exit_info=info)
+
     def _worker_ended(self, worker: AbstractWorker) -> None:
+        self._report_exit(worker)
         with self._lock:
             self._running.discard(worker.name)
             self._changed.notify_all()
@@ -259,9 +312,13 @@ class Server:
 
     def _request_stop(self, reason: StopReason) -> None:
         with self._lock:
-            if self._stop_reason is None:
+            first = self._stop_reason is None
+            if first:
                 self._stop_reason = reason
             started = [w for w in self._workers.values() if w.started]
+        if first:
+            self._hook("server_stopping", reason=reason)
+        with self._lock:
             self._changed.notify_all()
         for worker in started:
             worker.stop()
@@ -298,6 +355,11 @@ class Server:
             self._escalate(late, timeout)
         with self._lock:
             self._joined = self._started
+            report = self._started and not self._stopped_reported
+            self._stopped_reported = self._stopped_reported or report
+            exits = tuple(w.exit_info for w in self._workers.values() if w.exit_info is not None)
+        if report:
+            self._hook("server_stopped", exits=exits)
         self._close_when_idle()
         return late
 
@@ -332,6 +394,7 @@ class Server:
                     (thread_worker.current_stack() or "  <no stack>").rstrip("\n"),
                 )
                 thread_worker._record_exit(None, forced=True)
+                self._report_exit(thread_worker)
 
     def _wait_for(self, workers: Iterable[AbstractWorker], seconds: float) -> None:
         names = {w.name for w in workers}

@@ -147,6 +147,9 @@ class AbstractWorker(abc.ABC):
         self._running = False
         self._wake_local()
         self._request_stop()
+        deliver = self._deliver
+        if deliver is not None and self.exit_info is None:  # tell the server (its worker_stopping hook)
+            deliver(make_event(self.name, "stopping"))
 
     def _wake_local(self) -> None:
         self._stop_event.set()

@@ -1,0 +1,245 @@
+"""One server's plugins: which are loaded, from where, and hook calls that cannot hurt the server.
+
+Plugins come from ``Server(plugins=[...])`` and from the entry point group
+``spoc`` of the installed distributions (unless ``SPOC_DISABLE_PLUGIN_AUTOLOAD``
+is set). Any of them can be blocked by name, the entry point's or the
+distribution's: ``Server(disable_plugins=[...])`` or ``SPOC_DISABLE_PLUGINS``
+(comma-separated). They are loaded when the server starts, never at import
+time, and an entry point's module is imported once per process.
+
+Each hook implementation is wrapped so that an exception it raises is logged
+once, with the plugin's and the hook's names, and the other implementations
+still run. Hook calls of one server are serialised by one lock.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.metadata
+import logging
+import os
+import threading
+import types
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from ._errors import SpocError
+
+__all__ = [
+    "AUTOLOAD_ENV",
+    "DISABLE_ENV",
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "PluginInfo",
+    "Plugins",
+    "hookimpl",
+]
+
+logger = logging.getLogger("spoc")
+
+hookimpl = pluggy.HookimplMarker("spoc")
+"""Marks a function or method as the implementation of the spoc hook of the same name."""
+
+ENTRY_POINT_GROUP = "spoc"
+AUTOLOAD_ENV = "SPOC_DISABLE_PLUGIN_AUTOLOAD"
+DISABLE_ENV = "SPOC_DISABLE_PLUGINS"
+
+Source = Literal["explicit", "entry point"]
+
+
+class PluginError(SpocError):
+    """A plugin could not be loaded or registered; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One active plugin, as ``spoc plugins`` lists it.
+
+    Attributes:
+        name: the name it is registered (and can be blocked) under.
+        source: ``"entry point"`` or ``"explicit"`` (given to the Server).
+        distribution: the distribution that provides it, if known.
+        version: that distribution's version, if known.
+        hooks: the hooks it implements, sorted.
+    """
+
+    name: str
+    source: Source
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+_loaded_entry_points: dict[tuple[str, str], object] = {}
+_load_lock = threading.Lock()
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = entry_point.dist
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def _load(entry_point: importlib.metadata.EntryPoint) -> object:
+    """Import an entry point's plugin, once per process; wrap a failure in a PluginError."""
+    key = (entry_point.name, entry_point.value)
+    with _load_lock:
+        if key in _loaded_entry_points:
+            return _loaded_entry_points[key]
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:
+            dist, version = _distribution_of(entry_point)
+            provider = f"distribution {dist} {version}" if dist else "an unknown distribution"
+            raise PluginError(
+                f"spoc plugin entry point {entry_point.name!r} = {entry_point.value!r} (from {provider}) "
+                f"failed to load: {type(exc).__name__}: {exc}. Fix or uninstall that distribution, or "
+                f"block the plugin with {DISABLE_ENV}={entry_point.name} (or Server(disable_plugins=[...]))."
+            ) from exc
+        _loaded_entry_points[key] = plugin
+        return plugin
+
+
+def _name_of(plugin: object) -> str:
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    name = getattr(plugin, "name", None)
+    return name if isinstance(name, str) and name else type(plugin).__name__
+
+
+def _blocked_by_environment() -> set[str]:
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+
+
+def _autoload_disabled() -> bool:
+    return os.environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0")
+
+
+class Plugins:
+    """The plugins of one server and the way its hooks are called.
+
+    Args:
+        owner: the server's name, for messages.
+        explicit: plugins given to the server (modules or objects).
+        disabled: names of plugins not to load (entry point or distribution names).
+    """
+
+    def __init__(self, owner: str, explicit: Sequence[object] = (), disabled: Iterable[str] = ()) -> None:
+        self.owner = owner
+        self._explicit = list(explicit)
+        self._disabled = set(disabled)
+        self._manager = pluggy.PluginManager("spoc")
+        self._manager.add_hookspecs(hookspecs)
+        self._infos: list[PluginInfo] = []
+        self._loaded = False
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """Register every plugin that is not blocked (once). Raises PluginError naming the plugin at fault."""
+        with self._lock:
+            if self._loaded:
+                return
+            blocked = self._disabled | _blocked_by_environment()
+            matched: set[str] = set()
+            if not _autoload_disabled():
+                for entry_point in _entry_points():
+                    dist, version = _distribution_of(entry_point)
+                    hit = {entry_point.name, dist or ""} & blocked
+                    if hit:
+                        matched |= hit
+                        logger.info("spoc plugin %r (%s) is blocked", entry_point.name, dist)
+                        continue
+                    self._register(_load(entry_point), entry_point.name, "entry point", dist, version)
+            for plugin in self._explicit:
+                name = _name_of(plugin)
+                if name in blocked:
+                    matched.add(name)
+                    logger.info("spoc plugin %r given to server %r is blocked", name, self.owner)
+                    continue
+                self._register(plugin, name, "explicit", None, None)
+            for name in sorted(blocked - matched):
+                logger.warning(
+                    "server %r: %r is blocked but no such plugin is installed or given (active: %s)",
+                    self.owner,
+                    name,
+                    ", ".join(info.name for info in self._infos) or "none",
+                )
+            self._loaded = True
+
+    def _register(self, plugin: object, name: str, source: Source, dist: str | None, version: str | None) -> None:
+        if self._manager.has_plugin(name) or self._manager.is_registered(plugin):
+            raise PluginError(
+                f"server {self.owner!r}: a plugin named {name!r} is already registered; give each plugin "
+                f"object a distinct `name` attribute"
+            )
+        try:
+            self._manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"spoc plugin {name!r} does not fit spoc's hooks: {exc}") from exc
+        hooks = []
+        for caller in self._manager.get_hookcallers(plugin) or []:
+            if not caller.has_spec():
+                self._manager.unregister(plugin)
+                raise PluginError(self._unknown_hook_message(name, caller.name))
+            hooks.append(caller.name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
+        self._infos.append(PluginInfo(name, source, dist, version, tuple(sorted(hooks))))
+
+    def _unknown_hook_message(self, plugin: str, hook: str) -> str:
+        known = sorted(name for name in hookspecs.__all__ if name != "hookspec")
+        close = difflib.get_close_matches(hook, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return (
+            f"spoc plugin {plugin!r} implements {hook!r}, which is not a spoc hook.{hint} "
+            f"The hooks are: {', '.join(known)} (see spoc.hookspecs)."
+        )
+
+    @property
+    def infos(self) -> list[PluginInfo]:
+        """The active plugins, in the order they were registered."""
+        self.load()
+        return list(self._infos)
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """The pluggy manager (its plugins are loaded)."""
+        self.load()
+        return self._manager
+
+    # ------------------------------------------------------------------ calling
+
+    def call(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of `hook`, one call at a time per server; never raises."""
+        with self._lock:
+            try:
+                getattr(self._manager.hook, hook)(**kwargs)
+            except Exception:  # a hook wrapper raised: implementations themselves are isolated
+                logger.exception("server %r: a hook wrapper of %r raised; the server goes on", self.owner, hook)
+
+
+def _isolated(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    """`function`, except that what it raises is logged once and swallowed: one plugin cannot break the rest."""
+
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except (Exception, SystemExit):
+            logger.exception("spoc plugin %r raised in hook %r; the server and the other plugins go on", plugin, hook)
+            return None
+
+    return call

@@ -1,0 +1,192 @@
+"""Every hook a spoc plugin can implement, in the order a server's life calls them.
+
+Implement a hook with ``@spoc.hookimpl`` on a function of a module or a method
+of an object, and give the plugin to ``Server(plugins=[...])`` or publish it
+under the entry point group ``spoc`` (see docs/plugins.md). An implementation
+may accept any subset of a hook's arguments; arguments are only ever added.
+
+Where hooks run. Unless a hook says otherwise, it runs in the server's
+process. Worker hooks run on the server's monitor thread, the one thread that
+receives every worker's events, thread and process workers alike, in the
+order each worker emitted them. Server hooks run on the thread that called
+`Server.start()`, `stop()` or `join_all()`. All hooks of one server are
+serialised: no two run at the same time, so a plugin needs no locks of its
+own for the state it keeps per server.
+
+When an implementation raises, spoc logs the error once, on the ``spoc``
+logger with the plugin's and the hook's names and the traceback, and goes on:
+the other plugins' implementations of that hook still run, and neither the
+server nor any worker is affected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._errors import ErrorRecord
+    from ._events import WorkerEvent, WorkerExit
+    from ._server import Server, StopReason
+    from ._worker import AbstractWorker
+
+__all__ = [
+    "hookspec",
+    "server_started",
+    "server_starting",
+    "server_stopped",
+    "server_stopping",
+    "worker_error",
+    "worker_event",
+    "worker_exited",
+    "worker_started",
+    "worker_stopping",
+]
+
+hookspec = pluggy.HookspecMarker("spoc")
+"""Marks a hook specification of the project ``spoc``."""
+
+
+# ---------------------------------------------------------------------- the server
+
+
+@hookspec
+def server_starting(server: Server) -> None:
+    """Called when `Server.start()` begins, before any worker starts.
+
+    Runs on the thread that called `start()` (or `run_forever()`), before the
+    server has started any thread of its own: a process worker forked after
+    it inherits whatever the implementation set up.
+
+    :param server: the server; ``server.workers`` are the workers it will start.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def server_started(server: Server) -> None:
+    """Called when `Server.start()` has launched every worker.
+
+    Runs on the thread that called `start()`. A worker may report
+    `worker_started` before or after this hook.
+
+    :param server: the server.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def server_stopping(server: Server, reason: StopReason) -> None:
+    """Called once when the server begins to shut down, before any worker is asked to stop.
+
+    Runs on the thread that asked for the stop: the caller of `Server.stop()`,
+    the monitor thread for a signal, or the thread running `run_forever()`
+    when every worker has ended on its own.
+
+    :param server: the server.
+    :param reason: ``"stop"`` (`Server.stop()` was called), ``"signal"``
+        (SIGINT or SIGTERM during `run_forever()`) or ``"workers_ended"``.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def server_stopped(server: Server, exits: tuple[WorkerExit, ...]) -> None:
+    """Called once when `Server.join_all()` has ended every worker it could.
+
+    Runs on the thread that called `join_all()` (or `run_forever()`), after
+    the last `worker_exited` of the workers that ended.
+
+    :param server: the server.
+    :param exits: how each started worker ended, in the order they were added
+        (a thread that would not stop is there with ``forced=True``).
+
+    The return value is ignored.
+    """
+
+
+# ---------------------------------------------------------------------- workers
+
+
+@hookspec
+def worker_event(server: Server, worker: AbstractWorker, event: WorkerEvent) -> None:
+    """Called for every event a worker sends, before the hook for its kind.
+
+    Runs on the server's monitor thread. For a log shipper or a tracer: the
+    event carries the worker's name, kind, phase, pid, thread id and clocks.
+
+    :param server: the server.
+    :param worker: the worker, as the server holds it (for a process worker,
+        the parent's copy: its state inside the child is not visible here).
+    :param event: the event.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def worker_started(server: Server, worker: AbstractWorker, event: WorkerEvent) -> None:
+    """Called when a worker's ``setup()`` has completed and its ``main()`` is about to run.
+
+    Runs on the server's monitor thread, after the worker's own
+    ``lifecycle("startup")`` ran where the worker lives.
+
+    :param server: the server.
+    :param worker: the worker.
+    :param event: the ``"startup"`` event (pid, thread id, clocks).
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def worker_error(server: Server, worker: AbstractWorker, error: ErrorRecord, event: WorkerEvent) -> None:
+    """Called when a phase of a worker raised.
+
+    Runs on the server's monitor thread, once per failure, after the worker's
+    own ``lifecycle("error", ...)``. The worker goes on to its teardown.
+
+    :param server: the server.
+    :param worker: the worker.
+    :param error: the failure: exception type name, message, formatted
+        traceback, phase, and the exception itself when it could be pickled
+        across the process boundary (else None).
+    :param event: the ``"error"`` event.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def worker_stopping(server: Server, worker: AbstractWorker) -> None:
+    """Called when a running worker is asked to stop, by the server or by ``worker.stop()``.
+
+    Runs on the server's monitor thread once per worker, for workers that had
+    not ended yet.
+
+    :param server: the server.
+    :param worker: the worker.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def worker_exited(server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+    """Called once when a worker has ended, however it ended.
+
+    Runs on the server's monitor thread (or on the thread running
+    `join_all()` for a thread that would not stop in time).
+
+    :param server: the server.
+    :param worker: the worker.
+    :param exit_info: its exit code (negative: the signal that killed a process),
+        its first error, whether it was asked to stop, whether spoc had to
+        force it, and the one-word ``outcome`` (clean, stopped, failed, killed).
+
+    The return value is ignored.
+    """

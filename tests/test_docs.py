@@ -1,0 +1,37 @@
+"""The docs stay whole: every hook has its reference section, and the plugin guide's example runs."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spoc import hookspecs
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+HOOKS = sorted(name for name in hookspecs.__all__ if name != "hookspec")
+
+
+def signature_heading(name: str) -> str:
+    parameters = inspect.signature(getattr(hookspecs, name)).parameters
+    return f"### `{name}({', '.join(parameters)})`"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_section_headed_by_its_exact_signature(hook: str) -> None:
+    assert signature_heading(hook) in (DOCS / "hooks.md").read_text().splitlines()
+
+
+def test_the_hook_reference_documents_no_hook_that_does_not_exist() -> None:
+    documented = re.findall(r"^### `(\w+)\(", (DOCS / "hooks.md").read_text(), re.MULTILINE)
+    assert sorted(documented) == HOOKS
+
+
+def test_the_plugin_guide_example_runs() -> None:
+    (example, *_) = re.findall(r"```python\n(.*?)```", (DOCS / "plugins.md").read_text(), re.DOTALL)
+    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

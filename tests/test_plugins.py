@@ -1,0 +1,247 @@
+"""Plugins: explicit and installed ones, blocking, isolation, and the hooks they see."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spoc import PluginError, Server, hookimpl
+from spoc._plugins import _loaded_entry_points
+from workers_for_tests import ExitsAtOnce, Raises, WaitsForStop
+
+
+class Recorder:
+    """Records every hook call as a tuple; hook calls of one server never overlap, so a list will do."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        self.calls.append(("server_starting", server.name))
+
+    @hookimpl
+    def server_started(self, server: Server) -> None:
+        self.calls.append(("server_started", server.name))
+
+    @hookimpl
+    def server_stopping(self, reason: str) -> None:
+        self.calls.append(("server_stopping", reason))
+
+    @hookimpl
+    def server_stopped(self, exits: tuple[Any, ...]) -> None:
+        self.calls.append(("server_stopped", ",".join(sorted(e.worker for e in exits))))
+
+    @hookimpl
+    def worker_started(self, worker: Any, event: Any) -> None:
+        self.calls.append(("worker_started", worker.name, event.kind))
+
+    @hookimpl
+    def worker_error(self, worker: Any, error: Any) -> None:
+        self.calls.append(("worker_error", worker.name, error.phase, error.type_name, error.traceback))
+
+    @hookimpl
+    def worker_stopping(self, worker: Any) -> None:
+        self.calls.append(("worker_stopping", worker.name))
+
+    @hookimpl
+    def worker_exited(self, worker: Any, exit_info: Any) -> None:
+        self.calls.append(("worker_exited", worker.name, exit_info.outcome))
+
+    @hookimpl
+    def worker_event(self, worker: Any, event: Any) -> None:
+        self.calls.append(("worker_event", worker.name, event.kind))
+
+    def of(self, hook: str) -> list[tuple[str, ...]]:
+        return [call for call in self.calls if call[0] == hook]
+
+
+def run(server: Server, *workers: Any) -> None:
+    for worker in workers:
+        server.add_worker(worker)
+    server.start()
+    for worker in workers:
+        if isinstance(worker, WaitsForStop):
+            assert worker.ready.wait(10)
+    server.stop()
+    assert server.join_all(30) == []
+
+
+def test_hooks_see_thread_and_process_workers_in_order(start_method: str) -> None:
+    recorder = Recorder()
+    server = Server("hooked", plugins=[recorder])
+    run(server, WaitsForStop("thread"), ExitsAtOnce("process", start_method=start_method))
+    calls = recorder.calls
+    assert calls[0] == ("server_starting", "hooked") and ("server_started", "hooked") in calls
+    assert calls[-1] == ("server_stopped", "process,thread")
+    for name in ("thread", "process"):
+        mine = [c for c in calls if len(c) > 1 and c[1] == name and c[0] != "worker_stopping"]
+        kinds = [c[2] for c in mine if c[0] == "worker_event" and c[2] != "stopping"]
+        assert kinds[:2] == ["startup", "shutdown"], kinds
+        (exited,) = [c for c in mine if c[0] == "worker_exited"]
+        assert exited[2] in ("clean", "stopped")
+        assert mine.index(("worker_started", name, "startup")) < mine.index(exited)
+    assert recorder.of("server_stopping") == [("server_stopping", "stop")]
+    assert ("worker_stopping", "thread") in calls  # it was still running when the server stopped it
+
+
+def test_a_process_workers_exception_reaches_worker_error_with_its_traceback(start_method: str) -> None:
+    recorder = Recorder()
+    run(Server(plugins=[recorder]), Raises("broken", start_method=start_method))
+    ((_, name, phase, type_name, traceback),) = recorder.of("worker_error")
+    assert (name, phase, type_name) == ("broken", "main", "LookupError")
+    assert "no such job: 42" in traceback and "def main" not in traceback and "raise LookupError" in traceback
+    assert recorder.of("worker_exited") == [("worker_exited", "broken", "failed")]
+
+
+class Explodes:
+    name = "explodes"
+
+    @hookimpl
+    def worker_started(self, worker: Any) -> None:
+        raise RuntimeError(f"plugin bug while {worker.name} started")
+
+
+def test_a_raising_plugin_is_logged_once_and_the_others_still_run(caplog: Any) -> None:
+    recorder = Recorder()
+    with caplog.at_level(logging.ERROR, logger="spoc"):
+        run(Server(plugins=[Explodes(), recorder]), WaitsForStop("w"))
+    assert recorder.of("worker_started") == [("worker_started", "w", "startup")]
+    failures = [r for r in caplog.records if "raised in hook" in r.getMessage()]
+    assert len(failures) == 1
+    assert "'explodes'" in failures[0].getMessage() and "'worker_started'" in failures[0].getMessage()
+    assert "plugin bug while w started" in caplog.text
+
+
+class Misspelled:
+    name = "misspelled"
+
+    @hookimpl
+    def worker_strated(self) -> None:
+        pass
+
+
+def test_a_misspelled_hook_is_an_error_naming_the_plugin() -> None:
+    server = Server(plugins=[Misspelled()])
+    server.add_worker(WaitsForStop("never"))
+    with pytest.raises(PluginError, match=r"'misspelled' implements 'worker_strated'.*Did you mean 'worker_started'"):
+        server.start()
+    assert not server.workers[0].started
+
+
+class First:
+    name = "first"
+
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+
+    @hookimpl(tryfirst=True)
+    def server_starting(self) -> None:
+        self.order.append(self.name)
+
+
+class Last(First):
+    name = "last"
+
+    @hookimpl(trylast=True)
+    def server_starting(self) -> None:
+        self.order.append(self.name)
+
+
+class Plain(First):
+    name = "plain"
+
+    @hookimpl
+    def server_starting(self) -> None:
+        self.order.append(self.name)
+
+
+def test_tryfirst_and_trylast_order_the_implementations() -> None:
+    order: list[str] = []
+    run(Server(plugins=[Last(order), Plain(order), First(order)]))
+    assert order == ["first", "plain", "last"]
+
+
+# ---------------------------------------------------------------------- installed plugins
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A distribution `spoc-plugin-demo` 1.2.3 on sys.path, with an entry point `demo` in the group `spoc`."""
+    (tmp_path / "spoc_demo_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            from spoc import hookimpl
+
+            seen = []
+
+            @hookimpl
+            def worker_started(worker):
+                seen.append(worker.name)
+            """
+        )
+    )
+    info = tmp_path / "spoc_plugin_demo-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spoc-plugin-demo\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text("[spoc]\ndemo = spoc_demo_plugin\nbroken = spoc_broken_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SPOC_DISABLE_PLUGINS", "broken")  # each test unblocks it where it needs it
+    yield tmp_path
+    sys.modules.pop("spoc_demo_plugin", None)
+    for key in [k for k in _loaded_entry_points if k[0] in ("demo", "broken")]:
+        del _loaded_entry_points[key]
+
+
+def test_an_installed_plugin_is_discovered_and_called(installed: Path) -> None:
+    server = Server()
+    (info,) = [p for p in server.plugins if p.name == "demo"]
+    assert (info.source, info.distribution, info.version, info.hooks) == (
+        "entry point",
+        "spoc-plugin-demo",
+        "1.2.3",
+        ("worker_started",),
+    )
+    run(server, WaitsForStop("found"))
+    assert sys.modules["spoc_demo_plugin"].seen == ["found"]
+
+
+def test_autoload_off_and_blocking(installed: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    assert [p.name for p in Server(disable_plugins=["demo"]).plugins if p.name == "demo"] == []
+    assert [p.name for p in Server(disable_plugins=["spoc-plugin-demo"]).plugins if p.name == "demo"] == []
+    monkeypatch.setenv("SPOC_DISABLE_PLUGINS", "broken,demo")
+    assert [p.name for p in Server().plugins if p.name == "demo"] == []
+    monkeypatch.setenv("SPOC_DISABLE_PLUGINS", "")
+    monkeypatch.setenv("SPOC_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert Server(plugins=[Recorder()]).plugins[0].name == "recorder"
+    assert len(Server().plugins) == 0
+    with caplog.at_level(logging.WARNING, logger="spoc"):
+        Server(disable_plugins=["demmo"]).plugins  # noqa: B018
+    assert "'demmo' is blocked but no such plugin is installed" in caplog.text
+
+
+def test_a_plugin_that_fails_to_import_stops_the_server_from_starting(
+    installed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOC_DISABLE_PLUGINS", "")
+    server = Server()
+    server.add_worker(ExitsAtOnce("never-started"))
+    with pytest.raises(PluginError) as failure:
+        server.start()
+    message = str(failure.value)
+    assert "'broken'" in message and "spoc-plugin-demo 1.2.3" in message
+    assert "ModuleNotFoundError" in message and "spoc_broken_plugin" in message
+    assert not server.workers[0].started
+
+
+def test_disable_plugins_takes_a_list_not_a_string() -> None:
+    with pytest.raises(TypeError, match=r"disable_plugins=\['metrics'\]"):
+        Server(disable_plugins="metrics")
