@@ -190,24 +190,10 @@ def start_latency_spoc(method: str) -> float:
     return elapsed
 
 
-def start_latency_floor(method: str) -> float:
+def start_latency_floor(method: str, read_on_new_thread: bool = False) -> float:
+    """A raw multiprocessing.Process sending one message back; with `read_on_new_thread`, the
+    message is read by a thread started right after the fork, as a supervisor's monitor reads it."""
     context = multiprocessing.get_context(method)
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=raw_send_one, args=(writer,))
-    began = time.perf_counter()
-    process.start()
-    reader.recv()
-    elapsed = time.perf_counter() - began
-    process.join()
-    process.close()
-    reader.close()
-    writer.close()
-    return elapsed
-
-
-def start_latency_floor_with_reader_thread() -> float:
-    """The fork floor when the message is read by a thread started after the fork, as a monitor is."""
-    context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(target=raw_send_one, args=(writer,))
     received = threading.Event()
@@ -218,8 +204,11 @@ def start_latency_floor_with_reader_thread() -> float:
 
     began = time.perf_counter()
     process.start()
-    threading.Thread(target=read, daemon=True).start()
-    received.wait()
+    if read_on_new_thread:
+        threading.Thread(target=read, daemon=True).start()
+        received.wait()
+    else:
+        reader.recv()
     elapsed = time.perf_counter() - began
     process.join()
     process.close()
@@ -328,7 +317,7 @@ def main() -> int:
             spoc_again, thread_floor = (
                 1000 * t
                 for t in paired_medians(
-                    start_rounds, lambda: start_latency_spoc("fork"), start_latency_floor_with_reader_thread
+                    start_rounds, lambda: start_latency_spoc("fork"), lambda: start_latency_floor("fork", True)
                 )
             )
             row("  fork, floor read on a new thread", spoc_again, thread_floor, "ms", "(information)", True)

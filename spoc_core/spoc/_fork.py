@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from . import _fds
 
-__all__ = ["DirectChild", "flush_std_streams", "fork_and_run", "readable"]
+__all__ = ["ChildHandleBase", "DirectChild", "flush_std_streams", "fork_and_run", "readable"]
 
 UNKNOWN_EXIT_CODE = 255
 """The exit code of a child that someone else reaped (``os.waitpid(-1)`` in user code)."""
@@ -71,13 +71,42 @@ def readable(fd: int, timeout: float | None) -> bool:
     return bool(multiprocessing.connection.wait([fd], timeout))
 
 
-class DirectChild:
+class ChildHandleBase:
+    """What every handle on a child process shares: liveness, exit code and signals, all read through `poll()`."""
+
+    pid: int | None
+    sentinel: int
+    _closed: bool
+
+    def poll(self) -> int | None:
+        """The exit code once the child has ended, else None. Never blocks."""
+        raise NotImplementedError
+
+    def is_alive(self) -> bool:
+        return self.poll() is None and not self._closed
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.poll()
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the child while it runs (never a reaped child's pid, which may be reused)."""
+        if self.poll() is None and self.pid is not None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+class DirectChild(ChildHandleBase):
     """The handle on a child forked by this process: reaped by its pid, watched through a pipe.
 
     The child holds the write end of the pipe whose read end is the
     `sentinel`, so the sentinel turns readable when the child ends (as with
     multiprocessing's own sentinel). Only this child's pid is ever waited for.
     """
+
+    pid: int
 
     def __init__(self, pid: int, sentinel: int) -> None:
         self.pid = pid
@@ -86,7 +115,6 @@ class DirectChild:
         self._closed = False
 
     def poll(self) -> int | None:
-        """The exit code once the child has ended, else None. Never blocks."""
         return self._wait(os.WNOHANG)
 
     def _wait(self, options: int) -> int | None:
@@ -100,23 +128,9 @@ class DirectChild:
                     self._exitcode = os.waitstatus_to_exitcode(status)
         return self._exitcode
 
-    def is_alive(self) -> bool:
-        return self.poll() is None and not self._closed
-
     def join(self, timeout: float | None = None) -> None:
         if self.poll() is None and not self._closed and readable(self.sentinel, timeout):
             self._wait(0)  # the child closed its end: it is exiting, if not yet a zombie
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.poll()
-
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def close(self) -> None:
         if not self._closed and self.poll() is not None:

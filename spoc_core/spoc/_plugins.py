@@ -5,7 +5,8 @@ Plugins come from ``Server(plugins=[...])`` and from the entry point group
 is set). Any of them can be blocked by name, the entry point's or the
 distribution's: ``Server(disable_plugins=[...])`` or ``SPOC_DISABLE_PLUGINS``
 (comma-separated). They are loaded when the server starts, never at import
-time, and an entry point's module is imported once per process.
+time; the installed entry points are scanned once per process (and
+``sys.path``), and each entry point's module is imported once.
 
 Each hook implementation is wrapped so that an exception it raises is logged
 once, with the plugin's and the hook's names, and the other implementations
@@ -19,6 +20,7 @@ import functools
 import importlib.metadata
 import logging
 import os
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterable, Sequence
@@ -79,8 +81,18 @@ _loaded_entry_points: dict[tuple[str, str], object] = {}
 _load_lock = threading.Lock()
 
 
+_scanned: dict[tuple[str, ...], list[importlib.metadata.EntryPoint]] = {}
+
+
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    """The group's entry points, scanned once per process and `sys.path`: a scan reads every
+    installed distribution's metadata, milliseconds that would otherwise delay each server's start."""
+    key = tuple(sys.path)
+    with _load_lock:
+        if key not in _scanned:
+            found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            _scanned[key] = sorted(found, key=lambda ep: ep.name)
+        return list(_scanned[key])
 
 
 def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:

@@ -41,7 +41,7 @@ from ._aio import uvloop_enabled
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
-from ._fork import DirectChild, fork_and_run
+from ._fork import ChildHandleBase, DirectChild, fork_and_run
 from ._linux import preload_libc
 from ._signals import STACK_DUMP_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
@@ -84,7 +84,7 @@ class ChildHandle(Protocol):
     def exitcode(self) -> int | None: ...
 
 
-class MultiprocessingChild:
+class MultiprocessingChild(ChildHandleBase):
     """A child made by multiprocessing (spawn or forkserver)."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
@@ -100,24 +100,10 @@ class MultiprocessingChild:
             self._exitcode = self.process.exitcode
         return self._exitcode
 
-    def is_alive(self) -> bool:
-        return self.poll() is None and not self._closed
-
     def join(self, timeout: float | None = None) -> None:
         if not self._closed:
             self.process.join(timeout)
             self.poll()
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.poll()
-
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None and self.pid is not None:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def close(self) -> None:
         if not self._closed and self.poll() is not None:

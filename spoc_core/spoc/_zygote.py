@@ -44,7 +44,7 @@ from . import _fds
 from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
 from ._errors import ErrorRecord, WorkerStartError
 from ._events import make_event
-from ._fork import flush_std_streams, fork_and_run, readable
+from ._fork import ChildHandleBase, flush_std_streams, fork_and_run, readable
 from ._linux import set_parent_death_signal
 from ._signals import CHILD_SIGNALS, blocked
 from ._transfer import pickle_for_child, received_fds
@@ -58,8 +58,10 @@ _STATUS = struct.Struct("!i")
 _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
 
 
-class ForkedChild:
+class ForkedChild(ChildHandleBase):
     """The server's handle on a child forked by the fork server (not the server's own child)."""
+
+    pid: int
 
     def __init__(self, pid: int, status_fd: int) -> None:
         self.pid = pid
@@ -85,24 +87,10 @@ class ForkedChild:
             pass
         return -signal.SIGKILL
 
-    def is_alive(self) -> bool:
-        return self.poll() is None and not self._closed
-
     def join(self, timeout: float | None = None) -> None:
         if self.poll() is None and not self._closed:
             readable(self.sentinel, timeout)
             self.poll()
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.poll()
-
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def close(self) -> None:
         if not self._closed:
