@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from . import _fds
 
-__all__ = ["ChildHandleBase", "DirectChild", "flush_std_streams", "fork_and_run", "readable"]
+__all__ = ["ChildHandle", "DirectChild", "flush_std_streams", "fork_and_run", "readable"]
 
 UNKNOWN_EXIT_CODE = 255
 """The exit code of a child that someone else reaped (``os.waitpid(-1)`` in user code)."""
@@ -71,8 +71,12 @@ def readable(fd: int, timeout: float | None) -> bool:
     return bool(multiprocessing.connection.wait([fd], timeout))
 
 
-class ChildHandleBase:
-    """What every handle on a child process shares: liveness, exit code and signals, all read through `poll()`."""
+class ChildHandle:
+    """What the server needs of a running child process, however it was made.
+
+    Subclasses say how to `poll()`, `join()` and `close()`; liveness, the exit
+    code and signals are read through `poll()` alike for all of them.
+    """
 
     pid: int | None
     sentinel: int
@@ -80,6 +84,14 @@ class ChildHandleBase:
 
     def poll(self) -> int | None:
         """The exit code once the child has ended, else None. Never blocks."""
+        raise NotImplementedError
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` seconds (None: for ever) for the child to end."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the handle holds (its sentinel) once the child has ended."""
         raise NotImplementedError
 
     def is_alive(self) -> bool:
@@ -98,7 +110,7 @@ class ChildHandleBase:
                 pass
 
 
-class DirectChild(ChildHandleBase):
+class DirectChild(ChildHandle):
     """The handle on a child forked by this process: reaped by its pid, watched through a pipe.
 
     The child holds the write end of the pipe whose read end is the

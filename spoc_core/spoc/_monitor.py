@@ -65,6 +65,7 @@ class Monitor:
         self._inbox: deque[tuple[AbstractWorker, WorkerEvent]] = deque()
         self._inbox_wake_pending = False
         self._watched: list[ProcessWorker] = []
+        self._unpolled: list[ProcessWorker] = []  # watched, not yet registered with the monitor's poll
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside wake()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -93,6 +94,7 @@ class Monitor:
         """Start reading a started process worker's events and watching its sentinel."""
         with self._lock:
             self._watched.append(worker)
+            self._unpolled.append(worker)
         self.wake()
 
     def wake(self) -> None:
@@ -135,16 +137,15 @@ class Monitor:
         owners: dict[int, ProcessWorker] = {}  # every fd polled for a worker: its sentinel and event pipe
         while True:
             with self._lock:
-                watched = list(self._watched)
-                closing = self._closing
-            if closing and not watched:
+                unpolled, self._unpolled = self._unpolled, []
+                done = self._closing and not self._watched
+            if done:
                 self._handle_inbox()
                 return
-            for worker in watched:
+            for worker in unpolled:
                 for fd in worker._wait_fds():
-                    if fd not in owners:
-                        owners[fd] = worker
-                        poller.register(fd, select.POLLIN)
+                    owners[fd] = worker
+                    poller.register(fd, select.POLLIN)
             try:
                 for fd, _ in poller.poll():
                     self._ready(fd, owners, poller)

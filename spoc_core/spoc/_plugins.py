@@ -153,6 +153,7 @@ class Plugins:
         self._manager = pluggy.PluginManager("spoc")
         self._manager.add_hookspecs(hookspecs)
         self._infos: list[PluginInfo] = []
+        self._implemented: set[str] = set()  # hooks with at least one implementation: the rest cost nothing
         self._loaded = False
         self._lock = threading.RLock()
 
@@ -210,6 +211,7 @@ class Plugins:
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
                     impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
         self._infos.append(PluginInfo(name, source, dist, version, tuple(sorted(hooks))))
+        self._implemented.update(hooks)
 
     def _unknown_hook_message(self, plugin: str, hook: str) -> str:
         known = sorted(name for name in hookspecs.__all__ if name != "hookspec")
@@ -226,16 +228,12 @@ class Plugins:
         self.load()
         return list(self._infos)
 
-    @property
-    def manager(self) -> pluggy.PluginManager:
-        """The pluggy manager (its plugins are loaded)."""
-        self.load()
-        return self._manager
-
     # ------------------------------------------------------------------ calling
 
     def call(self, hook: str, **kwargs: Any) -> None:
         """Call every implementation of `hook`, one call at a time per server; never raises."""
+        if hook not in self._implemented:
+            return
         with self._lock:
             try:
                 getattr(self._manager.hook, hook)(**kwargs)

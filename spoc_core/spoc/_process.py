@@ -34,21 +34,21 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from . import _fds
 from ._aio import uvloop_enabled
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
-from ._fork import ChildHandleBase, DirectChild, fork_and_run
+from ._fork import ChildHandle, DirectChild, fork_and_run
 from ._linux import preload_libc
 from ._signals import STACK_DUMP_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker
 from ._zygote import ForkServer
 
-__all__ = ["START_METHODS", "ChildHandle", "MultiprocessingChild", "ProcessWorker", "default_start_method"]
+__all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method"]
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -66,25 +66,7 @@ def default_start_method() -> str:
     return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
-class ChildHandle(Protocol):
-    """What the server needs of a running child process, however it was made."""
-
-    @property
-    def pid(self) -> int | None: ...
-    @property
-    def sentinel(self) -> int: ...
-
-    def poll(self) -> int | None: ...
-    def is_alive(self) -> bool: ...
-    def join(self, timeout: float | None = None) -> None: ...
-    def send_signal(self, signum: int) -> None: ...
-    def close(self) -> None: ...
-
-    @property
-    def exitcode(self) -> int | None: ...
-
-
-class MultiprocessingChild(ChildHandleBase):
+class MultiprocessingChild(ChildHandle):
     """A child made by multiprocessing (spawn or forkserver)."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:

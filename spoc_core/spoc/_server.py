@@ -318,7 +318,7 @@ class Server:
             started = [w for w in self._workers.values() if w.started]
         if first:
             self._hook("server_stopping", reason=reason)
-        with self._lock:
+        with self._lock:  # only now: a waiter woken earlier could report server_stopped before server_stopping
             self._changed.notify_all()
         for worker in started:
             worker.stop()

@@ -44,7 +44,7 @@ from . import _fds
 from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
 from ._errors import ErrorRecord, WorkerStartError
 from ._events import make_event
-from ._fork import ChildHandleBase, flush_std_streams, fork_and_run, readable
+from ._fork import ChildHandle, flush_std_streams, fork_and_run, readable
 from ._linux import set_parent_death_signal
 from ._signals import CHILD_SIGNALS, blocked
 from ._transfer import pickle_for_child, received_fds
@@ -58,7 +58,7 @@ _STATUS = struct.Struct("!i")
 _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
 
 
-class ForkedChild(ChildHandleBase):
+class ForkedChild(ChildHandle):
     """The server's handle on a child forked by the fork server (not the server's own child)."""
 
     pid: int
