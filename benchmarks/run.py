@@ -11,7 +11,7 @@
 - is_running in a hot loop, against reading a plain attribute.
 - memory of an idle forked ProcessWorker, against a raw forked multiprocessing.Process.
 
-Each figure is the median of many rounds, spoc's and the floor's taken in
+Each benchmark runs in a fresh interpreter. Each figure is the median of many rounds, spoc's and the floor's taken in
 turns (a round of one, then a round of the other), so that a change in the
 machine's load during the run weighs on both alike. Ratios are what to compare
 across machines; absolute times depend on the machine and its load.
@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -272,25 +273,9 @@ def row(name: str, spoc: float, floor: float, unit: str, target: str, ok: bool) 
     print(f"{name:<42} {spoc:>10.3f} {floor:>10.3f} {unit:<4} {ratio:>6.2f}x  {target:<22} {verdict}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
-    rounds = 3 if args.quick else 9
-    missed = 0
-    spoc_logger = logging.getLogger("spoc")
-    spoc_logger.setLevel(logging.INFO)  # the startup log line is how the benchmark sees the event
-    spoc_logger.propagate = False
-
-    print(
-        f"spoc benchmarks (python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-        f"median of {rounds} rounds, {5 * rounds} for fork and forkserver start)"
-    )
-    print(f"{'benchmark':<42} {'spoc':>10} {'floor':>10} {'':<4} {'ratio':>7}  {'target':<22} verdict")
-
+def stop_section(rounds: int) -> int:
     spoc_stop, floor_stop = (1000 * t for t in paired_medians(rounds, stop_latency_spoc, stop_latency_floor))
     ok = spoc_stop <= 1.5 * floor_stop and spoc_stop < 50
-    missed += not ok
     row(
         f"stop latency ({THREADS} threads + {PROCESSES} processes)",
         spoc_stop,
@@ -299,41 +284,81 @@ def main() -> int:
         "<=1.5x and <50 ms",
         ok,
     )
+    return int(not ok)
 
-    for method in ("fork", "forkserver", "spawn"):
-        start_rounds = rounds if method == "spawn" else 5 * rounds
-        spoc_start, floor_start = (
+
+def start_section(method: str, rounds: int) -> int:
+    start_rounds = rounds if method == "spawn" else 5 * rounds
+    spoc_start, floor_start = (
+        1000 * t
+        for t in paired_medians(start_rounds, lambda: start_latency_spoc(method), lambda: start_latency_floor(method))
+    )
+    ok = spoc_start <= 1.2 * floor_start
+    row(f"start latency, {method}", spoc_start, floor_start, "ms", "<=1.2x", ok)
+    if method == "fork":
+        spoc_again, thread_floor = (
             1000 * t
             for t in paired_medians(
-                start_rounds,
-                lambda m=method: start_latency_spoc(m),  # type: ignore[misc]
-                lambda m=method: start_latency_floor(m),  # type: ignore[misc]
+                start_rounds, lambda: start_latency_spoc("fork"), lambda: start_latency_floor("fork", True)
             )
         )
-        ok = spoc_start <= 1.2 * floor_start
-        missed += not ok
-        row(f"start latency, {method}", spoc_start, floor_start, "ms", "<=1.2x", ok)
-        if method == "fork":
-            spoc_again, thread_floor = (
-                1000 * t
-                for t in paired_medians(
-                    start_rounds, lambda: start_latency_spoc("fork"), lambda: start_latency_floor("fork", True)
-                )
-            )
-            row("  fork, floor read on a new thread", spoc_again, thread_floor, "ms", "(information)", True)
+        row("  fork, floor read on a new thread", spoc_again, thread_floor, "ms", "(information)", True)
+    return int(not ok)
 
+
+def is_running_section(rounds: int) -> int:
     spoc_hot, plain_hot = is_running_cost()
     ok = spoc_hot <= 3 * plain_hot
-    missed += not ok
     row("is_running vs a plain attribute", spoc_hot * 1e9, plain_hot * 1e9, "ns", "<=3x", ok)
+    return int(not ok)
 
+
+def memory_section(rounds: int) -> int:
     spoc_rss, spoc_pss = idle_memory_spoc()
     floor_rss, floor_pss = idle_memory_floor()
     ok = spoc_rss <= 1.1 * floor_rss
-    missed += not ok
     row("idle forked ProcessWorker, RSS", spoc_rss / 1024, floor_rss / 1024, "MiB", "<=1.1x", ok)
     row("idle forked ProcessWorker, PSS", spoc_pss / 1024, floor_pss / 1024, "MiB", "(information)", True)
+    return int(not ok)
 
+
+SECTIONS: dict[str, Callable[[int], int]] = {
+    "stop": stop_section,
+    "start-fork": lambda rounds: start_section("fork", rounds),
+    "start-forkserver": lambda rounds: start_section("forkserver", rounds),
+    "start-spawn": lambda rounds: start_section("spawn", rounds),
+    "is-running": is_running_section,
+    "memory": memory_section,
+}
+"""Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
+process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--section", choices=sorted(SECTIONS), help="run one benchmark, in this process")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else 9
+    if args.section:
+        spoc_logger = logging.getLogger("spoc")
+        spoc_logger.setLevel(logging.INFO)  # the startup log line is how the benchmark sees the event
+        spoc_logger.propagate = False
+        missed = SECTIONS[args.section](rounds)
+        sys.stdout.flush()
+        return missed
+
+    print(
+        f"spoc benchmarks (python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+        f"median of {rounds} rounds, {5 * rounds} for fork and forkserver start; "
+        f"each benchmark in a fresh interpreter)",
+        flush=True,
+    )
+    print(f"{'benchmark':<42} {'spoc':>10} {'floor':>10} {'':<4} {'ratio':>7}  {'target':<22} verdict", flush=True)
+    missed = 0
+    for name in SECTIONS:
+        command = [sys.executable, __file__, "--section", name, *(["--quick"] if args.quick else [])]
+        missed += subprocess.run(command, check=False).returncode
     print(f"\n{missed} target(s) missed" if missed else "\nevery target met")
     return 0
 
