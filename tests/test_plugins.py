@@ -221,8 +221,8 @@ def test_autoload_off_and_blocking(installed: Path, monkeypatch: pytest.MonkeyPa
     assert [p.name for p in Server().plugins if p.name == "demo"] == []
     monkeypatch.setenv("SPOC_DISABLE_PLUGINS", "")
     monkeypatch.setenv("SPOC_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert Server(plugins=[Recorder()]).plugins[0].name == "recorder"
-    assert len(Server().plugins) == 0
+    assert [p.name for p in Server(plugins=[Recorder()]).plugins] == ["spoc.backends", "recorder"]
+    assert [(p.name, p.source) for p in Server().plugins] == [("spoc.backends", "builtin")]
     with caplog.at_level(logging.WARNING, logger="spoc"):
         Server(disable_plugins=["demmo"]).plugins  # noqa: B018
     assert "'demmo' is blocked but no such plugin is installed" in caplog.text

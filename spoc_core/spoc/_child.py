@@ -32,6 +32,7 @@ from ._events import WorkerEvent, encode_event
 from ._fork import flush_std_streams
 from ._latch import Latch
 from ._linux import set_parent_death_signal
+from ._plugins import ChildPlugin, Plugins
 from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL, set_handler, unblock
 from ._worker import AbstractWorker, LifecycleBody
 
@@ -51,12 +52,16 @@ class ChildOptions:
         expected_parent: the pid the child's parent must have right after the
             fork, or 0 when the child is not the parent's direct child.
         orphan_timeout: seconds an orphaned worker gets to finish its teardown.
+        plugins: the server's plugins that implement ``child_starting``.
+        server_name: the name of the server that started the worker.
     """
 
     use_uvloop: bool = False
     parent_death_signal: bool = False
     expected_parent: int = 0
     orphan_timeout: float = 5.0
+    plugins: tuple[ChildPlugin, ...] = ()
+    server_name: str = ""
 
     @property
     def told_of_parent_death_by_signal(self) -> bool:
@@ -200,6 +205,10 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         watch.start()
 
     try:
+        if options.plugins:
+            worker._emit = emit
+            plugins = Plugins.in_child(options.server_name, options.plugins)
+            plugins.call("child_starting", worker=worker, server_name=options.server_name)
         return LifecycleBody(worker, emit).run(options.use_uvloop)
     finally:
         watch.finished.set()

@@ -20,7 +20,7 @@ from ._errors import ErrorRecord, Phase
 
 __all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "decode_event", "encode_event", "make_event"]
 
-EventKind = Literal["startup", "shutdown", "error", "exit", "stopping"]
+EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record"]
 """The kinds of lifecycle record:
 
 - ``"startup"``: setup() completed; main() is about to run.
@@ -29,6 +29,8 @@ EventKind = Literal["startup", "shutdown", "error", "exit", "stopping"]
 - ``"exit"``: the worker's body has returned; `exitcode` is in ``data``.
 - ``"stopping"``: the worker was asked to stop (sent from where `stop()` was
   called, so it may arrive after the worker's own later events).
+- ``"record"``: a plugin's own record, sent with `AbstractWorker.send_record`;
+  ``data`` holds its ``topic`` and its ``fields``.
 """
 
 ExitOutcome = Literal["clean", "stopped", "failed", "killed"]

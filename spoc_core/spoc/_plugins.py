@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import importlib.metadata
 import logging
 import os
+import pickle
 import sys
 import threading
 import types
@@ -51,7 +53,7 @@ ENTRY_POINT_GROUP = "spoc"
 AUTOLOAD_ENV = "SPOC_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_ENV = "SPOC_DISABLE_PLUGINS"
 
-Source = Literal["explicit", "entry point"]
+Source = Literal["builtin", "explicit", "entry point"]
 
 
 class PluginError(SpocError):
@@ -64,7 +66,8 @@ class PluginInfo:
 
     Attributes:
         name: the name it is registered (and can be blocked) under.
-        source: ``"entry point"`` or ``"explicit"`` (given to the Server).
+        source: ``"entry point"``, ``"explicit"`` (given to the Server) or
+            ``"builtin"`` (the core's own backends, ``spoc.backends``).
         distribution: the distribution that provides it, if known.
         version: that distribution's version, if known.
         hooks: the hooks it implements, sorted.
@@ -75,6 +78,36 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     hooks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChildPlugin:
+    """A plugin that implements ``child_starting``, as it travels to a process worker's child.
+
+    Under ``fork`` it is the very object; pickled (spawn, forkserver, the fork
+    server) a module travels by its name and an entry point's plugin by its
+    entry point, each imported again in the child; any other object pickles.
+    """
+
+    name: str
+    plugin: object
+    entry_point: tuple[str, str] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.entry_point is not None:
+            return (_child_plugin_from_entry_point, (self.name, *self.entry_point))
+        if isinstance(self.plugin, types.ModuleType):
+            return (_child_plugin_from_module, (self.name, self.plugin.__name__))
+        return (ChildPlugin, (self.name, self.plugin))
+
+
+def _child_plugin_from_entry_point(name: str, ep_name: str, value: str) -> ChildPlugin:
+    entry_point = importlib.metadata.EntryPoint(ep_name, value, ENTRY_POINT_GROUP)
+    return ChildPlugin(name, _load(entry_point), (ep_name, value))
+
+
+def _child_plugin_from_module(name: str, module: str) -> ChildPlugin:
+    return ChildPlugin(name, importlib.import_module(module))
 
 
 _loaded_entry_points: dict[tuple[str, str], object] = {}
@@ -154,6 +187,7 @@ class Plugins:
         self._manager.add_hookspecs(hookspecs)
         self._infos: list[PluginInfo] = []
         self._implemented: set[str] = set()  # hooks with at least one implementation: the rest cost nothing
+        self._for_children: list[ChildPlugin] = []
         self._loaded = False
         self._lock = threading.RLock()
 
@@ -164,6 +198,9 @@ class Plugins:
         with self._lock:
             if self._loaded:
                 return
+            from . import _builtin_backends
+
+            self._register(_builtin_backends, _builtin_backends.NAME, "builtin", "spoc-core", _core_version())
             blocked = self._disabled | _blocked_by_environment()
             matched: set[str] = set()
             if not _autoload_disabled():
@@ -174,7 +211,9 @@ class Plugins:
                         matched |= hit
                         logger.info("spoc plugin %r (%s) is blocked", entry_point.name, dist)
                         continue
-                    self._register(_load(entry_point), entry_point.name, "entry point", dist, version)
+                    plugin = _load(entry_point)
+                    self._register(plugin, entry_point.name, "entry point", dist, version)
+                    self._send_to_children(plugin, entry_point.name, (entry_point.name, entry_point.value))
             for plugin in self._explicit:
                 name = _name_of(plugin)
                 if name in blocked:
@@ -182,6 +221,7 @@ class Plugins:
                     logger.info("spoc plugin %r given to server %r is blocked", name, self.owner)
                     continue
                 self._register(plugin, name, "explicit", None, None)
+                self._send_to_children(plugin, name, None)
             for name in sorted(blocked - matched):
                 logger.warning(
                     "server %r: %r is blocked but no such plugin is installed or given (active: %s)",
@@ -213,6 +253,38 @@ class Plugins:
         self._infos.append(PluginInfo(name, source, dist, version, tuple(sorted(hooks))))
         self._implemented.update(hooks)
 
+    def _send_to_children(self, plugin: object, name: str, entry_point: tuple[str, str] | None) -> None:
+        """Keep a plugin that implements ``child_starting`` for process workers' children; it must pickle."""
+        if not any(caller.name == "child_starting" for caller in self._manager.get_hookcallers(plugin) or []):
+            return
+        travelling = ChildPlugin(name, plugin, entry_point)
+        try:
+            pickle.dumps(travelling)
+        except Exception as exc:
+            self._manager.unregister(plugin)
+            raise PluginError(
+                f"spoc plugin {name!r} implements child_starting, which runs in process workers' children, "
+                f"but it cannot be sent there ({type(exc).__name__}: {exc}); spoc pickles it for spawn, "
+                f"forkserver and its fork server. Make the plugin a module, a module-level object, or an "
+                f"object that pickles."
+            ) from exc
+        self._for_children.append(travelling)
+
+    @property
+    def for_children(self) -> tuple[ChildPlugin, ...]:
+        """The plugins that implement ``child_starting``, to send to each process worker's child."""
+        return tuple(self._for_children)
+
+    @classmethod
+    def in_child(cls, owner: str, plugins: Sequence[ChildPlugin]) -> Plugins:
+        """The plugins a child received, registered in the child (no builtin, no entry point scan)."""
+        child = cls(owner)
+        with child._lock:
+            for travelled in plugins:
+                child._register(travelled.plugin, travelled.name, "explicit", None, None)
+            child._loaded = True
+        return child
+
     def _unknown_hook_message(self, plugin: str, hook: str) -> str:
         known = sorted(name for name in hookspecs.__all__ if name != "hookspec")
         close = difflib.get_close_matches(hook, known, n=1)
@@ -230,6 +302,20 @@ class Plugins:
 
     # ------------------------------------------------------------------ calling
 
+    def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation of `hook`; return (plugin name, result) for each non-None, in registration order.
+
+        For the hooks whose results the server uses (``backend_register``),
+        where a conflict must name the plugins involved.
+        """
+        with self._lock:
+            results = []
+            for impl in getattr(self._manager.hook, hook).get_hookimpls():
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+                if result is not None:
+                    results.append((impl.plugin_name, result))
+            return results
+
     def call(self, hook: str, **kwargs: Any) -> None:
         """Call every implementation of `hook`, one call at a time per server; never raises."""
         if hook not in self._implemented:
@@ -239,6 +325,13 @@ class Plugins:
                 getattr(self._manager.hook, hook)(**kwargs)
             except Exception:  # a hook wrapper raised: implementations themselves are isolated
                 logger.exception("server %r: a hook wrapper of %r raised; the server goes on", self.owner, hook)
+
+
+def _core_version() -> str | None:
+    try:
+        return importlib.metadata.version("spoc-core")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _isolated(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:

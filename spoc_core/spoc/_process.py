@@ -33,11 +33,13 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import Any, ClassVar
+from typing import Any
 
 from . import _fds
 from ._aio import uvloop_enabled
+from ._backend import check_own_backend
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
@@ -146,7 +148,8 @@ class ProcessWorker(AbstractWorker):
     from what the child reports.
     """
 
-    backend: ClassVar[str] = "process"
+    backend: str = "process"
+    """The backend that runs it: ``"process"``, or another a plugin registers (set it on a subclass)."""
     _RUNTIME_ATTRS = AbstractWorker._RUNTIME_ATTRS | {"_control", "_events", "_control_lock"}
 
     start_method: str
@@ -178,9 +181,11 @@ class ProcessWorker(AbstractWorker):
 
     def start(self) -> None:
         """Start the child process on its own, outside a Server."""
-        self._launch(fork_server=None, orphan_timeout=5.0)
+        check_own_backend(self, "process")
+        self._launch(fork_server=None, options=ChildOptions())
 
-    def _launch(self, fork_server: ForkServer | None, orphan_timeout: float) -> None:
+    def _launch(self, fork_server: ForkServer | None, options: ChildOptions) -> None:
+        """Start the child, through `fork_server` when one is given and needed; `options` as the server set them."""
         self._check_startable()
         self._warn_thread_only_objects()
         preload_libc()  # work a forked child then finds done
@@ -194,9 +199,9 @@ class ProcessWorker(AbstractWorker):
         try:
             with blocked(), self._reporting_unpicklable():
                 if fork_server is not None and self._needs_fork_server():
-                    handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, orphan_timeout)
+                    handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, options)
                 else:
-                    handle = self._start_here(control_r, events_w, on_main, orphan_timeout)
+                    handle = self._start_here(control_r, events_w, on_main, options)
         except BaseException:
             _fds.untrack(events_r.fileno())
             _fds.untrack(control_w.fileno())
@@ -219,7 +224,7 @@ class ProcessWorker(AbstractWorker):
         return self.start_method != "forkserver" or not forkserver_children_are_safe()
 
     def _start_with_fork_server(
-        self, fork_server: ForkServer, control_r: Connection, events_w: Connection, orphan_timeout: float
+        self, fork_server: ForkServer, control_r: Connection, events_w: Connection, options: ChildOptions
     ) -> ChildHandle:
         """Have the server's fork server make the child: it is born with the shutdown signals ignored."""
         method = self.start_method
@@ -227,24 +232,24 @@ class ProcessWorker(AbstractWorker):
             # The helper pickles it to the fresh interpreter: fail here instead, naming the attribute.
             # (A worker the helper does not hold is pickled here by launch() anyway.)
             pickle_for_child(self)
-        options = ChildOptions(
+        options = replace(
+            options,
             use_uvloop=uvloop_enabled(),
             parent_death_signal=True,
             expected_parent=fork_server.pid if method != "forkserver" else 0,
-            orphan_timeout=orphan_timeout,
         )
         return fork_server.launch(self, method, control_r.fileno(), events_w.fileno(), options)
 
     def _start_here(
-        self, control_r: Connection, events_w: Connection, on_main: bool, orphan_timeout: float
+        self, control_r: Connection, events_w: Connection, on_main: bool, options: ChildOptions
     ) -> ChildHandle:
         """Start the child from this process: forked directly, or by multiprocessing (spawn, forkserver)."""
         method = self.start_method
-        options = ChildOptions(
+        options = replace(
+            options,
             use_uvloop=uvloop_enabled(),
             parent_death_signal=on_main or method == "forkserver",
             expected_parent=os.getpid() if method != "forkserver" else 0,
-            orphan_timeout=orphan_timeout,
         )
         if method == "fork":
             return self._fork_directly(control_r, events_w, options)

@@ -18,16 +18,13 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
 
+from ._backend import Backend, WorkerChannel, unknown_backend, wrong_worker_type
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
-from ._linux import is_single_threaded
 from ._monitor import Monitor
-from ._plugins import PluginInfo, Plugins
-from ._process import ProcessWorker
+from ._plugins import PluginError, PluginInfo, Plugins
 from ._signals import SHUTDOWN_SIGNALS, handlers_installed, signal_name
-from ._thread import ThreadWorker
 from ._worker import AbstractWorker
-from ._zygote import ForkServer
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
 
@@ -109,11 +106,14 @@ class Server:
         self._plugins = Plugins(name, plugins, disable_plugins)
         self._stopped_reported = False
         self._exits_reported: set[str] = set()
+        self._stopping_reported: set[str] = set()
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._monitor: Monitor | None = None
-        self._fork_server: ForkServer | None = None
+        self._backends: dict[str, Backend] = {}
+        self._backends_to_close: list[Backend] = []
+        self._killed: set[str] = set()
         self._started = False
         self._stop_reason: StopReason | None = None
         self._signal_arrived = False
@@ -173,6 +173,8 @@ class Server:
                 )
             if self._stop_reason is not None:
                 raise SpocError(f"Server {self.name!r} is shutting down; worker {worker.name!r} was not added")
+            if self._started:
+                self._backend_for(worker)
             self._workers[worker.name] = worker
             if self._started:
                 self._start_worker(worker)
@@ -180,38 +182,82 @@ class Server:
     # ------------------------------------------------------------------ starting
 
     def start(self) -> None:
-        """Start every worker.
+        """Start every worker, each on the backend it names.
 
-        Process workers come first, before the server starts any thread: when
-        the program is single-threaded at that moment, ``fork`` workers are
-        forked directly (the one time forking this process is safe); every
-        other process worker, and any started later, is made by the server's
-        fork server, forked here too, before any thread exists. Thread workers
-        start last. Each group starts in the order it was added.
+        Before the server starts any thread, each backend prepares, in the
+        order the plugins registered them, the core's first: the ``process``
+        backend forks ``fork`` workers directly when the program is
+        single-threaded at that moment (the one time forking this process is
+        safe), and forks the server's fork server, which makes every other
+        process worker, and any started later. Then the remaining workers
+        start, in the order they were added.
+
+        Raises:
+            PluginError: a plugin failed to load.
+            BackendError: a worker names a backend no plugin registered, or
+                one that cannot run it; no worker has been started then.
         """
         with self._lock:
             if self._started:
                 raise SpocError(f"Server {self.name!r} was already started; a server runs once")
             self._plugins.load()
-            self._started = True
+            backends = self._registered_backends()
             pending = list(self._workers.values())
+            for worker in pending:
+                self._backend_for(worker, backends)
+            self._backends = backends
+            self._backends_to_close = list(backends.values())
+            self._started = True
             monitor = self._ensure_monitor()
         self._hook("server_starting")
         logger.info("server %r starting %d workers", self.name, len(pending))
-        processes = [w for w in pending if isinstance(w, ProcessWorker)]
-        direct = [w for w in processes if w.start_method == "fork"] if is_single_threaded() else []
-        for process_worker in direct:
-            if not self._start_worker(process_worker, direct=True):
-                break
-        if any(w not in direct and w._needs_fork_server() for w in processes):
-            with self._lock:
-                self._fork_server = ForkServer(self._workers)
-                self._fork_server.start()
+        for backend in backends.values():
+            mine = [w for w in pending if w.backend == backend.name]
+            if mine:
+                backend.prepare(mine, self._start_worker)
         monitor.start()
         for worker in pending:
-            if worker not in direct and not self._start_worker(worker):
+            if not worker.started and not self._start_worker(worker):
                 break
         self._hook("server_started")
+
+    def _registered_backends(self) -> dict[str, Backend]:
+        backends: dict[str, Backend] = {}
+        owners: dict[str, str] = {}
+        for plugin, result in self._plugins.collect("backend_register", server=self):
+            for backend in [result] if isinstance(result, Backend) else list(result or ()):
+                if not isinstance(backend, Backend) or not backend.name:
+                    raise PluginError(
+                        f"spoc plugin {plugin!r}: backend_register returned {backend!r}; return spoc.Backend "
+                        f"instances with a non-empty `name` (or a list of them, or None)"
+                    )
+                if backend.name in backends:
+                    raise PluginError(
+                        f"backend {backend.name!r} is registered by both spoc plugin {owners[backend.name]!r} "
+                        f"and {plugin!r}; block one of them or rename its backend"
+                    )
+                backends[backend.name] = backend
+                owners[backend.name] = plugin
+        return backends
+
+    def _backend_for(self, worker: AbstractWorker, backends: dict[str, Backend] | None = None) -> Backend:
+        registered = self._backends if backends is None else backends
+        backend = registered.get(worker.backend)
+        if backend is None:
+            raise unknown_backend(worker, self, list(registered))
+        if not isinstance(worker, backend.worker_type):
+            raise wrong_worker_type(worker, self, backend)
+        return backend
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """The names of the backends registered when the server started (empty before)."""
+        return tuple(self._backends)
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds workers get to stop: `run_forever`'s ``shutdown_timeout`` (default `DEFAULT_SHUTDOWN_TIMEOUT`)."""
+        return self._shutdown_timeout
 
     def _ensure_monitor(self) -> Monitor:
         with self._lock:
@@ -221,32 +267,23 @@ class Server:
                 )
             return self._monitor
 
-    def _start_worker(self, worker: AbstractWorker, direct: bool = False) -> bool:
+    def _start_worker(self, worker: AbstractWorker) -> bool:
+        """Launch one worker on its backend; False when the server is stopping (start no more)."""
         with self._lock:
             if self._stop_reason is not None or self._signal_arrived:
                 return False
+            backend = self._backend_for(worker)
+            worker._check_startable()
             monitor = self._ensure_monitor()
-            if isinstance(worker, ProcessWorker):
-                worker._deliver = monitor.deliver_to_inbox(worker)
-                fork_server = self._fork_server_for(worker) if not direct and worker._needs_fork_server() else None
-                worker._launch(fork_server, orphan_timeout=self._shutdown_timeout)
-                self._running.add(worker.name)
-                monitor.watch(worker)
-            elif isinstance(worker, ThreadWorker):
-                self._running.add(worker.name)
-                worker._launch(monitor.deliver_to_inbox(worker))
-            else:
-                raise TypeError(
-                    f"Server {self.name!r}: worker {worker.name!r} is neither a ThreadWorker nor a ProcessWorker"
-                )
+            channel = WorkerChannel(worker, monitor.deliver_to_inbox(worker), monitor.watch)
+            worker._deliver = channel.send
+            self._running.add(worker.name)
+            try:
+                worker._thread_or_process = backend.launch(worker, channel)
+            except BaseException:
+                self._running.discard(worker.name)
+                raise
             return True
-
-    def _fork_server_for(self, worker: ProcessWorker) -> ForkServer:
-        if self._fork_server is None or not self._fork_server.running:
-            # Only a process worker added after start() to a server that had none gets here.
-            self._fork_server = ForkServer({})
-            self._fork_server.start()
-        return self._fork_server
 
     # ------------------------------------------------------------------ events (monitor thread)
 
@@ -257,12 +294,16 @@ class Server:
             self._hook("worker_started", worker=worker, event=event)
         elif event.kind == "error" and event.error is not None:
             self._hook("worker_error", worker=worker, error=event.error, event=event)
-        elif event.kind == "stopping" and worker.exit_info is None:
+        elif event.kind == "record":
+            topic, fields = event.data["topic"], event.data["fields"]
+            self._hook("worker_record", worker=worker, topic=topic, data=fields, event=event)
+        elif event.kind == "stopping" and worker.exit_info is None and worker.name not in self._stopping_reported:
+            self._stopping_reported.add(worker.name)  # once: the child of a process worker tells it too
             self._hook("worker_stopping", worker=worker)
-        elif event.kind == "exit" and isinstance(worker, ThreadWorker):
-            self._worker_ended(worker)  # its last act; ThreadWorker.join() waits for the thread itself
+        elif event.kind == "exit":
+            self._worker_ended(worker)  # the body's last act (a process worker's end comes from its sentinel)
 
-    def _on_process_exit(self, worker: ProcessWorker) -> None:
+    def _on_process_exit(self, worker: AbstractWorker) -> None:
         self._worker_ended(worker)
 
     def _report_exit(self, worker: AbstractWorker) -> None:
@@ -324,15 +365,13 @@ class Server:
             worker.stop()
 
     def _force(self) -> None:
+        """A second signal: kill every worker that can be killed, before join_all() looks at what is left."""
         with self._lock:
             self._forced = True
-            alive = [w for w in self._workers.values() if w.name in self._running]
+            for worker in [w for w in self._workers.values() if w.name in self._running]:
+                if self._backend_for(worker).kill(worker):
+                    self._killed.add(worker.name)
             self._changed.notify_all()
-        for worker in alive:
-            if isinstance(worker, ProcessWorker):
-                worker._forced = True
-                worker.dump_stack()
-                worker.kill()
 
     def join_all(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> list[AbstractWorker]:
         """Wait for every worker to end, all against one deadline `timeout` seconds away.
@@ -364,37 +403,29 @@ class Server:
         return late
 
     def _escalate(self, late: list[AbstractWorker], timeout: float) -> None:
-        processes = [w for w in late if isinstance(w, ProcessWorker)]
-        for worker in processes:
-            worker._forced = True
-            if not self._forced:
+        """Past the deadline: terminate what can be, kill it after `KILL_GRACE`, report the rest."""
+        if self._forced:  # a second signal: _force() killed what could be killed
+            ending = [w for w in late if w.name in self._killed]
+        else:
+            ending = [w for w in late if self._backend_for(w).terminate(w)]
+            self._wait_for(ending, KILL_GRACE)
+        for worker in ending:
+            if worker.name in self._running and worker.name not in self._killed:
+                self._backend_for(worker).kill(worker)
+        self._wait_for(ending, _REAP_LIMIT)
+        for stuck in late:
+            if stuck not in ending and stuck.is_alive():
+                stuck._forced = True
                 logger.warning(
-                    "worker %r (pid %s) did not stop within %gs: its stack follows on stderr; sending SIGTERM",
-                    worker.name,
-                    worker.pid,
+                    "worker %r (%s) did not stop within %gs and keeps running (its backend cannot end it; "
+                    "threads cannot be killed); it is at:\n%s",
+                    stuck.name,
+                    stuck.backend,
                     timeout,
+                    (stuck.current_stack() or "  <no stack>").rstrip("\n"),
                 )
-                worker.dump_stack()
-                worker.terminate()
-        if processes and not self._forced:
-            self._wait_for(processes, KILL_GRACE)
-        for worker in processes:
-            if worker.name in self._running:
-                logger.error("worker %r (pid %s) ignored SIGTERM: sending SIGKILL", worker.name, worker.pid)
-                worker.kill()
-        self._wait_for(processes, _REAP_LIMIT)
-        for thread_worker in late:
-            if isinstance(thread_worker, ThreadWorker) and thread_worker.is_alive():
-                thread_worker._forced = True
-                logger.warning(
-                    "worker %r (thread) did not stop within %gs and keeps running (threads cannot be "
-                    "killed); it is at:\n%s",
-                    thread_worker.name,
-                    timeout,
-                    (thread_worker.current_stack() or "  <no stack>").rstrip("\n"),
-                )
-                thread_worker._record_exit(None, forced=True)
-                self._report_exit(thread_worker)
+                stuck._record_exit(None, forced=True)
+                self._report_exit(stuck)
 
     def _wait_for(self, workers: Iterable[AbstractWorker], seconds: float) -> None:
         names = {w.name for w in workers}
@@ -407,16 +438,19 @@ class Server:
                 self._changed.wait(remaining)
 
     def _close_when_idle(self) -> None:
-        """Release the monitor and the fork server once every process worker has been reaped."""
+        """Release the backends and the monitor once every worker has ended or been given up on."""
         with self._lock:
-            if self._handling_signals or any(isinstance(self._workers[n], ProcessWorker) for n in self._running):
+            if self._handling_signals or any(self._workers[n].exit_info is None for n in self._running):
                 return
-            fork_server, self._fork_server = self._fork_server, None
+            backends, self._backends_to_close = self._backends_to_close, []
             monitor = None
             if not self._running:  # else a thread join_all gave up on may still report: keep listening
                 monitor, self._monitor = self._monitor, None
-        if fork_server is not None:
-            fork_server.close()
+        for backend in backends:
+            try:
+                backend.close()
+            except Exception:
+                logger.exception("server %r: backend %r failed to close", self.name, backend.name)
         if monitor is not None:
             monitor.close()
 

@@ -6,9 +6,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import ClassVar
 
 from ._aio import uvloop_enabled
+from ._backend import check_own_backend
 from ._errors import WorkerStartError
 from ._events import make_event
 from ._worker import AbstractWorker, Emit, LifecycleBody
@@ -25,13 +25,15 @@ class ThreadWorker(AbstractWorker):
             still runs; when False, interpreter exit waits for it.
     """
 
-    backend: ClassVar[str] = "thread"
+    backend: str = "thread"
+    """The backend that runs it: ``"thread"``, or another a plugin registers (set it on a subclass)."""
 
     def __init__(self, name: str, daemon: bool = True) -> None:
         super().__init__(name, daemon=daemon)
 
     def start(self) -> None:
         """Start the worker's thread on its own, outside a Server."""
+        check_own_backend(self, "thread")
         self._launch(None)
 
     def _launch(self, deliver: Emit | None) -> None:
@@ -43,8 +45,10 @@ class ThreadWorker(AbstractWorker):
         self._thread_or_process = thread
         thread.start()
 
-    def _live(self, use_uvloop: bool) -> None:
+    def _live(self, use_uvloop: bool) -> int:
+        """The worker's whole life on the calling thread, its final "exit" event included."""
         emit = self._deliver or self._record
+        self._body_thread = threading.get_ident()
         exitcode = 1
         try:
             exitcode = LifecycleBody(self, emit).run(use_uvloop)
@@ -52,6 +56,7 @@ class ThreadWorker(AbstractWorker):
             self._body_exitcode = exitcode
             self._running = False
             emit(make_event(self.name, "exit", exitcode=exitcode))
+        return exitcode
 
     def is_alive(self) -> bool:
         thread = self._thread_or_process
@@ -73,11 +78,11 @@ class ThreadWorker(AbstractWorker):
             self._finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def current_stack(self) -> str | None:
-        """The thread's current Python stack, formatted; None when it is not running."""
-        thread = self._thread_or_process
-        if thread is None or thread.ident is None:
+        """The Python stack of the thread running the body, formatted; None when it is not running."""
+        ident = getattr(self, "_body_thread", None)
+        if ident is None:
             return None
-        frame = sys._current_frames().get(thread.ident)
+        frame = sys._current_frames().get(ident)
         if frame is None:
             return None
         return "".join(traceback.format_stack(frame))

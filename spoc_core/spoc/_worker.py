@@ -14,12 +14,13 @@ import asyncio
 import functools
 import inspect
 import logging
+import pickle
 import types
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
-from ._errors import ErrorRecord, Phase, WorkerStartError
+from ._errors import ErrorRecord, Phase, SpocError, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch
 from ._signals import signal_name
@@ -48,8 +49,8 @@ class AbstractWorker(abc.ABC):
     life runs in one event loop created for the worker (uvloop when enabled).
     """
 
-    backend: ClassVar[str] = ""
-    """The name of the backend that runs this kind of worker ("thread", "process")."""
+    backend: str = ""
+    """The name of the backend that runs the worker: ``"thread"``, ``"process"``, or one a plugin registers."""
 
     _RUNTIME_ATTRS: ClassVar[frozenset[str]] = frozenset(
         {
@@ -59,6 +60,7 @@ class AbstractWorker(abc.ABC):
             "_thread_or_process",
             "_finished",
             "_deliver",
+            "_emit",
         }
     )
 
@@ -101,6 +103,7 @@ class AbstractWorker(abc.ABC):
         self._thread_or_process = None
         self._finished = Latch()
         self._deliver: Emit | None = None
+        self._emit: Emit | None = None
         self._forced = False
         self.error = None
         self.exit_info = None
@@ -122,6 +125,43 @@ class AbstractWorker(abc.ABC):
 
         Runs where the worker lives, in its thread or child process. May be ``async def``.
         """
+
+    # ------------------------------------------------------------------ records for plugins
+
+    def send_record(self, topic: str, **data: Any) -> None:
+        """Send a record to the server's plugins: their ``worker_record(topic, data)`` hook.
+
+        Call it where the worker lives (setup, main, teardown, lifecycle, any
+        thread of the worker), while its body runs. The record travels over
+        the worker's own event channel, so it reaches the server in order
+        with the worker's lifecycle events, from a thread worker as from a
+        process worker's child. It does not block on the server.
+
+        Args:
+            topic: what the record is about; plugins name theirs after
+                themselves (``"metrics.inc"``) and ignore the rest.
+            **data: the record's fields. From a process worker they are
+                pickled, so give plain values (numbers, strings, lists, dicts).
+
+        Raises:
+            TypeError: `topic` is not a non-empty string, or `data` does not pickle.
+            SpocError: the worker's body is not running (not started, or ended).
+        """
+        if not isinstance(topic, str) or not topic:
+            raise TypeError(f"worker {self.name!r}: send_record() takes a non-empty str topic first, got {topic!r}")
+        emit = self._emit
+        if emit is None:
+            raise SpocError(
+                f"worker {self.name!r}: send_record({topic!r}) works only while the worker's body runs "
+                f"(from setup, main, teardown or lifecycle, where the worker lives)"
+            )
+        try:
+            emit(make_event(self.name, "record", topic=topic, fields=data))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TypeError(
+                f"worker {self.name!r}: send_record({topic!r}) cannot send its data to the server "
+                f"({type(exc).__name__}: {exc}); give plain values (numbers, strings, lists, dicts)"
+            ) from exc
 
     # ------------------------------------------------------------------ stopping
 
@@ -147,9 +187,9 @@ class AbstractWorker(abc.ABC):
         self._running = False
         self._wake_local()
         self._request_stop()
-        deliver = self._deliver
-        if deliver is not None and self.exit_info is None:  # tell the server (its worker_stopping hook)
-            deliver(make_event(self.name, "stopping"))
+        tell = self._deliver or self._emit  # the server's inbox, or (in a child) the event pipe
+        if tell is not None and self.exit_info is None:  # for the worker_stopping hook and the outcome
+            tell(make_event(self.name, "stopping"))
 
     def _wake_local(self) -> None:
         self._stop_event.set()
@@ -215,6 +255,10 @@ class AbstractWorker(abc.ABC):
         """None while running; 0 after a clean end; non-zero after a failure;
         the negative signal number when a process worker was killed."""
 
+    def current_stack(self) -> str | None:
+        """The Python stack the worker's body is at, formatted, when it runs in this process; else None."""
+        return None
+
     @property
     def started(self) -> bool:
         """Whether `start()` has been called."""
@@ -257,6 +301,9 @@ class AbstractWorker(abc.ABC):
             )
         elif event.kind == "startup":
             logger.info("worker %r started (pid %d)", self.name, event.pid)
+        elif event.kind == "stopping":  # also when a process worker's child stopped itself
+            self._stop_requested = True
+            self._running = False
         elif event.kind == "exit":
             self._record_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
 
@@ -327,9 +374,17 @@ class LifecycleBody:
         self.worker = worker
         self.emit = emit
         self.exitcode = 0
+        worker._emit = emit
 
     def run(self, use_uvloop: bool | None = None) -> int:
         """Run the whole lifecycle; return the exit code (0 clean, 1 failed)."""
+        try:
+            self._run(use_uvloop)
+        finally:
+            self.worker._emit = None  # no record may follow the worker's last event
+        return self.exitcode
+
+    def _run(self, use_uvloop: bool | None) -> None:
         if self.worker.is_async:
             try:
                 factory = loop_factory(use_uvloop)
@@ -341,7 +396,6 @@ class LifecycleBody:
                 _drive_without_loop(self._life())
             except RuntimeError as exc:
                 self._failed(exc, "main")
-        return self.exitcode
 
     async def _life(self) -> None:
         worker = self.worker

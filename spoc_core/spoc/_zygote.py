@@ -37,7 +37,6 @@ import struct
 import threading
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from . import _fds
@@ -150,7 +149,7 @@ class ForkServer:
         else:
             payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
-        request["options"] = asdict(options)
+        request["options"] = options
         request["method"] = method
         body = pickle.dumps(request)
         status_r, status_w = os.pipe()
@@ -402,7 +401,7 @@ def _launch_with_multiprocessing(
         context: Any = multiprocessing.get_context(request["method"])
         process = context.Process(
             target=process_entry,
-            args=(worker, control, events, ChildOptions(**request["options"])),
+            args=(worker, control, events, request["options"]),
             name=f"spoc:{worker.name}",
         )
         process.start()
@@ -457,4 +456,4 @@ def _run_request(
         writer.send(make_event(name, "error", phase="setup", error=error))
         writer.close()
         return 1
-    return run_child(worker, control_fd, event_fd, ChildOptions(**request["options"]))
+    return run_child(worker, control_fd, event_fd, request["options"])

@@ -26,12 +26,18 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from ._backend import Backend
     from ._errors import ErrorRecord
     from ._events import WorkerEvent, WorkerExit
     from ._server import Server, StopReason
     from ._worker import AbstractWorker
 
 __all__ = [
+    "backend_register",
+    "child_starting",
     "hookspec",
     "server_started",
     "server_starting",
@@ -40,12 +46,35 @@ __all__ = [
     "worker_error",
     "worker_event",
     "worker_exited",
+    "worker_record",
     "worker_started",
     "worker_stopping",
 ]
 
 hookspec = pluggy.HookspecMarker("spoc")
 """Marks a hook specification of the project ``spoc``."""
+
+
+# ---------------------------------------------------------------------- backends
+
+
+@hookspec
+def backend_register(server: Server) -> Backend | Sequence[Backend] | None:
+    """Return the backends this plugin provides to `server`: one `spoc.Backend`, a list of them, or None.
+
+    Called once per server, in `Server.start()` before any worker starts and
+    before ``server_starting``, on the thread that called `start()`. The
+    core's ``thread`` and ``process`` backends come from the same hook (the
+    built-in plugin ``spoc.backends``). Each worker is handed to the backend
+    its ``backend`` attribute names.
+
+    :param server: the server; a backend instance belongs to it alone.
+
+    Two plugins registering the same backend name, or a result that is not a
+    `Backend`, stop `start()` with a `PluginError` naming the plugins. When an
+    implementation raises, its backends are missing, and a worker naming one
+    fails to start with an error listing the registered backends.
+    """
 
 
 # ---------------------------------------------------------------------- the server
@@ -162,6 +191,27 @@ def worker_error(server: Server, worker: AbstractWorker, error: ErrorRecord, eve
 
 
 @hookspec
+def worker_record(server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any], event: WorkerEvent) -> None:
+    """Called for each record a worker sent with ``worker.send_record(topic, **data)``.
+
+    Runs on the server's monitor thread, in order with that worker's
+    lifecycle events: a record sent in ``main()`` arrives after
+    `worker_started` and before the worker's `worker_exited`. The record
+    travelled over the worker's event channel, from its thread or from its
+    child process (then pickled: its values are copies).
+
+    :param server: the server.
+    :param worker: the worker that sent it.
+    :param topic: the record's topic; name yours after your plugin
+        (``"metrics.inc"``) and ignore topics that are not yours.
+    :param data: the keyword arguments given to ``send_record``.
+    :param event: the ``"record"`` event that carried it (pid, thread id, clocks).
+
+    The return value is ignored.
+    """
+
+
+@hookspec
 def worker_stopping(server: Server, worker: AbstractWorker) -> None:
     """Called when a running worker is asked to stop, by the server or by ``worker.stop()``.
 
@@ -189,4 +239,29 @@ def worker_exited(server: Server, worker: AbstractWorker, exit_info: WorkerExit)
         force it, and the one-word ``outcome`` (clean, stopped, failed, killed).
 
     The return value is ignored.
+    """
+
+
+# ---------------------------------------------------------------------- inside a process worker's child
+
+
+@hookspec
+def child_starting(worker: AbstractWorker, server_name: str) -> None:
+    """Called inside a process worker's child process, before the worker's ``setup()``.
+
+    Runs on the child's main thread, in the child: configure logging or
+    metrics there, for the worker's whole life. Only plugins that implement
+    this hook are sent to the child: under ``fork`` as they are in the
+    server's process; under ``spawn`` and ``forkserver`` (and the fork server)
+    by pickling, so such a plugin must be a module, an entry point's object,
+    or an object that pickles (the server refuses to start otherwise, naming
+    it). Not called for thread workers, which live in the server's process.
+
+    :param worker: the worker, in the child; ``worker.send_record()`` already
+        works here, and its records reach `worker_record` in the server.
+    :param server_name: the name of the server that started it.
+
+    The return value is ignored. When an implementation raises, the error is
+    logged in the child (its stderr, unless logging is configured there) and
+    the worker starts anyway.
     """

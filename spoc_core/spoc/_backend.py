@@ -1,0 +1,177 @@
+"""Backends: where a worker's life runs, and the one channel it reports through.
+
+A worker names its backend (``worker.backend``: ``"thread"`` for a
+`ThreadWorker`, ``"process"`` for a `ProcessWorker`). When a server starts, it
+asks every plugin's ``backend_register`` hook for backends, the core's own two
+included, and hands each worker to the backend of that name. The backend
+starts the worker's body somewhere and returns a handle the worker can be
+waited on with; the server talks to it through a `WorkerChannel` and asks the
+backend, past the shutdown deadline, to end a worker that will not stop.
+Nothing else in the server knows how a backend works.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ._aio import uvloop_enabled
+from ._errors import SpocError
+from ._events import WorkerEvent
+
+if TYPE_CHECKING:
+    from ._process import ProcessWorker
+    from ._server import Server
+    from ._worker import AbstractWorker
+
+__all__ = ["Backend", "BackendError", "Runner", "WorkerChannel", "check_own_backend"]
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What `Backend.launch` returns: the handle a started worker is waited on with.
+
+    A `threading.Thread` is one; so is a process worker's child handle.
+    """
+
+    def is_alive(self) -> bool:
+        """Whether the worker's body still runs."""
+        ...
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` seconds (None: forever) for the body to end."""
+        ...
+
+
+class WorkerChannel:
+    """The server's end of one worker, handed to its backend's `Backend.launch`.
+
+    Everything a worker tells its server goes through here, in order: the
+    lifecycle events, the records plugins send (`AbstractWorker.send_record`)
+    and the final ``"exit"`` event.
+    """
+
+    def __init__(
+        self,
+        worker: AbstractWorker,
+        send: Callable[[WorkerEvent], None],
+        watch: Callable[[ProcessWorker], None],
+    ) -> None:
+        self.worker = worker
+        self._send = send
+        self._watch = watch
+
+    def send(self, event: WorkerEvent) -> None:
+        """Deliver `event` to the server. Thread-safe; events sent from one thread arrive in order.
+
+        A backend that runs bodies out of this process sends each event it
+        receives from there, and an ``"exit"`` event (``exitcode`` in its data)
+        once the body has ended: that is what ends the worker for the server.
+        """
+        self._send(event)
+
+    def run_life(self) -> int:
+        """Run the worker's whole life on the calling thread; return its exit code (0 clean, 1 failed).
+
+        For backends that run bodies in this process (a thread pool, an event
+        loop's executor): every event, the final ``"exit"`` included, goes to
+        the server as it happens. Only a `ThreadWorker` can live this way.
+        """
+        from ._thread import ThreadWorker
+
+        worker = self.worker
+        if not isinstance(worker, ThreadWorker):
+            raise TypeError(
+                f"worker {worker.name!r} is a {type(worker).__name__}: run_life() runs ThreadWorker "
+                f"bodies only (a ProcessWorker's body runs in its own process)"
+            )
+        return worker._live(uvloop_enabled())
+
+
+class Backend(abc.ABC):
+    """Runs the bodies of the workers that name it. Subclass it and return an instance from ``backend_register``.
+
+    A backend instance belongs to one server (``backend_register`` is called
+    with the server), so it may keep per-server state. The server calls
+    `prepare` and `launch` under its own lock, one worker at a time.
+
+    Attributes:
+        name: what workers name in their ``backend`` attribute.
+        worker_type: the kind of worker it can run; the server refuses to hand
+            it any other, naming the worker.
+    """
+
+    name: str = ""
+    worker_type: type[AbstractWorker]
+
+    def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
+        """Called by `Server.start()` before the server starts any thread of its own.
+
+        `workers` are this backend's workers, in the order they were added.
+        `launch(worker)` starts one of them right now, through `launch()`
+        (it returns False once the server is stopping: start no more). A
+        backend that forks launches its workers here, the one time forking
+        is safe; any worker not launched here is launched after the server's
+        threads have started. The default launches nothing here.
+        """
+
+    @abc.abstractmethod
+    def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
+        """Start `worker`'s body and return a handle to wait on it with.
+
+        The body reports through `channel` (an in-process backend calls
+        `WorkerChannel.run_life` on the thread it chose). Raise
+        `WorkerStartError` naming the worker when it cannot start.
+        """
+
+    def terminate(self, worker: AbstractWorker) -> bool:
+        """Ask a worker that missed the shutdown deadline to end now.
+
+        Return True when it will end by itself shortly (it then gets
+        ``KILL_GRACE`` seconds before `kill`), False when this backend cannot
+        end a body against its will (a thread): the server then reports where
+        it is stuck and gives up on it. The default returns False.
+        """
+        return False
+
+    def kill(self, worker: AbstractWorker) -> bool:
+        """End a worker at once: after `terminate` returned True and the grace passed, or on a second signal.
+
+        Return False when this backend cannot (the default).
+        """
+        return False
+
+    def close(self) -> None:
+        """Called once every worker of this backend has ended: release what the backend holds."""
+
+
+class BackendError(SpocError):
+    """A worker names a backend no plugin registered, or one that cannot run it."""
+
+
+def unknown_backend(worker: AbstractWorker, server: Server, registered: Sequence[str]) -> BackendError:
+    names = ", ".join(repr(name) for name in sorted(registered)) or "none"
+    return BackendError(
+        f"Server {server.name!r}: worker {worker.name!r} names backend {worker.backend!r}, which is not "
+        f"registered; the registered backends are {names}. Install or give the server the plugin that "
+        f"provides it (its backend_register hook), or set {type(worker).__name__}.backend to one of those."
+    )
+
+
+def wrong_worker_type(worker: AbstractWorker, server: Server, backend: Backend) -> BackendError:
+    return BackendError(
+        f"Server {server.name!r}: worker {worker.name!r} is a {type(worker).__name__}, but its backend "
+        f"{backend.name!r} runs {backend.worker_type.__name__} workers only; subclass "
+        f"{backend.worker_type.__name__} or pick another backend"
+    )
+
+
+def check_own_backend(worker: AbstractWorker, own: str) -> None:
+    """Before `worker.start()` outside a server: only the worker class's own backend runs without one."""
+    if worker.backend != own:
+        raise BackendError(
+            f"worker {worker.name!r} names backend {worker.backend!r}, which only a Server provides "
+            f"(through its plugins); add the worker to a Server, or start it on its own with "
+            f"backend {own!r}"
+        )

@@ -1,0 +1,133 @@
+"""The core's own backends, ``thread`` and ``process``, registered through ``backend_register`` like any plugin's.
+
+Every server registers this module first, as the plugin ``spoc.backends``
+(it cannot be blocked: a server without it could run no worker of the core's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ._backend import Backend, Runner, WorkerChannel
+from ._child import ChildOptions
+from ._linux import is_single_threaded
+from ._plugins import ChildPlugin, hookimpl
+from ._process import ProcessWorker
+from ._thread import ThreadWorker
+from ._worker import AbstractWorker
+from ._zygote import ForkServer
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+__all__ = ["NAME", "ProcessBackend", "ThreadBackend", "backend_register"]
+
+NAME = "spoc.backends"
+
+logger = logging.getLogger("spoc")
+
+
+class ThreadBackend(Backend):
+    """Runs each `ThreadWorker` in a thread of its own, named after the worker."""
+
+    name = "thread"
+    worker_type = ThreadWorker
+
+    def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
+        assert isinstance(worker, ThreadWorker)
+        worker._launch(channel.send)
+        thread: Runner = worker._thread_or_process
+        return thread
+
+
+class ProcessBackend(Backend):
+    """Runs each `ProcessWorker` in a child process; see `_process` for the start methods and `_zygote`.
+
+    While the program is still single-threaded at `Server.start()`, ``fork``
+    workers are forked directly in `prepare`; every other process worker, and
+    any started later, is made by the server's fork server, itself forked in
+    `prepare` before the server starts any thread.
+    """
+
+    name = "process"
+    worker_type = ProcessWorker
+
+    def __init__(self, server: Server, children_plugins: tuple[ChildPlugin, ...]) -> None:
+        self._server = server
+        self._children_plugins = children_plugins
+        self._fork_server: ForkServer | None = None
+        self._forking_directly = False
+        self._terminated: set[str] = set()
+
+    def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
+        processes = [w for w in workers if isinstance(w, ProcessWorker)]
+        direct = [w for w in processes if w.start_method == "fork"] if is_single_threaded() else []
+        self._forking_directly = True
+        try:
+            for worker in direct:
+                if not launch(worker):
+                    break
+        finally:
+            self._forking_directly = False
+        if any(not w.started and w._needs_fork_server() for w in processes):
+            self._fork_server = ForkServer({w.name: w for w in processes})
+            self._fork_server.start()
+
+    def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
+        assert isinstance(worker, ProcessWorker)
+        fork_server = None
+        if not self._forking_directly and worker._needs_fork_server():
+            fork_server = self._running_fork_server()
+        options = ChildOptions(
+            orphan_timeout=self._server.shutdown_timeout,
+            plugins=self._children_plugins,
+            server_name=self._server.name,
+        )
+        worker._launch(fork_server, options)
+        channel._watch(worker)
+        child: Runner = worker._thread_or_process
+        return child
+
+    def _running_fork_server(self) -> ForkServer:
+        if self._fork_server is None or not self._fork_server.running:
+            # Only a process worker added after start() to a server that had none gets here.
+            self._fork_server = ForkServer({})
+            self._fork_server.start()
+        return self._fork_server
+
+    def terminate(self, worker: AbstractWorker) -> bool:
+        assert isinstance(worker, ProcessWorker)
+        logger.warning(
+            "worker %r (pid %s) did not stop within %gs: its stack follows on stderr; sending SIGTERM",
+            worker.name,
+            worker.pid,
+            self._server.shutdown_timeout,
+        )
+        worker._forced = True
+        self._terminated.add(worker.name)
+        worker.dump_stack()
+        worker.terminate()
+        return True
+
+    def kill(self, worker: AbstractWorker) -> bool:
+        assert isinstance(worker, ProcessWorker)
+        if worker.name in self._terminated:
+            logger.error("worker %r (pid %s) ignored SIGTERM: sending SIGKILL", worker.name, worker.pid)
+        else:
+            worker.dump_stack()
+        worker._forced = True
+        worker.kill()
+        return True
+
+    def close(self) -> None:
+        fork_server, self._fork_server = self._fork_server, None
+        if fork_server is not None:
+            fork_server.close()
+
+
+@hookimpl
+def backend_register(server: Server) -> list[Backend]:
+    """The core's two backends, for `server`."""
+    return [ProcessBackend(server, server._plugins.for_children), ThreadBackend()]

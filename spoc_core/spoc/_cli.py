@@ -1,0 +1,76 @@
+"""The ``spoc`` command (also ``python -m spoc``).
+
+``spoc plugins`` lists the plugins a server started here would load: each one's
+name, distribution, version and the hooks it implements, as
+``datasette plugins`` and ``pytest --trace-config`` do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from ._plugins import ENTRY_POINT_GROUP, PluginError, PluginInfo, Plugins
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with `argv` (default: the process's arguments); return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="spoc", description="Run and inspect spoc servers.")
+    parser.add_argument("--version", action="version", version=f"spoc {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    plugins = commands.add_parser(
+        "plugins",
+        help="list the plugins a server would load, with their distribution, version and hooks",
+        description=(
+            f"List the plugins a Server started here would load: those installed under the entry point group "
+            f"{ENTRY_POINT_GROUP!r}, unless SPOC_DISABLE_PLUGIN_AUTOLOAD is set, minus those SPOC_DISABLE_PLUGINS "
+            f"blocks."
+        ),
+    )
+    plugins.add_argument("--all", action="store_true", help="include spoc's built-in plugins")
+    plugins.add_argument("--json", action="store_true", help="print JSON: a list of objects, one per plugin")
+    plugins.set_defaults(handler=_plugins)
+    return parser
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    try:
+        infos = Plugins("spoc plugins").infos
+    except PluginError as exc:
+        print(f"spoc plugins: {exc}", file=sys.stderr)
+        return 1
+    shown = [info for info in infos if args.all or info.source != "builtin"]
+    if args.json:
+        print(json.dumps([asdict(info) for info in shown], indent=2))
+    elif not shown:
+        print(f"No spoc plugins installed (entry point group {ENTRY_POINT_GROUP!r}); --all shows the built-in ones.")
+    else:
+        print(_table(shown))
+    return 0
+
+
+def _table(infos: Sequence[PluginInfo]) -> str:
+    header = ("NAME", "DISTRIBUTION", "VERSION", "HOOKS")
+    rows = [(i.name, i.distribution or f"({i.source})", i.version or "-", ", ".join(i.hooks)) for i in infos]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(3)]
+    lines = []
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+    return "\n".join(line.rstrip() for line in lines)
