@@ -1,7 +1,8 @@
-"""The docs stay whole: every hook has its reference section, and the plugin guide's example runs."""
+"""The docs and tests stay whole: every hook has its reference section and its test, and the guide's examples run."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import subprocess
@@ -29,6 +30,21 @@ def test_every_hook_has_a_section_headed_by_its_exact_signature(hook: str) -> No
 def test_the_hook_reference_documents_no_hook_that_does_not_exist() -> None:
     documented = re.findall(r"^### `(\w+)\(", (DOCS / "hooks.md").read_text(), re.MULTILINE)
     assert sorted(documented) == HOOKS
+
+
+def hooks_with_a_test() -> set[str]:
+    """The hooks named by a ``test_hook_<name>`` function anywhere in the tests."""
+    found = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_hook_"):
+                found.add(node.name.removeprefix("test_hook_"))
+    return found
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test_named_after_it(hook: str) -> None:
+    assert hook in hooks_with_a_test(), f"write test_hook_{hook}, a test that exercises the hook {hook}"
 
 
 def test_the_plugin_guide_example_runs() -> None:

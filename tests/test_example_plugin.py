@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,9 +24,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     source = tmp_path_factory.mktemp("source") / "plugin"
     shutil.copytree(EXAMPLE, source)
     target = tmp_path_factory.mktemp("site")
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--target", str(target), str(source)],
+        [*pip, "--target", str(target), str(source)],
         check=True,
         timeout=240,
     )
@@ -33,9 +34,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_the_plugin_is_installed_and_discovered(site: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "spoc", "plugins"], capture_output=True, text=True, timeout=60, env={**os.environ, **site}
-    )
+    command = [sys.executable, "-m", "spoc", "plugins"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env={**os.environ, **site})
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()
     assert header.split() == ["NAME", "DISTRIBUTION", "VERSION", "HOOKS"]
@@ -65,3 +65,31 @@ def test_a_blocked_plugin_is_not_loaded(site: dict[str, str], app_factory: type[
     assert app.wait(60) == 0, app.stderr
     assert "summary:" not in app.stderr
     assert app.stdout.rstrip().endswith("installed plugins:")
+
+
+def spoc_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed console script `spoc` (next to this interpreter)."""
+    script = Path(sys.executable).with_name("spoc")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+
+def test_spoc_plugins_as_json_and_with_the_builtin_ones(site: dict[str, str]) -> None:
+    listed = json.loads(spoc_command("plugins", "--json", "--all", env=site).stdout)
+    assert [(p["name"], p["source"], p["distribution"]) for p in listed] == [
+        ("spoc.backends", "builtin", "spoc-core"),
+        ("summary", "entry point", "spoc-plugin-summary"),
+    ]
+    assert listed[1]["hooks"] == ["server_stopped", "worker_event", "worker_record", "worker_started"]
+
+
+def test_spoc_plugins_with_autoload_off_or_a_broken_plugin(site: dict[str, str], tmp_path: Path) -> None:
+    quiet = spoc_command("plugins", env={**site, "SPOC_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert quiet.returncode == 0 and quiet.stdout.startswith("No spoc plugins installed")
+    info = tmp_path / "spoc_plugin_broken-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spoc-plugin-broken\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[spoc]\nbroken = spoc_no_such_module\n")
+    broken = spoc_command("plugins", env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{site['PYTHONPATH']}"})
+    assert broken.returncode == 1
+    assert "'broken'" in broken.stderr and "spoc-plugin-broken 0.3" in broken.stderr
+    assert "ModuleNotFoundError" in broken.stderr

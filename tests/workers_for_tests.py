@@ -16,6 +16,7 @@ import sys
 import threading
 from typing import Any
 
+from spoc import AbstractWorker
 from spoc.workers import ProcessWorker, ThreadWorker
 
 Journal = "multiprocessing.Queue[tuple[str, ...]]"
@@ -243,3 +244,48 @@ class SlowTeardown(ProcessWorker):
     def teardown(self) -> None:
         self.proceed.wait(30)
         self.records.put((self.name, "teardown done"))
+
+
+class SendsRecords(AbstractWorker):
+    """Sends a record from each phase; from main also one that cannot travel when it runs in a child."""
+
+    def setup(self) -> None:
+        self.send_record("test.phase", phase="setup", pid=os.getpid())
+
+    def main(self) -> None:
+        for i in range(3):
+            self.send_record("test.phase", phase="main", i=i)
+        try:
+            self.send_record("test.unpicklable", lock=threading.Lock())
+        except TypeError as exc:
+            self.send_record("test.refused", message=str(exc))
+
+    def teardown(self) -> None:
+        self.send_record("test.phase", phase="teardown")
+
+
+class SendsRecordsThread(SendsRecords, ThreadWorker):
+    pass
+
+
+class SendsRecordsProcess(SendsRecords, ProcessWorker):
+    pass
+
+
+class StopsItself(ProcessWorker):
+    """Calls self.stop() inside its child, then ends."""
+
+    def main(self) -> None:
+        self.stop()
+
+
+class ReportsChildHook(ProcessWorker):
+    """Reports in setup what `child_hook_plugin` left in the child's environment."""
+
+    def setup(self) -> None:
+        self.send_record("test.env", value=os.environ.get("SPOC_TEST_CHILD_HOOK"))
+        if "SPOC_TEST_SERVER_STARTING" in os.environ:
+            self.send_record("test.server_starting", value=os.environ["SPOC_TEST_SERVER_STARTING"])
+
+    def main(self) -> None:
+        pass

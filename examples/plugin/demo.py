@@ -6,10 +6,9 @@ shutdown the plugin logs one line per worker.
 
 import logging
 
+import spoc_summary
 from spoc import Server
 from spoc.workers import ProcessWorker, ThreadWorker
-
-import spoc_summary
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 

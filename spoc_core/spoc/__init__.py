@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._aio import run_async_safely, set_uvloop_if_available
+from ._backend import Backend, BackendError, Runner, WorkerChannel
 from ._errors import ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, WorkerExit
 from ._plugins import PluginError, PluginInfo, hookimpl
@@ -26,16 +27,20 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "AbstractWorker",
+    "Backend",
+    "BackendError",
     "ErrorRecord",
     "PluginError",
     "PluginInfo",
     "ProcessWorker",
+    "Runner",
     "Server",
     "ServerExit",
     "SpocError",
     "SpocWarning",
     "ThreadOnlyObjectWarning",
     "ThreadWorker",
+    "WorkerChannel",
     "WorkerEvent",
     "WorkerExit",
     "WorkerStartError",

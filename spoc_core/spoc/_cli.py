@@ -72,5 +72,5 @@ def _table(infos: Sequence[PluginInfo]) -> str:
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(3)]
     lines = []
     for row in [header, *rows]:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
     return "\n".join(line.rstrip() for line in lines)

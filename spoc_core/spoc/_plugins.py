@@ -27,7 +27,7 @@ import threading
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pluggy
 
@@ -186,7 +186,10 @@ class Plugins:
         self._manager = pluggy.PluginManager("spoc")
         self._manager.add_hookspecs(hookspecs)
         self._infos: list[PluginInfo] = []
-        self._implemented: set[str] = set()  # hooks with at least one implementation: the rest cost nothing
+        self.implemented: set[str] = set()
+        """The hooks with at least one implementation: calls of the others cost nothing."""
+        self._direct: dict[str, tuple[_Direct, ...] | None] = {}  # per hook: its calls, or None for pluggy's path
+        self._unwrapped: dict[int, Callable[..., Any]] = {}
         self._for_children: list[ChildPlugin] = []
         self._loaded = False
         self._lock = threading.RLock()
@@ -249,9 +252,24 @@ class Plugins:
             hooks.append(caller.name)
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    self._unwrapped[id(impl)] = impl.function
                     impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
         self._infos.append(PluginInfo(name, source, dist, version, tuple(sorted(hooks))))
-        self._implemented.update(hooks)
+        self.implemented.update(hooks)
+        for hook in hooks:
+            self._direct[hook] = self._direct_calls(hook)
+
+    def _direct_calls(self, hook: str) -> tuple[_Direct, ...] | None:
+        """The implementations of `hook` in pluggy's call order, to call without pluggy's machinery.
+
+        None when a hook wrapper is among them: those calls then go through pluggy.
+        """
+        calls = []
+        for impl in reversed(getattr(self._manager.hook, hook).get_hookimpls()):
+            if impl.wrapper or impl.hookwrapper:
+                return None
+            calls.append(_Direct(self._unwrapped[id(impl)], tuple(impl.argnames), impl.plugin_name, hook))
+        return tuple(calls)
 
     def _send_to_children(self, plugin: object, name: str, entry_point: tuple[str, str] | None) -> None:
         """Keep a plugin that implements ``child_starting`` for process workers' children; it must pickle."""
@@ -318,9 +336,26 @@ class Plugins:
 
     def call(self, hook: str, **kwargs: Any) -> None:
         """Call every implementation of `hook`, one call at a time per server; never raises."""
-        if hook not in self._implemented:
+        self.call_with(hook, kwargs)
+
+    def call_with(self, hook: str, kwargs: dict[str, Any]) -> None:
+        """`call`, with the arguments in a dict (the server's per-event path builds one dict, not two).
+
+        Each implementation is called directly, in pluggy's order and with the
+        arguments it names (what pluggy would do, for a fraction of its cost
+        per event), unless the hook has a wrapper: then through pluggy.
+        """
+        if hook not in self.implemented:
             return
+        direct = self._direct.get(hook)
         with self._lock:
+            if direct is not None:
+                for function, argnames, plugin, _ in direct:
+                    try:
+                        function(*[kwargs[name] for name in argnames])
+                    except (Exception, SystemExit):
+                        _log_failure(plugin, hook)
+                return
             try:
                 getattr(self._manager.hook, hook)(**kwargs)
             except Exception:  # a hook wrapper raised: implementations themselves are isolated
@@ -334,6 +369,17 @@ def _core_version() -> str | None:
         return None
 
 
+class _Direct(NamedTuple):
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
+    plugin: str
+    hook: str
+
+
+def _log_failure(plugin: str, hook: str) -> None:
+    logger.exception("spoc plugin %r raised in hook %r; the server and the other plugins go on", plugin, hook)
+
+
 def _isolated(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
     """`function`, except that what it raises is logged once and swallowed: one plugin cannot break the rest."""
 
@@ -342,7 +388,7 @@ def _isolated(function: Callable[..., Any], plugin: str, hook: str) -> Callable[
         try:
             return function(*args)
         except (Exception, SystemExit):
-            logger.exception("spoc plugin %r raised in hook %r; the server and the other plugins go on", plugin, hook)
+            _log_failure(plugin, hook)
             return None
 
     return call

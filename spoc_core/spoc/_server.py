@@ -139,7 +139,8 @@ class Server:
         return self._plugins.infos
 
     def _hook(self, hook: str, **kwargs: object) -> None:
-        self._plugins.call(hook, server=self, **kwargs)
+        kwargs["server"] = self
+        self._plugins.call_with(hook, kwargs)
 
     # ------------------------------------------------------------------ workers
 
@@ -225,7 +226,8 @@ class Server:
         backends: dict[str, Backend] = {}
         owners: dict[str, str] = {}
         for plugin, result in self._plugins.collect("backend_register", server=self):
-            for backend in [result] if isinstance(result, Backend) else list(result or ()):
+            single = isinstance(result, Backend | str) or not isinstance(result, Sequence)
+            for backend in [result] if single else result:
                 if not isinstance(backend, Backend) or not backend.name:
                     raise PluginError(
                         f"spoc plugin {plugin!r}: backend_register returned {backend!r}; return spoc.Backend "
@@ -288,19 +290,26 @@ class Server:
     # ------------------------------------------------------------------ events (monitor thread)
 
     def _on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+        kind = event.kind
+        implemented = self._plugins.implemented
+        if kind == "record":  # the most frequent: a plugin's own, and no state of the server's to keep
+            if "worker_event" in implemented:
+                self._hook("worker_event", worker=worker, event=event)
+            if "worker_record" in implemented:
+                data = event.data
+                self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
+            return
         worker._record(event)
-        self._hook("worker_event", worker=worker, event=event)
-        if event.kind == "startup":
+        if "worker_event" in implemented:
+            self._hook("worker_event", worker=worker, event=event)
+        if kind == "startup":
             self._hook("worker_started", worker=worker, event=event)
-        elif event.kind == "error" and event.error is not None:
+        elif kind == "error" and event.error is not None:
             self._hook("worker_error", worker=worker, error=event.error, event=event)
-        elif event.kind == "record":
-            topic, fields = event.data["topic"], event.data["fields"]
-            self._hook("worker_record", worker=worker, topic=topic, data=fields, event=event)
-        elif event.kind == "stopping" and worker.exit_info is None and worker.name not in self._stopping_reported:
+        elif kind == "stopping" and worker.exit_info is None and worker.name not in self._stopping_reported:
             self._stopping_reported.add(worker.name)  # once: the child of a process worker tells it too
             self._hook("worker_stopping", worker=worker)
-        elif event.kind == "exit":
+        elif kind == "exit":
             self._worker_ended(worker)  # the body's last act (a process worker's end comes from its sentinel)
 
     def _on_process_exit(self, worker: AbstractWorker) -> None:
@@ -479,9 +488,8 @@ class Server:
                     self._wait_for_end()
                 finally:
                     with self._lock:
-                        if self._stop_reason is None:
-                            self._stop_reason = _reason_without_request(self._signal_arrived, bool(self._running))
-                    self._request_stop(self._stop_reason or "stop")
+                        reason = self._stop_reason or _reason_without_request(self._signal_arrived, bool(self._running))
+                    self._request_stop(reason)  # a no-op but for the stop requests when one was made already
                     late = self.join_all(shutdown_timeout)
         finally:
             self._handling_signals = False

@@ -85,8 +85,10 @@ def server_starting(server: Server) -> None:
     """Called when `Server.start()` begins, before any worker starts.
 
     Runs on the thread that called `start()` (or `run_forever()`), before the
-    server has started any thread of its own: a process worker forked after
-    it inherits whatever the implementation set up.
+    server has started any thread of its own: a ``fork`` or ``spawn`` process
+    worker inherits whatever the implementation set up (environment
+    variables, say); a ``forkserver`` one does not (multiprocessing's fork
+    server may be older), so use `child_starting` for what must hold there.
 
     :param server: the server; ``server.workers`` are the workers it will start.
 

@@ -243,7 +243,7 @@ def spoc_hooks() -> HookRecorder:
 
 @pytest.fixture
 def spoc_server(spoc_hooks: HookRecorder) -> Iterator[ServerFactory]:
-    """Make servers with ``spoc_server(*workers, plugins=[...])``; each is stopped, joined and checked after the test."""
+    """Make servers with ``spoc_server(*workers, plugins=[...])``; each is stopped, joined and checked afterwards."""
     factory = ServerFactory(spoc_hooks)
     yield factory
     problems = factory.finish()

@@ -1,0 +1,254 @@
+"""One test per hook (the meta-test in test_docs.py holds every hook to it), written with spoc.testing's fixtures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import pytest
+
+import child_hook_plugin
+from spoc import PluginError, Server, SpocError, hookimpl
+from spoc.testing import HookRecorder, ServerFactory
+from workers_for_tests import (
+    ExitsAtOnce,
+    KillsItself,
+    Raises,
+    ReportsChildHook,
+    SendsRecordsProcess,
+    SendsRecordsThread,
+    StopsItself,
+    WaitsForStop,
+)
+
+# ---------------------------------------------------------------------- the server
+
+
+class SetsEnvironment:
+    name = "sets-environment"
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        os.environ["SPOC_TEST_SERVER_STARTING"] = server.name
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])  # forkserver children come from an older process
+def test_hook_server_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """It runs before any worker starts: a process worker started after it inherits what it set up."""
+    worker = ReportsChildHook("child", start_method=start_method)
+    server = spoc_server(worker, plugins=[SetsEnvironment(), child_hook_plugin], name="starting")
+    try:
+        server.start()
+        spoc_hooks.wait_for("worker_exited", worker="child")
+    finally:
+        os.environ.pop("SPOC_TEST_SERVER_STARTING", None)
+    (inherited,) = spoc_hooks.of("worker_record", topic="test.server_starting")
+    assert inherited["data"] == {"value": "starting"}
+    names = spoc_hooks.names()
+    assert names[:2] == ["backend_register", "server_starting"]
+    assert names.index("server_starting") < names.index("worker_event")
+
+
+def test_hook_server_started(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    thread, process = WaitsForStop("thread"), ExitsAtOnce("process")
+    server = spoc_server(thread, process)
+    server.start()
+    call = spoc_hooks.wait_for("server_started")
+    assert thread.started and process.started  # every worker was launched before it
+    assert call.server == "test" and spoc_hooks.of("server_started") == [call]
+
+
+def test_hook_server_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    stopped = spoc_server(WaitsForStop("w"), name="stopped")
+    stopped.start()
+    stopped.stop()
+    stopped.stop()
+    assert stopped.join_all(10) == []
+    ended = spoc_server(ExitsAtOnce("quick"), name="ended")
+    assert ended.run_forever().reason == "workers_ended"
+    assert [(c.server, c["reason"]) for c in spoc_hooks.of("server_stopping")] == [
+        ("stopped", "stop"),
+        ("ended", "workers_ended"),
+    ]
+    names = spoc_hooks.names(worker=None)
+    stopping = names.index("server_stopping")
+    assert "worker_stopping" in names[stopping:] and "worker_stopping" not in names[:stopping]
+
+
+def test_hook_server_stopped(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    server = spoc_server(WaitsForStop("first"), ExitsAtOnce("second"), Raises("third"), allow_errors=True)
+    server.start()
+    spoc_hooks.wait_for("worker_exited", worker="third")
+    server.stop()
+    assert server.join_all(10) == []
+    server.join_all(1)  # once only
+    (call,) = spoc_hooks.of("server_stopped")
+    assert [(e.worker, e.outcome) for e in call["exits"]] == [
+        ("first", "stopped"),
+        ("second", "clean"),
+        ("third", "failed"),
+    ]
+    assert spoc_hooks.names()[-1] == "server_stopped"
+
+
+# ---------------------------------------------------------------------- workers
+
+
+def test_hook_worker_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """Every event, thread and process alike, in the order the worker sent it."""
+    server = spoc_server(SendsRecordsThread("thread"), SendsRecordsProcess("process", start_method=start_method))
+    server.start()
+    for name in ("thread", "process"):
+        spoc_hooks.wait_for("worker_exited", worker=name)
+    for name in ("thread", "process"):
+        events = [c["event"] for c in spoc_hooks.of("worker_event", worker=name)]
+        kinds = [e.kind if e.kind != "record" else e.data["topic"] for e in events]
+        assert kinds[:7] == [
+            "test.phase",
+            "startup",
+            "test.phase",
+            "test.phase",
+            "test.phase",
+            "test.refused" if name == "process" else "test.unpicklable",
+            "test.phase",
+        ]
+        assert kinds[7:] in (["shutdown", "exit"], ["shutdown"])  # a process's end comes from its sentinel
+        assert [e.monotonic for e in events] == sorted(e.monotonic for e in events)
+        assert {e.worker for e in events} == {name}
+
+
+def test_hook_worker_started(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    process = ExitsAtOnce("process", start_method=start_method)
+    server = spoc_server(WaitsForStop("thread"), process)
+    server.start()
+    thread_call = spoc_hooks.wait_for("worker_started", worker="thread")
+    process_call = spoc_hooks.wait_for("worker_started", worker="process")
+    assert thread_call["event"].pid == os.getpid()
+    assert process_call["event"].pid == process.pid != os.getpid()
+    assert process_call["event"].kind == "startup"
+
+
+def test_hook_worker_error(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    server = spoc_server(Raises("broken", start_method=start_method), allow_errors=True)
+    server.start()
+    error = spoc_hooks.wait_for("worker_error", worker="broken")["error"]
+    assert (error.phase, error.type_name) == ("main", "LookupError")
+    assert "no such job: 42" in error.traceback and "raise LookupError" in error.traceback
+    assert isinstance(error.exception, LookupError)
+    assert spoc_hooks.wait_for("worker_exited", worker="broken")["exit_info"].outcome == "failed"
+
+
+def test_hook_worker_record(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    process = SendsRecordsProcess("process", start_method=start_method)
+    server = spoc_server(SendsRecordsThread("thread"), process)
+    server.start()
+    for name in ("thread", "process"):
+        spoc_hooks.wait_for("worker_exited", worker=name)
+    for name in ("thread", "process"):
+        names = spoc_hooks.names(worker=name)
+        records = [c for c in spoc_hooks.of("worker_record", worker=name) if c["topic"] == "test.phase"]
+        assert [(c["data"]["phase"], c["data"].get("i")) for c in records] == [
+            ("setup", None),
+            ("main", 0),
+            ("main", 1),
+            ("main", 2),
+            ("teardown", None),
+        ]
+        assert names.index("worker_started") < names.index("worker_record", names.index("worker_record") + 1)
+        assert names[-1] == "worker_exited"
+    assert spoc_hooks.of("worker_record", worker="process", topic="test.phase")[0]["data"]["pid"] == process.pid
+    # A thread worker's record is handed over as is; a process worker's must pickle, and says so when it does not.
+    assert "lock" in spoc_hooks.of("worker_record", worker="thread", topic="test.unpicklable")[0]["data"]
+    (refused,) = spoc_hooks.of("worker_record", worker="process", topic="test.refused")
+    assert "send_record('test.unpicklable') cannot send its data" in refused["data"]["message"]
+
+
+def test_send_record_outside_the_workers_life_is_an_error() -> None:
+    worker = WaitsForStop("idle")
+    with pytest.raises(SpocError, match=r"'idle': send_record\('x'\) works only while the worker's body runs"):
+        worker.send_record("x")
+    with pytest.raises(TypeError, match="non-empty str topic"):
+        worker.send_record("")
+
+
+def test_hook_worker_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """Once per worker that was still running: asked by the server, or stopping itself inside its child."""
+    server = spoc_server(WaitsForStop("waits"), StopsItself("itself", start_method=start_method), ExitsAtOnce("gone"))
+    server.start()
+    spoc_hooks.wait_for("worker_exited", worker="itself")
+    spoc_hooks.wait_for("worker_exited", worker="gone")
+    server.stop()
+    assert server.join_all(10) == []
+    assert sorted(c.worker or "" for c in spoc_hooks.of("worker_stopping")) == ["itself", "waits"]
+    assert spoc_hooks.of("worker_exited", worker="itself")[0]["exit_info"].outcome == "stopped"
+
+
+def test_hook_worker_exited(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    workers = (
+        WaitsForStop("stopped"),
+        ExitsAtOnce("clean", start_method=start_method),
+        Raises("failed", start_method=start_method),
+        KillsItself("killed", start_method=start_method),
+    )
+    server = spoc_server(*workers, allow_errors=True)
+    server.start()
+    for name in ("clean", "failed", "killed"):
+        spoc_hooks.wait_for("worker_exited", worker=name)
+    server.stop()
+    assert server.join_all(10) == []
+    exits = {c.worker: c["exit_info"] for c in spoc_hooks.of("worker_exited")}
+    assert {name: info.outcome for name, info in exits.items()} == {n: n for n in exits}
+    assert exits["killed"].exitcode == -9 and exits["failed"].error is not None
+    assert exits["stopped"].stop_requested and not exits["clean"].stop_requested
+
+
+# ---------------------------------------------------------------------- in the child
+
+
+def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """It runs in the child before setup, under every start method; a module plugin travels by its name."""
+    worker = ReportsChildHook("child", start_method=start_method)
+    server = spoc_server(worker, plugins=[child_hook_plugin], name="parent")
+    server.start()
+    spoc_hooks.wait_for("worker_exited", worker="child")
+    topics = [c["topic"] for c in spoc_hooks.of("worker_record", worker="child")]
+    assert topics == ["test.child_starting", "test.env"]
+    hook_record = spoc_hooks.of("worker_record", topic="test.child_starting")[0]["data"]
+    assert hook_record == {"pid": worker.pid, "server": "parent"}
+    assert spoc_hooks.of("worker_record", topic="test.env")[0]["data"] == {"value": "parent/child"}
+    assert "SPOC_TEST_CHILD_HOOK" not in os.environ  # it ran in the child, not here
+    assert not spoc_hooks.of("child_starting")  # and never in the server's process
+
+
+def test_a_raising_child_hook_is_logged_in_the_child_and_the_worker_starts(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server = spoc_server(ExitsAtOnce("survivor", start_method="spawn"), plugins=[child_hook_plugin.RaisesInChild()])
+    server.start()
+    assert spoc_hooks.wait_for("worker_exited", worker="survivor")["exit_info"].outcome == "clean"
+    stderr = capfd.readouterr().err
+    assert "spoc plugin 'raises-in-child' raised in hook 'child_starting'" in stderr
+    assert "plugin bug in the child of survivor" in stderr
+
+
+class Unpicklable:
+    name = "unpicklable"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    @hookimpl
+    def child_starting(self) -> None:
+        pass
+
+
+def test_a_child_hook_plugin_that_cannot_travel_fails_the_start_naming_it(caplog: Any) -> None:
+    server = Server(plugins=[Unpicklable()])
+    server.add_worker(ExitsAtOnce("never"))
+    with caplog.at_level(logging.ERROR), pytest.raises(PluginError) as failure:
+        server.start()
+    message = str(failure.value)
+    assert "'unpicklable' implements child_starting" in message and "cannot be sent there" in message
+    assert not server.workers[0].started
