@@ -29,8 +29,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the core."""
-    session.install(".[uvloop]", "mypy>=1.10")
+    """mypy --strict on the core, its pytest plugin included."""
+    session.install(".[uvloop]", "mypy>=1.10", "pytest>=7.4")  # pytest: spoc.testing is a pytest plugin
     session.run("mypy")
 
 

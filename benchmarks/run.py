@@ -10,6 +10,13 @@
   sends one message back over a pipe.
 - is_running in a hot loop, against reading a plain attribute.
 - memory of an idle forked ProcessWorker, against a raw forked multiprocessing.Process.
+- hook dispatch: the server's whole per-event path for a record event with 0,
+  1 and 5 plugins implementing ``worker_event``, against a bare pluggy call
+  of the same implementations.
+- event delay: from a process worker's ``send_record()`` (the event's
+  timestamp, taken in the child) to the plugin's ``worker_record`` call in the
+  parent, one event at a time; floor: a raw forked child writing a timestamp
+  to a pipe that a thread of the parent waits on with poll().
 
 Each benchmark runs in a fresh interpreter. Each figure is the median of many rounds, spoc's and the floor's taken in
 turns (a round of one, then a round of the other), so that a change in the
@@ -27,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import select
+import struct
 import multiprocessing
 import os
 import statistics
@@ -38,7 +47,10 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from spoc import ProcessWorker, Server, ThreadWorker
+import pluggy
+
+from spoc import ProcessWorker, Server, ThreadWorker, hookimpl, hookspecs
+from spoc._events import make_event
 
 THREADS = 100
 PROCESSES = 4
@@ -264,6 +276,115 @@ def idle_memory_floor() -> tuple[int, int]:
     return memory
 
 
+class Noop:
+    """A plugin that does nothing, in the hook the dispatch benchmark calls."""
+
+    def __init__(self, index: int) -> None:
+        self.name = f"noop-{index}"
+
+    @hookimpl
+    def worker_event(self, event: Any) -> None:
+        pass
+
+
+def dispatch_cost(plugins: int) -> tuple[float, float]:
+    """Seconds per record event: the server's dispatch, and a bare pluggy call of the same implementations."""
+    os.environ["SPOC_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    server = Server("bench-dispatch", plugins=[Noop(i) for i in range(plugins)])
+    server._plugins.load()
+    bare = pluggy.PluginManager("spoc")
+    bare.add_hookspecs(hookspecs)
+    for i in range(plugins):
+        bare.register(Noop(i), name=f"noop-{i}")
+    names = {
+        "on_event": server._on_event,
+        "hook": bare.hook.worker_event,
+        "server": server,
+        "worker": IdleThread("w"),
+        "event": make_event("w", "record", topic="bench", fields={}),
+    }
+    loops = 100_000
+    spoc = min(timeit.repeat("on_event(worker, event)", globals=names, number=loops, repeat=7)) / loops
+    floor = min(
+        timeit.repeat("hook(server=server, worker=worker, event=event)", globals=names, number=loops, repeat=7)
+    )
+    return spoc, floor / loops
+
+
+class Pinger(ProcessWorker):
+    """Sends `rounds` records, each once the parent's hook has acknowledged the one before."""
+
+    def __init__(self, name: str, ack: Any, rounds: int) -> None:
+        super().__init__(name, start_method="fork")
+        self.ack = ack
+        self.rounds = rounds
+
+    def main(self) -> None:
+        for _ in range(self.rounds):
+            self.send_record("bench.ping")
+            self.ack.recv_bytes()
+
+
+class DelayProbe:
+    name = "delay-probe"
+
+    def __init__(self, ack: Any) -> None:
+        self.ack = ack
+        self.delays: list[float] = []
+
+    @hookimpl
+    def worker_record(self, topic: str, event: Any) -> None:
+        if topic == "bench.ping":
+            self.delays.append(time.monotonic() - event.monotonic)
+            self.ack.send_bytes(b"k")
+
+
+def event_delay_spoc(rounds: int) -> list[float]:
+    ack_r, ack_w = multiprocessing.Pipe(duplex=False)
+    probe = DelayProbe(ack_w)
+    server = Server("bench-delay", plugins=[probe])
+    server.add_worker(Pinger("pinger", ack_r, rounds))
+    server.start()
+    server.join_all(60)
+    server.stop()
+    for conn in (ack_r, ack_w):
+        conn.close()
+    return probe.delays
+
+
+def raw_pinger(conn: Any, ack: Any, rounds: int) -> None:
+    for _ in range(rounds):
+        conn.send_bytes(struct.pack("d", time.monotonic()))
+        ack.recv_bytes()
+
+
+def event_delay_floor(rounds: int) -> list[float]:
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    ack_r, ack_w = context.Pipe(duplex=False)
+    delays: list[float] = []
+
+    def read() -> None:
+        poller = select.poll()
+        poller.register(reader.fileno(), select.POLLIN)
+        for _ in range(rounds):
+            poller.poll()
+            (sent,) = struct.unpack("d", reader.recv_bytes())
+            delays.append(time.monotonic() - sent)
+            ack_w.send_bytes(b"k")
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    process = context.Process(target=raw_pinger, args=(writer, ack_r, rounds))
+    process.start()
+    thread.join()
+    process.join()
+    process.close()
+    for conn in (reader, writer, ack_r, ack_w):
+        conn.close()
+    return delays
+
+
 # ---------------------------------------------------------------------- report
 
 
@@ -322,6 +443,30 @@ def memory_section(rounds: int) -> int:
     return int(not ok)
 
 
+def dispatch_section(rounds: int) -> int:
+    missed = 0
+    for plugins in (0, 1, 5):
+        spoc, floor = dispatch_cost(plugins)
+        ok = spoc <= 1.5 * floor
+        missed += not ok
+        row(f"hook dispatch per event, {plugins} plugins", spoc * 1e9, floor * 1e9, "ns", "<=1.5x bare pluggy", ok)
+    return missed
+
+
+def event_delay_section(rounds: int) -> int:
+    spoc_us, floor_us = (
+        1e6 * t
+        for t in paired_medians(
+            rounds,
+            lambda: statistics.median(event_delay_spoc(300)),
+            lambda: statistics.median(event_delay_floor(300)),
+        )
+    )
+    ok = spoc_us <= 2 * floor_us
+    row("process event -> hook in the parent", spoc_us, floor_us, "us", "<=2x raw pipe+poll", ok)
+    return int(not ok)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -329,6 +474,8 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "start-spawn": lambda rounds: start_section("spawn", rounds),
     "is-running": is_running_section,
     "memory": memory_section,
+    "dispatch": dispatch_section,
+    "event-delay": event_delay_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""

@@ -245,3 +245,28 @@ def test_a_plugin_that_fails_to_import_stops_the_server_from_starting(
 def test_disable_plugins_takes_a_list_not_a_string() -> None:
     with pytest.raises(TypeError, match=r"disable_plugins=\['metrics'\]"):
         Server(disable_plugins="metrics")
+
+
+class Wraps:
+    """A new-style hook wrapper: such hooks go through pluggy's own machinery; implementations stay isolated."""
+
+    name = "wraps"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl(wrapper=True)
+    def worker_started(self, worker: Any) -> Any:
+        self.seen.append(f"before {worker.name}")
+        result = yield
+        self.seen.append(f"after {worker.name}")
+        return result
+
+
+def test_a_hook_wrapper_runs_around_isolated_implementations(caplog: Any) -> None:
+    wraps, recorder = Wraps(), Recorder()
+    with caplog.at_level(logging.ERROR, logger="spoc"):
+        run(Server(plugins=[wraps, Explodes(), recorder]), WaitsForStop("w"))
+    assert wraps.seen == ["before w", "after w"]
+    assert recorder.of("worker_started") == [("worker_started", "w", "startup")]
+    assert "'explodes'" in caplog.text and "'worker_started'" in caplog.text
