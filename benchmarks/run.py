@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import select
-import struct
 import multiprocessing
 import os
+import select
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -305,9 +305,7 @@ def dispatch_cost(plugins: int) -> tuple[float, float]:
     }
     loops = 100_000
     spoc = min(timeit.repeat("on_event(worker, event)", globals=names, number=loops, repeat=7)) / loops
-    floor = min(
-        timeit.repeat("hook(server=server, worker=worker, event=event)", globals=names, number=loops, repeat=7)
-    )
+    floor = min(timeit.repeat("hook(server=server, worker=worker, event=event)", globals=names, number=loops, repeat=7))
     return spoc, floor / loops
 
 
