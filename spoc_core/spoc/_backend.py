@@ -93,8 +93,9 @@ class Backend(abc.ABC):
     """Runs the bodies of the workers that name it. Subclass it and return an instance from ``backend_register``.
 
     A backend instance belongs to one server (``backend_register`` is called
-    with the server), so it may keep per-server state. The server calls
-    `prepare` and `launch` under its own lock, one worker at a time.
+    with the server), so it may keep per-server state. `prepare` runs on the
+    thread that called `Server.start()`; `launch` runs under the server's
+    lock, one worker at a time, so it must not wait for the worker's events.
 
     Attributes:
         name: what workers name in their ``backend`` attribute.

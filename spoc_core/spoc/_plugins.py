@@ -362,7 +362,9 @@ class Plugins:
                 logger.exception("server %r: a hook wrapper of %r raised; the server goes on", self.owner, hook)
 
 
+@functools.cache
 def _core_version() -> str | None:
+    """spoc-core's version, read once: reading a distribution's metadata costs a good part of a millisecond."""
     try:
         return importlib.metadata.version("spoc-core")
     except importlib.metadata.PackageNotFoundError:
