@@ -177,9 +177,12 @@ class Plugins:
         owner: the server's name, for messages.
         explicit: plugins given to the server (modules or objects).
         disabled: names of plugins not to load (entry point or distribution names).
+        builtin: register the core's own backends (``spoc.backends``); not in a child.
     """
 
-    def __init__(self, owner: str, explicit: Sequence[object] = (), disabled: Iterable[str] = ()) -> None:
+    def __init__(
+        self, owner: str, explicit: Sequence[object] = (), disabled: Iterable[str] = (), builtin: bool = True
+    ) -> None:
         self.owner = owner
         self._explicit = list(explicit)
         self._disabled = set(disabled)
@@ -193,6 +196,10 @@ class Plugins:
         self._for_children: list[ChildPlugin] = []
         self._loaded = False
         self._lock = threading.RLock()
+        if builtin:  # here, not in load(): it cannot fail, and load() is on the path of every start
+            from . import _builtin_backends
+
+            self._register(_builtin_backends, _builtin_backends.NAME, "builtin", "spoc-core", _core_version())
 
     # ------------------------------------------------------------------ loading
 
@@ -201,9 +208,6 @@ class Plugins:
         with self._lock:
             if self._loaded:
                 return
-            from . import _builtin_backends
-
-            self._register(_builtin_backends, _builtin_backends.NAME, "builtin", "spoc-core", _core_version())
             blocked = self._disabled | _blocked_by_environment()
             matched: set[str] = set()
             if not _autoload_disabled():
@@ -296,7 +300,7 @@ class Plugins:
     @classmethod
     def in_child(cls, owner: str, plugins: Sequence[ChildPlugin]) -> Plugins:
         """The plugins a child received, registered in the child (no builtin, no entry point scan)."""
-        child = cls(owner)
+        child = cls(owner, builtin=False)
         with child._lock:
             for travelled in plugins:
                 child._register(travelled.plugin, travelled.name, "explicit", None, None)
