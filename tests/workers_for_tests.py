@@ -289,3 +289,22 @@ class ReportsChildHook(ProcessWorker):
 
     def main(self) -> None:
         pass
+
+
+class FailsFirstTime(ProcessWorker):
+    """Fails on its first run; a restarted instance (restarts >= 1) runs until stopped."""
+
+    def main(self) -> None:
+        if self.restarts == 0:
+            raise RuntimeError("first run fails")
+        self.send_record("test.running", pid=os.getpid(), restarts=self.restarts)
+        while not self.wait(60):
+            pass
+
+
+class FailsFirstTimeThread(ThreadWorker):
+    def main(self) -> None:
+        if self.restarts == 0:
+            raise RuntimeError("first run fails")
+        self.send_record("test.running", restarts=self.restarts)
+        self.wait()

@@ -15,10 +15,13 @@ worker's events arrive in the order the worker emitted them.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -66,6 +69,8 @@ class Monitor:
         self._inbox_wake_pending = False
         self._watched: list[ProcessWorker] = []
         self._unpolled: list[ProcessWorker] = []  # watched, not yet registered with the monitor's poll
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (deadline, order, action)
+        self._timer_order = itertools.count()
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside wake()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -95,6 +100,18 @@ class Monitor:
         with self._lock:
             self._watched.append(worker)
             self._unpolled.append(worker)
+        self.wake()
+
+    def call_later(self, delay: float, action: Callable[[], None]) -> None:
+        """Run `action` on the monitor thread once `delay` seconds have passed (0: after what it handles now).
+
+        The monitor's poll wakes for it, so nothing polls with sleeps; what the
+        action does is serialised with the events, like a hook. Pending actions
+        are dropped when the monitor closes.
+        """
+        with self._lock:
+            deadline = time.monotonic() + max(0.0, delay)
+            heapq.heappush(self._timers, (deadline, next(self._timer_order), action))
         self.wake()
 
     def wake(self) -> None:
@@ -147,11 +164,30 @@ class Monitor:
                     owners[fd] = worker
                     poller.register(fd, select.POLLIN)
             try:
-                for fd, _ in poller.poll():
+                for fd, _ in poller.poll(self._poll_timeout()):
                     self._ready(fd, owners, poller)
                 self._handle_inbox()
+                self._run_due_timers()
             except Exception:
                 logger.exception("spoc monitor: unexpected error; it keeps running")
+
+    def _poll_timeout(self) -> int | None:
+        """Milliseconds until the next timer (rounded up), or None to wait for an fd only."""
+        with self._lock:
+            if not self._timers:
+                return None
+            return max(0, int((self._timers[0][0] - time.monotonic()) * 1000) + 1)
+
+    def _run_due_timers(self) -> None:
+        while True:
+            with self._lock:
+                if not self._timers or self._timers[0][0] > time.monotonic():
+                    return
+                _, _, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except Exception:
+                logger.exception("spoc monitor: a scheduled action failed; it keeps running")
 
     def _ready(self, fd: int, owners: dict[int, ProcessWorker], poller: select.poll) -> None:
         if fd == self._wake_r:

@@ -107,6 +107,7 @@ class Server:
         self._stopped_reported = False
         self._exits_reported: set[str] = set()
         self._stopping_reported: set[str] = set()
+        self._pending_restarts: dict[str, AbstractWorker] = {}
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -286,6 +287,69 @@ class Server:
                 self._running.discard(worker.name)
                 raise
             return True
+
+    # ------------------------------------------------------------------ restarting (for supervisors)
+
+    def restart_worker(self, worker: AbstractWorker, delay: float = 0.0) -> AbstractWorker | None:
+        """Replace an ended worker with a fresh instance and start it `delay` seconds from now.
+
+        For supervisors: call it from a hook such as ``worker_exited``. The
+        fresh instance is built by `AbstractWorker.fresh_instance` (the same
+        constructor arguments; nothing of the ended run carries over), has
+        ``restarts`` one more than `worker`'s, and takes its place in `workers`
+        under the same name when it starts. Its hooks fire like any worker's.
+        The delay runs on the server's monitor thread (no sleeping thread);
+        `run_forever()` does not end while a restart is pending.
+
+        Returns the fresh instance, or None when the server is shutting down
+        (a worker is never restarted during shutdown, nor when the delay ends
+        after shutdown began).
+
+        Raises:
+            ValueError: `worker` is not this server's current worker of that
+                name, is still running, or already has a restart pending.
+            SpocError: the server has not started.
+        """
+        with self._lock:
+            if self._workers.get(worker.name) is not worker:
+                raise ValueError(f"Server {self.name!r}: {worker!r} is not this server's worker {worker.name!r}")
+            if not self._started or self._monitor is None:
+                raise SpocError(f"Server {self.name!r} is not running; worker {worker.name!r} cannot be restarted")
+            if worker.exit_info is None:
+                raise ValueError(
+                    f"Server {self.name!r}: worker {worker.name!r} is still running; restart it once it has "
+                    f"ended (from the worker_exited hook)"
+                )
+            if worker.name in self._pending_restarts:
+                raise ValueError(f"Server {self.name!r}: worker {worker.name!r} already has a restart pending")
+            if self._stop_reason is not None or self._signal_arrived:
+                logger.info("worker %r is not restarted: server %r is shutting down", worker.name, self.name)
+                return None
+            fresh = worker.fresh_instance()
+            fresh.restarts = worker.restarts + 1
+            self._backend_for(fresh)
+            self._pending_restarts[worker.name] = fresh
+            monitor = self._monitor
+        monitor.call_later(delay, lambda: self._start_restarted(fresh))
+        return fresh
+
+    def _start_restarted(self, fresh: AbstractWorker) -> None:
+        """On the monitor thread, once a restart's delay has passed."""
+        with self._lock:
+            if self._pending_restarts.pop(fresh.name, None) is not fresh:
+                return
+            self._changed.notify_all()
+            if self._stop_reason is not None or self._signal_arrived:
+                logger.info("worker %r is not restarted: server %r is shutting down", fresh.name, self.name)
+                return
+            self._workers[fresh.name] = fresh
+            self._exits_reported.discard(fresh.name)
+            self._stopping_reported.discard(fresh.name)
+            logger.info("restarting worker %r (restart %d)", fresh.name, fresh.restarts)
+            try:
+                self._start_worker(fresh)
+            except Exception:
+                logger.exception("worker %r could not be restarted", fresh.name)
 
     # ------------------------------------------------------------------ events (monitor thread)
 
@@ -498,7 +562,7 @@ class Server:
 
     def _wait_for_end(self) -> None:
         with self._changed:
-            while self._stop_reason is None and self._running:
+            while self._stop_reason is None and (self._running or self._pending_restarts):
                 self._changed.wait()
 
     def _outcome(self, late: list[AbstractWorker]) -> ServerExit:

@@ -66,6 +66,8 @@ class AbstractWorker(abc.ABC):
 
     name: str
     daemon: bool
+    restarts: int
+    """How many times a supervisor restarted this worker before this instance (`Server.restart_worker`)."""
     context: types.SimpleNamespace
     error: ErrorRecord | None
     exit_info: WorkerExit | None
@@ -91,6 +93,7 @@ class AbstractWorker(abc.ABC):
             )
         self.name = name
         self.daemon = daemon
+        self.restarts = 0
         self.context = types.SimpleNamespace()
         self._init_runtime()
 

@@ -17,7 +17,9 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
+from spoc import hookimpl
 from spoc.workers import ProcessWorker, Server, ThreadWorker
 
 
@@ -81,6 +83,28 @@ class IgnoresStop(Marked, ProcessWorker):
 
     def main(self) -> None:
         stuck_in_this_function(3600)
+
+
+class FailsOnceProcess(Marked, ProcessWorker):
+    """Fails at once on its first run; a restarted instance says so and idles."""
+
+    def main(self) -> None:
+        if self.restarts == 0:
+            raise RuntimeError("first run fails")
+        say(f"RUNNING restarts={self.restarts}")
+        while not self.wait(60):
+            pass
+
+
+class RestartsAfterDelay:
+    """A minimal supervisor: a failed worker is restarted half a second later."""
+
+    name = "restarts-after-delay"
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: Any, exit_info: Any) -> None:
+        if exit_info.outcome == "failed":
+            server.restart_worker(worker, delay=0.5)
 
 
 class StuckInSetup(Marked, ProcessWorker):
@@ -149,6 +173,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [StuckThread("stuck"), IdleProcess("process-1", start_method=method)]
     if scenario == "slow_start":
         return [SlowToStart(f"process-{i}") for i in range(1, 11)]
+    if scenario == "restart_after_delay":
+        return [FailsOnceProcess("flaky", start_method=method)]
     if scenario == "exit_fast":
         return [ExitsFast("quick-1"), ExitsFast("quick-2")]
     raise SystemExit(f"unknown scenario {scenario!r}")
@@ -170,7 +196,8 @@ def main() -> int:
         first.start()
         first.join()
     logging.basicConfig(level=logging.INFO, format="LOG %(levelname)s %(message)s", stream=sys.stderr)
-    server = Server(name=f"faults-{args.scenario}")
+    plugins = [RestartsAfterDelay()] if args.scenario == "restart_after_delay" else []
+    server = Server(name=f"faults-{args.scenario}", plugins=plugins)
     for worker in build(args.scenario, args.method):
         server.add_worker(worker)
     if args.from_thread:

@@ -1,0 +1,109 @@
+"""Server.restart_worker: what a supervisor plugin builds on."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import pytest
+
+from harness import App
+from spoc import Server, SpocError, hookimpl
+from spoc.testing import HookRecorder, ServerFactory
+from workers_for_tests import FailsFirstTime, FailsFirstTimeThread, WaitsForStop
+
+
+class RestartsFailures:
+    """A minimal supervisor: restart a worker that failed, after `delay` seconds."""
+
+    name = "restarts-failures"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.restarted: list[Any] = []
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: Any, exit_info: Any) -> None:
+        if exit_info.outcome == "failed":
+            self.restarted.append(server.restart_worker(worker, delay=self.delay))
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_failed_worker_is_replaced_by_a_fresh_instance(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, kind: str
+) -> None:
+    first = FailsFirstTimeThread("flaky") if kind == "thread" else FailsFirstTime("flaky")
+    supervisor = RestartsFailures()
+    server = spoc_server(first, plugins=[supervisor], allow_errors=True)
+    server.start()
+    running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")
+    (fresh,) = supervisor.restarted
+    assert fresh is not first and fresh.restarts == 1 and running["data"]["restarts"] == 1
+    assert server.workers == (fresh,) and running["worker"] is fresh
+    assert first.exit_info is not None and first.exit_info.outcome == "failed"
+    if kind == "process":
+        assert running["data"]["pid"] == fresh.pid != first.pid
+    server.stop()
+    assert server.join_all(10) == []
+    assert [c["exit_info"].outcome for c in spoc_hooks.of("worker_exited", worker="flaky")] == ["failed", "stopped"]
+    assert [e.outcome for e in spoc_hooks.of("server_stopped")[0]["exits"]] == ["stopped"]
+
+
+def test_the_delay_runs_on_the_monitor_without_a_sleeping_thread(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    threads_before = threading.active_count()
+    server = spoc_server(FailsFirstTimeThread("flaky"), plugins=[RestartsFailures(delay=0.3)], allow_errors=True)
+    server.start()
+    ended = spoc_hooks.wait_for("worker_exited", worker="flaky")["exit_info"]
+    assert threading.active_count() <= threads_before + 1  # the monitor; the failed worker's thread is gone
+    again = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")["event"]
+    failed_at = spoc_hooks.of("worker_error", worker="flaky")[0]["event"].monotonic
+    assert again.monotonic - failed_at >= 0.3
+    assert ended.outcome == "failed"
+
+
+def test_no_restart_during_shutdown(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    server = spoc_server(WaitsForStop("w"), FailsFirstTimeThread("late"), allow_errors=True)
+    server.start()
+    late = server.workers[1]
+    spoc_hooks.wait_for("worker_exited", worker="late")
+    server.stop()
+    assert server.restart_worker(late) is None
+    assert server.join_all(10) == []
+    assert server.workers[1] is late
+
+
+def test_a_pending_restart_is_dropped_when_shutdown_begins(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    supervisor = RestartsFailures(delay=60)
+    server = spoc_server(FailsFirstTimeThread("flaky"), plugins=[supervisor], allow_errors=True)
+    server.start()
+    spoc_hooks.wait_for("worker_exited", worker="flaky")
+    server.stop()
+    assert server.join_all(10) == []
+    assert len(spoc_hooks.of("worker_started")) == 1  # the first run only
+
+
+def test_restart_worker_refuses_a_running_or_foreign_worker(spoc_server: ServerFactory) -> None:
+    running = WaitsForStop("running")
+    server = spoc_server(running)
+    with pytest.raises(SpocError, match="not running"):
+        server.restart_worker(running)
+    server.start()
+    with pytest.raises(ValueError, match="'running' is still running"):
+        server.restart_worker(running)
+    with pytest.raises(ValueError, match="is not this server's worker 'stranger'"):
+        server.restart_worker(WaitsForStop("stranger"))
+
+
+@pytest.mark.signals
+def test_run_forever_waits_for_a_pending_restart(app_factory: type[App]) -> None:
+    """A crashed worker with a restart pending does not make run_forever think every worker ended."""
+    app = app_factory("restart_after_delay")
+    app.expect(r"RUNNING restarts=1", timeout=30)
+    app.signal_group(signal.SIGTERM)
+    assert app.wait(30) == 0
+    assert "reason=signal" in app.stdout
