@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from ._aio import uvloop_enabled
 from ._errors import SpocError
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["Backend", "BackendError", "Runner", "WorkerChannel", "check_own_backend"]
 
 
-@runtime_checkable
 class Runner(Protocol):
     """What `Backend.launch` returns: the handle a started worker is waited on with.
 

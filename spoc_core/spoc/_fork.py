@@ -80,7 +80,12 @@ class ChildHandle:
 
     pid: int | None
     sentinel: int
-    _closed: bool
+
+    def __init__(self, pid: int | None, sentinel: int) -> None:
+        self.pid = pid
+        self.sentinel = sentinel
+        self._exitcode: int | None = None
+        self._closed = False
 
     def poll(self) -> int | None:
         """The exit code once the child has ended, else None. Never blocks."""
@@ -119,12 +124,6 @@ class DirectChild(ChildHandle):
     """
 
     pid: int
-
-    def __init__(self, pid: int, sentinel: int) -> None:
-        self.pid = pid
-        self.sentinel = sentinel
-        self._exitcode: int | None = None
-        self._closed = False
 
     def poll(self) -> int | None:
         return self._wait(os.WNOHANG)

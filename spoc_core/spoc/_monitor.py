@@ -173,13 +173,15 @@ class Monitor:
 
     def _poll_timeout(self) -> int | None:
         """Milliseconds until the next timer (rounded up), or None to wait for an fd only."""
+        if not self._timers:  # the common case, read without the lock: a timer added meanwhile wakes the poll
+            return None
         with self._lock:
             if not self._timers:
                 return None
             return max(0, int((self._timers[0][0] - time.monotonic()) * 1000) + 1)
 
     def _run_due_timers(self) -> None:
-        while True:
+        while self._timers:  # checked without the lock first: most wake-ups are events, not timers
             with self._lock:
                 if not self._timers or self._timers[0][0] > time.monotonic():
                     return

@@ -219,16 +219,16 @@ class Plugins:
                         logger.info("spoc plugin %r (%s) is blocked", entry_point.name, dist)
                         continue
                     plugin = _load(entry_point)
-                    self._register(plugin, entry_point.name, "entry point", dist, version)
-                    self._send_to_children(plugin, entry_point.name, (entry_point.name, entry_point.value))
+                    hooks = self._register(plugin, entry_point.name, "entry point", dist, version)
+                    self._send_to_children(plugin, entry_point.name, hooks, (entry_point.name, entry_point.value))
             for plugin in self._explicit:
                 name = _name_of(plugin)
                 if name in blocked:
                     matched.add(name)
                     logger.info("spoc plugin %r given to server %r is blocked", name, self.owner)
                     continue
-                self._register(plugin, name, "explicit", None, None)
-                self._send_to_children(plugin, name, None)
+                hooks = self._register(plugin, name, "explicit", None, None)
+                self._send_to_children(plugin, name, hooks, None)
             for name in sorted(blocked - matched):
                 logger.warning(
                     "server %r: %r is blocked but no such plugin is installed or given (active: %s)",
@@ -238,7 +238,10 @@ class Plugins:
                 )
             self._loaded = True
 
-    def _register(self, plugin: object, name: str, source: Source, dist: str | None, version: str | None) -> None:
+    def _register(
+        self, plugin: object, name: str, source: Source, dist: str | None, version: str | None
+    ) -> tuple[str, ...]:
+        """Register one plugin, its implementations isolated; return the hooks it implements."""
         if self._manager.has_plugin(name) or self._manager.is_registered(plugin):
             raise PluginError(
                 f"server {self.owner!r}: a plugin named {name!r} is already registered; give each plugin "
@@ -258,10 +261,12 @@ class Plugins:
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
                     self._unwrapped[id(impl)] = impl.function
                     impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
-        self._infos.append(PluginInfo(name, source, dist, version, tuple(sorted(hooks))))
+        info = PluginInfo(name, source, dist, version, tuple(sorted(hooks)))
+        self._infos.append(info)
         self.implemented.update(hooks)
         for hook in hooks:
             self._direct[hook] = self._direct_calls(hook)
+        return info.hooks
 
     def _direct_calls(self, hook: str) -> tuple[_Direct, ...] | None:
         """The implementations of `hook` in pluggy's call order, to call without pluggy's machinery.
@@ -272,12 +277,14 @@ class Plugins:
         for impl in reversed(getattr(self._manager.hook, hook).get_hookimpls()):
             if impl.wrapper or impl.hookwrapper:
                 return None
-            calls.append(_Direct(self._unwrapped[id(impl)], tuple(impl.argnames), impl.plugin_name, hook))
+            calls.append(_Direct(self._unwrapped[id(impl)], tuple(impl.argnames), impl.plugin_name))
         return tuple(calls)
 
-    def _send_to_children(self, plugin: object, name: str, entry_point: tuple[str, str] | None) -> None:
+    def _send_to_children(
+        self, plugin: object, name: str, hooks: tuple[str, ...], entry_point: tuple[str, str] | None
+    ) -> None:
         """Keep a plugin that implements ``child_starting`` for process workers' children; it must pickle."""
-        if not any(caller.name == "child_starting" for caller in self._manager.get_hookcallers(plugin) or []):
+        if "child_starting" not in hooks:
             return
         travelling = ChildPlugin(name, plugin, entry_point)
         try:
@@ -354,7 +361,7 @@ class Plugins:
         direct = self._direct.get(hook)
         with self._lock:
             if direct is not None:
-                for function, argnames, plugin, _ in direct:
+                for function, argnames, plugin in direct:
                     try:
                         function(*[kwargs[name] for name in argnames])
                     except (Exception, SystemExit):
@@ -379,7 +386,6 @@ class _Direct(NamedTuple):
     function: Callable[..., Any]
     argnames: tuple[str, ...]
     plugin: str
-    hook: str
 
 
 def _log_failure(plugin: str, hook: str) -> None:

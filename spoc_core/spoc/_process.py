@@ -73,11 +73,8 @@ class MultiprocessingChild(ChildHandle):
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         _forget_in_multiprocessing(process)
+        super().__init__(process.pid, process.sentinel)
         self.process = process
-        self.pid = process.pid
-        self.sentinel = process.sentinel
-        self._exitcode: int | None = None
-        self._closed = False
 
     def poll(self) -> int | None:
         if self._exitcode is None and not self._closed:

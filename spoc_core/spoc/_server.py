@@ -113,7 +113,7 @@ class Server:
         self._changed = threading.Condition(self._lock)
         self._monitor: Monitor | None = None
         self._backends: dict[str, Backend] = {}
-        self._backends_to_close: list[Backend] = []
+        self._backends_closed = False
         self._killed: set[str] = set()
         self._started = False
         self._stop_reason: StopReason | None = None
@@ -208,7 +208,6 @@ class Server:
             for worker in pending:
                 self._backend_for(worker, backends)
             self._backends = backends
-            self._backends_to_close = list(backends.values())
             self._started = True
             monitor = self._ensure_monitor()
         self._hook("server_starting")
@@ -270,10 +269,15 @@ class Server:
                 )
             return self._monitor
 
+    @property
+    def _shutting_down(self) -> bool:
+        """Whether a stop was requested or a signal arrived: no worker starts or restarts from then on."""
+        return self._stop_reason is not None or self._signal_arrived
+
     def _start_worker(self, worker: AbstractWorker) -> bool:
         """Launch one worker on its backend; False when the server is stopping (start no more)."""
         with self._lock:
-            if self._stop_reason is not None or self._signal_arrived:
+            if self._shutting_down:
                 return False
             backend = self._backend_for(worker)
             worker._check_startable()
@@ -322,7 +326,7 @@ class Server:
                 )
             if worker.name in self._pending_restarts:
                 raise ValueError(f"Server {self.name!r}: worker {worker.name!r} already has a restart pending")
-            if self._stop_reason is not None or self._signal_arrived:
+            if self._shutting_down:
                 logger.info("worker %r is not restarted: server %r is shutting down", worker.name, self.name)
                 return None
             fresh = worker.fresh_instance()
@@ -339,7 +343,7 @@ class Server:
             if self._pending_restarts.pop(fresh.name, None) is not fresh:
                 return
             self._changed.notify_all()
-            if self._stop_reason is not None or self._signal_arrived:
+            if self._shutting_down:
                 logger.info("worker %r is not restarted: server %r is shutting down", fresh.name, self.name)
                 return
             self._workers[fresh.name] = fresh
@@ -515,7 +519,8 @@ class Server:
         with self._lock:
             if self._handling_signals or any(self._workers[n].exit_info is None for n in self._running):
                 return
-            backends, self._backends_to_close = self._backends_to_close, []
+            backends = [] if self._backends_closed else list(self._backends.values())
+            self._backends_closed = True
             monitor = None
             if not self._running:  # else a thread join_all gave up on may still report: keep listening
                 monitor, self._monitor = self._monitor, None

@@ -62,12 +62,6 @@ class ForkedChild(ChildHandle):
 
     pid: int
 
-    def __init__(self, pid: int, status_fd: int) -> None:
-        self.pid = pid
-        self.sentinel = status_fd
-        self._exitcode: int | None = None
-        self._closed = False
-
     def poll(self) -> int | None:
         """The exit code once the fork server has reported it, else None. Never blocks."""
         if self._exitcode is None and not self._closed and readable(self.sentinel, 0):
