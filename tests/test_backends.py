@@ -100,6 +100,7 @@ def test_hook_backend_register(spoc_server: ServerFactory, spoc_hooks: HookRecor
     outcomes = {c.worker: c["exit_info"].outcome for c in spoc_hooks.of("worker_exited")}
     assert outcomes == {"pooled": "stopped", "failing": "failed", "threaded": "stopped", "process": "clean"}
     assert spoc_hooks.names(worker="pooled") == [
+        "worker_check",
         "worker_event",  # startup
         "worker_started",
         "worker_event",  # the record

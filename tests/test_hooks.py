@@ -23,6 +23,40 @@ from workers_for_tests import (
     WaitsForStop,
 )
 
+# ---------------------------------------------------------------------- backends and checks
+
+
+class RefusesTooBusy:
+    """Refuses workers whose `busy` setting (class attribute or plugin option) is above 3."""
+
+    name = "refuses-too-busy"
+
+    @hookimpl
+    def worker_check(self, worker: Any) -> None:
+        busy = worker.plugin_options.get("busy", 0)
+        if busy > 3:
+            raise ValueError(f"worker {worker.name!r}: busy={busy!r} is above 3; give 3 or less")
+
+
+def test_hook_worker_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    """It sees every worker before any starts; what it raises propagates, naming the plugin, and nothing starts."""
+    fine = WaitsForStop("fine")
+    server = spoc_server(fine, WaitsForStop("busy", plugin_options={"busy": 9}), plugins=[RefusesTooBusy()])
+    with pytest.raises(ValueError, match=r"worker 'busy': busy=9 is above 3") as raised:
+        server.start()
+    assert "(raised by spoc plugin 'refuses-too-busy' in its worker_check hook)" in raised.value.__notes__
+    assert [c.worker for c in spoc_hooks.of("worker_check")] == ["fine", "busy"]
+    assert not fine.started and not spoc_hooks.of("server_starting")
+
+    running = spoc_server(WaitsForStop("first"), plugins=[RefusesTooBusy()], name="running")
+    running.start()
+    with pytest.raises(ValueError, match="busy=4"):
+        running.add_worker(WaitsForStop("late", plugin_options={"busy": 4}))
+    assert [w.name for w in running.workers] == ["first"]
+    running.add_worker(WaitsForStop("ok", plugin_options={"busy": 3}))
+    assert [c.worker for c in spoc_hooks.of("worker_check", server="running")] == ["first", "late", "ok"]
+
+
 # ---------------------------------------------------------------------- the server
 
 
@@ -47,7 +81,7 @@ def test_hook_server_starting(spoc_server: ServerFactory, spoc_hooks: HookRecord
     (inherited,) = spoc_hooks.of("worker_record", topic="test.server_starting")
     assert inherited["data"] == {"value": "starting"}
     names = spoc_hooks.names()
-    assert names[:2] == ["backend_register", "server_starting"]
+    assert names[:3] == ["backend_register", "worker_check", "server_starting"]
     assert names.index("server_starting") < names.index("worker_event")
 
 

@@ -242,6 +242,30 @@ def test_a_plugin_that_fails_to_import_stops_the_server_from_starting(
     assert not server.workers[0].started
 
 
+class ConfiguredDemo:
+    """Stands for an installed plugin's object given with its own options: it takes the entry point's name."""
+
+    name = "demo"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    def worker_started(self, worker: Any) -> None:
+        self.seen.append(worker.name)
+
+
+def test_a_plugin_given_to_the_server_replaces_the_installed_one_of_the_same_name(installed: Path, caplog: Any) -> None:
+    configured = ConfiguredDemo()
+    server = Server(plugins=[configured])
+    with caplog.at_level(logging.INFO, logger="spoc"):
+        assert [(p.name, p.source) for p in server.plugins if p.name == "demo"] == [("demo", "explicit")]
+    assert "installed spoc plugin 'demo' (spoc-plugin-demo) is replaced by the one given to server" in caplog.text
+    run(server, WaitsForStop("configured"))
+    assert configured.seen == ["configured"]
+    assert "spoc_demo_plugin" not in sys.modules  # the installed one was not even imported
+
+
 def test_disable_plugins_takes_a_list_not_a_string() -> None:
     with pytest.raises(TypeError, match=r"disable_plugins=\['metrics'\]"):
         Server(disable_plugins="metrics")

@@ -105,8 +105,8 @@ class AsyncRecordingProcess(AsyncRecording, ProcessWorker):
 class WaitsForStop(ThreadWorker):
     """Blocks in self.wait(60); notes the moment stop arrives."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, plugin_options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, plugin_options=plugin_options)
         self.ready = threading.Event()
 
     def main(self) -> None:

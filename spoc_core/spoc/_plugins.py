@@ -55,6 +55,9 @@ DISABLE_ENV = "SPOC_DISABLE_PLUGINS"
 
 Source = Literal["builtin", "explicit", "entry point"]
 
+CHECK_HOOKS = frozenset({"worker_check"})
+"""Hooks whose exceptions are not isolated: they refuse the worker, and the caller sees why."""
+
 
 class PluginError(SpocError):
     """A plugin could not be loaded or registered; the message names it and says why."""
@@ -210,9 +213,18 @@ class Plugins:
                 return
             blocked = self._disabled | _blocked_by_environment()
             matched: set[str] = set()
+            given = {_name_of(plugin) for plugin in self._explicit}
             if not _autoload_disabled():
                 for entry_point in _entry_points():
                     dist, version = _distribution_of(entry_point)
+                    if entry_point.name in given:
+                        logger.info(
+                            "installed spoc plugin %r (%s) is replaced by the one given to server %r",
+                            entry_point.name,
+                            dist,
+                            self.owner,
+                        )
+                        continue
                     hit = {entry_point.name, dist or ""} & blocked
                     if hit:
                         matched |= hit
@@ -260,7 +272,8 @@ class Plugins:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
                     self._unwrapped[id(impl)] = impl.function
-                    impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
+                    if caller.name not in CHECK_HOOKS:
+                        impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
         info = PluginInfo(name, source, dist, version, tuple(sorted(hooks)))
         self._infos.append(info)
         self.implemented.update(hooks)
@@ -344,6 +357,27 @@ class Plugins:
                 if result is not None:
                     results.append((impl.plugin_name, result))
             return results
+
+    def check(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of a check hook (`CHECK_HOOKS`); what one raises propagates,
+        with a note naming the plugin."""
+        if hook not in self.implemented:
+            return
+        with self._lock:
+            direct = self._direct.get(hook)
+            if direct is None:
+                getattr(self._manager.hook, hook)(**kwargs)
+                return
+            for function, argnames, plugin in direct:
+                try:
+                    function(*[kwargs[name] for name in argnames])
+                except Exception as exc:
+                    note = f"(raised by spoc plugin {plugin!r} in its {hook} hook)"
+                    if sys.version_info >= (3, 11):
+                        exc.add_note(note)
+                    else:
+                        logger.error("server %r: %s %s", self.owner, exc, note)
+                    raise
 
     def call(self, hook: str, **kwargs: Any) -> None:
         """Call every implementation of `hook`, one call at a time per server; never raises."""

@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -139,6 +139,8 @@ class ProcessWorker(AbstractWorker):
             parent dies); when False, interpreter exit waits for it.
         start_method: ``"fork"``, ``"forkserver"`` or ``"spawn"``; None picks
             spoc's default (`default_start_method`).
+        plugin_options: settings for plugins (`AbstractWorker.plugin_options`), such as the
+            restart plugin's ``restart_policy``.
 
     The parent keeps this object as its handle: `exitcode`, `error` (the
     child's `ErrorRecord`, traceback included) and `exit_info` are filled in
@@ -151,8 +153,15 @@ class ProcessWorker(AbstractWorker):
 
     start_method: str
 
-    def __init__(self, name: str, daemon: bool = True, start_method: str | None = None) -> None:
-        super().__init__(name, daemon=daemon)
+    def __init__(
+        self,
+        name: str,
+        daemon: bool = True,
+        start_method: str | None = None,
+        *,
+        plugin_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, daemon=daemon, plugin_options=plugin_options)
         method = start_method or default_start_method()
         if method not in START_METHODS or method not in multiprocessing.get_all_start_methods():
             available = [m for m in START_METHODS if m in multiprocessing.get_all_start_methods()]

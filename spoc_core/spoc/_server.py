@@ -54,6 +54,8 @@ class ServerExit:
         exits: how each started worker ended.
         forced: whether shutdown had to kill a process or abandon a thread
             (the deadline passed, or a second signal arrived).
+        failure: why the server gave up, when it was stopped with
+            ``stop(failure=...)`` (a supervisor past its restart intensity).
     """
 
     server: str
@@ -61,6 +63,7 @@ class ServerExit:
     signal: str | None = None
     exits: tuple[WorkerExit, ...] = field(default_factory=tuple)
     forced: bool = False
+    failure: str | None = None
 
     @property
     def failed(self) -> tuple[WorkerExit, ...]:
@@ -69,8 +72,8 @@ class ServerExit:
 
     @property
     def ok(self) -> bool:
-        """True when every worker ended cleanly and nothing had to be forced."""
-        return not self.failed and not self.forced
+        """True when every worker ended cleanly, nothing had to be forced and no `failure` was reported."""
+        return not self.failed and not self.forced and self.failure is None
 
     @property
     def exit_code(self) -> int:
@@ -117,6 +120,7 @@ class Server:
         self._killed: set[str] = set()
         self._started = False
         self._stop_reason: StopReason | None = None
+        self._failure: str | None = None
         self._signal_arrived = False
         self._signals_received: list[int] = []
         self._handling_signals = False
@@ -177,6 +181,7 @@ class Server:
                 raise SpocError(f"Server {self.name!r} is shutting down; worker {worker.name!r} was not added")
             if self._started:
                 self._backend_for(worker)
+                self._plugins.check("worker_check", server=self, worker=worker)
             self._workers[worker.name] = worker
             if self._started:
                 self._start_worker(worker)
@@ -198,6 +203,8 @@ class Server:
             PluginError: a plugin failed to load.
             BackendError: a worker names a backend no plugin registered, or
                 one that cannot run it; no worker has been started then.
+            Exception: what a plugin's ``worker_check`` raised for a worker
+                whose settings it refuses; no worker has been started then.
         """
         with self._lock:
             if self._started:
@@ -207,6 +214,8 @@ class Server:
             pending = list(self._workers.values())
             for worker in pending:
                 self._backend_for(worker, backends)
+            for worker in pending:
+                self._plugins.check("worker_check", server=self, worker=worker)
             self._backends = backends
             self._started = True
             monitor = self._ensure_monitor()
@@ -300,7 +309,8 @@ class Server:
         For supervisors: call it from a hook such as ``worker_exited``. The
         fresh instance is built by `AbstractWorker.fresh_instance` (the same
         constructor arguments; nothing of the ended run carries over), has
-        ``restarts`` one more than `worker`'s, and takes its place in `workers`
+        ``restarts`` one more than `worker`'s and `worker`'s `exit_info` as its
+        ``previous_exit``, and takes its place in `workers`
         under the same name when it starts. Its hooks fire like any worker's.
         The delay runs on the server's monitor thread (no sleeping thread);
         `run_forever()` does not end while a restart is pending.
@@ -331,7 +341,9 @@ class Server:
                 return None
             fresh = worker.fresh_instance()
             fresh.restarts = worker.restarts + 1
+            fresh.previous_exit = worker.exit_info
             self._backend_for(fresh)
+            self._plugins.check("worker_check", server=self, worker=fresh)
             self._pending_restarts[worker.name] = fresh
             monitor = self._monitor
         monitor.call_later(delay, lambda: self._start_restarted(fresh))
@@ -424,9 +436,33 @@ class Server:
 
     # ------------------------------------------------------------------ stopping
 
-    def stop(self) -> None:
-        """Ask every worker to stop. Returns at once; `join_all()` waits. Idempotent."""
+    def stop(self, failure: str | None = None) -> None:
+        """Ask every worker to stop. Returns at once; `join_all()` waits. Idempotent.
+
+        Args:
+            failure: why the server gives up, for a supervisor that can no
+                longer keep its workers running: `run_forever()`'s `ServerExit`
+                then carries it and is not ok (exit code 1). The first one given counts.
+        """
+        if failure is not None:
+            with self._lock:
+                if self._failure is None:
+                    self._failure = failure
+                    logger.error("server %r gives up: %s", self.name, failure)
         self._request_stop("stop")
+
+    def kill_worker(self, worker: AbstractWorker) -> bool:
+        """End a running worker at once, for a watchdog that found it hung: SIGKILL for a process worker.
+
+        The worker's end is reported as any other (outcome ``killed``).
+        Returns False when its backend cannot kill it (a thread) or it is not running.
+        """
+        with self._lock:
+            if self._workers.get(worker.name) is not worker or worker.name not in self._running:
+                return False
+            backend = self._backend_for(worker)
+        logger.warning("server %r kills worker %r", self.name, worker.name)
+        return backend.kill(worker)
 
     def _request_stop(self, reason: StopReason) -> None:
         with self._lock:
@@ -576,7 +612,8 @@ class Server:
             signalled = self._signals_received or self._signal_arrived
             reason: StopReason = "signal" if signalled else (self._stop_reason or "stop")
             first_signal = signal_name(self._signals_received[0]) if self._signals_received else None
-            return ServerExit(self.name, reason, first_signal, exits, forced=bool(late) or self._forced)
+            forced = bool(late) or self._forced
+            return ServerExit(self.name, reason, first_signal, exits, forced=forced, failure=self._failure)
 
 
 def _reason_without_request(signalled: bool, running: bool) -> StopReason:

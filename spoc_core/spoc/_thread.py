@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import traceback
+from collections.abc import Mapping
+from typing import Any
 
 from ._aio import uvloop_enabled
 from ._backend import check_own_backend
@@ -23,13 +23,15 @@ class ThreadWorker(AbstractWorker):
         name: the worker's name, unique within its server; also the thread's name.
         daemon: when True (the default) the program may exit while the thread
             still runs; when False, interpreter exit waits for it.
+        plugin_options: settings for plugins (`AbstractWorker.plugin_options`), such as the
+            restart plugin's ``restart_policy``.
     """
 
     backend: str = "thread"
     """The backend that runs it: ``"thread"``, or another a plugin registers (set it on a subclass)."""
 
-    def __init__(self, name: str, daemon: bool = True) -> None:
-        super().__init__(name, daemon=daemon)
+    def __init__(self, name: str, daemon: bool = True, *, plugin_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name, daemon=daemon, plugin_options=plugin_options)
 
     def start(self) -> None:
         """Start the worker's thread on its own, outside a Server."""
@@ -48,7 +50,6 @@ class ThreadWorker(AbstractWorker):
     def _live(self, use_uvloop: bool) -> int:
         """The worker's whole life on the calling thread, its final "exit" event included."""
         emit = self._deliver or self._record
-        self._body_thread = threading.get_ident()
         exitcode = 1
         try:
             exitcode = LifecycleBody(self, emit).run(use_uvloop)
@@ -76,13 +77,3 @@ class ThreadWorker(AbstractWorker):
         thread.join(timeout)
         if not thread.is_alive():
             self._finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-    def current_stack(self) -> str | None:
-        """The Python stack of the thread running the body, formatted; None when it is not running."""
-        ident = getattr(self, "_body_thread", None)
-        if ident is None:
-            return None
-        frame = sys._current_frames().get(ident)
-        if frame is None:
-            return None
-        return "".join(traceback.format_stack(frame))

@@ -15,8 +15,11 @@ import functools
 import inspect
 import logging
 import pickle
+import sys
+import threading
+import traceback
 import types
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
@@ -61,6 +64,8 @@ class AbstractWorker(abc.ABC):
             "_finished",
             "_deliver",
             "_emit",
+            "_loop",
+            "_body_thread",
         }
     )
 
@@ -68,6 +73,8 @@ class AbstractWorker(abc.ABC):
     daemon: bool
     restarts: int
     """How many times a supervisor restarted this worker before this instance (`Server.restart_worker`)."""
+    previous_exit: WorkerExit | None
+    """How the instance this one replaced ended (`Server.restart_worker`); None for a first run."""
     context: types.SimpleNamespace
     error: ErrorRecord | None
     exit_info: WorkerExit | None
@@ -85,15 +92,23 @@ class AbstractWorker(abc.ABC):
         self._init_args = (args, kwargs)
         return self
 
-    def __init__(self, name: str, *, daemon: bool = True) -> None:
+    def __init__(self, name: str, *, daemon: bool = True, plugin_options: Mapping[str, Any] | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(
                 f"{type(self).__name__}: name must be a non-empty str, got {name!r}; "
                 f"pass it first, e.g. {type(self).__name__}('worker-1')"
             )
+        if plugin_options is not None and not isinstance(plugin_options, Mapping):
+            raise TypeError(
+                f"{type(self).__name__} {name!r}: plugin_options must be a mapping of plugin settings, got "
+                f"{type(plugin_options).__name__}: {plugin_options!r}; "
+                f"e.g. plugin_options={{'restart_policy': 'always'}}"
+            )
         self.name = name
         self.daemon = daemon
         self.restarts = 0
+        self.previous_exit = None
+        self._plugin_options = dict(plugin_options or {})
         self.context = types.SimpleNamespace()
         self._init_runtime()
 
@@ -108,8 +123,24 @@ class AbstractWorker(abc.ABC):
         self._deliver: Emit | None = None
         self._emit: Emit | None = None
         self._forced = False
+        self._beat = False
+        self._idle = 0
+        self._phase: Phase | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._body_thread: int | None = None
         self.error = None
         self.exit_info = None
+
+    @property
+    def plugin_options(self) -> Mapping[str, Any]:
+        """Settings for plugins, given to the constructor: ``plugin_options={"restart_policy": "always"}``.
+
+        Each plugin documents the keys it reads (the restart plugin's
+        ``restart_policy``, ``max_restarts``, ...); a key given here overrides
+        the class attribute of the same name. Read-only; a restarted worker
+        gets the same options (they are constructor arguments).
+        """
+        return types.MappingProxyType(self._plugin_options)
 
     # ------------------------------------------------------------------ the user's hooks
 
@@ -170,8 +201,46 @@ class AbstractWorker(abc.ABC):
 
     @property
     def is_running(self) -> bool:
-        """True until stop is requested or the worker's body has ended."""
+        """True until stop is requested or the worker's body has ended.
+
+        Reading it is also a heartbeat (see `heartbeat`).
+        """
+        self._beat = True
         return self._running
+
+    # ------------------------------------------------------------------ liveness (for watchdogs)
+
+    def heartbeat(self) -> None:
+        """Show a watchdog that the worker is alive, where a loop does not read `is_running`.
+
+        Reading `is_running` and calling `wait()` or `sleep()` count as
+        heartbeats too (and a worker waiting in them counts as alive), so a
+        worker that loops ``while self.is_running`` needs no explicit call.
+        Call it from long jobs that check nothing else, so that a watchdog
+        (the restart plugin's ``watchdog_timeout``) does not take them for hung.
+        Cheap: one attribute store.
+        """
+        self._beat = True
+
+    def check_heartbeat(self) -> bool:
+        """For watchdogs, where the body lives: whether the worker showed it is alive since the last check.
+
+        True when a heartbeat came (`heartbeat`, `is_running`, `wait`,
+        `sleep`) since the previous call, or the worker is waiting in
+        `wait()`/`sleep()` right now (idle, and a stop would wake it).
+        """
+        beat, self._beat = self._beat, False
+        return beat or self._idle > 0
+
+    @property
+    def lifecycle_phase(self) -> Phase | None:
+        """The lifecycle phase the body is in where it lives: ``"setup"``, ``"main"``, ``"teardown"`` or None."""
+        return self._phase
+
+    @property
+    def running_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop an async worker's body runs in, while it runs (where it lives); else None."""
+        return self._loop
 
     @property
     def stop_requested(self) -> bool:
@@ -213,7 +282,12 @@ class AbstractWorker(abc.ABC):
         """
         if self._stop_requested:
             return True
-        return self._stop_event.wait(timeout)
+        self._idle += 1
+        try:
+            return self._stop_event.wait(timeout)
+        finally:
+            self._idle -= 1
+            self._beat = True
 
     async def sleep(self, seconds: float) -> bool:
         """Async counterpart of `wait`: sleep `seconds`, returning at once when stop is requested.
@@ -230,11 +304,14 @@ class AbstractWorker(abc.ABC):
 
         timer = loop.call_later(max(0.0, seconds), _resolve, woken, False)
         self._async_wakers.append(wake)
+        self._idle += 1
         try:
             if self._stop_requested:
                 return True
             return await woken
         finally:
+            self._idle -= 1
+            self._beat = True
             timer.cancel()
             self._async_wakers.remove(wake)
 
@@ -259,8 +336,14 @@ class AbstractWorker(abc.ABC):
         the negative signal number when a process worker was killed."""
 
     def current_stack(self) -> str | None:
-        """The Python stack the worker's body is at, formatted, when it runs in this process; else None."""
-        return None
+        """The Python stack the worker's body is at, formatted, where it lives; else None.
+
+        In the server's process that is a thread worker's stack (a process
+        worker's body runs in its child: there, in its child, this gives it).
+        """
+        ident = self._body_thread
+        frame = None if ident is None else sys._current_frames().get(ident)
+        return None if frame is None else "".join(traceback.format_stack(frame))
 
     @property
     def started(self) -> bool:
@@ -380,11 +463,16 @@ class LifecycleBody:
         worker._emit = emit
 
     def run(self, use_uvloop: bool | None = None) -> int:
-        """Run the whole lifecycle; return the exit code (0 clean, 1 failed)."""
+        """Run the whole lifecycle on the calling thread; return the exit code (0 clean, 1 failed)."""
+        worker = self.worker
+        worker._body_thread = threading.get_ident()
         try:
             self._run(use_uvloop)
         finally:
-            self.worker._emit = None  # no record may follow the worker's last event
+            worker._emit = None  # no record may follow the worker's last event
+            worker._phase = None
+            worker._loop = None
+            worker._body_thread = None  # thread idents are reused
         return self.exitcode
 
     def _run(self, use_uvloop: bool | None) -> None:
@@ -402,12 +490,15 @@ class LifecycleBody:
 
     async def _life(self) -> None:
         worker = self.worker
+        if worker.is_async:
+            worker._loop = asyncio.get_running_loop()
         if await self._phase("setup", worker.setup) and await self._notify("startup", "setup"):
             await self._phase("main", worker.main)
         await self._phase("teardown", worker.teardown)
         await self._notify("shutdown", "teardown")
 
     async def _phase(self, phase: Phase, method: Callable[[], Any]) -> bool:
+        self.worker._phase = phase
         try:
             await _call(method)
         except SystemExit as exc:

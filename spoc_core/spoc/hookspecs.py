@@ -16,7 +16,8 @@ own for the state it keeps per server.
 When an implementation raises, spoc logs the error once, on the ``spoc``
 logger with the plugin's and the hook's names and the traceback, and goes on:
 the other plugins' implementations of that hook still run, and neither the
-server nor any worker is affected.
+server nor any worker is affected. The one exception is `worker_check`, whose
+purpose is to refuse a worker: what it raises propagates.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "server_starting",
     "server_stopped",
     "server_stopping",
+    "worker_check",
     "worker_error",
     "worker_event",
     "worker_exited",
@@ -74,6 +76,28 @@ def backend_register(server: Server) -> Backend | Sequence[Backend] | None:
     `Backend`, stop `start()` with a `PluginError` naming the plugins. When an
     implementation raises, its backends are missing, and a worker naming one
     fails to start with an error listing the registered backends.
+    """
+
+
+@hookspec
+def worker_check(server: Server, worker: AbstractWorker) -> None:
+    """Check a worker's settings before the server starts it; raise to refuse it.
+
+    Called for every worker in `Server.start()`, after the backends are known
+    and before any worker starts (so a refused worker leaves nothing
+    running); for a worker added to a running server, in `add_worker()`; and
+    for the fresh instance of a restart, in `restart_worker()`. Runs on the
+    thread that called them.
+
+    :param server: the server that is about to start the worker.
+    :param worker: the worker; read its class attributes and
+        ``worker.plugin_options`` for the settings your plugin takes.
+
+    Unlike every other hook, an exception raised here is not isolated: it
+    propagates from `start()`, `add_worker()` or `restart_worker()`, with a
+    note naming the plugin. Raise `TypeError` or `ValueError` with a message
+    that names the worker, the setting and its value, and says what to write
+    instead. The return value is ignored.
     """
 
 

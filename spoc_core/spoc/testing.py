@@ -132,6 +132,10 @@ class HookRecorder:
         self._add("backend_register", server)
 
     @hookimpl
+    def worker_check(self, server: Server, worker: AbstractWorker) -> None:
+        self._add("worker_check", server, worker)
+
+    @hookimpl
     def server_starting(self, server: Server) -> None:
         self._add("server_starting", server)
 
