@@ -95,8 +95,9 @@ class HookRecorder:
         """Block until `hook` has been called with arguments that match; return that call.
 
         `match` compares arguments by name: ``worker="job"`` and ``server="s"``
-        match names; any other, e.g. ``topic="metrics.inc"`` or ``reason="signal"``,
-        must equal the argument.
+        match names; ``data={"n": 1}`` matches a record whose data holds those
+        fields (and maybe others); any other, e.g. ``topic="metrics.inc"`` or
+        ``reason="signal"``, must equal the argument.
 
         Raises:
             TimeoutError: no such call within `timeout` seconds; the message lists the calls made.
@@ -185,6 +186,10 @@ def _matches(call: HookCall, match: dict[str, Any]) -> bool:
                 return False
         elif key == "server":
             if call.server != wanted:
+                return False
+        elif key == "data" and isinstance(wanted, dict) and isinstance(call.kwargs.get("data"), dict):
+            data = call.kwargs["data"]
+            if any(field not in data or data[field] != value for field, value in wanted.items()):
                 return False
         elif key not in call.kwargs or call.kwargs[key] != wanted:
             return False

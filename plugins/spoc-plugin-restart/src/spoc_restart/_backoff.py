@@ -1,0 +1,71 @@
+"""How long to wait before a restart, and how many restarts are too many."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from ._settings import check_seconds
+
+__all__ = ["Backoff", "RestartWindow"]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter and a cap, reset once a worker has stayed up.
+
+    The n-th consecutive restart of a worker waits
+    ``min(max, initial * factor ** (n - 1))``, scaled by a random factor
+    between ``1 - jitter`` and ``1 + jitter`` (so that workers failing
+    together do not restart in lockstep), and never more than `max`. A worker
+    that stayed up `reset_after` seconds before it ended starts over at
+    `initial`.
+
+    Attributes:
+        initial: seconds before the first restart (0 restarts at once).
+        factor: growth per consecutive restart (>= 1).
+        max: the cap, in seconds.
+        jitter: the random spread, a fraction between 0 and 1.
+        reset_after: seconds of uptime after which a worker counts as stable.
+    """
+
+    initial: float = 0.1
+    factor: float = 2.0
+    max: float = 30.0
+    jitter: float = 0.1
+    reset_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        for setting in ("initial", "max", "reset_after"):
+            check_seconds("Backoff", setting, getattr(self, setting))
+        if not isinstance(self.factor, int | float) or self.factor < 1:
+            raise ValueError(f"Backoff: factor={self.factor!r} must be a number >= 1")
+        if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
+            raise ValueError(f"Backoff: jitter={self.jitter!r} must be a fraction between 0 and 1")
+
+    def delay(self, attempt: int, random: float) -> float:
+        """Seconds before consecutive restart number `attempt` (1 for the first); `random` is in [0, 1)."""
+        exponent = min(attempt - 1, 1000)  # past the cap long before; keeps the power finite
+        base = min(self.max, self.initial * self.factor**exponent)
+        return min(self.max, base * (1.0 - self.jitter + 2.0 * self.jitter * random))
+
+
+class RestartWindow:
+    """The restart intensity: at most `limit` restarts within any `within` seconds (None: no limit)."""
+
+    def __init__(self, limit: int | None, within: float) -> None:
+        self.limit = limit
+        self.within = within
+        self._times: collections.deque[float] = collections.deque()
+
+    def allows(self, now: float) -> bool:
+        """Whether one more restart at `now` stays within the limit."""
+        while self._times and now - self._times[0] >= self.within:
+            self._times.popleft()
+        return self.limit is None or len(self._times) < self.limit
+
+    def add(self, now: float) -> None:
+        self._times.append(now)
+
+    def __len__(self) -> int:
+        return len(self._times)

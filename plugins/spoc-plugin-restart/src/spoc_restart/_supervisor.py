@@ -1,0 +1,515 @@
+"""Supervisor: the plugin that keeps a server's workers running, as an Erlang/OTP supervisor does.
+
+It decides in the ``worker_exited`` hook, on the server's monitor thread:
+whether the worker's policy wants it back, whether the restart intensity
+allows one more restart (past it, the server stops and reports failure), how
+long to back off, and which workers restart with it (the strategy). The
+restart itself is the core's `Server.restart_worker`: a fresh instance, built
+from the same constructor arguments, started after the delay.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import random
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, SpocError, WorkerExit, hookimpl
+
+from ._backoff import Backoff, RestartWindow
+from ._settings import (
+    STRATEGIES,
+    Policy,
+    Strategy,
+    WorkerSettings,
+    check_choice,
+    check_count,
+    check_seconds,
+    settings_of,
+)
+from ._watchdog import Hang, Watchdog
+
+__all__ = ["ALIVE_TOPIC", "HUNG_TOPIC", "RestartStatus", "Supervisor"]
+
+logger = logging.getLogger("spoc.restart")
+
+HUNG_TOPIC = "spoc_restart.hung"
+"""The record a process worker's child sends when its watchdog finds it hung."""
+ALIVE_TOPIC = "spoc_restart.alive"
+"""The record a process worker's child sends on each round of its watchdog: the watchdog itself runs."""
+RECOVERED_TOPIC = "spoc_restart.recovered"
+
+WEDGED_AFTER = 2.0
+"""A process worker's child whose watchdog has not reported for this many timeouts is stuck where
+Python cannot run (native code holding the GIL, or a stopped process): it is killed without a stack."""
+
+
+@dataclass(frozen=True)
+class RestartStatus:
+    """What the supervisor knows of one worker (for dashboards and metrics).
+
+    Attributes:
+        restarts: how many times it was restarted (the current instance's ``restarts``).
+        consecutive_failures: restarts since it last stayed up ``reset_after`` seconds.
+        last_error: the last error any of its instances reported.
+        last_exit: how its last instance that ended ended.
+        hung: whether the watchdog reports it hung right now.
+        delays: the backoff waited before each of its last restarts (at most 64), oldest first.
+    """
+
+    restarts: int
+    consecutive_failures: int
+    last_error: ErrorRecord | None
+    last_exit: WorkerExit | None
+    hung: bool
+    delays: tuple[float, ...]
+
+
+@dataclass
+class _WorkerState:
+    window: RestartWindow | None = None
+    consecutive: int = 0
+    started_at: float | None = None
+    restarts: int = 0
+    last_error: ErrorRecord | None = None
+    last_exit: WorkerExit | None = None
+    hung: bool = False
+    delays: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=64))
+
+
+@dataclass
+class _Group:
+    """A one_for_all / rest_for_one restart: the workers to start again once those stopped have ended."""
+
+    delay: float
+    restart: set[str]
+    waiting: set[str]
+
+
+@dataclass
+class _Remote:
+    """A process worker whose watchdog runs in its child: when the child last reported."""
+
+    worker: Any
+    timeout: float
+    last_report: float
+    killed: bool = False
+
+
+@dataclass
+class _ServerState:
+    window: RestartWindow
+    workers: dict[str, _WorkerState] = field(default_factory=dict)
+    group: _Group | None = None
+    stopping: bool = False
+    gave_up: bool = False
+    watchdog: Watchdog | None = None
+    remote: dict[str, _Remote] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def of(self, name: str) -> _WorkerState:
+        return self.workers.setdefault(name, _WorkerState())
+
+
+class Supervisor:
+    """A spoc plugin that restarts the workers of every server it is given to.
+
+    Installed (``pip install spoc-plugin-restart``) it supervises every server
+    with the defaults below; ``Server(plugins=[Supervisor(...)])`` gives a
+    server a configured one instead (it takes the installed one's name,
+    ``restart``, and replaces it). Each worker may override `policy`,
+    its own restart intensity and `watchdog_timeout` with class attributes or
+    ``plugin_options`` named ``restart_policy``, ``max_restarts``,
+    ``restart_within`` and ``watchdog_timeout``.
+
+    Args:
+        strategy: which workers restart with a failed one: ``"one_for_one"``
+            (itself), ``"one_for_all"`` (every worker: the others are stopped
+            first) or ``"rest_for_one"`` (itself and those added after it).
+        policy: the default restart policy: ``"on-failure"``, ``"always"`` or ``"never"``.
+        max_restarts: the server's restart intensity: at most this many
+            restarts within `within` seconds, all workers together; one more
+            and the server shuts down gracefully, reporting failure (None: no limit).
+        within: the intensity's window, in seconds.
+        backoff: the delay before each restart (`Backoff`).
+        watchdog_timeout: the default seconds without a heartbeat after which
+            a worker is hung (None: no watchdog).
+        clock: the monotonic clock for the intensity window and uptime (tests inject one).
+        random: the source of jitter, a float in [0, 1) per call (tests inject one).
+    """
+
+    name = "restart"
+
+    def __init__(
+        self,
+        strategy: Strategy = "one_for_one",
+        policy: Policy = "on-failure",
+        max_restarts: int | None = 5,
+        within: float = 60.0,
+        backoff: Backoff | None = None,
+        watchdog_timeout: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        owner = "Supervisor"
+        self.strategy: Strategy = check_choice(owner, "strategy", strategy, STRATEGIES)  # type: ignore[assignment]
+        self.max_restarts = check_count(owner, "max_restarts", max_restarts)
+        self.within: float = check_seconds(owner, "within", within, positive=True)
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"Supervisor: backoff={backoff!r} must be a spoc_restart.Backoff")
+        self.backoff = backoff or Backoff()
+        self._defaults: dict[str, Any] = {
+            "restart_policy": policy,
+            "max_restarts": None,
+            "restart_within": self.within,
+            "watchdog_timeout": watchdog_timeout,
+        }
+        settings_of(_Probe(), **self._defaults)  # refuses a bad policy or watchdog_timeout now
+        self.policy: Policy = policy
+        self.watchdog_timeout = watchdog_timeout
+        self._clock = clock
+        self._random = random
+        self._states: weakref.WeakKeyDictionary[Server, _ServerState] = weakref.WeakKeyDictionary()
+        self._states_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"Supervisor(strategy={self.strategy!r}, policy={self.policy!r}, max_restarts={self.max_restarts}, "
+            f"within={self.within:g}, watchdog_timeout={self.watchdog_timeout})"
+        )
+
+    # ------------------------------------------------------------------ pickling (to process workers' children)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a child needs (the settings): not the servers' state, nor an injected clock."""
+        keep = ("strategy", "max_restarts", "within", "backoff", "_defaults", "policy", "watchdog_timeout")
+        return {key: self.__dict__[key] for key in keep}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._clock = time.monotonic
+        self._random = random.random
+        self._states = weakref.WeakKeyDictionary()
+        self._states_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ what others may read
+
+    def settings(self, worker: AbstractWorker) -> WorkerSettings:
+        """`worker`'s supervision: its own settings over this supervisor's defaults.
+
+        Raises:
+            ValueError: a setting of the worker's is not valid (the message names it).
+        """
+        return settings_of(worker, **self._defaults)
+
+    def status(self, server: Server) -> dict[str, RestartStatus]:
+        """What this supervisor knows of each worker of `server` it has seen end or start."""
+        state = self._state(server)
+        with state.lock:
+            return {
+                name: RestartStatus(ws.restarts, ws.consecutive, ws.last_error, ws.last_exit, ws.hung, tuple(ws.delays))
+                for name, ws in state.workers.items()
+            }
+
+    def _state(self, server: Server) -> _ServerState:
+        with self._states_lock:
+            state = self._states.get(server)
+            if state is None:
+                state = self._states[server] = _ServerState(RestartWindow(self.max_restarts, self.within))
+            return state
+
+    # ------------------------------------------------------------------ hooks in the server's process
+
+    @hookimpl
+    def worker_check(self, worker: AbstractWorker) -> None:
+        self.settings(worker)
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        with self._states_lock:
+            self._states[server] = _ServerState(RestartWindow(self.max_restarts, self.within))
+
+    @hookimpl
+    def worker_started(self, server: Server, worker: AbstractWorker) -> None:
+        state = self._state(server)
+        timeout = self.settings(worker).watchdog_timeout
+        with state.lock:
+            ws = state.of(worker.name)
+            ws.started_at = self._clock()
+            ws.restarts = worker.restarts
+            if timeout is None or state.stopping:
+                return
+            watchdog = self._watchdog(server, state)
+            if isinstance(worker, ProcessWorker):  # its child's watchdog judges it; ours checks that one runs
+                state.remote[worker.name] = _Remote(worker, timeout, time.monotonic())
+                watchdog.start(timeout)
+            else:
+                watchdog.watch(worker, timeout)
+
+    @hookimpl
+    def worker_record(self, server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
+        if not topic.startswith("spoc_restart."):
+            return
+        state = self._state(server)
+        with state.lock:
+            remote = state.remote.get(worker.name)
+            if remote is not None and remote.worker is worker:
+                remote.last_report = time.monotonic()
+            if topic == HUNG_TOPIC:
+                state.of(worker.name).hung = True
+        if topic == HUNG_TOPIC:
+            hang = Hang(data["seconds"], data["timeout"], data["loop_blocked"], data["stack"])
+            logger.error("%s; killing it (pid %s). It is at:\n%s", hang.describe(worker.name), data["pid"], hang.stack)
+            server.kill_worker(worker)
+        elif topic == RECOVERED_TOPIC:
+            logger.warning("worker %r shows it is alive again", worker.name)
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        state = self._state(server)
+        with state.lock:
+            if state.watchdog is not None:
+                state.watchdog.unwatch(worker)
+            if (remote := state.remote.get(worker.name)) is not None and remote.worker is worker:
+                del state.remote[worker.name]
+            ws = state.of(worker.name)
+            now = self._clock()
+            if ws.started_at is not None and now - ws.started_at >= self.backoff.reset_after:
+                ws.consecutive = 0  # it stayed up: a failure now is not part of a crash loop
+            ws.started_at, ws.last_exit, ws.hung = None, exit_info, False
+            ws.last_error = exit_info.error or ws.last_error
+            if state.stopping or state.gave_up:
+                return
+            group = state.group
+            if group is not None and worker.name in group.waiting:
+                group.waiting.discard(worker.name)
+                if not group.waiting:
+                    self._restart_group(server, state)
+                return
+            settings = self.settings(worker)
+            if not _wants_restart(settings.restart_policy, exit_info):
+                if exit_info.outcome != "stopped":
+                    logger.info(
+                        "worker %r ended (%s) and is not restarted (restart_policy=%r)",
+                        worker.name,
+                        exit_info.outcome,
+                        settings.restart_policy,
+                    )
+                return
+            failure = self._past_intensity(state, ws, worker, settings, exit_info, now)
+            if failure is not None:
+                state.gave_up = True
+        if failure is not None:
+            server.stop(failure=failure)
+            return
+        with state.lock:
+            ws.consecutive += 1
+            delay = self.backoff.delay(ws.consecutive, self._random())
+            ws.delays.append(delay)
+            self._restart(server, state, worker, exit_info, delay)
+
+    @hookimpl
+    def server_stopping(self, server: Server) -> None:
+        state = self._state(server)
+        with state.lock:
+            state.stopping = True
+            state.group = None
+            state.remote.clear()
+
+    @hookimpl
+    def server_stopped(self, server: Server) -> None:
+        state = self._state(server)
+        with state.lock:
+            watchdog, state.watchdog = state.watchdog, None
+        if watchdog is not None:
+            watchdog.close()
+
+    # ------------------------------------------------------------------ deciding
+
+    def _past_intensity(
+        self,
+        state: _ServerState,
+        ws: _WorkerState,
+        worker: AbstractWorker,
+        settings: WorkerSettings,
+        exit_info: WorkerExit,
+        now: float,
+    ) -> str | None:
+        """None when one more restart is allowed (and counted); else why the server gives up."""
+        if ws.window is None:
+            ws.window = RestartWindow(settings.max_restarts, settings.restart_within)
+        for window, whose in ((ws.window, "the worker's"), (state.window, "the server's")):
+            if not window.allows(now):
+                return (
+                    f"worker {worker.name!r} {_ended(exit_info)} after {len(window)} restart(s) within "
+                    f"{window.within:g}s, {whose} limit (max_restarts={window.limit}); its last error: "
+                    f"{_describe(ws.last_error, exit_info)}"
+                )
+        ws.window.add(now)
+        state.window.add(now)
+        return None
+
+    def _companions(self, server: Server, worker: AbstractWorker) -> list[AbstractWorker]:
+        """The running workers that restart with `worker` under the strategy, in the order they were added."""
+        if self.strategy == "one_for_one":
+            return []
+        workers = list(server.workers)
+        after = workers[workers.index(worker) + 1 :] if worker in workers else []
+        chosen = after if self.strategy == "rest_for_one" else [w for w in workers if w is not worker]
+        return [w for w in chosen if w.started and w.exit_info is None]
+
+    def _restart(
+        self, server: Server, state: _ServerState, worker: AbstractWorker, exit_info: WorkerExit, delay: float
+    ) -> None:
+        waiting = state.group.waiting if state.group is not None else set()
+        companions = [w for w in self._companions(server, worker) if w.name not in waiting]
+        logger.warning(
+            "worker %r %s: restarting it in %.2fs (restart %d)%s",
+            worker.name,
+            _ended(exit_info),
+            delay,
+            worker.restarts + 1,
+            f" with {', '.join(repr(w.name) for w in companions)} ({self.strategy})" if companions else "",
+        )
+        if state.group is None and not companions:
+            try:
+                server.restart_worker(worker, delay)
+            except (ValueError, SpocError) as exc:
+                logger.error("worker %r could not be restarted: %s", worker.name, exc)
+            return
+        group = state.group or _Group(delay, set(), set())
+        state.group = group
+        group.delay = max(group.delay, delay)
+        group.restart.add(worker.name)
+        group.restart.update(w.name for w in companions if self.settings(w).restart_policy != "never")
+        group.waiting.update(w.name for w in companions)
+        for companion in companions:
+            companion.stop()
+        if not group.waiting:
+            self._restart_group(server, state)
+
+    def _restart_group(self, server: Server, state: _ServerState) -> None:
+        group, state.group = state.group, None
+        if group is None:
+            return
+        for worker in server.workers:
+            if worker.name in group.restart:
+                try:
+                    server.restart_worker(worker, group.delay)
+                except (ValueError, SpocError) as exc:
+                    logger.error("worker %r could not be restarted: %s", worker.name, exc)
+
+    # ------------------------------------------------------------------ the watchdog
+
+    def _watchdog(self, server: Server, state: _ServerState) -> Watchdog:
+        if state.watchdog is None:
+            state.watchdog = Watchdog(
+                f"spoc-watchdog:{server.name}",
+                on_hung=lambda worker, hang: self._thread_hung(state, worker, hang),
+                on_alive=lambda worker: self._thread_alive(state, worker),
+                on_check=lambda: self._check_children(server, state),
+            )
+        return state.watchdog
+
+    def _thread_hung(self, state: _ServerState, worker: AbstractWorker, hang: Hang) -> None:
+        with state.lock:
+            state.of(worker.name).hung = True
+        logger.error(
+            "%s; a thread cannot be killed, so it keeps running. It is at:\n%s",
+            hang.describe(worker.name),
+            hang.stack.rstrip("\n"),
+        )
+
+    def _thread_alive(self, state: _ServerState, worker: AbstractWorker) -> None:
+        with state.lock:
+            state.of(worker.name).hung = False
+        logger.warning("worker %r shows it is alive again", worker.name)
+
+    def _check_children(self, server: Server, state: _ServerState) -> None:
+        """On the watchdog's thread: kill a child whose own watchdog has gone silent."""
+        now = time.monotonic()
+        with state.lock:
+            wedged = [
+                r for r in state.remote.values() if not r.killed and now - r.last_report > WEDGED_AFTER * r.timeout
+            ]
+            for remote in wedged:
+                remote.killed = True
+        for remote in wedged:
+            logger.error(
+                "worker %r is hung: its child's watchdog has not reported for %.1fs (watchdog_timeout=%g), so "
+                "Python cannot run there (native code holding the GIL, or a stopped process); killing it "
+                "(pid %s) without a stack",
+                remote.worker.name,
+                now - remote.last_report,
+                remote.timeout,
+                getattr(remote.worker, "pid", "?"),
+            )
+            server.kill_worker(remote.worker)
+
+    # ------------------------------------------------------------------ in a process worker's child
+
+    @hookimpl
+    def child_starting(self, worker: AbstractWorker) -> None:
+        timeout = self.settings(worker).watchdog_timeout
+        if timeout is None:
+            return
+        watchdog = Watchdog(
+            f"spoc-watchdog:{worker.name}",
+            on_hung=lambda hung, hang: _tell(worker, HUNG_TOPIC, **_hang_fields(hang)),
+            on_alive=lambda alive: _tell(worker, RECOVERED_TOPIC),
+            on_check=lambda: _tell(worker, ALIVE_TOPIC),
+        )
+        watchdog.watch(worker, timeout)
+
+
+class _Probe:
+    """Stands for a worker with no settings of its own, to check a supervisor's defaults."""
+
+    name = "<default>"
+    plugin_options: ClassVar[dict[str, Any]] = {}
+
+
+def _wants_restart(policy: Policy, exit_info: WorkerExit) -> bool:
+    """A stop that was asked for is never a failure; ``on-failure`` wants failed and killed workers back."""
+    if exit_info.outcome == "stopped" or policy == "never":
+        return False
+    return policy == "always" or exit_info.outcome in ("failed", "killed")
+
+
+def _ended(exit_info: WorkerExit) -> str:
+    if exit_info.outcome == "killed" and exit_info.exitcode is not None and exit_info.exitcode < 0:
+        return f"was killed by {signal.Signals(-exit_info.exitcode).name}"
+    return {"failed": "failed", "killed": "was killed", "clean": "ended"}.get(exit_info.outcome, exit_info.outcome)
+
+
+def _describe(error: ErrorRecord | None, exit_info: WorkerExit) -> str:
+    if error is not None:
+        return f"{error.type_name}: {error.message} (in {error.phase})" if error.message else error.type_name
+    return f"none reported ({_ended(exit_info)}, exit code {exit_info.exitcode})"
+
+
+def _hang_fields(hang: Hang) -> dict[str, Any]:
+    return {
+        "seconds": hang.seconds,
+        "timeout": hang.timeout,
+        "loop_blocked": hang.loop_blocked,
+        "stack": hang.stack,
+        "pid": os.getpid(),
+    }
+
+
+def _tell(worker: AbstractWorker, topic: str, **data: Any) -> None:
+    """Send a record from the child's watchdog; once the body has ended there is no one to tell."""
+    try:
+        worker.send_record(topic, **data)
+    except (SpocError, OSError, ValueError):
+        pass

@@ -1,0 +1,178 @@
+"""Workers for the restart plugin's tests; a module of its own so that spawned children import them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from spoc import AbstractWorker, ProcessWorker, ThreadWorker
+
+
+class Flaky(AbstractWorker):
+    """Fails in `fail_in` ("setup" or "main") while `restarts < failures`; then reports and waits for stop.
+
+    It marks itself dirty before failing: a restarted instance must not be.
+    """
+
+    def __init__(self, name: str, fail_in: str = "main", failures: int = 1, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.fail_in = fail_in
+        self.failures = failures
+        self.dirty = False
+
+    def _maybe_fail(self, phase: str) -> None:
+        if phase == self.fail_in and self.restarts < self.failures:
+            self.dirty = True
+            raise RuntimeError(f"{self.name} failed in {phase}, run {self.restarts}")
+
+    def setup(self) -> None:
+        self._maybe_fail("setup")
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=self.dirty, pid=os.getpid())
+        self._maybe_fail("main")
+        while not self.wait(60):
+            pass
+
+
+class FlakyThread(Flaky, ThreadWorker):
+    pass
+
+
+class FlakyProcess(Flaky, ProcessWorker):
+    pass
+
+
+class FlakyAsync(ThreadWorker):
+    """An async worker that fails in main on its first run."""
+
+    async def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        if self.restarts == 0:
+            await asyncio.sleep(0)
+            raise RuntimeError("async failure")
+        await self.sleep(60)
+
+
+class FlakyAsyncProcess(ProcessWorker):
+    async def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        if self.restarts == 0:
+            raise RuntimeError("async failure in a child")
+        await self.sleep(60)
+
+
+class EndsAtOnce(ThreadWorker):
+    """Reports, then returns from main: a clean end on its own account."""
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+
+
+class Steady(ThreadWorker):
+    """Reports, then runs until it is stopped."""
+
+    def __init__(self, name: str, **options: Any) -> None:
+        super().__init__(name, **options)
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        while not self.wait(60):
+            pass
+
+
+class SteadyProcess(ProcessWorker):
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        while not self.wait(60):
+            pass
+
+
+class Aborts(ProcessWorker):
+    """Dies from os.abort() on its first run."""
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        if self.restarts == 0:
+            os.abort()
+        while not self.wait(60):
+            pass
+
+
+class Stuck(ThreadWorker):
+    """On its first run, blocks in main without a heartbeat until `release` is set."""
+
+    def __init__(self, name: str, release: threading.Event, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.release = release
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        self.release.wait(60)  # a stand-in for a call that never returns
+        while not self.wait(60):
+            pass
+
+
+class StuckProcess(ProcessWorker):
+    """On its first run, sleeps in main without a heartbeat (until the watchdog has it killed)."""
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        if self.restarts == 0:
+            time.sleep(60)  # a stand-in for a call that never returns
+        while not self.wait(60):
+            pass
+
+
+class BlocksItsLoop(ThreadWorker):
+    """An async worker whose coroutine blocks the event loop until `release` is set."""
+
+    def __init__(self, name: str, release: threading.Event, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.release = release
+
+    async def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        self.release.wait(60)  # a blocking call inside a coroutine
+        await self.sleep(60)
+
+
+class BlocksItsLoopProcess(ProcessWorker):
+    async def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        if self.restarts == 0:
+            time.sleep(60)  # a blocking call inside a coroutine
+        await self.sleep(60)
+
+
+class Busy(ThreadWorker):
+    """Works without waiting, reading is_running between steps: alive, however busy."""
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        while self.is_running:
+            sum(range(1000))
+
+
+class FailsOnStop(ThreadWorker):
+    """Fails when it is asked to stop: a failure during shutdown."""
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        while not self.wait(60):
+            pass
+        raise RuntimeError("failed while stopping")
+
+
+class StopsHimself(ProcessWorker):
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        self.stop()
+
+
+def kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
