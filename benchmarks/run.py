@@ -17,6 +17,10 @@
   timestamp, taken in the child) to the plugin's ``worker_record`` call in the
   parent, one event at a time; floor: a raw forked child writing a timestamp
   to a pipe that a thread of the parent waits on with poll().
+- restart (with spoc-plugin-restart installed): from SIGKILL of a supervised
+  process worker to its replacement's "startup" event in the parent, zero
+  backoff; floor: a raw parent that waits for its forked child's death with
+  waitpid() and forks a new one, which writes to a pipe the parent reads.
 
 Each benchmark runs in a fresh interpreter. Each figure is the median of many rounds, spoc's and the floor's taken in
 turns (a round of one, then a round of the other), so that a change in the
@@ -36,7 +40,9 @@ import argparse
 import logging
 import multiprocessing
 import os
+import queue
 import select
+import signal
 import statistics
 import struct
 import subprocess
@@ -386,6 +392,74 @@ def event_delay_floor(rounds: int) -> list[float]:
 # ---------------------------------------------------------------------- report
 
 
+class RestartTarget(ProcessWorker):
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+
+class StartupTimes:
+    """Notes when each worker's "startup" reaches the parent, and the child's pid."""
+
+    name = "startup-times"
+
+    def __init__(self) -> None:
+        self.started: queue.Queue[tuple[float, int]] = queue.Queue()
+
+    @hookimpl
+    def worker_started(self, event: Any) -> None:
+        self.started.put((time.monotonic(), event.pid))
+
+
+def restart_latency_spoc(cycles: int) -> list[float]:
+    from spoc_restart import Backoff, Supervisor
+
+    logging.getLogger("spoc").setLevel(logging.CRITICAL)  # a log line per kill and per restart: the floor has none
+    times = StartupTimes()
+    supervisor = Supervisor(max_restarts=None, backoff=Backoff(initial=0.0, jitter=0.0))
+    server = Server("bench-restart", plugins=[supervisor, times])
+    server.add_worker(RestartTarget("target", start_method="fork"))
+    server.start()
+    _, pid = times.started.get(timeout=30)
+    latencies = []
+    for _ in range(cycles):
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        started, pid = times.started.get(timeout=30)
+        latencies.append(started - killed)
+    server.stop()
+    server.join_all(10)
+    return latencies
+
+
+def restart_latency_floor(cycles: int) -> list[float]:
+    ready_r, ready_w = os.pipe()
+
+    def fork_one() -> int:
+        pid = os.fork()
+        if pid == 0:
+            os.write(ready_w, b"r")
+            while True:
+                signal.pause()
+        return pid
+
+    pid = fork_one()
+    os.read(ready_r, 1)
+    latencies = []
+    for _ in range(cycles):
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pid = fork_one()
+        os.read(ready_r, 1)
+        latencies.append(time.monotonic() - killed)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(ready_r)
+    os.close(ready_w)
+    return latencies
+
+
 def row(name: str, spoc: float, floor: float, unit: str, target: str, ok: bool) -> None:
     ratio = spoc / floor if floor else float("inf")
     verdict = "ok" if ok else "MISSED"
@@ -465,6 +539,25 @@ def event_delay_section(rounds: int) -> int:
     return int(not ok)
 
 
+def restart_section(rounds: int) -> int:
+    try:
+        import spoc_restart  # noqa: F401
+    except ImportError:
+        print(f"{'restart after SIGKILL':<42} skipped: spoc-plugin-restart is not installed (nox -s bench installs it)")
+        return 0
+    spoc_ms, floor_ms = (
+        1e3 * t
+        for t in paired_medians(
+            rounds,
+            lambda: statistics.median(restart_latency_spoc(20)),
+            lambda: statistics.median(restart_latency_floor(20)),
+        )
+    )
+    ok = spoc_ms <= 3 * floor_ms
+    row("restart: SIGKILL -> replacement's startup", spoc_ms, floor_ms, "ms", "<=3x raw waitpid+fork", ok)
+    return int(not ok)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -474,6 +567,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "memory": memory_section,
     "dispatch": dispatch_section,
     "event-delay": event_delay_section,
+    "restart": restart_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""

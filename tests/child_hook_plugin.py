@@ -22,3 +22,39 @@ class RaisesInChild:
     @hookimpl
     def child_starting(self, worker: Any) -> None:
         raise RuntimeError(f"plugin bug in the child of {worker.name}")
+
+
+class Ordered:
+    """Reports its name from the child; `when` is "tryfirst", "trylast", "wrapper" or "" (plain)."""
+
+    def __init__(self, name: str, when: str = "") -> None:
+        self.name = name
+        self.when = when
+
+    def report(self, worker: Any) -> None:
+        worker.send_record("test.order", plugin=self.name)
+
+
+class PlainOrdered(Ordered):
+    @hookimpl
+    def child_starting(self, worker: Any) -> None:
+        self.report(worker)
+
+
+class FirstOrdered(Ordered):
+    @hookimpl(tryfirst=True)
+    def child_starting(self, worker: Any) -> None:
+        self.report(worker)
+
+
+class LastOrdered(Ordered):
+    @hookimpl(trylast=True)
+    def child_starting(self, worker: Any) -> None:
+        self.report(worker)
+
+
+class WrappingOrdered(Ordered):
+    @hookimpl(wrapper=True)
+    def child_starting(self, worker: Any) -> Any:
+        self.report(worker)
+        return (yield)

@@ -256,6 +256,25 @@ def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     assert not spoc_hooks.of("child_starting")  # and never in the server's process
 
 
+@pytest.mark.parametrize("with_wrapper", [False, True])
+def test_child_hooks_run_in_pluggys_order(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, with_wrapper: bool
+) -> None:
+    """tryfirst, then the newest registered, then trylast; a hook wrapper among them works as in pluggy."""
+    plugins: list[object] = [
+        child_hook_plugin.LastOrdered("last"),
+        child_hook_plugin.PlainOrdered("older"),
+        child_hook_plugin.PlainOrdered("newer"),
+        child_hook_plugin.FirstOrdered("first"),
+    ]
+    if with_wrapper:
+        plugins.append(child_hook_plugin.WrappingOrdered("wrapper"))
+    spoc_server(ExitsAtOnce("ordered", start_method="spawn"), plugins=plugins).start()
+    spoc_hooks.wait_for("worker_exited", worker="ordered")
+    order = [c["data"]["plugin"] for c in spoc_hooks.of("worker_record", topic="test.order")]
+    assert order == [*(["wrapper"] if with_wrapper else []), "first", "newer", "older", "last"]
+
+
 def test_a_raising_child_hook_is_logged_in_the_child_and_the_worker_starts(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder, capfd: pytest.CaptureFixture[str]
 ) -> None:

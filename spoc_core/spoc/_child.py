@@ -32,7 +32,7 @@ from ._events import WorkerEvent, encode_event
 from ._fork import flush_std_streams
 from ._latch import Latch
 from ._linux import set_parent_death_signal
-from ._plugins import ChildPlugin, Plugins
+from ._plugins import ChildPlugin, call_in_child
 from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL, set_handler, unblock
 from ._worker import AbstractWorker, LifecycleBody
 
@@ -207,8 +207,9 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     try:
         if options.plugins:
             worker._emit = emit
-            plugins = Plugins.in_child(options.server_name, options.plugins)
-            plugins.call("child_starting", worker=worker, server_name=options.server_name)
+            call_in_child(
+                options.server_name, options.plugins, "child_starting", worker=worker, server_name=options.server_name
+            )
         return LifecycleBody(worker, emit).run(options.use_uvloop)
     finally:
         watch.finished.set()

@@ -19,6 +19,7 @@ import difflib
 import functools
 import importlib
 import importlib.metadata
+import inspect
 import logging
 import os
 import pickle
@@ -41,6 +42,7 @@ __all__ = [
     "PluginError",
     "PluginInfo",
     "Plugins",
+    "call_in_child",
     "hookimpl",
 ]
 
@@ -405,6 +407,38 @@ class Plugins:
                 getattr(self._manager.hook, hook)(**kwargs)
             except Exception:  # a hook wrapper raised: implementations themselves are isolated
                 logger.exception("server %r: a hook wrapper of %r raised; the server goes on", self.owner, hook)
+
+
+def call_in_child(owner: str, plugins: Sequence[ChildPlugin], hook: str, **kwargs: Any) -> None:
+    """Call `hook` of the plugins a process worker's child received, in pluggy's order, isolated.
+
+    Without pluggy's machinery when it can (no hook wrapper, no ``specname``):
+    building a plugin manager in a freshly forked child costs more than a
+    millisecond of copy-on-write faults, on the path of every start.
+    """
+    impls: list[tuple[int, str, Callable[..., Any]]] = []
+    for travelled in plugins:
+        method = getattr(travelled.plugin, hook, None)
+        options = getattr(method, f"{hookimpl.project_name}_impl", None)
+        if method is None or not isinstance(options, dict):
+            continue
+        if options.get("wrapper") or options.get("hookwrapper") or options.get("specname"):
+            Plugins.in_child(owner, plugins).call(hook, **kwargs)
+            return
+        rank = 2 if options.get("tryfirst") else 0 if options.get("trylast") else 1
+        impls.append((rank, travelled.name, method))
+    # pluggy: tryfirst before the others before trylast; within each, the last registered first
+    for _, plugin, method in sorted(reversed(impls), key=lambda impl: -impl[0]):
+        try:
+            method(*[kwargs[name] for name in _argnames(method)])
+        except (Exception, SystemExit):
+            _log_failure(plugin, hook)
+
+
+def _argnames(function: Callable[..., Any]) -> list[str]:
+    """The arguments an implementation names (pluggy passes those, by name)."""
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 @functools.cache

@@ -44,7 +44,8 @@ logger = logging.getLogger("spoc.restart")
 HUNG_TOPIC = "spoc_restart.hung"
 """The record a process worker's child sends when its watchdog finds it hung."""
 ALIVE_TOPIC = "spoc_restart.alive"
-"""The record a process worker's child sends on each round of its watchdog: the watchdog itself runs."""
+"""The record a process worker's child sends on each round of its watchdog (``round``: its number):
+the watchdog itself runs."""
 RECOVERED_TOPIC = "spoc_restart.recovered"
 
 WEDGED_AFTER = 2.0
@@ -416,7 +417,7 @@ class Supervisor:
                 f"spoc-watchdog:{server.name}",
                 on_hung=lambda worker, hang: self._thread_hung(state, worker, hang),
                 on_alive=lambda worker: self._thread_alive(state, worker),
-                on_check=lambda: self._check_children(server, state),
+                on_check=lambda rounds: self._check_children(server, state),
             )
         return state.watchdog
 
@@ -466,7 +467,7 @@ class Supervisor:
             f"spoc-watchdog:{worker.name}",
             on_hung=lambda hung, hang: _tell(worker, HUNG_TOPIC, **_hang_fields(hang)),
             on_alive=lambda alive: _tell(worker, RECOVERED_TOPIC),
-            on_check=lambda: _tell(worker, ALIVE_TOPIC),
+            on_check=lambda rounds: _tell(worker, ALIVE_TOPIC, round=rounds),
         )
         watchdog.watch(worker, timeout)
 

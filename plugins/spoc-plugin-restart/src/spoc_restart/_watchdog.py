@@ -64,7 +64,8 @@ class Watchdog:
         on_hung: called on the watchdog's thread with a worker found hung
             and its `Hang`, once per hang.
         on_alive: called when a worker reported hung shows it is alive again.
-        on_check: called on every round (the child's report that the watchdog runs).
+        on_check: called after every round with the round's number, from 1 (a child
+            tells its server that its watchdog runs).
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class Watchdog:
         name: str,
         on_hung: Callable[[Any, Hang], None],
         on_alive: Callable[[Any], None] = lambda worker: None,
-        on_check: Callable[[], None] = lambda: None,
+        on_check: Callable[[int], None] = lambda rounds: None,
     ) -> None:
         self.name = name
         self._on_hung = on_hung
@@ -121,6 +122,7 @@ class Watchdog:
         return max(MIN_INTERVAL, min(MAX_INTERVAL, self._shortest / 4))
 
     def _run(self) -> None:
+        rounds = 0
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -130,7 +132,8 @@ class Watchdog:
                 watched = list(self._watched.values())
             for entry in watched:
                 self._check(entry, time.monotonic())
-            self._on_check()
+            rounds += 1
+            self._on_check(rounds)
 
     def _check(self, entry: _Watched, now: float) -> None:
         worker = entry.worker
