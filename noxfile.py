@@ -1,22 +1,40 @@
-"""Developer sessions: `nox -s tests`, `lint`, `typecheck`, `bench`, `demo`.
+"""Developer sessions: `nox -s tests`, `plugins`, `lint`, `typecheck`, `bench`, `demo`.
 
 Each session installs spoc-core into its own virtualenv from this checkout (not
-editable), so the tests exercise the package as users install it.
+editable), so the tests exercise the package as users install it. Each plugin
+under plugins/ is tested in a virtualenv of its own, installed from its
+directory (not editable) next to spoc-core: installed, a plugin joins every
+server of the process, so it must not be present when the core's tests run.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "virtualenv"
 
+PLUGINS = sorted(p.name for p in Path("plugins").iterdir() if (p / "pyproject.toml").is_file())
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (pass pytest options after --)."""
+    """The whole test suite: the core's (pass pytest options after --), then each plugin's."""
     session.install(".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
+    session.notify("plugins")
+
+
+@nox.session
+@nox.parametrize("plugin", PLUGINS)
+def plugins(session: nox.Session, plugin: str) -> None:
+    """One plugin's tests, against the plugin as pip installs it."""
+    directory = Path("plugins", plugin).resolve()
+    session.install(".[test]", f"{directory}[test]")
+    session.chdir(directory)  # its src/ is then not on sys.path: the installed copy is what is tested
+    session.run("python", "-m", "pytest", *session.posargs, env={"SPOC_TEST_INSTALLED_PLUGIN": plugin})
 
 
 @nox.session
@@ -31,13 +49,13 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core, its pytest plugin included."""
     session.install(".[uvloop]", "mypy>=1.10", "pytest>=7.4")  # pytest: spoc.testing is a pytest plugin
-    session.run("mypy")
+    session.run("mypy")  # the core and every plugin's package (pyproject.toml: [tool.mypy] files)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark, printed as ratios to raw floors measured in the same run."""
-    session.install(".[uvloop]")
+    session.install(".[uvloop]", "./plugins/spoc-plugin-restart")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import threading
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from harness import App
 from spoc import Server, SpocError, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
-from workers_for_tests import FailsFirstTime, FailsFirstTimeThread, WaitsForStop
+from workers_for_tests import FailsFirstTime, FailsFirstTimeHolding, FailsFirstTimeThread, WaitsForStop
 
 
 class RestartsFailures:
@@ -49,6 +51,48 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     assert server.join_all(10) == []
     assert [c["exit_info"].outcome for c in spoc_hooks.of("worker_exited", worker="flaky")] == ["failed", "stopped"]
     assert [e.outcome for e in spoc_hooks.of("server_stopped")[0]["exits"]] == ["stopped"]
+
+
+class PlansRestarts(RestartsFailures):
+    name = "plans-restarts"
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        server.plan_restarts()
+
+
+def children_of(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return {int(child) for child in children.read().split()}
+
+
+@pytest.mark.parametrize("planned", [False, True])
+def test_a_restarted_fork_worker_keeps_what_its_constructor_was_given(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, planned: bool
+) -> None:
+    """A multiprocessing.Event made before the start (it cannot be pickled) still works after a restart:
+    the fork server rebuilds a fork worker from its own copy of the constructor arguments."""
+    flag = multiprocessing.Event()
+    worker = FailsFirstTimeHolding("holding", flag, start_method="fork")
+    server = spoc_server(worker, plugins=[PlansRestarts() if planned else RestartsFailures()], allow_errors=True)
+    server.start()
+    assert flag.wait(30)
+    assert server.workers[0].restarts == 1
+
+
+@pytest.mark.parametrize("planned", [False, True])
+def test_planned_restarts_get_their_fork_server_before_any_thread_runs(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, planned: bool
+) -> None:
+    before = children_of(os.getpid())
+    supervisor = PlansRestarts() if planned else RestartsFailures()
+    server = spoc_server(FailsFirstTime("flaky", start_method="fork"), plugins=[supervisor], allow_errors=True)
+    server.start()  # the worker is forked directly: the program is single-threaded here
+    fork_servers = children_of(os.getpid()) - before - {server.workers[0].pid}  # the worker may be reaped already
+    assert len(fork_servers) == (1 if planned else 0)
+    assert server.restarts_planned is planned
+    spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")
+    assert server.workers[0].restarts == 1
 
 
 def test_the_delay_runs_on_the_monitor_without_a_sleeping_thread(

@@ -302,6 +302,21 @@ class FailsFirstTime(ProcessWorker):
             pass
 
 
+class FailsFirstTimeHolding(ProcessWorker):
+    """Fails on its first run; a restarted instance sets `flag`, a multiprocessing.Event it was built with."""
+
+    def __init__(self, name: str, flag: Any, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.flag = flag
+
+    def main(self) -> None:
+        if self.restarts == 0:
+            raise RuntimeError("first run fails")
+        self.flag.set()
+        while not self.wait(60):
+            pass
+
+
 class FailsFirstTimeThread(ThreadWorker):
     def main(self) -> None:
         if self.restarts == 0:

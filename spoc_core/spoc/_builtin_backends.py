@@ -48,7 +48,8 @@ class ProcessBackend(Backend):
     While the program is still single-threaded at `Server.start()`, ``fork``
     workers are forked directly in `prepare`; every other process worker, and
     any started later, is made by the server's fork server, itself forked in
-    `prepare` before the server starts any thread.
+    `prepare` before the server starts any thread when a worker needs it then
+    or the server plans restarts (`Server.plan_restarts`).
     """
 
     name = "process"
@@ -60,6 +61,7 @@ class ProcessBackend(Backend):
         self._fork_server: ForkServer | None = None
         self._forking_directly = False
         self._terminated: set[str] = set()
+        self._known: dict[str, AbstractWorker] = {}
 
     def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
         processes = [w for w in workers if isinstance(w, ProcessWorker)]
@@ -71,8 +73,10 @@ class ProcessBackend(Backend):
                     break
         finally:
             self._forking_directly = False
-        if any(not w.started and w._needs_fork_server() for w in processes):
-            self._fork_server = ForkServer({w.name: w for w in processes})
+        self._known = {w.name: w for w in processes}
+        restarts = bool(processes) and self._server.restarts_planned  # they come from it, once threads run
+        if restarts or any(not w.started and w._needs_fork_server() for w in processes):
+            self._fork_server = ForkServer(self._known)
             self._fork_server.start()
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
@@ -92,8 +96,10 @@ class ProcessBackend(Backend):
 
     def _running_fork_server(self) -> ForkServer:
         if self._fork_server is None or not self._fork_server.running:
-            # Only a process worker added after start() to a server that had none gets here.
-            self._fork_server = ForkServer({})
+            # Only a worker added after start(), or restarted by a supervisor that did not call
+            # Server.plan_restarts(), gets here, to a server whose process workers were all forked
+            # directly: the helper is forked now, from a program that runs threads (see _zygote).
+            self._fork_server = ForkServer(self._known)
             self._fork_server.start()
         return self._fork_server
 

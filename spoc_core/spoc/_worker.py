@@ -362,7 +362,9 @@ class AbstractWorker(abc.ABC):
         supervisor wants when it restarts a worker.
         """
         args, kwargs = self._init_args
-        return type(self)(*args, **kwargs)
+        fresh = type(self)(*args, **kwargs)
+        fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
+        return fresh
 
     def _check_startable(self) -> None:
         if self.started:

@@ -133,6 +133,19 @@ class ForkServer:
         """Whether the helper has `worker` in its memory (registered before start), so it is not pickled."""
         return worker is self._registered.get(worker.name)
 
+    def _template_of(self, worker: AbstractWorker) -> AbstractWorker | None:
+        """The registered worker `worker` is a fresh instance of (`fresh_instance`), if any.
+
+        The helper rebuilds a restarted fork worker from its own copy of that
+        one, as `fresh_instance` would: then nothing is pickled, and what the
+        constructor arguments hold (a multiprocessing.Event made before the
+        server started, say, which cannot be pickled) is what a fork inherits.
+        """
+        held = self._registered.get(worker.name)
+        if held is None or held is worker or type(held) is not type(worker):
+            return None
+        return held if held._init_args is worker._init_args else None
+
     def launch(
         self, worker: AbstractWorker, method: str, control_fd: int, event_fd: int, options: ChildOptions
     ) -> ForkedChild:
@@ -140,6 +153,8 @@ class ForkServer:
         passed: list[int] = []
         if self.holds(worker):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
+        elif method == "fork" and self._template_of(worker) is not None:
+            request = {"mode": "fresh", "name": worker.name, "restarts": worker.restarts}
         else:
             payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
@@ -408,6 +423,10 @@ def _launch_with_multiprocessing(
 def _resolve(request: dict[str, Any], registered: Mapping[str, AbstractWorker]) -> AbstractWorker:
     if request["mode"] == "ref":
         return registered[request["name"]]
+    if request["mode"] == "fresh":
+        fresh = registered[request["name"]].fresh_instance()
+        fresh.restarts = request["restarts"]
+        return fresh
     worker = pickle.loads(request["payload"])
     assert isinstance(worker, AbstractWorker)
     return worker

@@ -47,6 +47,22 @@ class FlakyProcess(Flaky, ProcessWorker):
     pass
 
 
+class FailsOnCue(ProcessWorker):
+    """On its first run, fails when `cue` (a multiprocessing.Event) is set: once its companions all run."""
+
+    def __init__(self, name: str, cue: Any, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.cue = cue
+
+    def main(self) -> None:
+        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        if self.restarts == 0:
+            self.cue.wait(30)
+            raise RuntimeError(f"{self.name} failed on cue")
+        while not self.wait(60):
+            pass
+
+
 class FlakyAsync(ThreadWorker):
     """An async worker that fails in main on its first run."""
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from conftest import FakeClock, Timeline
 from restart_workers import FlakyThread
-from spoc_restart import Backoff, Supervisor
-
 from spoc.testing import HookRecorder, ServerFactory
+from spoc_restart import Backoff, Supervisor
 
 
 def test_the_delay_doubles_up_to_the_cap() -> None:

@@ -6,9 +6,8 @@ import itertools
 import re
 
 from restart_workers import EndsAtOnce, FailsOnStop, FlakyProcess, FlakyThread, Steady
-from spoc_restart import Backoff, Supervisor
-
 from spoc.testing import HookRecorder, ServerFactory
+from spoc_restart import Backoff, Supervisor
 
 FAST = Backoff(initial=0.0, jitter=0.0)
 

@@ -6,6 +6,7 @@ import signal
 from typing import Any
 
 import pytest
+
 from restart_workers import (
     Aborts,
     EndsAtOnce,
@@ -17,11 +18,10 @@ from restart_workers import (
     StopsHimself,
     kill,
 )
-from spoc_restart import Backoff, Supervisor
-from supervision import data_of, running
-
 from spoc import Server
 from spoc.testing import HookRecorder, ServerFactory
+from spoc_restart import Backoff, Supervisor
+from supervision import data_of, running
 
 FAST = Backoff(initial=0.0, jitter=0.0)
 
@@ -169,3 +169,13 @@ def test_the_installed_plugin_supervises_and_a_given_one_replaces_it(
 
     configured = Server(plugins=[Supervisor(policy="never")])
     assert [(p.name, p.source) for p in configured.plugins if p.name == "restart"] == [("restart", "explicit")]
+
+
+def test_under_nox_the_installed_package_is_what_is_tested() -> None:
+    import os
+
+    import spoc_restart
+
+    if os.environ.get("SPOC_TEST_INSTALLED_PLUGIN") != "spoc-plugin-restart":
+        pytest.skip("run by `nox -s plugins`, which installs the plugin as pip does (not editable)")
+    assert "site-packages" in spoc_restart.__file__

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
-from restart_workers import FlakyProcess, FlakyThread, Steady, SteadyProcess
+
+from restart_workers import FailsOnCue, FlakyThread, Steady, SteadyProcess
+from spoc.testing import HookRecorder, ServerFactory
 from spoc_restart import Backoff, Supervisor
 from supervision import running
-
-from spoc.testing import HookRecorder, ServerFactory
 
 FAST = Backoff(initial=0.0, jitter=0.0)
 
@@ -27,9 +29,13 @@ def restarts(server: object) -> dict[str, int]:
 def test_which_workers_restart_with_a_failed_one(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder, strategy: str, expected: dict[str, int]
 ) -> None:
-    a, b, c = Steady("a"), FlakyProcess("b", failures=1), SteadyProcess("c")
+    cue = multiprocessing.Event()
+    a, b, c = Steady("a"), FailsOnCue("b", cue), SteadyProcess("c")
     server = spoc_server(a, b, c, plugins=[Supervisor(strategy=strategy, backoff=FAST)], allow_errors=True)  # type: ignore[arg-type]
     server.start()
+    for name in "abc":
+        running(spoc_hooks, name, 0)
+    cue.set()
     for name, count in expected.items():
         running(spoc_hooks, name, count)
     assert restarts(server) == expected
@@ -64,9 +70,12 @@ def test_a_never_companion_is_stopped_with_the_group_but_not_restarted(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
     supervisor = Supervisor(strategy="one_for_all", backoff=FAST)
-    server = spoc_server(FlakyThread("flaky"), Temporary("temporary"), plugins=[supervisor], allow_errors=True)
+    cue = multiprocessing.Event()
+    server = spoc_server(FailsOnCue("flaky", cue), Temporary("temporary"), plugins=[supervisor], allow_errors=True)
     server.start()
     running(spoc_hooks, "temporary", 0)
+    running(spoc_hooks, "flaky", 0)
+    cue.set()
     running(spoc_hooks, "flaky", 1)
     assert spoc_hooks.wait_for("worker_exited", worker="temporary")["exit_info"].outcome == "stopped"
     assert restarts(server) == {"flaky": 1, "temporary": 0}

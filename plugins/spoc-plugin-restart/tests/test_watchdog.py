@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
+
 from restart_workers import BlocksItsLoop, BlocksItsLoopProcess, Busy, Steady, SteadyProcess, Stuck, StuckProcess
+from spoc.testing import HookRecorder, ServerFactory
 from spoc_restart import ALIVE_TOPIC, Backoff, Supervisor
 from supervision import data_of, running
-
-from spoc.testing import HookRecorder, ServerFactory
 
 FAST = Backoff(initial=0.0, jitter=0.0)
 

@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from spoc_restart import Backoff, Supervisor
-
 from spoc import ProcessWorker, Server, hookimpl
+from spoc_restart import Backoff, Supervisor
 
 
 class FailsAtOnce(ProcessWorker):
