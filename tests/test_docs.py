@@ -51,3 +51,10 @@ def test_the_plugin_guide_example_runs() -> None:
     (example, *_) = re.findall(r"```python\n(.*?)```", (DOCS / "plugins.md").read_text(), re.DOTALL)
     result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_plugin_options_example_runs() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "workers.md").read_text(), re.DOTALL)
+    (example,) = [b for b in blocks if "plugin_options=" in b]
+    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "always\n"), result.stderr

@@ -449,7 +449,7 @@ class Supervisor:
             logger.error(
                 "worker %r is hung: its child's watchdog has not reported for %.1fs (watchdog_timeout=%g), so "
                 "Python cannot run there (native code holding the GIL, or a stopped process); killing it "
-                "(pid %s) without a stack",
+                "(pid %s): its stack, if it can still print one, follows on stderr",
                 remote.worker.name,
                 now - remote.last_report,
                 remote.timeout,
