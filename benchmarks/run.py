@@ -126,6 +126,16 @@ def paired_medians(rounds: int, *measures: Callable[[], float]) -> list[float]:
     return [statistics.median(result) for result in results]
 
 
+def paired_series_medians(
+    rounds: int, scale: float, spoc: Callable[[], list[float]], floor: Callable[[], list[float]]
+) -> tuple[float, float]:
+    """`paired_medians` of measures that each return a series of timings (the round's median counts), scaled."""
+    spoc_median, floor_median = paired_medians(
+        rounds, lambda: statistics.median(spoc()), lambda: statistics.median(floor())
+    )
+    return scale * spoc_median, scale * floor_median
+
+
 def proc_kib(pid: int, file: str, field: str) -> int:
     """A size in KiB from /proc/<pid>/<file>, e.g. ("status", "VmRSS") or ("smaps_rollup", "Pss")."""
     with open(f"/proc/{pid}/{file}") as lines:
@@ -526,13 +536,8 @@ def dispatch_section(rounds: int) -> int:
 
 
 def event_delay_section(rounds: int) -> int:
-    spoc_us, floor_us = (
-        1e6 * t
-        for t in paired_medians(
-            rounds,
-            lambda: statistics.median(event_delay_spoc(300)),
-            lambda: statistics.median(event_delay_floor(300)),
-        )
+    spoc_us, floor_us = paired_series_medians(
+        rounds, 1e6, lambda: event_delay_spoc(300), lambda: event_delay_floor(300)
     )
     ok = spoc_us <= 2 * floor_us
     row("process event -> hook in the parent", spoc_us, floor_us, "us", "<=2x raw pipe+poll", ok)
@@ -545,13 +550,8 @@ def restart_section(rounds: int) -> int:
     except ImportError:
         print(f"{'restart after SIGKILL':<42} skipped: spoc-plugin-restart is not installed (nox -s bench installs it)")
         return 0
-    spoc_ms, floor_ms = (
-        1e3 * t
-        for t in paired_medians(
-            rounds,
-            lambda: statistics.median(restart_latency_spoc(20)),
-            lambda: statistics.median(restart_latency_floor(20)),
-        )
+    spoc_ms, floor_ms = paired_series_medians(
+        rounds, 1e3, lambda: restart_latency_spoc(20), lambda: restart_latency_floor(20)
     )
     ok = spoc_ms <= 3 * floor_ms
     row("restart: SIGKILL -> replacement's startup", spoc_ms, floor_ms, "ms", "<=3x raw waitpid+fork", ok)
