@@ -22,16 +22,15 @@
   backoff; floor: a raw parent that waits for its forked child's death with
   waitpid() and forks a new one, which writes to a pipe the parent reads.
 
-Each benchmark runs in a fresh interpreter, with installed plugins not loaded. Each figure is the median of many rounds, spoc's and the floor's taken in
-turns (a round of one, then a round of the other), so that a change in the
-machine's load during the run weighs on both alike. Ratios are what to compare
-across machines; absolute times depend on the machine and its load.
+Each benchmark runs in a fresh interpreter, with installed plugins not loaded. Each figure is the
+median of many rounds, spoc's and the floor's taken in turns (a round of one, then a round of the
+other), so that a change in the machine's load during the run weighs on both alike. Ratios are what
+to compare across machines; absolute times depend on the machine and its load.
 
-The fork start latency also prints a second, informational floor: a raw
-multiprocessing.Process whose message is read by a thread started right after
-the fork. Any supervisor that forks while it is single-threaded (the only
-fork that cannot deadlock its child) and then reads on a monitor thread pays
-that thread's start-up on the same two cores as the child.
+The fork start latency also prints a second, informational floor: a raw multiprocessing.Process whose message is
+read by a thread started right after the fork. Any supervisor that forks while it is single-threaded
+(the only fork that cannot deadlock its child) and then reads on a monitor thread pays that thread's
+start-up on the same two cores as the child.
 """
 
 from __future__ import annotations
