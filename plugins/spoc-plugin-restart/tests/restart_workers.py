@@ -12,6 +12,11 @@ from typing import Any
 from spoc import AbstractWorker, ProcessWorker, ThreadWorker
 
 
+def announce(worker: AbstractWorker, dirty: bool = False) -> None:
+    """Tell the test that `worker`'s run number ``worker.restarts`` is in main (see supervision.running)."""
+    worker.send_record("test.running", restarts=worker.restarts, dirty=dirty, pid=os.getpid())
+
+
 class Flaky(AbstractWorker):
     """Fails in `fail_in` ("setup" or "main") while `restarts < failures`; then reports and waits for stop.
 
@@ -33,7 +38,7 @@ class Flaky(AbstractWorker):
         self._maybe_fail("setup")
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=self.dirty, pid=os.getpid())
+        announce(self, self.dirty)
         self._maybe_fail("main")
         while not self.wait(60):
             pass
@@ -55,7 +60,7 @@ class FailsOnCue(ProcessWorker):
         self.cue = cue
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         if self.restarts == 0:
             self.cue.wait(30)
             raise RuntimeError(f"{self.name} failed on cue")
@@ -67,7 +72,7 @@ class FlakyAsync(ThreadWorker):
     """An async worker that fails in main on its first run."""
 
     async def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         if self.restarts == 0:
             await asyncio.sleep(0)
             raise RuntimeError("async failure")
@@ -76,7 +81,7 @@ class FlakyAsync(ThreadWorker):
 
 class FlakyAsyncProcess(ProcessWorker):
     async def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         if self.restarts == 0:
             raise RuntimeError("async failure in a child")
         await self.sleep(60)
@@ -86,7 +91,7 @@ class EndsAtOnce(ThreadWorker):
     """Reports, then returns from main: a clean end on its own account."""
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
 
 
 class Steady(ThreadWorker):
@@ -96,14 +101,14 @@ class Steady(ThreadWorker):
         super().__init__(name, **options)
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         while not self.wait(60):
             pass
 
 
 class SteadyProcess(ProcessWorker):
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         while not self.wait(60):
             pass
 
@@ -112,7 +117,7 @@ class Aborts(ProcessWorker):
     """Dies from os.abort() on its first run."""
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         if self.restarts == 0:
             os.abort()
         while not self.wait(60):
@@ -127,7 +132,7 @@ class Stuck(ThreadWorker):
         self.release = release
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         self.release.wait(60)  # a stand-in for a call that never returns
         while not self.wait(60):
             pass
@@ -137,7 +142,7 @@ class StuckProcess(ProcessWorker):
     """On its first run, sleeps in main without a heartbeat (until the watchdog has it killed)."""
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         if self.restarts == 0:
             time.sleep(60)  # a stand-in for a call that never returns
         while not self.wait(60):
@@ -152,14 +157,14 @@ class BlocksItsLoop(ThreadWorker):
         self.release = release
 
     async def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         self.release.wait(60)  # a blocking call inside a coroutine
         await self.sleep(60)
 
 
 class BlocksItsLoopProcess(ProcessWorker):
     async def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         if self.restarts == 0:
             time.sleep(60)  # a blocking call inside a coroutine
         await self.sleep(60)
@@ -169,7 +174,7 @@ class Busy(ThreadWorker):
     """Works without waiting, reading is_running between steps: alive, however busy."""
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         while self.is_running:
             sum(range(1000))
 
@@ -178,7 +183,7 @@ class FailsOnStop(ThreadWorker):
     """Fails when it is asked to stop: a failure during shutdown."""
 
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         while not self.wait(60):
             pass
         raise RuntimeError("failed while stopping")
@@ -186,7 +191,7 @@ class FailsOnStop(ThreadWorker):
 
 class StopsHimself(ProcessWorker):
     def main(self) -> None:
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=os.getpid())
+        announce(self)
         self.stop()
 
 

@@ -7,9 +7,10 @@ import threading
 import pytest
 
 from conftest import FakeClock, Timeline
-from restart_workers import FlakyThread
+from restart_workers import FlakyThread, announce
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_restart import Backoff, Supervisor
+from supervision import running
 
 
 def test_the_delay_doubles_up_to_the_cap() -> None:
@@ -44,7 +45,7 @@ def test_restarts_wait_the_backoff_for_real(
     supervisor = Supervisor(backoff=Backoff(initial=0.2, factor=2.0, jitter=0.0), max_restarts=None)
     server = spoc_server(FlakyThread("flaky", failures=3), plugins=[supervisor, timeline], allow_errors=True)
     server.start()
-    spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 3})
+    running(spoc_hooks, "flaky", 3)
     gaps = timeline.gaps("flaky")
     assert len(gaps) == 3
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8  # never early; late only by the machine's load
@@ -66,7 +67,7 @@ class FailsWhenTold(FlakyThread):
         if self.restarts < 3:
             super().main()
             return
-        self.send_record("test.running", restarts=self.restarts, dirty=False, pid=0)
+        announce(self)
         if self.restarts > 3:
             while not self.wait(60):
                 pass
@@ -83,9 +84,9 @@ def test_a_worker_that_stayed_up_starts_its_backoff_over(
     fail = threading.Event()
     server = spoc_server(FailsWhenTold("flaky", fail), plugins=[supervisor], allow_errors=True)
     server.start()
-    spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 3})
+    running(spoc_hooks, "flaky", 3)
     fake_clock.advance(61.0)  # its fourth run has been up for longer than reset_after
     fail.set()
-    spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 4})
+    running(spoc_hooks, "flaky", 4)
     assert [round(d, 6) for d in supervisor.status(server)["flaky"].delays] == [0.01, 0.02, 0.04, 0.01]
     assert supervisor.status(server)["flaky"].consecutive_failures == 1

@@ -8,6 +8,7 @@ import re
 from restart_workers import EndsAtOnce, FailsOnStop, FlakyProcess, FlakyThread, Steady
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_restart import Backoff, Supervisor
+from supervision import running
 
 FAST = Backoff(initial=0.0, jitter=0.0)
 
@@ -53,7 +54,7 @@ def test_restarts_spread_wider_than_the_window_never_add_up(
     supervisor = Supervisor(max_restarts=1, within=10, backoff=FAST, clock=lambda: next(ticks))
     server = spoc_server(FlakyThread("flaky", failures=5), plugins=[supervisor], allow_errors=True)
     server.start()
-    spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 5})
+    running(spoc_hooks, "flaky", 5)
     assert server.workers[0].restarts == 5
 
 

@@ -37,8 +37,6 @@ and the workers added after it."""
 POLICIES: tuple[str, ...] = get_args(Policy)
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
-_UNSET = object()
-
 
 @dataclass(frozen=True)
 class WorkerSettings:

@@ -310,10 +310,8 @@ class Supervisor:
             failure = self._past_intensity(state, ws, worker, settings, exit_info, now)
             if failure is not None:
                 state.gave_up = True
-        if failure is not None:
-            server.stop(failure=failure)
-            return
-        with state.lock:
+                server.stop(failure=failure)  # its server_stopping reaches us on this thread: the lock is an RLock
+                return
             ws.consecutive += 1
             delay = self.backoff.delay(ws.consecutive, self._random())
             ws.delays.append(delay)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Hang", "Watchdog"]
@@ -48,7 +48,6 @@ class _Watched:
     reported: bool = False
     tick_posted: bool = False
     ticked: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self) -> None:
         """Run by the worker's event loop: it is not blocked."""
