@@ -91,18 +91,26 @@ def assert_no_survivors(before: Sequence[int] = (), timeout: float = 10.0) -> No
 class App:
     """A Python program run in its own session (its own process group), as a terminal would run it."""
 
-    def __init__(self, *args: str, script: Path | str = APPS / "faults.py", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        script: Path | str = APPS / "faults.py",
+        env: dict[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        cwd: Path | str = ROOT,
+    ) -> None:
+        """Run ``python script *args``, or `command` (a whole argv) when it is given."""
         full_env = dict(os.environ)
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), *args],
+            list(command) if command is not None else [sys.executable, str(script), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=full_env,
-            cwd=str(ROOT),
+            cwd=str(cwd),
         )
         self.pid = self.proc.pid
         self._lines: dict[str, list[str]] = {"stdout": [], "stderr": []}

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
+import os
 import re
-import subprocess
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+import docs_probe
+from doc_programs import DocProgram, programs, undefined_names
+from harness import ROOT, App
 from spoc import hookspecs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -47,14 +52,41 @@ def test_every_hook_has_a_test_named_after_it(hook: str) -> None:
     assert hook in hooks_with_a_test(), f"write test_hook_{hook}, a test that exercises the hook {hook}"
 
 
-def test_the_plugin_guide_example_runs() -> None:
-    (example, *_) = re.findall(r"```python\n(.*?)```", (DOCS / "plugins.md").read_text(), re.DOTALL)
-    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+PROGRAMS = programs(PAGES)
 
 
-def test_the_plugin_options_example_runs() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "workers.md").read_text(), re.DOTALL)
-    (example,) = [b for b in blocks if "plugin_options=" in b]
-    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stdout) == (0, "always\n"), result.stderr
+def test_the_docs_have_programs_to_run() -> None:
+    assert {p.page for p in PROGRAMS} >= {"cli.md", "workers.md", "plugins.md", "README.md"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
+def test_every_complete_program_in_the_docs_runs(program: DocProgram, tmp_path: Path, app_factory: type[App]) -> None:
+    """Each block that defines or imports every name it uses runs as its comment says (default: exit 0)."""
+    required = program.settings.get("requires")
+    if required and importlib.util.find_spec(required) is None:
+        pytest.skip(f"{program.id} needs {required}, which is tested with its own distribution")
+    for title, code in {**program.files, program.title: program.code}.items():
+        (tmp_path / title).write_text(code)
+    tests = str(Path(__file__).parent)
+    env = {
+        "SPOC_PLUGINS": "docs_probe",
+        "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
+    }
+    app = app_factory(command=program.argv(sys.executable), cwd=tmp_path, env=env)
+    signal_name = program.settings.get("signal")
+    if signal_name:
+        for text in program.texts("after") or [docs_probe.MARKER]:
+            app.expect(re.escape(text), timeout=60)
+        app.signal(signal.Signals[signal_name])
+    code = app.wait(60)
+    assert code == int(program.settings.get("exit", "0")), f"{program.id}\n{app.stdout}\n{app.stderr}"
+    for text in program.texts("stdout"):
+        assert text in app.stdout, f"{program.id}: {text!r} not in\n{app.stdout}\n{app.stderr}"
+
+
+def test_a_fragment_is_told_apart_from_a_program() -> None:
+    assert undefined_names("server.add_worker(Poller('p'))") == ["server", "Poller"]
+    assert undefined_names("import sys\nprint(sys.argv)") == []
+    assert undefined_names("def broken(:") == ["<syntax error: invalid syntax>"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ EXAMPLES = ROOT / "examples"
 
 
 def test_examples_are_all_covered() -> None:
-    covered = {"demo", "workers", "job_processor", "periodic_task", "pipeline", "graceful_shutdown"}
+    covered = {"demo", "workers", "job_processor", "periodic_task", "pipeline", "graceful_shutdown", "service"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == covered
 
 
@@ -69,3 +71,13 @@ def test_graceful_shutdown_saves_state(app_factory: type[App], tmp_path: Path, s
     for name in ("thread-counter", "process-counter"):
         assert json.loads((tmp_path / f"{name}.json").read_text())["done"] >= 0
     assert "clean=True" in app.stdout
+
+
+def test_the_service_runs_under_spoc_run_and_stops_cleanly_on_sigterm(app_factory: type[App]) -> None:
+    app = app_factory(command=[sys.executable, "-m", "spoc", "run", "examples/service.py:server"])
+    app.expect("heartbeat: beat 1")
+    app.expect("hasher: first round done")
+    app.signal(signal.SIGTERM)
+    assert app.wait(30) == 0, app.stderr
+    assert re.search(r"hasher: \d+ rounds, stopping", app.stdout)
+    assert "server 'service' stopped (SIGTERM): 2 workers ended cleanly" in app.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -264,6 +265,67 @@ def test_a_plugin_given_to_the_server_replaces_the_installed_one_of_the_same_nam
     run(server, WaitsForStop("configured"))
     assert configured.seen == ["configured"]
     assert "spoc_demo_plugin" not in sys.modules  # the installed one was not even imported
+
+
+def test_spoc_plugins_loads_named_entry_points_even_with_autoload_off(
+    installed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOC_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("SPOC_PLUGINS", " demo ,")
+    assert [(p.name, p.source, p.distribution) for p in Server().plugins][1:] == [
+        ("demo", "entry point", "spoc-plugin-demo")
+    ]
+    monkeypatch.setenv("SPOC_DISABLE_PLUGINS", "broken,demo")
+    assert [p.name for p in Server().plugins] == ["spoc.backends"]  # blocking wins over naming
+
+
+def test_spoc_plugins_loads_modules_and_module_attributes(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (installed / "spoc_local_plugins.py").write_text(
+        textwrap.dedent(
+            """
+            from spoc import hookimpl
+
+            class Named:
+                name = "named"
+
+                @hookimpl
+                def server_started(self, server):
+                    pass
+
+            named = Named()
+
+            @hookimpl
+            def server_stopped(server, exits):
+                pass
+            """
+        )
+    )
+    monkeypatch.setenv("SPOC_PLUGINS", "spoc_local_plugins,spoc_local_plugins:named")
+    try:
+        plugins = {p.name: (p.source, p.hooks) for p in Server().plugins}
+        assert plugins["spoc_local_plugins"] == ("explicit", ("server_stopped",))
+        assert plugins["named"] == ("explicit", ("server_started",))
+        assert "demo" in plugins  # autoload is still on: SPOC_PLUGINS adds
+        mine = ConfiguredDemo()
+        mine.name = "named"
+        assert [p.source for p in Server(plugins=[mine]).plugins if p.name == "named"] == ["explicit"]
+    finally:
+        sys.modules.pop("spoc_local_plugins", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("no_such_thing", "SPOC_PLUGINS names 'no_such_thing', but no installed spoc plugin has that name"),
+        ("spoc_demo_plugin:missing", "module 'spoc_demo_plugin' has no attribute 'missing'"),
+    ],
+)
+def test_spoc_plugins_naming_nothing_is_an_error_that_says_so(
+    installed: Path, monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("SPOC_PLUGINS", value)
+    with pytest.raises(PluginError, match=re.escape(message)):
+        Server().plugins  # noqa: B018
 
 
 def test_disable_plugins_takes_a_list_not_a_string() -> None:

@@ -3,16 +3,35 @@
 spoc never installs an event loop *policy* (deprecated from Python 3.12 on):
 it creates loops through a factory, which is uvloop's ``new_event_loop`` once
 `set_uvloop_if_available` has enabled it.
+
+The environment variable ``SPOC_UVLOOP`` decides for the program when set:
+``1`` enables uvloop as soon as spoc is imported, ``0`` keeps the standard
+loop even when the program calls `set_uvloop_if_available` (``spoc run
+--uvloop`` / ``--no-uvloop`` set it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["loop_factory", "run_async_safely", "run_in_new_loop", "set_uvloop_if_available", "uvloop_enabled"]
+__all__ = [
+    "UVLOOP_ENV",
+    "apply_uvloop_environment",
+    "loop_factory",
+    "run_async_safely",
+    "run_in_new_loop",
+    "set_uvloop_if_available",
+    "uvloop_enabled",
+]
+
+logger = logging.getLogger("spoc")
+
+UVLOOP_ENV = "SPOC_UVLOOP"
 
 T = TypeVar("T")
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -23,16 +42,39 @@ _uvloop_factory: LoopFactory | None = None
 def set_uvloop_if_available() -> bool:
     """Make async workers (and `run_async_safely`) use uvloop when it is installed.
 
-    Returns True when uvloop is now in use, False when it is not installed (the
-    standard asyncio loop is used then). Workers started after the call run on
-    uvloop, in threads and in child processes alike.
+    Returns True when uvloop is now in use, False when it is not installed or
+    ``SPOC_UVLOOP=0`` is set (the standard asyncio loop is used then). Workers
+    started after the call run on uvloop, in threads and in child processes alike.
     """
     global _uvloop_factory
+    if os.environ.get(UVLOOP_ENV, "").strip() == "0":
+        logger.debug("uvloop not enabled: %s=0", UVLOOP_ENV)
+        return False
     try:
         uvloop = importlib.import_module("uvloop")
     except ImportError:
         return False
     _uvloop_factory = uvloop.new_event_loop
+    return True
+
+
+def apply_uvloop_environment() -> bool | None:
+    """Follow ``SPOC_UVLOOP``: ``1`` enables uvloop, ``0`` turns it off; return what it asked for (None: unset).
+
+    Raises:
+        ValueError: the variable is set to anything else.
+    """
+    global _uvloop_factory
+    value = os.environ.get(UVLOOP_ENV, "").strip()
+    if value == "":
+        return None
+    if value not in ("0", "1"):
+        raise ValueError(f"{UVLOOP_ENV}={value!r}: use 1 (run async workers on uvloop) or 0 (the standard loop)")
+    if value == "0":
+        _uvloop_factory = None
+        return False
+    if not set_uvloop_if_available():
+        logger.warning("%s=1, but uvloop is not installed (pip install 'spoc-core[uvloop]')", UVLOOP_ENV)
     return True
 
 
@@ -97,3 +139,9 @@ def run_async_safely(coro: Coroutine[Any, Any, T]) -> T | asyncio.Task[T]:
     except RuntimeError:
         return run_in_new_loop(coro)
     return loop.create_task(coro)
+
+
+try:
+    apply_uvloop_environment()
+except ValueError as _exc:
+    logger.warning("%s; it is ignored", _exc)

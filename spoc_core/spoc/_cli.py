@@ -1,8 +1,9 @@
 """The ``spoc`` command (also ``python -m spoc``).
 
-``spoc plugins`` lists the plugins a server started here would load: each one's
-name, distribution, version and the hooks it implements, as
-``datasette plugins`` and ``pytest --trace-config`` do.
+``spoc run TARGET`` runs a server (see `_run_command`). ``spoc plugins`` lists
+the plugins a server started here would load: each one's name, distribution,
+version and the hooks it implements, as ``datasette plugins`` and ``pytest
+--trace-config`` do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from ._plugins import ENTRY_POINT_GROUP, PluginError, PluginInfo, Plugins
+from ._run_command import add_run_command
 
 __all__ = ["main"]
 
@@ -35,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spoc", description="Run and inspect spoc servers.")
     parser.add_argument("--version", action="version", version=f"spoc {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_run_command(commands)
     plugins = commands.add_parser(
         "plugins",
         help="list the plugins a server would load, with their distribution, version and hooks",

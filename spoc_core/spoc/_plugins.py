@@ -1,8 +1,10 @@
 """One server's plugins: which are loaded, from where, and hook calls that cannot hurt the server.
 
-Plugins come from ``Server(plugins=[...])`` and from the entry point group
+Plugins come from ``Server(plugins=[...])``, from the entry point group
 ``spoc`` of the installed distributions (unless ``SPOC_DISABLE_PLUGIN_AUTOLOAD``
-is set). Any of them can be blocked by name, the entry point's or the
+is set), and from ``SPOC_PLUGINS`` (comma-separated: installed plugins' entry
+point names, loaded even when autoload is off, or importable ``module`` /
+``module:attribute`` paths; ``spoc run --plugin`` sets it). Any of them can be blocked by name, the entry point's or the
 distribution's: ``Server(disable_plugins=[...])`` or ``SPOC_DISABLE_PLUGINS``
 (comma-separated). They are loaded when the server starts, never at import
 time; the installed entry points are scanned once per process (and
@@ -39,6 +41,7 @@ __all__ = [
     "AUTOLOAD_ENV",
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
+    "PLUGINS_ENV",
     "PluginError",
     "PluginInfo",
     "Plugins",
@@ -54,6 +57,7 @@ hookimpl = pluggy.HookimplMarker("spoc")
 ENTRY_POINT_GROUP = "spoc"
 AUTOLOAD_ENV = "SPOC_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_ENV = "SPOC_DISABLE_PLUGINS"
+PLUGINS_ENV = "SPOC_PLUGINS"
 
 Source = Literal["builtin", "explicit", "entry point"]
 
@@ -71,8 +75,8 @@ class PluginInfo:
 
     Attributes:
         name: the name it is registered (and can be blocked) under.
-        source: ``"entry point"``, ``"explicit"`` (given to the Server) or
-            ``"builtin"`` (the core's own backends, ``spoc.backends``).
+        source: ``"entry point"``, ``"explicit"`` (given to the Server, or a
+            module named by ``SPOC_PLUGINS``) or ``"builtin"`` (the core's own backends, ``spoc.backends``).
         distribution: the distribution that provides it, if known.
         version: that distribution's version, if known.
         hooks: the hooks it implements, sorted.
@@ -171,6 +175,39 @@ def _blocked_by_environment() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
 
+def _requested_by_environment() -> set[str]:
+    return {name.strip() for name in os.environ.get(PLUGINS_ENV, "").split(",") if name.strip()}
+
+
+def _import_requested(path: str) -> object:
+    """The plugin `path` names in ``SPOC_PLUGINS`` when no installed entry point has that name:
+    a module (``pkg.module``) or an attribute of one (``pkg.module:plugin``)."""
+    module_name, _, attribute = path.partition(":")
+    installed = sorted({ep.name for ep in _entry_points()})
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise PluginError(f"spoc plugin module {module_name!r} ({PLUGINS_ENV}) failed to import: {exc}") from exc
+        raise PluginError(
+            f"{PLUGINS_ENV} names {path!r}, but no installed spoc plugin has that name "
+            f"(installed: {', '.join(installed) or 'none'}) and no module {module_name!r} can be imported. "
+            f"Name an installed plugin, or a module (pkg.module or pkg.module:attribute) on sys.path."
+        ) from exc
+    except Exception as exc:
+        raise PluginError(
+            f"spoc plugin module {module_name!r} ({PLUGINS_ENV}) failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not attribute:
+        return module
+    try:
+        return functools.reduce(getattr, attribute.split("."), module)
+    except AttributeError:
+        raise PluginError(
+            f"{PLUGINS_ENV} names {path!r}, but module {module_name!r} has no attribute {attribute!r}"
+        ) from None
+
+
 def _autoload_disabled() -> bool:
     return os.environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0")
 
@@ -216,8 +253,13 @@ class Plugins:
             blocked = self._disabled | _blocked_by_environment()
             matched: set[str] = set()
             given = {_name_of(plugin) for plugin in self._explicit}
-            if not _autoload_disabled():
+            requested = _requested_by_environment()
+            autoload = not _autoload_disabled()
+            if autoload or requested:
                 for entry_point in _entry_points():
+                    if not autoload and entry_point.name not in requested:
+                        continue
+                    requested.discard(entry_point.name)
                     dist, version = _distribution_of(entry_point)
                     if entry_point.name in given:
                         logger.info(
@@ -235,8 +277,10 @@ class Plugins:
                     plugin = _load(entry_point)
                     hooks = self._register(plugin, entry_point.name, "entry point", dist, version)
                     self._send_to_children(plugin, entry_point.name, hooks, (entry_point.name, entry_point.value))
-            for plugin in self._explicit:
+            for plugin in [*self._explicit, *(_import_requested(path) for path in sorted(requested))]:
                 name = _name_of(plugin)
+                if plugin not in self._explicit and name in given:
+                    continue  # the server's own plugin of that name wins, as it does over an entry point
                 if name in blocked:
                     matched.add(name)
                     logger.info("spoc plugin %r given to server %r is blocked", name, self.owner)

@@ -221,7 +221,7 @@ class Server:
             self._started = True
             monitor = self._ensure_monitor()
         self._hook("server_starting")
-        logger.info("server %r starting %d workers", self.name, len(pending))
+        logger.info("server %r starting %s", self.name, count(len(pending), "worker"))
         for backend in backends.values():
             mine = [w for w in pending if w.backend == backend.name]
             if mine:
@@ -437,10 +437,10 @@ class Server:
         self._signals_received.append(signum)
         if len(self._signals_received) == 1:
             logger.warning(
-                "server %r received %s: stopping %d workers (send it again to force)",
+                "server %r received %s: stopping %s (send it again to force)",
                 self.name,
                 signal_name(signum),
-                len(self._running),
+                count(len(self._running), "worker"),
             )
             self._request_stop("signal")
         else:
@@ -634,6 +634,11 @@ class Server:
             first_signal = signal_name(self._signals_received[0]) if self._signals_received else None
             forced = bool(late) or self._forced
             return ServerExit(self.name, reason, first_signal, exits, forced=forced, failure=self._failure)
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 worker"``, ``"2 workers"``: counts in log lines read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _reason_without_request(signalled: bool, running: bool) -> StopReason:

@@ -1,0 +1,308 @@
+"""``spoc run TARGET``: import a server (or workers) and run it until a signal, then exit with its outcome.
+
+Exit codes: 0 after a clean shutdown (by signal, or every worker ended
+cleanly); 1 when a worker failed, shutdown had to force, the server could not
+start, or the application's code raised while loading; 2 for usage errors
+(bad options or environment values, a target that cannot be found or is
+not something spoc can run); 128 + the signal's number when a signal
+arrives before the server runs.
+
+Every option can also be set by an environment variable (the option wins):
+see `OPTIONS_FROM_ENVIRONMENT`. The plugin and uvloop options work through
+``SPOC_DISABLE_PLUGIN_AUTOLOAD``, ``SPOC_PLUGINS`` and ``SPOC_UVLOOP``, which
+the core reads itself, so they apply to a Server the application built and
+to every server it builds later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import math
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Any
+
+from ._aio import UVLOOP_ENV, apply_uvloop_environment
+from ._errors import SpocError
+from ._log_setup import LEVELS, configure_logging, parse_level
+from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, _entry_points
+from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
+from ._signals import SHUTDOWN_SIGNALS, signal_name
+from ._target import EXPECTED, TargetError, load_server
+
+__all__ = ["OPTIONS_FROM_ENVIRONMENT", "SHUTDOWN_TIMEOUT_ENV", "LOG_LEVEL_ENV", "add_run_command", "run"]
+
+logger = logging.getLogger("spoc")
+
+SHUTDOWN_TIMEOUT_ENV = "SPOC_SHUTDOWN_TIMEOUT"
+LOG_LEVEL_ENV = "SPOC_LOG_LEVEL"
+
+OPTIONS_FROM_ENVIRONMENT = {
+    "--shutdown-timeout": SHUTDOWN_TIMEOUT_ENV,
+    "--log-level": LOG_LEVEL_ENV,
+    "--no-plugins": AUTOLOAD_ENV,
+    "--plugin": PLUGINS_ENV,
+    "--uvloop / --no-uvloop": UVLOOP_ENV,
+}
+"""Each option of ``spoc run`` and the environment variable that sets it when the option is not given."""
+
+USAGE_ERROR = 2
+
+
+class UsageError(SpocError):
+    """A bad option or environment value; ``spoc run`` exits with 2."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived while the application was loading, before the server ran."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def add_run_command(commands: Any) -> None:
+    """Add ``run`` to the ``spoc`` command's subcommands."""
+    run_parser: argparse.ArgumentParser = commands.add_parser(
+        "run",
+        help="run a server (or workers) until SIGINT/SIGTERM, then shut it down gracefully",
+        description=(
+            "Import TARGET and run it until SIGINT or SIGTERM (or until every worker has ended), then shut it "
+            "down gracefully and exit 0 when everything ended cleanly, 1 when a worker failed or shutdown had to "
+            "force, 2 for usage errors."
+        ),
+        epilog=(
+            f"TARGET is module:attribute or path/to/file.py:attribute, where the attribute is {EXPECTED} "
+            f"(a worker class counts: it is called without arguments). Every option can also be set by an "
+            f"environment variable, named in its help; the option wins. Logging goes to stderr through the "
+            f"standard logging module unless the application configures logging itself."
+        ),
+    )
+    run_parser.add_argument("target", metavar="TARGET", help="module:attribute or path/to/file.py:attribute")
+    run_parser.add_argument(
+        "--shutdown-timeout",
+        metavar="SECONDS",
+        help=(
+            f"seconds the workers get to stop after the first signal, before process workers are killed "
+            f"(env {SHUTDOWN_TIMEOUT_ENV}; default {DEFAULT_SHUTDOWN_TIMEOUT:g})"
+        ),
+    )
+    run_parser.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        help=f"{', '.join(LEVELS)} (env {LOG_LEVEL_ENV}; default INFO)",
+    )
+    run_parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        default=None,
+        help=(
+            f"do not load the installed plugins (entry point group {ENTRY_POINT_GROUP!r}); with --plugin, load "
+            f"only those (env {AUTOLOAD_ENV}=1)"
+        ),
+    )
+    run_parser.add_argument(
+        "--plugin",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help=(
+            f"load this plugin too: an installed plugin's name, or a module (pkg.module or pkg.module:attribute); "
+            f"repeatable (env {PLUGINS_ENV}, comma-separated)"
+        ),
+    )
+    run_parser.add_argument(
+        "--uvloop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            f"run async workers on uvloop (an error when it is not installed), or never (--no-uvloop, even when "
+            f"the application asks for it) (env {UVLOOP_ENV}=1 or 0; default: as the application decides)"
+        ),
+    )
+    run_parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``spoc run``'s options, resolved against their environment variables."""
+
+    target: str
+    shutdown_timeout: float
+    log_level: int | None
+    no_plugins: bool
+    plugins: tuple[str, ...]
+    uvloop: bool | None
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> RunSettings:
+        """The settings from `args`, falling back to `environ`; UsageError naming the option or variable at fault."""
+        timeout_text, timeout_source = _given(
+            args.shutdown_timeout, "--shutdown-timeout", SHUTDOWN_TIMEOUT_ENV, environ
+        )
+        level_text, level_source = _given(args.log_level, "--log-level", LOG_LEVEL_ENV, environ)
+        plugins = [name.strip() for name in environ.get(PLUGINS_ENV, "").split(",") if name.strip()]
+        plugins += [name.strip() for name in args.plugin if name.strip()]
+        if any(not name.strip() for name in args.plugin):
+            raise UsageError("--plugin needs a plugin name or a module")
+        uvloop = args.uvloop
+        if uvloop is None and environ.get(UVLOOP_ENV, "").strip():
+            value = environ[UVLOOP_ENV].strip()
+            if value not in ("0", "1"):
+                raise UsageError(f"{UVLOOP_ENV}={value!r}: use 1 (uvloop) or 0 (the standard asyncio loop)")
+            uvloop = value == "1"
+        no_plugins = bool(args.no_plugins) or environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0")
+        return cls(
+            target=args.target,
+            shutdown_timeout=_timeout(timeout_text, timeout_source),
+            log_level=_level(level_text, level_source),
+            no_plugins=no_plugins,
+            plugins=tuple(dict.fromkeys(plugins)),
+            uvloop=uvloop,
+        )
+
+
+def _given(value: str | None, option: str, variable: str, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    if value is not None:
+        return value, option
+    if environ.get(variable, "").strip():
+        return environ[variable].strip(), variable
+    return None, option
+
+
+def _timeout(text: str | None, source: str) -> float:
+    if text is None:
+        return DEFAULT_SHUTDOWN_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise UsageError(f"{source} {text!r}: give the number of seconds, e.g. 10 or 2.5") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"{source} {text!r}: the shutdown timeout must be a positive number of seconds")
+    return seconds
+
+
+def _level(text: str | None, source: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_level(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``spoc run``; return the exit code."""
+    previous = {signum: signal.signal(signum, _interrupt) for signum in SHUTDOWN_SIGNALS}
+    try:
+        return _run(args)
+    except Interrupted as interrupted:
+        print(
+            f"spoc run: {signal_name(interrupted.signum)} arrived while loading {args.target!r}; nothing was started",
+            file=sys.stderr,
+        )
+        return 128 + interrupted.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Until run_forever() takes over: a PID 1 ignores a signal without a handler, so handle SIGTERM and SIGINT."""
+    raise Interrupted(signum)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = RunSettings.resolve(args, os.environ)
+        _apply_to_environment(settings)
+    except UsageError as exc:
+        return _usage_error(str(exc))
+    try:
+        server = load_server(settings.target)
+    except TargetError as exc:
+        return _usage_error(str(exc))
+    except Exception as exc:
+        print(f"spoc run: loading {settings.target!r} raised:", file=sys.stderr)
+        traceback.print_exception(type(exc), exc, _without_spoc_frames(exc.__traceback__), file=sys.stderr)
+        return 1
+    configure_logging(settings.log_level)
+    try:
+        result = server.run_forever(shutdown_timeout=settings.shutdown_timeout)
+    except SpocError as exc:
+        logger.error("server %r could not start: %s", server.name, exc)
+        return 1
+    except Exception:
+        logger.exception("server %r could not start", server.name)
+        return 1
+    _log_outcome(server, result)
+    return result.exit_code
+
+
+def _without_spoc_frames(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the first frame of the application's code: spoc's own loading frames say nothing."""
+    package = os.path.dirname(__file__) + os.sep
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(package):
+        tb = tb.tb_next
+    return tb
+
+
+def _usage_error(message: str) -> int:
+    print(f"usage: spoc run [options] TARGET\nspoc run: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _apply_to_environment(settings: RunSettings) -> None:
+    """Hand the plugin and uvloop choices to the core through the variables it reads itself."""
+    if settings.no_plugins:
+        os.environ[AUTOLOAD_ENV] = "1"
+    for name in settings.plugins:
+        _check_plugin_name(name)
+    if settings.plugins:
+        os.environ[PLUGINS_ENV] = ",".join(settings.plugins)
+    if settings.uvloop is not None:
+        os.environ[UVLOOP_ENV] = "1" if settings.uvloop else "0"
+        if apply_uvloop_environment() and not _uvloop_installed():
+            raise UsageError("--uvloop: uvloop is not installed; pip install 'spoc-core[uvloop]', or drop --uvloop")
+
+
+def _uvloop_installed() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def _check_plugin_name(name: str) -> None:
+    """A plugin to load must be installed under that name, or be an importable module."""
+    installed = sorted({entry_point.name for entry_point in _entry_points()})
+    if name in installed:
+        return
+    module = name.partition(":")[0]
+    try:
+        found = bool(module) and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(
+            f"--plugin {name!r}: no installed spoc plugin has that name (installed: {', '.join(installed) or 'none'})"
+            f" and no module {module!r} can be imported"
+        )
+
+
+def _log_outcome(server: Server, result: ServerExit) -> None:
+    """One closing line: why the server stopped and, when it is not ok, what went wrong."""
+    why = result.signal or result.reason
+    if result.ok:
+        logger.info("server %r stopped (%s): %s ended cleanly", server.name, why, count(len(result.exits), "worker"))
+        return
+    problems = [f"worker {e.worker!r} {e.outcome}" + (f": {e.error}" if e.error else "") for e in result.failed]
+    if result.forced:
+        problems.append("shutdown had to force")
+    if result.failure:
+        problems.append(result.failure)
+    logger.error("server %r stopped (%s): %s; exit code %d", server.name, why, "; ".join(problems), result.exit_code)

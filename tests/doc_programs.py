@@ -1,0 +1,115 @@
+"""The code blocks of the docs, and which of them are complete programs.
+
+A ```` ```python ```` block is a *complete program* when pyflakes finds no
+undefined name in it: everything it uses, it imports or defines. Every
+complete program is run by the tests (`test_docs.py`), so no documented
+program can rot. A fragment (a method shown alone, a line that uses a
+``server`` defined elsewhere) uses a name it does not define, and is not run.
+
+A program that does not simply end with exit code 0 says how to run it in an
+HTML comment on the line before its block, which the rendered page does not
+show::
+
+    <!-- test: command="spoc run service.py:server" after="beat 1" signal="SIGTERM" stdout="stopping" -->
+    ```python title="service.py"
+
+Keys: ``command`` (default ``python FILE``; ``spoc`` stands for ``python -m
+spoc``), ``after`` (texts, comma-separated, to wait for on stdout; then
+``signal`` is sent), ``stdout`` (texts, comma-separated, the output must
+contain), ``exit`` (the expected exit code, default 0) and ``requires`` (a module that must be importable, or
+the program is skipped). The block is saved under its ``title`` (default
+``program.py``) in a scratch directory, which is the working directory,
+next to the page's other titled blocks: a test file can import the plugin
+the page showed before it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyflakes import api as pyflakes_api
+from pyflakes import messages as pyflakes_messages
+from pyflakes.reporter import Reporter
+
+FENCE = re.compile(
+    r"(?:<!-- test: (?P<test>.*?) -->\n)?^```python(?P<info>[^\n]*)\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE
+)
+KEY_VALUE = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class DocProgram:
+    """One complete program from a docs page, and how to run it."""
+
+    page: str
+    line: int
+    title: str
+    code: str
+    settings: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    """The page's titled blocks, by title: saved next to the program."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}:{self.title}"
+
+    def texts(self, key: str) -> list[str]:
+        """The comma-separated texts of setting `key`."""
+        return [text.strip() for text in self.settings.get(key, "").split(",") if text.strip()]
+
+    def argv(self, python: str) -> list[str]:
+        words = shlex.split(self.settings.get("command", f"python {self.title}"))
+        if words[0] == "spoc":
+            return [python, "-m", "spoc", *words[1:]]
+        if words[0] == "python":
+            return [python, *words[1:]]
+        raise ValueError(f"{self.id}: command {words[0]!r}: use python ... or spoc ...")
+
+
+class _Collector(Reporter):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.undefined: list[str] = []
+
+    def flake(self, message: object) -> None:
+        if isinstance(message, pyflakes_messages.UndefinedName):
+            self.undefined.append(str(message.message_args[0]))
+
+    def unexpectedError(self, filename: str, msg: str) -> None:
+        self.undefined.append(f"<{msg}>")
+
+    def syntaxError(self, filename: str, msg: str, lineno: int, offset: int, text: str) -> None:
+        self.undefined.append(f"<syntax error: {msg}>")
+
+
+def undefined_names(code: str) -> list[str]:
+    """The names `code` uses without importing or defining them (a syntax error counts as one)."""
+    collector = _Collector()
+    pyflakes_api.check(code, "<docs>", collector)
+    return collector.undefined
+
+
+def python_blocks(path: Path) -> list[tuple[int, str, str, dict[str, str]]]:
+    """Every python block of a page: its line, title, code and test settings."""
+    text = path.read_text()
+    found = []
+    for match in FENCE.finditer(text):
+        title = re.search(r'title="([^"]+)"', match["info"])
+        settings = dict(KEY_VALUE.findall(match["test"] or ""))
+        line = text.count("\n", 0, match.start("code"))
+        found.append((line, title[1] if title else "program.py", match["code"], settings))
+    return found
+
+
+def programs(pages: list[Path]) -> list[DocProgram]:
+    """The complete programs of `pages`."""
+    found = []
+    for page in pages:
+        blocks = python_blocks(page)
+        files = {title: code for _, title, code, _ in blocks if title != "program.py"}
+        for line, title, code, settings in blocks:
+            if not undefined_names(code):
+                found.append(DocProgram(page.name, line, title, code, settings, files))
+    return found
