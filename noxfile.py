@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `plugins`, `lint`, `typecheck`, `bench`, `demo`.
+"""Developer sessions: `nox -s tests`, `plugins`, `lint`, `typecheck`, `docs`, `bench`, `demo`.
 
 Each session installs spoc-core into its own virtualenv from this checkout (not
 editable), so the tests exercise the package as users install it. Each plugin
@@ -50,6 +50,19 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core, its pytest plugin included."""
     session.install(".[uvloop]", "mypy>=1.10", "pytest>=7.4")  # pytest: spoc.testing is a pytest plugin
     session.run("mypy")  # the core and every plugin's package (pyproject.toml: [tool.mypy] files)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs), built with --strict: a broken link or reference fails it.
+
+    `nox -s docs -- serve` serves it with live reload instead.
+    """
+    session.install(".[docs]")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env={"NO_MKDOCS_2_WARNING": "1"})
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session

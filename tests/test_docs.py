@@ -17,6 +17,7 @@ import docs_probe
 from doc_programs import DocProgram, programs, undefined_names
 from harness import ROOT, App
 from spoc import hookspecs
+from spoc._server import KILL_GRACE
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HOOKS = sorted(name for name in hookspecs.__all__ if name != "hookspec")
@@ -90,3 +91,18 @@ def test_a_fragment_is_told_apart_from_a_program() -> None:
     assert undefined_names("server.add_worker(Poller('p'))") == ["server", "Poller"]
     assert undefined_names("import sys\nprint(sys.argv)") == []
     assert undefined_names("def broken(:") == ["<syntax error: invalid syntax>"]
+
+
+def test_the_deployment_examples_give_spoc_time_to_stop_before_the_outer_sigkill() -> None:
+    """Each example's outer stop timeout exceeds spoc's shutdown timeout plus the kill grace."""
+    page = (DOCS / "deployment.md").read_text()
+    given = r"(?:--shutdown-timeout |SPOC_SHUTDOWN_TIMEOUT(?:[=:] ?\"?|, value: \"))(\d+)"
+    shutdown = {float(seconds) for seconds in re.findall(given, page)}
+    outer = [
+        float(seconds)
+        for seconds in re.findall(
+            r"(?:TimeoutStopSec=|--stop-timeout |stop_grace_period: |terminationGracePeriodSeconds: )(\d+)", page
+        )
+    ]
+    assert shutdown == {20.0} and len(outer) == 4
+    assert min(outer) > max(shutdown) + KILL_GRACE
