@@ -47,6 +47,8 @@ __all__ = [
     "Plugins",
     "call_in_child",
     "hookimpl",
+    "installed_names",
+    "names_in",
 ]
 
 logger = logging.getLogger("spoc")
@@ -137,6 +139,11 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
         return list(_scanned[key])
 
 
+def installed_names() -> list[str]:
+    """The entry point names of the installed plugins, sorted."""
+    return sorted({entry_point.name for entry_point in _entry_points()})
+
+
 def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
     dist = entry_point.dist
     if dist is None:
@@ -171,19 +178,24 @@ def _name_of(plugin: object) -> str:
     return name if isinstance(name, str) and name else type(plugin).__name__
 
 
+def names_in(text: str) -> list[str]:
+    """The names of a comma-separated list, as ``SPOC_PLUGINS`` and ``SPOC_DISABLE_PLUGINS`` hold them."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _blocked_by_environment() -> set[str]:
-    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+    return set(names_in(os.environ.get(DISABLE_ENV, "")))
 
 
 def _requested_by_environment() -> set[str]:
-    return {name.strip() for name in os.environ.get(PLUGINS_ENV, "").split(",") if name.strip()}
+    return set(names_in(os.environ.get(PLUGINS_ENV, "")))
 
 
 def _import_requested(path: str) -> object:
     """The plugin `path` names in ``SPOC_PLUGINS`` when no installed entry point has that name:
     a module (``pkg.module``) or an attribute of one (``pkg.module:plugin``)."""
     module_name, _, attribute = path.partition(":")
-    installed = sorted({ep.name for ep in _entry_points()})
+    installed = installed_names()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -32,7 +32,7 @@ from typing import Any
 from ._aio import UVLOOP_ENV, apply_uvloop_environment
 from ._errors import SpocError
 from ._log_setup import LEVELS, configure_logging, parse_level
-from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, _entry_points
+from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in
 from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
 from ._signals import SHUTDOWN_SIGNALS, signal_name
 from ._target import EXPECTED, TargetError, load_server
@@ -148,10 +148,9 @@ class RunSettings:
             args.shutdown_timeout, "--shutdown-timeout", SHUTDOWN_TIMEOUT_ENV, environ
         )
         level_text, level_source = _given(args.log_level, "--log-level", LOG_LEVEL_ENV, environ)
-        plugins = [name.strip() for name in environ.get(PLUGINS_ENV, "").split(",") if name.strip()]
-        plugins += [name.strip() for name in args.plugin if name.strip()]
         if any(not name.strip() for name in args.plugin):
             raise UsageError("--plugin needs a plugin name or a module")
+        plugins = names_in(environ.get(PLUGINS_ENV, "")) + [name.strip() for name in args.plugin]
         uvloop = args.uvloop
         if uvloop is None and environ.get(UVLOOP_ENV, "").strip():
             value = environ[UVLOOP_ENV].strip()
@@ -242,6 +241,9 @@ def _run(args: argparse.Namespace) -> int:
     except Exception:
         logger.exception("server %r could not start", server.name)
         return 1
+    finally:
+        for signum in SHUTDOWN_SIGNALS:  # the server is done: a late signal changes nothing now
+            signal.signal(signum, signal.SIG_IGN)
     _log_outcome(server, result)
     return result.exit_code
 
@@ -279,7 +281,7 @@ def _uvloop_installed() -> bool:
 
 def _check_plugin_name(name: str) -> None:
     """A plugin to load must be installed under that name, or be an importable module."""
-    installed = sorted({entry_point.name for entry_point in _entry_points()})
+    installed = installed_names()
     if name in installed:
         return
     module = name.partition(":")[0]
