@@ -34,6 +34,8 @@ from pyflakes import api as pyflakes_api
 from pyflakes import messages as pyflakes_messages
 from pyflakes.reporter import Reporter
 
+from spoc._plugins import names_in
+
 FENCE = re.compile(
     r"(?:<!-- test: (?P<test>.*?) -->\n)?^```python(?P<info>[^\n]*)\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE
 )
@@ -56,9 +58,18 @@ class DocProgram:
     def id(self) -> str:
         return f"{self.page}:{self.line}:{self.title}"
 
+    @property
+    def expected_exit(self) -> int:
+        return int(self.settings.get("exit", "0"))
+
     def texts(self, key: str) -> list[str]:
         """The comma-separated texts of setting `key`."""
-        return [text.strip() for text in self.settings.get(key, "").split(",") if text.strip()]
+        return names_in(self.settings.get(key, ""))
+
+    def write_to(self, directory: Path) -> None:
+        """Save the program, and the page's other titled blocks, under their titles in `directory`."""
+        for title, code in {**self.files, self.title: self.code}.items():
+            (directory / title).write_text(code)
 
     def argv(self, python: str) -> list[str]:
         words = shlex.split(self.settings.get("command", f"python {self.title}"))

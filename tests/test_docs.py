@@ -68,8 +68,7 @@ def test_every_complete_program_in_the_docs_runs(program: DocProgram, tmp_path: 
     required = program.settings.get("requires")
     if required and importlib.util.find_spec(required) is None:
         pytest.skip(f"{program.id} needs {required}, which is tested with its own distribution")
-    for title, code in {**program.files, program.title: program.code}.items():
-        (tmp_path / title).write_text(code)
+    program.write_to(tmp_path)
     tests = str(Path(__file__).parent)
     env = {
         "SPOC_PLUGINS": "docs_probe",
@@ -82,7 +81,7 @@ def test_every_complete_program_in_the_docs_runs(program: DocProgram, tmp_path: 
             app.expect(re.escape(text), timeout=60)
         app.signal(signal.Signals[signal_name])
     code = app.wait(60)
-    assert code == int(program.settings.get("exit", "0")), f"{program.id}\n{app.stdout}\n{app.stderr}"
+    assert code == program.expected_exit, f"{program.id}\n{app.stdout}\n{app.stderr}"
     for text in program.texts("stdout"):
         assert text in app.stdout, f"{program.id}: {text!r} not in\n{app.stdout}\n{app.stderr}"
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 __all__ = [
     "UVLOOP_ENV",
     "apply_uvloop_environment",
+    "uvloop_choice",
     "loop_factory",
     "run_async_safely",
     "run_in_new_loop",
@@ -58,24 +59,31 @@ def set_uvloop_if_available() -> bool:
     return True
 
 
-def apply_uvloop_environment() -> bool | None:
-    """Follow ``SPOC_UVLOOP``: ``1`` enables uvloop, ``0`` turns it off; return what it asked for (None: unset).
+def uvloop_choice(value: str) -> bool | None:
+    """What a ``SPOC_UVLOOP`` value asks for: True (``1``), False (``0``), None (empty: no choice).
 
     Raises:
-        ValueError: the variable is set to anything else.
+        ValueError: any other value, with the variable's name and the two choices.
+    """
+    value = value.strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{UVLOOP_ENV}={value!r}: use 1 (uvloop) or 0 (the standard asyncio loop)")
+    return None if value == "" else value == "1"
+
+
+def apply_uvloop_environment() -> bool:
+    """Follow ``SPOC_UVLOOP``: ``1`` enables uvloop, ``0`` turns it off; return whether async workers now use uvloop.
+
+    Raises:
+        ValueError: the variable holds neither ``0`` nor ``1``.
     """
     global _uvloop_factory
-    value = os.environ.get(UVLOOP_ENV, "").strip()
-    if value == "":
-        return None
-    if value not in ("0", "1"):
-        raise ValueError(f"{UVLOOP_ENV}={value!r}: use 1 (run async workers on uvloop) or 0 (the standard loop)")
-    if value == "0":
+    choice = uvloop_choice(os.environ.get(UVLOOP_ENV, ""))
+    if choice is False:
         _uvloop_factory = None
-        return False
-    if not set_uvloop_if_available():
-        logger.warning("%s=1, but uvloop is not installed (pip install 'spoc-core[uvloop]')", UVLOOP_ENV)
-    return True
+    elif choice:
+        set_uvloop_if_available()
+    return uvloop_enabled()
 
 
 def uvloop_enabled() -> bool:
@@ -141,7 +149,12 @@ def run_async_safely(coro: Coroutine[Any, Any, T]) -> T | asyncio.Task[T]:
     return loop.create_task(coro)
 
 
-try:
-    apply_uvloop_environment()
-except ValueError as _exc:
-    logger.warning("%s; it is ignored", _exc)
+def _follow_environment_at_import() -> None:
+    try:
+        if not apply_uvloop_environment() and uvloop_choice(os.environ.get(UVLOOP_ENV, "")):
+            logger.warning("%s=1, but uvloop is not installed (pip install 'spoc-core[uvloop]')", UVLOOP_ENV)
+    except ValueError as exc:
+        logger.warning("%s; it is ignored", exc)
+
+
+_follow_environment_at_import()

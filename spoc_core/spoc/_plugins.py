@@ -195,7 +195,6 @@ def _import_requested(path: str) -> object:
     """The plugin `path` names in ``SPOC_PLUGINS`` when no installed entry point has that name:
     a module (``pkg.module``) or an attribute of one (``pkg.module:plugin``)."""
     module_name, _, attribute = path.partition(":")
-    installed = installed_names()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -203,7 +202,7 @@ def _import_requested(path: str) -> object:
             raise PluginError(f"spoc plugin module {module_name!r} ({PLUGINS_ENV}) failed to import: {exc}") from exc
         raise PluginError(
             f"{PLUGINS_ENV} names {path!r}, but no installed spoc plugin has that name "
-            f"(installed: {', '.join(installed) or 'none'}) and no module {module_name!r} can be imported. "
+            f"(installed: {', '.join(installed_names()) or 'none'}) and no module {module_name!r} can be imported. "
             f"Name an installed plugin, or a module (pkg.module or pkg.module:attribute) on sys.path."
         ) from exc
     except Exception as exc:

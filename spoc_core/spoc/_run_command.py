@@ -7,8 +7,8 @@ start, or the application's code raised while loading; 2 for usage errors
 not something spoc can run); 128 + the signal's number when a signal
 arrives before the server runs.
 
-Every option can also be set by an environment variable (the option wins):
-see `OPTIONS_FROM_ENVIRONMENT`. The plugin and uvloop options work through
+Every option can also be set by an environment variable, named in its help
+(the option wins). The plugin and uvloop options work through
 ``SPOC_DISABLE_PLUGIN_AUTOLOAD``, ``SPOC_PLUGINS`` and ``SPOC_UVLOOP``, which
 the core reads itself, so they apply to a Server the application built and
 to every server it builds later.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
-from ._aio import UVLOOP_ENV, apply_uvloop_environment
+from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
 from ._errors import SpocError
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in
@@ -37,21 +37,12 @@ from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
 from ._signals import SHUTDOWN_SIGNALS, signal_name
 from ._target import EXPECTED, TargetError, load_server
 
-__all__ = ["OPTIONS_FROM_ENVIRONMENT", "SHUTDOWN_TIMEOUT_ENV", "LOG_LEVEL_ENV", "add_run_command", "run"]
+__all__ = ["LOG_LEVEL_ENV", "SHUTDOWN_TIMEOUT_ENV", "add_run_command", "run"]
 
 logger = logging.getLogger("spoc")
 
 SHUTDOWN_TIMEOUT_ENV = "SPOC_SHUTDOWN_TIMEOUT"
 LOG_LEVEL_ENV = "SPOC_LOG_LEVEL"
-
-OPTIONS_FROM_ENVIRONMENT = {
-    "--shutdown-timeout": SHUTDOWN_TIMEOUT_ENV,
-    "--log-level": LOG_LEVEL_ENV,
-    "--no-plugins": AUTOLOAD_ENV,
-    "--plugin": PLUGINS_ENV,
-    "--uvloop / --no-uvloop": UVLOOP_ENV,
-}
-"""Each option of ``spoc run`` and the environment variable that sets it when the option is not given."""
 
 USAGE_ERROR = 2
 
@@ -138,6 +129,7 @@ class RunSettings:
     shutdown_timeout: float
     log_level: int | None
     no_plugins: bool
+    """--no-plugins was given (``SPOC_DISABLE_PLUGIN_AUTOLOAD`` in the environment is read by the core itself)."""
     plugins: tuple[str, ...]
     uvloop: bool | None
 
@@ -152,17 +144,16 @@ class RunSettings:
             raise UsageError("--plugin needs a plugin name or a module")
         plugins = names_in(environ.get(PLUGINS_ENV, "")) + [name.strip() for name in args.plugin]
         uvloop = args.uvloop
-        if uvloop is None and environ.get(UVLOOP_ENV, "").strip():
-            value = environ[UVLOOP_ENV].strip()
-            if value not in ("0", "1"):
-                raise UsageError(f"{UVLOOP_ENV}={value!r}: use 1 (uvloop) or 0 (the standard asyncio loop)")
-            uvloop = value == "1"
-        no_plugins = bool(args.no_plugins) or environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0")
+        if uvloop is None:
+            try:
+                uvloop = uvloop_choice(environ.get(UVLOOP_ENV, ""))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         return cls(
             target=args.target,
             shutdown_timeout=_timeout(timeout_text, timeout_source),
             log_level=_level(level_text, level_source),
-            no_plugins=no_plugins,
+            no_plugins=bool(args.no_plugins),
             plugins=tuple(dict.fromkeys(plugins)),
             uvloop=uvloop,
         )
@@ -265,23 +256,22 @@ def _apply_to_environment(settings: RunSettings) -> None:
     """Hand the plugin and uvloop choices to the core through the variables it reads itself."""
     if settings.no_plugins:
         os.environ[AUTOLOAD_ENV] = "1"
-    for name in settings.plugins:
-        _check_plugin_name(name)
     if settings.plugins:
+        installed = installed_names()
+        for name in settings.plugins:
+            _check_plugin_name(name, installed)
         os.environ[PLUGINS_ENV] = ",".join(settings.plugins)
     if settings.uvloop is not None:
         os.environ[UVLOOP_ENV] = "1" if settings.uvloop else "0"
-        if apply_uvloop_environment() and not _uvloop_installed():
-            raise UsageError("--uvloop: uvloop is not installed; pip install 'spoc-core[uvloop]', or drop --uvloop")
+        if apply_uvloop_environment() != settings.uvloop:  # only --uvloop can fail: uvloop is missing
+            raise UsageError(
+                f"uvloop was asked for (--uvloop or {UVLOOP_ENV}=1) but is not installed; "
+                f"pip install 'spoc-core[uvloop]', or drop the request"
+            )
 
 
-def _uvloop_installed() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
-
-
-def _check_plugin_name(name: str) -> None:
+def _check_plugin_name(name: str, installed: list[str]) -> None:
     """A plugin to load must be installed under that name, or be an importable module."""
-    installed = installed_names()
     if name in installed:
         return
     module = name.partition(":")[0]

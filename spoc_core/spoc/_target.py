@@ -43,7 +43,7 @@ def load_server(target: str) -> Server:
         module = _import(location) if location else None
         found = _candidates(module) if module is not None else []
         example = f"{location}:{found[0][0]}" if found else f"{location or 'app'}:server"
-        have = f" ({location} has: {', '.join(f'{n} ({t})' for n, t in found)})" if found else ""
+        have = f" ({location} has: {_listing(found)})" if found else ""
         raise TargetError(f"{target!r}: name the object to run after a colon, e.g. spoc run {example}{have}")
     module = _import(location)
     obj = _attribute(module, location, attribute)
@@ -132,7 +132,7 @@ def _attribute(module: ModuleType, location: str, attribute: str) -> object:
         except AttributeError:
             owner = location if depth == 0 else f"{location}:{'.'.join(attribute.split('.')[:depth])}"
             found = _candidates(module) if depth == 0 else []
-            have = f"; it has: {', '.join(f'{n} ({t})' for n, t in found)}" if found else ""
+            have = f"; it has: {_listing(found)}" if found else ""
             raise TargetError(f"{owner} has no attribute {part!r}{have}") from None
     return obj
 
@@ -148,6 +148,11 @@ def _candidates(module: ModuleType) -> list[tuple[str, str]]:
         elif _is_workers(value):
             found.append((name, "workers"))
     return found
+
+
+def _listing(found: list[tuple[str, str]]) -> str:
+    """``server (Server), jobs (workers)``: the candidates, for a message."""
+    return ", ".join(f"{name} ({kind})" for name, kind in found)
 
 
 def _is_workers(obj: object) -> bool:

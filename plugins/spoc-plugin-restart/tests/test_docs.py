@@ -34,8 +34,7 @@ def test_the_docs_have_programs_that_need_the_plugin() -> None:
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
 def test_a_docs_program_that_needs_the_plugin_runs(program: DocProgram, tmp_path: Path) -> None:
     assert "signal" not in program.settings, "signalled programs are not supported here: end them by themselves"
-    for title, code in {**program.files, program.title: program.code}.items():
-        (tmp_path / title).write_text(code)
+    program.write_to(tmp_path)
     result = subprocess.run(
         program.argv(sys.executable),
         capture_output=True,
@@ -46,6 +45,6 @@ def test_a_docs_program_that_needs_the_plugin_runs(program: DocProgram, tmp_path
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    assert result.returncode == int(program.settings.get("exit", "0")), result.stderr
+    assert result.returncode == program.expected_exit, result.stderr
     for text in program.texts("stdout"):
         assert text in result.stdout, result.stderr
