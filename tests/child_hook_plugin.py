@@ -1,10 +1,11 @@
-"""A plugin module with a child_starting hook: spoc sends it to process workers' children by its name."""
+"""A plugin module with the hooks of the child: spoc sends it to process workers' children by its name."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import spoc
 from spoc import hookimpl
 
 
@@ -12,6 +13,28 @@ from spoc import hookimpl
 def child_starting(worker: Any, server_name: str) -> None:
     os.environ["SPOC_TEST_CHILD_HOOK"] = f"{server_name}/{worker.name}"
     worker.send_record("test.child_starting", pid=os.getpid(), server=server_name)
+
+
+@hookimpl
+def child_stopping(worker: Any, server_name: str) -> None:
+    current = spoc.current_worker()
+    worker.send_record(
+        "test.child_stopping",
+        pid=os.getpid(),
+        server=server_name,
+        phase=worker.lifecycle_phase,
+        current=None if current is None else current.name,
+    )
+
+
+class OnlyStopping:
+    """An object plugin implementing only child_stopping: it travels to children all the same."""
+
+    name = "only-stopping"
+
+    @hookimpl
+    def child_stopping(self, worker: Any) -> None:
+        worker.send_record("test.only_stopping")
 
 
 class RaisesInChild:

@@ -248,12 +248,30 @@ def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     server.start()
     spoc_hooks.wait_for("worker_exited", worker="child")
     topics = [c["topic"] for c in spoc_hooks.of("worker_record", worker="child")]
-    assert topics == ["test.child_starting", "test.env"]
+    assert topics == ["test.child_starting", "test.env", "test.child_stopping"]
     hook_record = spoc_hooks.of("worker_record", topic="test.child_starting")[0]["data"]
     assert hook_record == {"pid": worker.pid, "server": "parent"}
     assert spoc_hooks.of("worker_record", topic="test.env")[0]["data"] == {"value": "parent/child"}
     assert "SPOC_TEST_CHILD_HOOK" not in os.environ  # it ran in the child, not here
     assert not spoc_hooks.of("child_starting")  # and never in the server's process
+
+
+def test_hook_child_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """It runs in the child after teardown, however the body ended, and its records arrive before the exit."""
+    clean, failed = ExitsAtOnce("clean", start_method=start_method), Raises("failed", start_method=start_method)
+    plugins = [child_hook_plugin, child_hook_plugin.OnlyStopping()]
+    server = spoc_server(clean, failed, plugins=plugins, name="parent", allow_errors=True)
+    server.start()
+    for worker in (clean, failed):
+        spoc_hooks.wait_for("worker_exited", worker=worker.name)
+        events = [c["event"] for c in spoc_hooks.of("worker_event", worker=worker.name)]
+        kinds = [e.kind if e.kind != "record" else e.data["topic"] for e in events]
+        after_teardown = kinds[kinds.index("shutdown") + 1 :]
+        assert sorted(after_teardown[:2]) == ["test.child_stopping", "test.only_stopping"]
+        assert after_teardown[2:] in ([], ["exit"])
+        data = spoc_hooks.of("worker_record", worker=worker.name, topic="test.child_stopping")[0]["data"]
+        assert data == {"pid": worker.pid, "server": "parent", "phase": None, "current": worker.name}
+    assert not spoc_hooks.of("child_stopping")  # never in the server's process
 
 
 @pytest.mark.parametrize("with_wrapper", [False, True])

@@ -27,6 +27,7 @@ def test_first_signal_shuts_down_gracefully(app_factory: type[App], start_method
     for name in BASIC_WORKERS:
         assert f"TEARDOWN {name}" in app.stdout
     assert f"RESULT reason=signal signal={signal.Signals(signum).name} forced=False ok=True" in app.stdout
+    assert app.stdout.rstrip().endswith(f" signals={signal.Signals(signum).name}")  # Server.signals_received
     assert "Traceback" not in app.stderr
 
 
@@ -62,6 +63,7 @@ def test_second_signal_forces_shutdown(app_factory: type[App], signum: int) -> N
     assert "forcing shutdown" in app.stderr
     assert "forced=True" in app.stdout
     assert "failed=stubborn" in app.stdout
+    assert f"signals={signal.Signals(signum).name},{signal.Signals(signum).name}" in app.stdout
     with pytest.raises(ProcessLookupError):
         os.kill(pids["stubborn"], 0)
 

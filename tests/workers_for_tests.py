@@ -323,3 +323,67 @@ class FailsFirstTimeThread(ThreadWorker):
             raise RuntimeError("first run fails")
         self.send_record("test.running", restarts=self.restarts)
         self.wait()
+
+
+def _name_of_current() -> str | None:
+    import spoc
+
+    worker = spoc.current_worker()
+    return None if worker is None else worker.name
+
+
+class ReportsCurrentWorker:
+    """Reports `spoc.current_worker()` from its phases and from a thread it starts itself."""
+
+    name: str
+    send_record: Any
+
+    def setup(self) -> None:
+        self.send_record("test.current", where="setup", current=_name_of_current())
+
+    def main(self) -> None:
+        seen: list[str | None] = []
+        helper = threading.Thread(target=lambda: seen.append(_name_of_current()))
+        helper.start()
+        helper.join()
+        self.send_record("test.current", where="main", current=_name_of_current())
+        self.send_record("test.current", where="own thread", current=seen[0])
+
+    def teardown(self) -> None:
+        self.send_record("test.current", where="teardown", current=_name_of_current())
+
+
+class ReportsCurrentThread(ReportsCurrentWorker, ThreadWorker):
+    pass
+
+
+class ReportsCurrentProcess(ReportsCurrentWorker, ProcessWorker):
+    pass
+
+
+class ReportsCurrentAsync(ThreadWorker):
+    """An async worker: a task it creates sees it too."""
+
+    async def main(self) -> None:
+        task = asyncio.get_running_loop().create_task(_current_in_a_task())
+        self.send_record("test.current", where="task", current=await task)
+
+
+async def _current_in_a_task() -> str | None:
+    return _name_of_current()
+
+
+class SlowSetupThread(ThreadWorker):
+    """Spends `seconds` in setup, for the duration its startup event carries."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+
+    def setup(self) -> None:
+        import time
+
+        time.sleep(self.seconds)
+
+    def main(self) -> None:
+        pass

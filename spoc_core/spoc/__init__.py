@@ -18,7 +18,7 @@ from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
 from ._server import Server, ServerExit
 from ._thread import ThreadWorker
-from ._worker import AbstractWorker
+from ._worker import AbstractWorker, current_worker
 
 try:
     __version__ = _version("spoc-core")
@@ -45,6 +45,7 @@ __all__ = [
     "WorkerExit",
     "WorkerStartError",
     "__version__",
+    "current_worker",
     "hookimpl",
     "run_async_safely",
     "set_uvloop_if_available",

@@ -34,7 +34,7 @@ from ._latch import Latch
 from ._linux import set_parent_death_signal
 from ._plugins import ChildPlugin, call_in_child
 from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL, set_handler, unblock
-from ._worker import AbstractWorker, LifecycleBody
+from ._worker import AbstractWorker, LifecycleBody, set_process_worker
 
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
 
@@ -52,7 +52,7 @@ class ChildOptions:
         expected_parent: the pid the child's parent must have right after the
             fork, or 0 when the child is not the parent's direct child.
         orphan_timeout: seconds an orphaned worker gets to finish its teardown.
-        plugins: the server's plugins that implement ``child_starting``.
+        plugins: the server's plugins that implement ``child_starting`` or ``child_stopping``.
         server_name: the name of the server that started the worker.
     """
 
@@ -204,13 +204,17 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         writer.send(event)
         watch.start()
 
+    set_process_worker(worker)
     try:
-        if options.plugins:
-            worker._emit = emit
-            call_in_child(
-                options.server_name, options.plugins, "child_starting", worker=worker, server_name=options.server_name
-            )
-        return LifecycleBody(worker, emit).run(options.use_uvloop)
+        if not options.plugins:
+            return LifecycleBody(worker, emit).run(options.use_uvloop)
+
+        def call_plugins(hook: str) -> None:
+            call_in_child(options.server_name, options.plugins, hook, worker=worker, server_name=options.server_name)
+
+        worker._emit = emit
+        call_plugins("child_starting")
+        return LifecycleBody(worker, emit, last_words=lambda: call_plugins("child_stopping")).run(options.use_uvloop)
     finally:
         watch.finished.set()
         writer.close()

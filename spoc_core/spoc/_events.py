@@ -50,7 +50,10 @@ class WorkerEvent:
             so it compares across processes).
         wall: ``time.time()`` when it was emitted.
         error: the failure, for ``"error"`` events.
-        data: extra fields (``exitcode`` on ``"exit"``).
+        data: extra fields: ``exitcode`` on ``"exit"``; ``duration`` on
+            ``"startup"`` (the seconds setup() took), ``"shutdown"`` (teardown())
+            and ``"error"`` (the failed phase, until it raised); ``topic`` and
+            ``fields`` on ``"record"``.
     """
 
     worker: str

@@ -39,6 +39,7 @@ from ._errors import SpocError
 
 __all__ = [
     "AUTOLOAD_ENV",
+    "CHILD_HOOKS",
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
     "PLUGINS_ENV",
@@ -65,6 +66,9 @@ Source = Literal["builtin", "explicit", "entry point"]
 
 CHECK_HOOKS = frozenset({"worker_check"})
 """Hooks whose exceptions are not isolated: they refuse the worker, and the caller sees why."""
+
+CHILD_HOOKS = ("child_starting", "child_stopping")
+"""Hooks that run inside process workers' children: the plugins implementing one travel there."""
 
 
 class PluginError(SpocError):
@@ -93,7 +97,7 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class ChildPlugin:
-    """A plugin that implements ``child_starting``, as it travels to a process worker's child.
+    """A plugin that implements a hook of the child (`CHILD_HOOKS`), as it travels to a process worker's child.
 
     Under ``fork`` it is the very object; pickled (spawn, forkserver, the fork
     server) a module travels by its name and an entry point's plugin by its
@@ -353,8 +357,10 @@ class Plugins:
     def _send_to_children(
         self, plugin: object, name: str, hooks: tuple[str, ...], entry_point: tuple[str, str] | None
     ) -> None:
-        """Keep a plugin that implements ``child_starting`` for process workers' children; it must pickle."""
-        if "child_starting" not in hooks:
+        """Keep a plugin that implements a hook of the child (`CHILD_HOOKS`) for process workers' children;
+        it must pickle."""
+        in_child = [hook for hook in CHILD_HOOKS if hook in hooks]
+        if not in_child:
             return
         travelling = ChildPlugin(name, plugin, entry_point)
         try:
@@ -362,7 +368,8 @@ class Plugins:
         except Exception as exc:
             self._manager.unregister(plugin)
             raise PluginError(
-                f"spoc plugin {name!r} implements child_starting, which runs in process workers' children, "
+                f"spoc plugin {name!r} implements {' and '.join(in_child)}, which run"
+                f"{'s' if len(in_child) == 1 else ''} in process workers' children, "
                 f"but it cannot be sent there ({type(exc).__name__}: {exc}); spoc pickles it for spawn, "
                 f"forkserver and its fork server. Make the plugin a module, a module-level object, or an "
                 f"object that pickles."
@@ -371,7 +378,7 @@ class Plugins:
 
     @property
     def for_children(self) -> tuple[ChildPlugin, ...]:
-        """The plugins that implement ``child_starting``, to send to each process worker's child."""
+        """The plugins that implement a hook of the child, to send to each process worker's child."""
         return tuple(self._for_children)
 
     @classmethod

@@ -447,6 +447,14 @@ class Server:
             logger.warning("server %r received %s again: forcing shutdown", self.name, signal_name(signum))
             self._force()
 
+    @property
+    def signals_received(self) -> tuple[str, ...]:
+        """The shutdown signals `run_forever()` received, by name (``"SIGTERM"``), in the order they came.
+
+        The first asked the server to stop; any further one forced the shutdown.
+        """
+        return tuple(signal_name(signum) for signum in self._signals_received)
+
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
         """run_forever's Python-level handler: only a flag, so start() starts no further worker.
 

@@ -17,6 +17,7 @@ import logging
 import pickle
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable, Coroutine, Mapping
@@ -28,13 +29,38 @@ from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch
 from ._signals import signal_name
 
-__all__ = ["AbstractWorker", "Emit"]
+__all__ = ["AbstractWorker", "Emit", "current_worker"]
 
 logger = logging.getLogger("spoc")
 
 Emit = Callable[[WorkerEvent], None]
 
 _ASYNC_CAPABLE = ("setup", "main", "teardown", "lifecycle")
+
+_body = threading.local()
+_process_worker: AbstractWorker | None = None
+
+
+def current_worker() -> AbstractWorker | None:
+    """The worker whose body runs where this is called, or None.
+
+    On the thread that runs a worker's body (its setup, main, teardown and
+    lifecycle, sync or async), that worker. In a process worker's child, that
+    worker from any thread of the child, and from ``child_starting`` and
+    ``child_stopping`` too. Elsewhere (the server's own threads, threads a
+    thread worker starts itself) None.
+
+    For plugins and libraries that attribute what happens to the worker it
+    happens in (metrics, log records) without the worker being passed around.
+    """
+    worker = getattr(_body, "worker", None)
+    return worker if worker is not None else _process_worker
+
+
+def set_process_worker(worker: AbstractWorker) -> None:
+    """In a process worker's child: `worker` is the worker of every thread of this process."""
+    global _process_worker
+    _process_worker = worker
 
 
 class AbstractWorker(abc.ABC):
@@ -458,23 +484,35 @@ class LifecycleBody:
     it never suspends and is driven to the end without an event loop.
     """
 
-    def __init__(self, worker: AbstractWorker, emit: Emit) -> None:
+    def __init__(self, worker: AbstractWorker, emit: Emit, last_words: Callable[[], None] | None = None) -> None:
         self.worker = worker
         self.emit = emit
         self.exitcode = 0
+        self.last_words = last_words
+        self.phase_began = time.monotonic()
         worker._emit = emit
 
     def run(self, use_uvloop: bool | None = None) -> int:
-        """Run the whole lifecycle on the calling thread; return the exit code (0 clean, 1 failed)."""
+        """Run the whole lifecycle on the calling thread; return the exit code (0 clean, 1 failed).
+
+        `last_words`, when given, runs after the lifecycle, while the worker
+        can still send records (a child's ``child_stopping`` hooks).
+        """
         worker = self.worker
         worker._body_thread = threading.get_ident()
+        _body.worker = worker
         try:
             self._run(use_uvloop)
         finally:
-            worker._emit = None  # no record may follow the worker's last event
+            _body.worker = None
             worker._phase = None
             worker._loop = None
             worker._body_thread = None  # thread idents are reused
+            try:
+                if self.last_words is not None:
+                    self.last_words()
+            finally:
+                worker._emit = None  # no record may follow the worker's last event
         return self.exitcode
 
     def _run(self, use_uvloop: bool | None) -> None:
@@ -501,6 +539,7 @@ class LifecycleBody:
 
     async def _phase(self, phase: Phase, method: Callable[[], Any]) -> bool:
         self.worker._phase = phase
+        self.phase_began = time.monotonic()
         try:
             await _call(method)
         except SystemExit as exc:
@@ -514,13 +553,14 @@ class LifecycleBody:
 
     async def _notify(self, kind: str, phase: Phase) -> bool:
         """Call the user's lifecycle(kind), then tell the server; a raise counts against `phase`."""
+        duration = time.monotonic() - self.phase_began
         try:
             await _call(self.worker.lifecycle, kind)
         except BaseException as exc:
             await self._failed_async(exc, phase)
             if kind == "startup":
                 return False
-        self.emit(make_event(self.worker.name, kind, phase=phase))
+        self.emit(make_event(self.worker.name, kind, phase=phase, duration=duration))
         return True
 
     async def _failed_async(self, exc: BaseException, phase: Phase) -> None:
@@ -536,7 +576,8 @@ class LifecycleBody:
         record = ErrorRecord.from_exception(exc, phase)
         if note:
             record = ErrorRecord(record.type_name, record.message, f"{note}\n{record.traceback}", phase, exc)
-        self.emit(make_event(self.worker.name, "error", phase=phase, error=record))
+        duration = time.monotonic() - self.phase_began
+        self.emit(make_event(self.worker.name, "error", phase=phase, error=record, duration=duration))
         return record
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "backend_register",
     "child_starting",
+    "child_stopping",
     "hookspec",
     "server_started",
     "server_starting",
@@ -290,4 +291,24 @@ def child_starting(worker: AbstractWorker, server_name: str) -> None:
     The return value is ignored. When an implementation raises, the error is
     logged in the child (its stderr, unless logging is configured there) and
     the worker starts anyway.
+    """
+
+
+@hookspec
+def child_stopping(worker: AbstractWorker, server_name: str) -> None:
+    """Called inside a process worker's child process, after the worker's ``teardown()``.
+
+    Runs on the child's main thread, in the child, after ``teardown()`` and
+    ``lifecycle("shutdown")`` (or after the failure that ended the worker),
+    however the body ended, before the child reports its end: the last moment
+    ``worker.send_record()`` works, so flush there what the plugin buffered in
+    the child (batched metrics). Not called when the child is killed, nor for
+    thread workers. Plugins implementing it travel to children as for
+    `child_starting`.
+
+    :param worker: the worker, in the child.
+    :param server_name: the name of the server that started it.
+
+    The return value is ignored. When an implementation raises, the error is
+    logged in the child and the child ends as it would have.
     """

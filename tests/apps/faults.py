@@ -217,7 +217,8 @@ def main() -> int:
     outcome = server.run_forever(shutdown_timeout=args.timeout)
     say(
         f"RESULT reason={outcome.reason} signal={outcome.signal} forced={outcome.forced} ok={outcome.ok} "
-        f"started={len(outcome.exits)} failed={','.join(e.worker for e in outcome.failed)}"
+        f"started={len(outcome.exits)} failed={','.join(e.worker for e in outcome.failed)} "
+        f"signals={','.join(server.signals_received)}"
     )
     return outcome.exit_code
 
