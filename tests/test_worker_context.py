@@ -31,7 +31,12 @@ def test_current_worker_is_the_worker_whose_body_runs_here(
     spoc_server(*workers).start()
     for worker in workers:
         spoc_hooks.wait_for("worker_exited", worker=worker.name)
-    assert reports(spoc_hooks, "thread") == {"setup": "thread", "main": "thread", "own thread": None, "teardown": "thread"}
+    assert reports(spoc_hooks, "thread") == {
+        "setup": "thread",
+        "main": "thread",
+        "own thread": None,
+        "teardown": "thread",
+    }
     # in a process worker's child every thread belongs to the worker
     assert reports(spoc_hooks, "process") == {w: "process" for w in ("setup", "main", "own thread", "teardown")}
     assert reports(spoc_hooks, "async") == {"task": "async"}
