@@ -66,6 +66,13 @@ PLUGIN_AUTHORS_TESTS = textwrap.dedent(
         assert error.message == "job 7 is corrupt"
 
 
+    def test_wait_for_takes_a_predicate(spoc_server, spoc_hooks):
+        spoc_server(Job("first"), Job("second")).start()
+        call = spoc_hooks.wait_for("worker_started", worker=lambda w: w.name.startswith("sec"))
+        assert call.worker == "second"
+        assert spoc_hooks.of("worker_started", event=lambda e: e.kind == "startup")
+
+
     def test_wait_for_says_what_it_saw(spoc_server, spoc_hooks):
         spoc_server(Job("quiet")).start()
         spoc_hooks.wait_for("worker_started", worker="quiet")
@@ -82,7 +89,7 @@ PLUGIN_AUTHORS_TESTS = textwrap.dedent(
 def test_the_fixtures_as_a_plugin_author_uses_them(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_my_plugin=PLUGIN_AUTHORS_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=5, errors=1)
+    result.assert_outcomes(passed=6, errors=1)
     output = result.stdout.str()
     assert "ERROR at teardown of test_a_worker_failure_fails_the_test" in output
     assert "worker 'broken' of server 'test' ended failed (exitcode 1)" in output

@@ -97,7 +97,9 @@ class HookRecorder:
         `match` compares arguments by name: ``worker="job"`` and ``server="s"``
         match names; ``data={"n": 1}`` matches a record whose data holds those
         fields (and maybe others); any other, e.g. ``topic="metrics.inc"`` or
-        ``reason="signal"``, must equal the argument.
+        ``reason="signal"``, must equal the argument. A callable matches when
+        it returns True for the argument: ``worker=lambda w: w.restarts == 1``
+        gets the worker itself.
 
         Raises:
             TimeoutError: no such call within `timeout` seconds; the message lists the calls made.
@@ -181,7 +183,10 @@ class HookRecorder:
 
 def _matches(call: HookCall, match: dict[str, Any]) -> bool:
     for key, wanted in match.items():
-        if key == "worker":
+        if callable(wanted) and not isinstance(wanted, type):
+            if key not in call.kwargs or not wanted(call.kwargs[key]):
+                return False
+        elif key == "worker":
             if call.worker != wanted:
                 return False
         elif key == "server":

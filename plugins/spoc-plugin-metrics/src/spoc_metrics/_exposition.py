@@ -1,0 +1,221 @@
+"""One server's metrics in one prometheus_client registry: the workers' lives, the parent process, user metrics.
+
+Built when the server starts, in the server's process only (children never
+import prometheus_client). What the server knows is counted from its hooks
+(`ServerMetrics.on_*`, all on the hooks' serialised calls); what is read at
+scrape time (up, last seen, a process worker's CPU and memory, signals) comes
+from `collect`, on the HTTP server's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import spoc
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, WorkerEvent, WorkerExit
+
+from ._definitions import DEFAULT_BUCKETS, MetricDefinition
+from ._proc import process_usage
+from ._store import Store
+from ._tally import Tally
+
+__all__ = ["BUILTIN", "ServerMetrics"]
+
+OUTCOMES = ("clean", "failed", "killed", "stopped")
+PHASES = ("setup", "main", "teardown")
+SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def _builtin(kind: Any, name: str, help_text: str, *labels: str) -> MetricDefinition:
+    return MetricDefinition(kind, name, help_text, ("worker", *labels), DEFAULT_BUCKETS if kind == "histogram" else ())
+
+
+STARTS = _builtin("counter", "spoc_worker_starts", "Times a worker's setup() completed and its main() began.")
+EXITS = _builtin("counter", "spoc_worker_exits", "Times a worker ended, by outcome.", "outcome")
+FAILURES = _builtin("counter", "spoc_worker_failures", "Errors a worker raised, by lifecycle phase.", "phase")
+RESTARTS = _builtin("counter", "spoc_worker_restarts", "Times a supervisor restarted a worker.")
+SETUP = _builtin("histogram", "spoc_worker_setup_duration_seconds", "Seconds a worker's setup() took.")
+TEARDOWN = _builtin("histogram", "spoc_worker_teardown_duration_seconds", "Seconds a worker's teardown() took.")
+BUILTIN = (STARTS, EXITS, FAILURES, RESTARTS, SETUP, TEARDOWN)
+
+
+class ServerMetrics(Collector):
+    """The registry one server's endpoint serves, and the state its hooks keep for it."""
+
+    def __init__(self, server: Server, store: Store) -> None:
+        self.server = server
+        self.store = store
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.registry.register(self)
+        self._counts = Tally()
+        self._lock = threading.Lock()
+        self._up: dict[str, bool] = {}
+        self._last_seen: dict[str, float] = {}
+        self._instances: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ from the hooks
+
+    def on_known(self, worker: AbstractWorker) -> None:
+        """A worker the server will run: its counters start at 0, so rates work from its first scrape."""
+        name = worker.name
+        zero = self._counts.zero
+        zero((STARTS.name, (name,)))
+        zero((RESTARTS.name, (name,)))
+        for outcome in OUTCOMES:
+            zero((EXITS.name, (name, outcome)))
+        for phase in PHASES:
+            zero((FAILURES.name, (name, phase)))
+        zero((SETUP.name, (name,)), SETUP.buckets)
+        zero((TEARDOWN.name, (name,)), TEARDOWN.buckets)
+
+    def on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+        self._seen(worker, event.wall)
+        duration = event.data.get("duration")
+        if not isinstance(duration, float):
+            return
+        if event.kind == "startup" or (event.kind == "error" and event.phase == "setup"):
+            self._counts.observe((SETUP.name, (worker.name,)), SETUP.buckets, duration)
+        elif event.kind == "shutdown":
+            self._counts.observe((TEARDOWN.name, (worker.name,)), TEARDOWN.buckets, duration)
+
+    def on_started(self, worker: AbstractWorker) -> None:
+        with self._lock:
+            self._up[worker.name] = True
+        self._counts.add((STARTS.name, (worker.name,)), 1.0)
+
+    def on_error(self, worker: AbstractWorker, error: ErrorRecord) -> None:
+        self._counts.add((FAILURES.name, (worker.name, error.phase)), 1.0)
+
+    def on_exited(self, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        self._seen(worker, None)
+        with self._lock:
+            self._up[worker.name] = False
+        self._counts.add((EXITS.name, (worker.name, exit_info.outcome)), 1.0)
+
+    def _seen(self, worker: AbstractWorker, wall: float | None) -> None:
+        """Note the worker's last sign of life; a new instance that a supervisor started counts as a restart."""
+        restarted = False
+        with self._lock:
+            if wall is not None:
+                self._last_seen[worker.name] = wall
+            if self._instances.get(worker.name) != id(worker):
+                self._instances[worker.name] = id(worker)
+                restarted = worker.restarts > 0
+        if restarted:
+            self._counts.add((RESTARTS.name, (worker.name,)), 1.0)
+
+    # ------------------------------------------------------------------ at scrape time
+
+    def collect(self) -> Iterator[Metric]:
+        workers = self.server.workers
+        with self._lock:
+            up = dict(self._up)
+            last_seen = dict(self._last_seen)
+        yield _gauge(
+            "spoc_worker_up",
+            "1 while a worker runs its main(), else 0.",
+            ("worker",),
+            {(w.name,): float(up.get(w.name, False) and w.exit_info is None) for w in workers},
+        )
+        yield _gauge(
+            "spoc_worker_last_seen_timestamp_seconds",
+            "Unix time of the last event, record or metrics batch the server received from a worker.",
+            ("worker",),
+            {(name,): wall for name, wall in last_seen.items()},
+        )
+        usage = {w.name: process_usage(w.pid) for w in _running_processes(workers)}
+        yield _gauge(
+            "spoc_worker_resident_memory_bytes",
+            "Resident memory of a process worker's child, in bytes.",
+            ("worker",),
+            {(name, ): float(u[1]) for name, u in usage.items() if u is not None},
+        )
+        cpu = CounterMetricFamily(
+            "spoc_worker_cpu_seconds", "User and system CPU time of a process worker's child.", labels=["worker"]
+        )
+        for name, u in usage.items():
+            if u is not None:
+                cpu.add_metric([name], u[0])
+        yield cpu
+        signals = CounterMetricFamily(
+            "spoc_server_signals_received", "Shutdown signals the server received.", labels=["signal"]
+        )
+        received = self.server.signals_received
+        for name in sorted({*SIGNALS, *received}):
+            signals.add_metric([name], float(received.count(name)))
+        yield signals
+        yield _gauge("spoc_build_info", "The version of spoc-core; always 1.", ("version",), {(spoc.__version__,): 1.0})
+        counters, _, histograms = self._counts.snapshot()
+        for definition in BUILTIN:
+            chosen = counters if definition.kind == "counter" else histograms
+            yield _family(definition, definition.labelnames, {k[1]: v for k, v in chosen.items() if k[0] == definition.name})
+        yield from self._user_families()
+
+    def _user_families(self) -> Iterator[Metric]:
+        """Each user-defined metric, its samples from every worker (a ``worker`` label in front)."""
+        by_family: dict[str, dict[tuple[str, ...], Any]] = {}
+        for worker, snapshot in self.store.snapshots():
+            for values in snapshot:
+                for (name, labels), value in values.items():
+                    samples = by_family.setdefault(name, {})
+                    key = (worker, *labels)
+                    samples[key] = _added(samples.get(key), value)
+        for name in sorted(by_family):
+            definition = self.store.definition(name)
+            if definition is not None:
+                yield _family(definition, ("worker", *definition.labelnames), by_family[name])
+
+
+def _added(old: Any, new: Any) -> Any:
+    if old is None:
+        return new
+    if isinstance(new, list):
+        return [a + b for a, b in zip(old, new)]
+    return old + new
+
+
+def _running_processes(workers: Iterable[AbstractWorker]) -> Iterator[Any]:
+    for worker in workers:
+        if isinstance(worker, ProcessWorker) and worker.exit_info is None and worker.pid is not None:
+            yield worker
+
+
+def _gauge(name: str, help_text: str, labels: tuple[str, ...], samples: dict[tuple[str, ...], float]) -> Metric:
+    gauge = GaugeMetricFamily(name, help_text, labels=list(labels))
+    for values, value in samples.items():
+        gauge.add_metric(list(values), value)
+    return gauge
+
+
+def _family(definition: MetricDefinition, labels: tuple[str, ...], samples: dict[tuple[str, ...], Any]) -> Metric:
+    """A metric family of `definition`'s kind with `samples` (label values -> value, or bucket counts and sum)."""
+    name, help_text, names = definition.name, definition.documentation, list(labels)
+    if definition.kind == "histogram":
+        histogram = HistogramMetricFamily(name, help_text, labels=names)
+        bounds = [*map(floatToGoString, definition.buckets), "+Inf"]
+        for values, counts in samples.items():
+            cumulative, buckets = 0.0, []
+            for bound, count in zip(bounds, counts[:-1]):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            histogram.add_metric(list(values), buckets, counts[-1])
+        return histogram
+    family: Metric
+    if definition.kind == "counter":
+        family = CounterMetricFamily(name, help_text, labels=names)
+    else:
+        family = GaugeMetricFamily(name, help_text, labels=names)
+    for values, value in samples.items():
+        family.add_metric(list(values), value)  # type: ignore[attr-defined]
+    return family
+
+

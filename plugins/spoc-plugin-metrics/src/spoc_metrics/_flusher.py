@@ -1,0 +1,73 @@
+"""In a process worker's child: send the batch of counts to the server every so often, and a last time at the end.
+
+An increment in a child costs a dictionary update; the counts reach the
+server as one record per flush interval (only when something was counted),
+and once more from ``child_stopping``, after teardown, so a worker that stops
+cleanly loses nothing. A child killed with SIGKILL loses at most the counts
+of its last interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from spoc import AbstractWorker
+
+from ._definitions import defined
+from ._routing import start_child, stop_child
+
+__all__ = ["BATCH_TOPIC", "ChildFlusher"]
+
+BATCH_TOPIC = "spoc_metrics.batch"
+"""The topic of the records that carry a child's counts to the server."""
+
+logger = logging.getLogger("spoc.metrics")
+
+
+class ChildFlusher:
+    """Owns the child's batch and the thread that flushes it."""
+
+    def __init__(self, worker: AbstractWorker, interval: float) -> None:
+        self.worker = worker
+        self.interval = interval
+        self.tally = start_child()
+        self._announced: set[str] = set()
+        self._closing = threading.Event()
+        self._send_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"spoc-metrics:{worker.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closing.wait(self.interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what was counted since the last flush, with the definitions the server has not had yet."""
+        with self._send_lock:  # one batch at a time: the server merges them in order
+            batch = self.tally.drain()
+            if batch is None:
+                return
+            batch["definitions"] = self._new_definitions(batch)
+            try:
+                self.worker.send_record(BATCH_TOPIC, **batch)
+            except Exception:
+                logger.exception("worker %r: its metrics could not be sent to the server", self.worker.name)
+
+    def _new_definitions(self, batch: dict[str, Any]) -> list[tuple[Any, ...]]:
+        names = {sample[0] for samples in batch.values() for sample in samples}
+        plain = []
+        for name in sorted(names - self._announced):
+            definition = defined(name)
+            if definition is not None:
+                plain.append(definition.plain())
+                self._announced.add(name)
+        return plain
+
+    def close(self) -> None:
+        """Stop the thread and send the last batch (from ``child_stopping``: records still go out)."""
+        self._closing.set()
+        self._thread.join()
+        self.flush()
+        stop_child()

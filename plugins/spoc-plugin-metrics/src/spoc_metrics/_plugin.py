@@ -1,0 +1,200 @@
+"""Metrics: the plugin object, in the server's process and in process workers' children."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, hookimpl
+
+from ._flusher import BATCH_TOPIC, ChildFlusher
+from ._routing import attach, detach
+from ._settings import check_addr, check_port, listen_address
+from ._store import Store
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+    from ._endpoint import Endpoint
+    from ._exposition import ServerMetrics
+
+__all__ = ["Metrics"]
+
+logger = logging.getLogger("spoc.metrics")
+
+counted_first = hookimpl(tryfirst=True)
+"""A worker's event is counted before other plugins react to it (a supervisor, a test waiting for it)."""
+
+
+class Metrics:
+    """Prometheus metrics for a spoc server: its workers' lives and the metrics they define, on ``/metrics``.
+
+    Installed, the plugin (the entry point ``metrics``) serves every server;
+    give a server ``Metrics(...)`` among its plugins to choose its settings.
+
+    Args:
+        port: the port to listen on (0 picks a free one, see `address`);
+            ``SPOC_METRICS_PORT`` when not given, else 9464.
+        addr: the address to listen on; ``SPOC_METRICS_ADDR`` when not given,
+            else ``0.0.0.0`` (every IPv4 interface; ``::`` for IPv6 too).
+        flush_interval: how often, in seconds, a process worker's child sends
+            what it counted to the server (and once more when it ends).
+
+    One server at a time is exported through one Metrics object; a second
+    server that starts while the first runs is not exported (a warning says
+    so): give it a Metrics object of its own.
+    """
+
+    name = "metrics"
+
+    def __init__(self, port: int | None = None, addr: str | None = None, *, flush_interval: float = 0.5) -> None:
+        self._port = None if port is None else check_port(port, "Metrics(port=...)")
+        self._addr = None if addr is None else check_addr(addr, "Metrics(addr=...)")
+        if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float) or not flush_interval > 0:
+            raise ValueError(f"Metrics(flush_interval=...) must be a positive number of seconds, got {flush_interval!r}")
+        self.flush_interval = float(flush_interval)
+        self._server: Server | None = None
+        self._store: Store | None = None
+        self._metrics: ServerMetrics | None = None
+        self._endpoint: Endpoint | None = None
+        self._stopped = True
+        self._not_exported: weakref.WeakSet[Server] = weakref.WeakSet()
+        self._flusher: ChildFlusher | None = None
+
+    def __repr__(self) -> str:
+        where = f"{self.url}" if self.url else "not serving"
+        return f"<Metrics {where}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """To a spawn or forkserver child only the settings travel (the server's state stays in the server)."""
+        return (_rebuilt, (self._port, self._addr, self.flush_interval))
+
+    # ------------------------------------------------------------------ what users read
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The (host, port) the endpoint listens on while its server runs, else None."""
+        endpoint = self._endpoint
+        return endpoint.address if endpoint is not None else None
+
+    @property
+    def url(self) -> str | None:
+        """``http://host:port/metrics`` while serving (an unspecified listen address shown as loopback), else None."""
+        address = self.address
+        if address is None:
+            return None
+        host, port = address
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
+
+    @property
+    def registry(self) -> CollectorRegistry | None:
+        """The prometheus_client registry of the last server this object exported (readable after it stopped)."""
+        return self._metrics.registry if self._metrics is not None else None
+
+    # ------------------------------------------------------------------ the server's process
+
+    def _mine(self, server: Server) -> ServerMetrics | None:
+        """This server's metrics, set up on its first hook; None when this object exports another server."""
+        if self._server is server:
+            return self._metrics
+        if self._server is not None and not self._stopped:
+            if server not in self._not_exported:
+                self._not_exported.add(server)
+                logger.warning(
+                    "metrics: server %r is not exported: this Metrics object already exports server %r, "
+                    "which is running; give each server its own Metrics(...)",
+                    server.name,
+                    self._server.name,
+                )
+            return None
+        from ._exposition import ServerMetrics
+
+        self._server, self._store, self._stopped = server, Store(), False
+        self._metrics = ServerMetrics(server, self._store)
+        return self._metrics
+
+    @hookimpl
+    def worker_check(self, server: Server, worker: AbstractWorker) -> None:
+        metrics = self._mine(server)
+        if metrics is not None and self._store is not None:
+            metrics.on_known(worker)
+            attach(worker, self._store.tally_for(worker.name))  # a thread worker counts straight into the store
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        metrics = self._mine(server)
+        if metrics is None:
+            return
+        from ._endpoint import Endpoint, EndpointError
+
+        try:
+            host, port = listen_address(self._addr, self._port)
+            self._endpoint = Endpoint(metrics.registry, host, port)
+        except (EndpointError, ValueError, TypeError) as exc:
+            server.stop(failure=f"metrics: {exc}")
+            return
+        logger.info("metrics: serving %s for server %r (listening on %s:%d)", self.url, server.name, *self.address or ())
+
+    @hookimpl
+    def server_started(self, server: Server) -> None:
+        if self._mine(server) is not None and self._endpoint is not None:
+            self._endpoint.serve()
+
+    @counted_first
+    def worker_event(self, server: Server, worker: AbstractWorker, event: WorkerEvent) -> None:
+        metrics = self._mine(server)
+        if metrics is not None:
+            metrics.on_event(worker, event)
+
+    @counted_first
+    def worker_started(self, server: Server, worker: AbstractWorker) -> None:
+        metrics = self._mine(server)
+        if metrics is not None:
+            metrics.on_started(worker)
+
+    @counted_first
+    def worker_error(self, server: Server, worker: AbstractWorker, error: ErrorRecord) -> None:
+        metrics = self._mine(server)
+        if metrics is not None:
+            metrics.on_error(worker, error)
+
+    @counted_first
+    def worker_record(self, server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
+        if topic == BATCH_TOPIC and self._mine(server) is not None and self._store is not None:
+            self._store.merge(worker.name, data)
+
+    @counted_first
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        metrics = self._mine(server)
+        if metrics is not None and self._store is not None:
+            detach(worker)
+            self._store.forget_gauges(worker.name)
+            metrics.on_exited(worker, exit_info)
+
+    @hookimpl
+    def server_stopped(self, server: Server) -> None:
+        if self._server is not server or self._stopped:
+            return
+        self._stopped = True
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            endpoint.close()
+            logger.info("metrics: stopped serving for server %r", server.name)
+
+    # ------------------------------------------------------------------ in a process worker's child
+
+    @hookimpl
+    def child_starting(self, worker: AbstractWorker) -> None:
+        self._flusher = ChildFlusher(worker, self.flush_interval)
+
+    @hookimpl
+    def child_stopping(self) -> None:
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.close()
+
+
+def _rebuilt(port: int | None, addr: str | None, flush_interval: float) -> Metrics:
+    return Metrics(port, addr, flush_interval=flush_interval)

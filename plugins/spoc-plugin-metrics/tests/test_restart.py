@@ -1,0 +1,42 @@
+"""Counters survive a worker's restart: the server owns them, and a fresh instance counts on from there."""
+
+from __future__ import annotations
+
+from metrics_workers import CountsThenEnds, CountsThread
+from scraping import scrape
+from spoc import AbstractWorker, Server, WorkerExit, hookimpl
+from spoc.testing import HookRecorder, ServerFactory
+from spoc_metrics import Metrics
+
+
+class RestartOnce:
+    """A minimal supervisor: the first run of each worker that ends is replaced by a fresh instance."""
+
+    name = "restart-once"
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        if worker.restarts == 0 and not exit_info.stop_requested:
+            server.restart_worker(worker)
+
+
+def test_counters_survive_a_restart_and_gauges_start_again(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+) -> None:
+    metrics = Metrics(port=0, addr="127.0.0.1", flush_interval=3600)
+    server = spoc_server(
+        CountsThenEnds("cycler", jobs=7, start_method=start_method),
+        CountsThread("steady"),
+        plugins=[metrics, RestartOnce()],
+    )
+    server.start()
+    spoc_hooks.wait_for("worker_exited", worker=lambda w: w.name == "cycler" and w.restarts == 1)
+    assert metrics.url is not None
+    page = scrape(metrics.url)
+    assert page.value("test_jobs_processed_total", worker="cycler", queue="restarted") == 14
+    assert page.value("spoc_worker_restarts_total", worker="cycler") == 1
+    assert page.value("spoc_worker_starts_total", worker="cycler") == 2
+    assert page.value("spoc_worker_exits_total", worker="cycler", outcome="clean") == 2
+    assert page.value("test_jobs_in_progress", worker="cycler") is None  # dropped with the instance that set it
+    assert page.value("spoc_worker_restarts_total", worker="steady") == 0
+
