@@ -39,4 +39,3 @@ def test_counters_survive_a_restart_and_gauges_start_again(
     assert page.value("spoc_worker_exits_total", worker="cycler", outcome="clean") == 2
     assert page.value("test_jobs_in_progress", worker="cycler") is None  # dropped with the instance that set it
     assert page.value("spoc_worker_restarts_total", worker="steady") == 0
-

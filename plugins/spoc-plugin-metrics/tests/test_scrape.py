@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from metrics_workers import CountsAsync, CountsProcess, CountsThread, FailsInSetup, WaitsForKill
-from scraping import OPENMETRICS, scrape
+from scraping import scrape
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_metrics import Metrics
 

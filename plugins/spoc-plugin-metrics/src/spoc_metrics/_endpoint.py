@@ -27,12 +27,12 @@ POLL_INTERVAL = 0.1
 """How often the serving loop looks for a shutdown request: the most closing the endpoint waits."""
 
 
-class EndpointError(OSError):
+class EndpointError(Exception):
     """The endpoint could not listen where it was asked to."""
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not logged (one line per scrape every few seconds is noise)."""
 
 
@@ -47,9 +47,11 @@ class Endpoint:
         server_class = type("MetricsHTTPServer", (ThreadingWSGIServer,), {"address_family": family})
         metrics = make_wsgi_app(registry)
         try:
-            self._httpd = make_server(host, port, _only_metrics(metrics), server_class, handler_class=_QuietHandler)
+            self._httpd: ThreadingWSGIServer = make_server(
+                host, port, _only_metrics(metrics), server_class, handler_class=_QuietHandler
+            )
         except OSError as exc:
-            raise EndpointError(exc.errno, _explain(host, port, exc)) from exc
+            raise EndpointError(_explain(host, port, exc)) from exc
         self._thread: threading.Thread | None = None
         _open.add(self)
 
@@ -86,7 +88,7 @@ def _family_of(host: str, port: int) -> socket.AddressFamily:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise EndpointError(0, f"cannot serve metrics on {host}:{port}: unknown address {host!r} ({exc})") from exc
+        raise EndpointError(f"cannot serve metrics on {host}:{port}: unknown address {host!r} ({exc})") from exc
     return infos[0][0]
 
 

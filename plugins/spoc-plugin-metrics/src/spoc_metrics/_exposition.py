@@ -13,11 +13,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import spoc
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+import spoc
 from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, WorkerEvent, WorkerExit
 
 from ._definitions import DEFAULT_BUCKETS, MetricDefinition
@@ -137,7 +138,7 @@ class ServerMetrics(Collector):
             "spoc_worker_resident_memory_bytes",
             "Resident memory of a process worker's child, in bytes.",
             ("worker",),
-            {(name, ): float(u[1]) for name, u in usage.items() if u is not None},
+            {(name,): float(u[1]) for name, u in usage.items() if u is not None},
         )
         cpu = CounterMetricFamily(
             "spoc_worker_cpu_seconds", "User and system CPU time of a process worker's child.", labels=["worker"]
@@ -157,7 +158,8 @@ class ServerMetrics(Collector):
         counters, _, histograms = self._counts.snapshot()
         for definition in BUILTIN:
             chosen = counters if definition.kind == "counter" else histograms
-            yield _family(definition, definition.labelnames, {k[1]: v for k, v in chosen.items() if k[0] == definition.name})
+            samples = {labels: value for (name, labels), value in chosen.items() if name == definition.name}
+            yield _family(definition, definition.labelnames, samples)
         yield from self._user_families()
 
     def _user_families(self) -> Iterator[Metric]:
@@ -179,7 +181,7 @@ def _added(old: Any, new: Any) -> Any:
     if old is None:
         return new
     if isinstance(new, list):
-        return [a + b for a, b in zip(old, new)]
+        return [a + b for a, b in zip(old, new, strict=True)]
     return old + new
 
 
@@ -204,7 +206,7 @@ def _family(definition: MetricDefinition, labels: tuple[str, ...], samples: dict
         bounds = [*map(floatToGoString, definition.buckets), "+Inf"]
         for values, counts in samples.items():
             cumulative, buckets = 0.0, []
-            for bound, count in zip(bounds, counts[:-1]):
+            for bound, count in zip(bounds, counts[:-1], strict=True):
                 cumulative += count
                 buckets.append((bound, cumulative))
             histogram.add_metric(list(values), buckets, counts[-1])
@@ -215,7 +217,5 @@ def _family(definition: MetricDefinition, labels: tuple[str, ...], samples: dict
     else:
         family = GaugeMetricFamily(name, help_text, labels=names)
     for values, value in samples.items():
-        family.add_metric(list(values), value)  # type: ignore[attr-defined]
+        family.add_metric(list(values), value)
     return family
-
-

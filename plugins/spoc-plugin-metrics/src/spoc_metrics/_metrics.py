@@ -78,7 +78,7 @@ class _Metric:
         child = self._children.get(texts)
         if child is None:
             child = self._children[texts] = self._bound((self._definition.name, texts))
-        return child  # type: ignore[no-any-return]
+        return child
 
     def _bound(self: _M, key: Key) -> _M:
         child = object.__new__(type(self))
@@ -95,7 +95,8 @@ class _Metric:
         return key
 
     def __repr__(self) -> str:
-        labels = "" if self._key is None or not self._key[1] else f" {dict(zip(self.labelnames, self._key[1]))}"
+        values = () if self._key is None else self._key[1]
+        labels = f" {dict(zip(self.labelnames, values, strict=True))}" if values else ""
         return f"<{type(self).__name__} {self.name!r}{labels}>"
 
 

@@ -52,7 +52,9 @@ class Metrics:
         self._port = None if port is None else check_port(port, "Metrics(port=...)")
         self._addr = None if addr is None else check_addr(addr, "Metrics(addr=...)")
         if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float) or not flush_interval > 0:
-            raise ValueError(f"Metrics(flush_interval=...) must be a positive number of seconds, got {flush_interval!r}")
+            raise ValueError(
+                f"Metrics(flush_interval=...) must be a positive number of seconds, got {flush_interval!r}"
+            )
         self.flush_interval = float(flush_interval)
         self._server: Server | None = None
         self._store: Store | None = None
@@ -135,7 +137,7 @@ class Metrics:
         except (EndpointError, ValueError, TypeError) as exc:
             server.stop(failure=f"metrics: {exc}")
             return
-        logger.info("metrics: serving %s for server %r (listening on %s:%d)", self.url, server.name, *self.address or ())
+        logger.info("metrics: serving %s for server %r (listening on %s)", self.url, server.name, self.address)
 
     @hookimpl
     def server_started(self, server: Server) -> None:

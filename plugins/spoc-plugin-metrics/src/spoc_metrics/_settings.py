@@ -1,10 +1,19 @@
-"""Where the endpoint listens: the plugin's arguments, else ``SPOC_METRICS_ADDR`` / ``SPOC_METRICS_PORT``, else the defaults."""
+"""Where the endpoint listens: the plugin's arguments, else SPOC_METRICS_ADDR / SPOC_METRICS_PORT, else defaults."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["ADDR_ENV", "DEFAULT_ADDR", "DEFAULT_PORT", "PORT_ENV", "check_addr", "check_port", "listen_address"]
+__all__ = [
+    "ADDR_ENV",
+    "DEFAULT_ADDR",
+    "DEFAULT_PORT",
+    "PORT_ENV",
+    "check_addr",
+    "check_port",
+    "listen_address",
+    "port_from_text",
+]
 
 ADDR_ENV = "SPOC_METRICS_ADDR"
 PORT_ENV = "SPOC_METRICS_PORT"
@@ -12,13 +21,17 @@ DEFAULT_ADDR = "0.0.0.0"
 DEFAULT_PORT = 9464
 
 
+def port_from_text(text: str, source: str) -> int:
+    """The port number an environment variable holds; a ValueError naming `source` otherwise."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{source} must be a port number from 0 to 65535, got {text!r}") from None
+    return check_port(port, source)
+
+
 def check_port(port: object, source: str) -> int:
     """`port` as a port number (0 picks a free one); a ValueError or TypeError naming `source` otherwise."""
-    if isinstance(port, str):
-        try:
-            port = int(port.strip())
-        except ValueError:
-            raise ValueError(f"{source} must be a port number from 0 to 65535, got {port!r}") from None
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"{source} must be an int port number from 0 to 65535, got {port!r}")
     if not 0 <= port <= 65535:
@@ -37,5 +50,5 @@ def listen_address(addr: str | None, port: int | None) -> tuple[str, int]:
     if addr is None:
         addr = check_addr(os.environ[ADDR_ENV], ADDR_ENV) if os.environ.get(ADDR_ENV) else DEFAULT_ADDR
     if port is None:
-        port = check_port(os.environ[PORT_ENV], PORT_ENV) if os.environ.get(PORT_ENV) else DEFAULT_PORT
+        port = port_from_text(os.environ[PORT_ENV], PORT_ENV) if os.environ.get(PORT_ENV) else DEFAULT_PORT
     return addr, port

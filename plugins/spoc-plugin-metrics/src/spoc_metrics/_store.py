@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from ._definitions import MetricDefinition, defined
@@ -32,7 +32,7 @@ class Store:
                 tally = self._tallies[worker] = Tally()
             return tally
 
-    def merge(self, worker: str, batch: Mapping[str, Any]) -> None:
+    def merge(self, worker: str, batch: dict[str, Any]) -> None:
         """Add a batch a worker's child sent; samples of a metric it defined differently are refused, once said."""
         refused = self._learn(worker, batch.get("definitions", ()))
         if refused:

@@ -1,0 +1,88 @@
+"""Metrics a worker defines: their rules, and where samples counted outside a worker, or twice, end up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from metrics_workers import IN_PROGRESS, JOBS, CountsThread
+from scraping import scrape
+from spoc.testing import HookRecorder, ServerFactory
+from spoc_metrics import Counter, Gauge, Histogram, Metrics
+
+
+def test_defining_a_metric_again_the_same_way_is_fine() -> None:
+    again = Counter("test_jobs_processed", "Jobs processed.", ["queue"])  # with or without _total
+    assert again.name == JOBS.name == "test_jobs_processed"
+
+
+@pytest.mark.parametrize(
+    ("define", "message"),
+    [
+        (lambda: Gauge("test_jobs_processed", "Jobs processed.", ["queue"]), "already defined as a counter"),
+        (lambda: Counter("test_jobs_processed_total", "Jobs processed."), "already defined as a counter with labels"),
+        (lambda: Counter("1jobs", "x"), "is not a valid Prometheus metric name"),
+        (lambda: Counter("spoc_jobs", "x"), "the name is taken by spoc-plugin-metrics' own metrics"),
+        (lambda: Gauge("process_open_fds", "x"), "the name is taken"),
+        (lambda: Counter("test_labels", "x", ["worker"]), "the label 'worker' is added to every sample by spoc"),
+        (lambda: Counter("test_labels", "x", "queue"), "labelnames takes a list of names, got the string 'queue'"),
+        (lambda: Counter("test_labels", "x", ["a", "a"]), "label names repeat"),
+        (lambda: Histogram("test_h", "x", ["le"]), "'le' is the label of a histogram's buckets"),
+        (lambda: Histogram("test_h", "x", buckets=[1, 0.5]), "increasing upper bounds"),
+        (lambda: Counter("test_c", "x", buckets=[1]), "only a histogram has buckets"),
+        (lambda: Counter("test_c", None), "documentation must be a str"),
+    ],
+)
+def test_a_bad_definition_is_refused_naming_the_metric(define: object, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=None) as refused:
+        define()  # type: ignore[operator]
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("use", "message"),
+    [
+        (lambda: JOBS.inc(), "counter 'test_jobs_processed' has labels: call .labels(queue=...) first"),
+        (lambda: JOBS.labels("a", "b"), "takes 1 label values (queue), got 2"),
+        (lambda: JOBS.labels(kind="a"), "takes the labels (queue), got (kind)"),
+        (lambda: JOBS.labels("a").labels("b"), "labels() was already given"),
+        (lambda: JOBS.labels("a").inc(-1), "a counter only goes up; use a Gauge"),
+        (lambda: IN_PROGRESS.labels("a"), "has no labels"),
+    ],
+)
+def test_a_wrong_use_says_what_to_do(use: object, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        use()  # type: ignore[operator]
+    assert message in str(refused.value)
+
+
+def test_samples_counted_outside_any_worker_have_an_empty_worker_label(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    metrics = Metrics(port=0, addr="127.0.0.1")
+    spoc_server(CountsThread("thread", jobs=1), plugins=[metrics]).start()
+    spoc_hooks.wait_for("worker_record", worker="thread", topic="test.counted")
+    loose = Counter("test_outside_total", "Counted by the test itself, in no worker.")
+    loose.inc()
+    helper = threading.Thread(target=loose.inc, args=(2,))  # a thread that is not a worker's
+    helper.start()
+    helper.join()
+    assert metrics.url is not None
+    page = scrape(metrics.url)
+    assert page.value("test_outside_total", worker="") == 3  # Prometheus reads an empty label as no label
+
+
+def test_a_second_server_on_the_same_metrics_object_is_not_exported_and_says_so(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spoc.metrics")
+    shared = Metrics(port=0, addr="127.0.0.1")
+    spoc_server(CountsThread("first-worker"), plugins=[shared], name="first").start()
+    spoc_server(CountsThread("second-worker"), plugins=[shared], name="second").start()
+    spoc_hooks.wait_for("worker_record", worker="second-worker", topic="test.counted")
+    assert "server 'second' is not exported: this Metrics object already exports server 'first'" in caplog.text
+    assert caplog.text.count("is not exported") == 1  # said once
+    assert shared.url is not None
+    assert scrape(shared.url).workers("spoc_worker_up") == {"first-worker"}
