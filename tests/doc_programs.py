@@ -25,8 +25,12 @@ the page showed before it.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import shlex
+import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,8 @@ from pyflakes import api as pyflakes_api
 from pyflakes import messages as pyflakes_messages
 from pyflakes.reporter import Reporter
 
+import docs_probe
+from harness import App
 from spoc._plugins import names_in
 
 FENCE = re.compile(
@@ -124,3 +130,41 @@ def programs(pages: list[Path]) -> list[DocProgram]:
             if not undefined_names(code):
                 found.append(DocProgram(page.name, line, title, code, settings, files))
     return found
+
+
+def requiring(module: str) -> list[DocProgram]:
+    """The programs of the repository's docs pages that need `module` (``requires=``): a plugin's suite runs them."""
+    from harness import ROOT
+
+    return [p for p in programs(sorted((ROOT / "docs").glob("*.md"))) if p.settings.get("requires") == module]
+
+
+def run(program: DocProgram, directory: Path, app_factory: type[App]) -> None:
+    """Run `program` in `directory` as its test comment says; assert its exit code and output.
+
+    A program that needs a module that is not installed (``requires=``) is
+    skipped: it runs in the test suite of the distribution that provides it.
+    A signalled program is signalled after the texts it names, or after the
+    probe plugin reports that its server started.
+    """
+    import pytest
+
+    required = program.settings.get("requires")
+    if required and importlib.util.find_spec(required) is None:
+        pytest.skip(f"{program.id} needs {required}, which is tested with its own distribution")
+    program.write_to(directory)
+    tests = str(Path(__file__).parent)
+    env = {
+        "SPOC_PLUGINS": "docs_probe",
+        "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
+    }
+    app = app_factory(command=program.argv(sys.executable), cwd=directory, env=env)
+    signal_name = program.settings.get("signal")
+    if signal_name:
+        for text in program.texts("after") or [docs_probe.MARKER]:
+            app.expect(re.escape(text), timeout=60)
+        app.signal(signal.Signals[signal_name])
+    code = app.wait(60)
+    assert code == program.expected_exit, f"{program.id}\n{app.stdout}\n{app.stderr}"
+    for text in program.texts("stdout"):
+        assert text in app.stdout, f"{program.id}: {text!r} not in\n{app.stdout}\n{app.stderr}"

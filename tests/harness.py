@@ -15,8 +15,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "apps"
@@ -195,3 +197,39 @@ class App:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# ---------------------------------------------------------------------- fixtures (conftest.py files import them)
+
+HELPER_THREADS = ("QueueFeederThread", "Thread-")
+"""Daemon threads that are not leaks: multiprocessing queue feeders, the harness's pipe readers."""
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Fail a test that leaves a process or a thread (a worker's, an endpoint's) running."""
+    processes_before = set(children_of_this_process())
+    threads_before = set(threading.enumerate())
+    yield
+    assert_no_survivors(tuple(processes_before))
+    deadline = time.monotonic() + 10.0
+    for thread in set(threading.enumerate()) - threads_before:
+        if thread.daemon and thread.name.startswith(HELPER_THREADS):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), f"thread left running: {thread.name}"
+
+
+@pytest.fixture
+def app_factory() -> Iterator[type[App]]:
+    """Start programs with `app_factory(*args, ...)` (`App`'s arguments); each is killed with its group at the end."""
+    started: list[App] = []
+
+    def make(*args: str, **kwargs: object) -> App:
+        app = App(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(app)
+        return app
+
+    yield make  # type: ignore[misc]
+    for app in started:
+        app.close()

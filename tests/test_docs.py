@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import inspect
-import os
 import re
-import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-import docs_probe
-from doc_programs import DocProgram, programs, undefined_names
+from doc_programs import DocProgram, programs, run, undefined_names
 from harness import ROOT, App
 from spoc import hookspecs
 from spoc._server import KILL_GRACE
@@ -65,25 +60,7 @@ def test_the_docs_have_programs_to_run() -> None:
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
 def test_every_complete_program_in_the_docs_runs(program: DocProgram, tmp_path: Path, app_factory: type[App]) -> None:
     """Each block that defines or imports every name it uses runs as its comment says (default: exit 0)."""
-    required = program.settings.get("requires")
-    if required and importlib.util.find_spec(required) is None:
-        pytest.skip(f"{program.id} needs {required}, which is tested with its own distribution")
-    program.write_to(tmp_path)
-    tests = str(Path(__file__).parent)
-    env = {
-        "SPOC_PLUGINS": "docs_probe",
-        "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
-    }
-    app = app_factory(command=program.argv(sys.executable), cwd=tmp_path, env=env)
-    signal_name = program.settings.get("signal")
-    if signal_name:
-        for text in program.texts("after") or [docs_probe.MARKER]:
-            app.expect(re.escape(text), timeout=60)
-        app.signal(signal.Signals[signal_name])
-    code = app.wait(60)
-    assert code == program.expected_exit, f"{program.id}\n{app.stdout}\n{app.stderr}"
-    for text in program.texts("stdout"):
-        assert text in app.stdout, f"{program.id}: {text!r} not in\n{app.stdout}\n{app.stderr}"
+    run(program, tmp_path, app_factory)
 
 
 def test_a_fragment_is_told_apart_from_a_program() -> None:

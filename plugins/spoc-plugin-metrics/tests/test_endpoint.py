@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import App
+from harness import App
 from metrics_workers import CountsThread
 from scraping import scrape
 from spoc import Server
@@ -29,10 +29,8 @@ def busy_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def spoc_run(app: list[App], *args: str, env: dict[str, str] | None = None) -> App:
-    program = App(command=[sys.executable, "-m", "spoc", "run", f"{APP}:server", *args], env=env, cwd=APP.parent)
-    app.append(program)
-    return program
+def spoc_run(app_factory: type[App], *args: str, env: dict[str, str] | None = None) -> App:
+    return app_factory(command=[sys.executable, "-m", "spoc", "run", f"{APP}:server", *args], env=env, cwd=APP.parent)
 
 
 def test_a_port_in_use_fails_the_start_naming_the_port(busy_port: int) -> None:
@@ -47,8 +45,8 @@ def test_a_port_in_use_fails_the_start_naming_the_port(busy_port: int) -> None:
     assert outcome.exits == () and not server.workers[0].started  # no worker ran
 
 
-def test_a_port_in_use_from_the_environment_fails_spoc_run(app: list[App], busy_port: int) -> None:
-    program = spoc_run(app, env={"SPOC_METRICS_PORT": str(busy_port)})
+def test_a_port_in_use_from_the_environment_fails_spoc_run(app_factory: type[App], busy_port: int) -> None:
+    program = spoc_run(app_factory, env={"SPOC_METRICS_PORT": str(busy_port)})
     assert program.wait() == 1
     assert f"port {busy_port} is already in use" in program.stderr
     assert "READY" not in program.stdout
@@ -63,9 +61,9 @@ def test_a_port_in_use_from_the_environment_fails_spoc_run(app: list[App], busy_
     ],
 )
 def test_a_bad_environment_value_fails_the_start_naming_it(
-    app: list[App], variable: str, value: str, message: str
+    app_factory: type[App], variable: str, value: str, message: str
 ) -> None:
-    program = spoc_run(app, env={variable: value})
+    program = spoc_run(app_factory, env={variable: value})
     assert program.wait() == 1
     assert message in program.stderr
 
@@ -99,10 +97,10 @@ def test_port_zero_picks_a_free_port_that_is_logged_and_readable(
     assert scrape(metrics.url).value("spoc_worker_up", worker="thread") is not None
 
 
-def test_the_installed_plugin_serves_spoc_run_and_counts_its_signal(app: list[App], tmp_path: Path) -> None:
+def test_the_installed_plugin_serves_spoc_run_and_counts_its_signal(app_factory: type[App], tmp_path: Path) -> None:
     """From the environment's address; a SIGTERM is counted, scraped while a teardown still runs."""
     release = tmp_path / "release"
-    program = spoc_run(app, env={"RELEASE_FILE": str(release)})
+    program = spoc_run(app_factory, env={"RELEASE_FILE": str(release)})
     url = program.expect(r"metrics: serving (http://127\.0\.0\.1:\d+/metrics)", stream="stderr")[0].group(1)
     program.expect("READY lingers")
     program.expect("COUNTED consumer")

@@ -137,7 +137,8 @@ class Metrics:
         except (EndpointError, ValueError, TypeError) as exc:
             server.stop(failure=f"metrics: {exc}")
             return
-        logger.info("metrics: serving %s for server %r (listening on %s)", self.url, server.name, self.address)
+        host, port = self._endpoint.address
+        logger.info("metrics: serving %s for server %r (listening on %s port %d)", self.url, server.name, host, port)
 
     @hookimpl
     def server_started(self, server: Server) -> None:
