@@ -21,6 +21,12 @@
   process worker to its replacement's "startup" event in the parent, zero
   backoff; floor: a raw parent that waits for its forked child's death with
   waitpid() and forks a new one, which writes to a pipe the parent reads.
+- metrics (with spoc-plugin-metrics installed): a labelled user Counter's
+  ``inc()`` inside a thread worker and inside a process worker's child,
+  against a bare prometheus_client Counter's ``inc()`` timed in the same
+  thread; and one scrape of ``/metrics`` over HTTP from a server with 100
+  process workers that counted, against prometheus_client's own HTTP server
+  exposing a registry with the same families and series.
 
 Each benchmark runs in a fresh interpreter, with installed plugins not loaded. Each figure is the
 median of many rounds, spoc's and the floor's taken in turns (a round of one, then a round of the
@@ -557,6 +563,186 @@ def restart_section(rounds: int) -> int:
     return int(not ok)
 
 
+# ---------------------------------------------------------------------- metrics (spoc-plugin-metrics)
+
+INCREMENTS = 200_000
+
+
+def time_increments(rounds: int) -> dict[str, float]:
+    """Seconds per inc() of a user Counter and of a bare prometheus_client Counter, here, taken in turns."""
+    import prometheus_client
+    from spoc_metrics import Counter
+
+    ours = Counter("bench_jobs_total", "Jobs.", ["queue"]).labels("q")
+    bare = prometheus_client.Counter(
+        "bare_jobs_total", "Jobs.", ["queue"], registry=prometheus_client.CollectorRegistry()
+    ).labels("q")
+    spoc_s, floor_s = paired_medians(
+        rounds,
+        lambda: timeit.timeit(ours.inc, number=INCREMENTS) / INCREMENTS,
+        lambda: timeit.timeit(bare.inc, number=INCREMENTS) / INCREMENTS,
+    )
+    return {"spoc": spoc_s, "floor": floor_s}
+
+
+class TimesIncrements:
+    """Times the increments where the worker lives and sends the figures as a record."""
+
+    send_record: Any
+    rounds = 9
+
+    def main(self) -> None:
+        self.send_record("bench.increments", **time_increments(self.rounds))
+
+
+class TimesIncrementsThread(TimesIncrements, ThreadWorker):
+    pass
+
+
+class TimesIncrementsProcess(TimesIncrements, ProcessWorker):
+    pass
+
+
+class Collects:
+    """Keeps the records the benchmark's workers send, and counts the metrics batches."""
+
+    name = "bench-collector"
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.batches: set[str] = set()
+        self.changed = threading.Condition()
+
+    @hookimpl
+    def worker_record(self, worker: Any, topic: str, data: dict[str, Any]) -> None:
+        with self.changed:
+            if topic == "bench.increments":
+                self.records[worker.name] = data
+            elif topic == "spoc_metrics.batch":
+                self.batches.add(worker.name)
+            self.changed.notify_all()
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        with self.changed:
+            if not self.changed.wait_for(done, 120):
+                raise TimeoutError("the benchmark's workers did not report")
+
+
+def increment_costs(rounds: int) -> dict[str, dict[str, float]]:
+    from spoc_metrics import Metrics
+
+    TimesIncrements.rounds = rounds
+    collector = Collects()
+    server = Server("bench", plugins=[Metrics(port=0, addr="127.0.0.1"), collector])
+    server.add_worker(TimesIncrementsThread("thread"))
+    server.add_worker(TimesIncrementsProcess("process", start_method="fork"))
+    server.start()
+    collector.wait(lambda: len(collector.records) == 2)
+    server.stop()
+    server.join_all()
+    return collector.records
+
+
+class CountsOnce(ProcessWorker):
+    def main(self) -> None:
+        from spoc_metrics import Counter, Histogram
+
+        Counter("bench_jobs_total", "Jobs.", ["queue"]).labels("q").inc()
+        Histogram("bench_job_seconds", "Seconds per job.").observe(0.01)
+        self.wait()
+
+
+def get_seconds(url: str) -> float:
+    import urllib.request
+
+    began = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=30) as response:
+        response.read()
+    return time.perf_counter() - began
+
+
+def bare_registry_like(workers: list[str]) -> Any:
+    """A prometheus_client registry with the families and series spoc's page has for `workers`."""
+    import prometheus_client as pc
+
+    registry = pc.CollectorRegistry()
+    pc.ProcessCollector(registry=registry)
+    pc.PlatformCollector(registry=registry)
+    pc.GCCollector(registry=registry)
+    gauges = ["spoc_worker_up", "spoc_worker_last_seen_timestamp_seconds", "spoc_worker_resident_memory_bytes"]
+    counters = ["spoc_worker_cpu_seconds", "spoc_worker_starts", "spoc_worker_restarts"]
+    histograms = ["spoc_worker_setup_duration_seconds", "spoc_worker_teardown_duration_seconds", "bench_job_seconds"]
+    made = {
+        **{name: pc.Gauge(name, "x", ["worker"], registry=registry) for name in gauges},
+        **{name: pc.Counter(name, "x", ["worker"], registry=registry) for name in counters},
+        **{name: pc.Histogram(name, "x", ["worker"], registry=registry) for name in histograms},
+    }
+    exits = pc.Counter("spoc_worker_exits", "x", ["worker", "outcome"], registry=registry)
+    failures = pc.Counter("spoc_worker_failures", "x", ["worker", "phase"], registry=registry)
+    jobs = pc.Counter("bench_jobs", "x", ["worker", "queue"], registry=registry)
+    for worker in workers:
+        for metric in made.values():
+            metric.labels(worker)
+        for outcome in ("clean", "failed", "killed", "stopped"):
+            exits.labels(worker, outcome)
+        for phase in ("setup", "main", "teardown"):
+            failures.labels(worker, phase)
+        jobs.labels(worker, "q").inc()
+    return registry
+
+
+def scrape_costs(rounds: int, workers: int = 100) -> tuple[float, float]:
+    import prometheus_client
+    from spoc_metrics import Metrics
+
+    collector = Collects()
+    metrics = Metrics(port=0, addr="127.0.0.1", flush_interval=0.05)
+    server = Server("bench", plugins=[metrics, collector])
+    names = [f"counter-{i}" for i in range(workers)]
+    for name in names:
+        server.add_worker(CountsOnce(name, start_method="fork"))
+    server.start()
+    collector.wait(lambda: len(collector.batches) == workers)
+    bare, bare_thread = prometheus_client.start_http_server(0, "127.0.0.1", registry=bare_registry_like(names))
+    try:
+        spoc_url = metrics.url or ""
+        bare_url = f"http://127.0.0.1:{bare.server_address[1]}/metrics"
+        get_seconds(spoc_url), get_seconds(bare_url)  # warm both up
+        spoc_s, floor_s = paired_medians(5 * rounds, lambda: get_seconds(spoc_url), lambda: get_seconds(bare_url))
+    finally:
+        bare.shutdown()
+        bare.server_close()
+        bare_thread.join()
+        server.stop()
+        server.join_all()
+    return spoc_s, floor_s
+
+
+def metrics_section(rounds: int) -> int:
+    try:
+        import spoc_metrics  # noqa: F401
+    except ImportError:
+        print(f"{'metrics':<42} skipped: spoc-plugin-metrics is not installed (nox -s bench installs it)")
+        return 0
+    missed = 0
+    for name, figures in sorted(increment_costs(rounds).items(), reverse=True):
+        ok = figures["spoc"] <= 3 * figures["floor"]
+        missed += not ok
+        row(
+            f"user counter inc(), {name} worker",
+            figures["spoc"] * 1e9,
+            figures["floor"] * 1e9,
+            "ns",
+            "<=3x prometheus_client",
+            ok,
+        )
+    spoc_s, floor_s = scrape_costs(rounds)
+    ok = spoc_s <= 3 * floor_s
+    missed += not ok
+    row("scrape /metrics, 100 process workers", spoc_s * 1e3, floor_s * 1e3, "ms", "<=3x prometheus_client", ok)
+    return missed
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -567,6 +753,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "dispatch": dispatch_section,
     "event-delay": event_delay_section,
     "restart": restart_section,
+    "metrics": metrics_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
