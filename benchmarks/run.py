@@ -571,6 +571,7 @@ INCREMENTS = 200_000
 def time_increments(rounds: int) -> dict[str, float]:
     """Seconds per inc() of a user Counter and of a bare prometheus_client Counter, here, taken in turns."""
     import prometheus_client
+
     from spoc_metrics import Counter
 
     ours = Counter("bench_jobs_total", "Jobs.", ["queue"]).labels("q")
@@ -693,6 +694,7 @@ def bare_registry_like(workers: list[str]) -> Any:
 
 def scrape_costs(rounds: int, workers: int = 100) -> tuple[float, float]:
     import prometheus_client
+
     from spoc_metrics import Metrics
 
     collector = Collects()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -10,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import App
-from metrics_workers import CountsThread
+from harness import App, children_of_this_process
+from metrics_workers import CountsThread, WaitsForKill
 from scraping import scrape
 from spoc import Server
-from spoc.testing import ServerFactory
+from spoc.testing import HookRecorder, ServerFactory
 from spoc_metrics import Metrics
 
 APP = Path(__file__).parent / "apps" / "metrics_app.py"
@@ -115,3 +116,31 @@ def test_the_installed_plugin_serves_spoc_run_and_counts_its_signal(app_factory:
     release.touch()
     assert program.wait() == 0
     assert "metrics: stopped serving for server 'metrics-app'" in program.stderr
+
+
+def sockets_of(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+def test_no_child_holds_the_endpoints_socket(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+) -> None:
+    """Forked while the socket is open (the fork server, fork workers), children close their copy: the port is
+    the server's alone, and freed when it stops."""
+    metrics = Metrics(port=0, addr="127.0.0.1")
+    worker = WaitsForKill("child", start_method=start_method)
+    spoc_server(worker, plugins=[metrics]).start()
+    spoc_hooks.wait_for("worker_record", worker="child", topic="test.counted")
+    assert worker.pid is not None
+    ours = sockets_of(os.getpid())
+    helpers = [pid for pid in children_of_this_process() if pid != worker.pid]
+    for pid in [worker.pid, *helpers]:
+        assert not sockets_of(pid) & ours, f"process {pid} shares a socket with the server"
