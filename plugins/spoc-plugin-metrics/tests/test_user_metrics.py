@@ -9,6 +9,7 @@ import pytest
 
 from metrics_workers import IN_PROGRESS, JOBS, CountsThread
 from scraping import scrape
+from spoc import AbstractWorker, Server, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_metrics import Counter, Gauge, Histogram, Metrics
 
@@ -86,3 +87,25 @@ def test_a_second_server_on_the_same_metrics_object_is_not_exported_and_says_so(
     assert caplog.text.count("is not exported") == 1  # said once
     assert shared.url is not None
     assert scrape(shared.url).workers("spoc_worker_up") == {"first-worker"}
+
+
+class RefusesEveryWorker:
+    name = "refuses"
+
+    @hookimpl
+    def worker_check(self, worker: AbstractWorker) -> None:
+        raise ValueError(f"worker {worker.name!r} is refused")
+
+
+def test_a_server_whose_start_was_refused_does_not_hold_the_metrics_object(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    shared = Metrics(port=0, addr="127.0.0.1")
+    refused = Server("refused", plugins=[shared, RefusesEveryWorker()])
+    refused.add_worker(CountsThread("never"))
+    with pytest.raises(ValueError, match="is refused"):
+        refused.start()
+    spoc_server(CountsThread("later"), plugins=[shared]).start()
+    spoc_hooks.wait_for("worker_record", worker="later", topic="test.counted")
+    assert shared.url is not None
+    assert scrape(shared.url).workers("spoc_worker_up") == {"later"}

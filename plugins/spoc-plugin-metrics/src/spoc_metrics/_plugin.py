@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, hookimpl
@@ -61,7 +60,6 @@ class Metrics:
         self._metrics: ServerMetrics | None = None
         self._endpoint: Endpoint | None = None
         self._stopped = True
-        self._not_exported: weakref.WeakSet[Server] = weakref.WeakSet()
         self._flusher: ChildFlusher | None = None
 
     def __repr__(self) -> str:
@@ -98,18 +96,18 @@ class Metrics:
     # ------------------------------------------------------------------ the server's process
 
     def _mine(self, server: Server) -> ServerMetrics | None:
-        """This server's metrics, set up on its first hook; None when this object exports another server."""
-        if self._server is server:
-            return self._metrics
+        """This server's metrics, once `_claim` made them; None for a server this object does not export."""
+        return self._metrics if self._server is server else None
+
+    def _claim(self, server: Server) -> ServerMetrics | None:
+        """Export `server` from now on (when it starts); None when this object exports another one, still running."""
         if self._server is not None and not self._stopped:
-            if server not in self._not_exported:
-                self._not_exported.add(server)
-                logger.warning(
-                    "metrics: server %r is not exported: this Metrics object already exports server %r, "
-                    "which is running; give each server its own Metrics(...)",
-                    server.name,
-                    self._server.name,
-                )
+            logger.warning(
+                "metrics: server %r is not exported: this Metrics object already exports server %r, "
+                "which is running; give each server its own Metrics(...)",
+                server.name,
+                self._server.name,
+            )
             return None
         from ._exposition import ServerMetrics
 
@@ -119,16 +117,22 @@ class Metrics:
 
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
-        metrics = self._mine(server)
-        if metrics is not None and self._store is not None:
-            metrics.on_known(worker)
+        """A worker added to a running server, or a supervisor's fresh instance."""
+        if self._mine(server) is not None:
+            self._know(worker)
+
+    def _know(self, worker: AbstractWorker) -> None:
+        if self._metrics is not None and self._store is not None:
+            self._metrics.on_known(worker)
             attach(worker, self._store.tally_for(worker.name))  # a thread worker counts straight into the store
 
     @hookimpl
     def server_starting(self, server: Server) -> None:
-        metrics = self._mine(server)
+        metrics = self._claim(server)
         if metrics is None:
             return
+        for worker in server.workers:
+            self._know(worker)
         from ._endpoint import Endpoint, EndpointError
 
         try:
