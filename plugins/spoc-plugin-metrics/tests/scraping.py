@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from spoc_metrics import Metrics
+
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
@@ -29,7 +31,10 @@ class Scrape:
         return {ls["worker"] for n, ls, _ in self.samples if n == name and "worker" in ls}
 
 
-def scrape(url: str, openmetrics: bool = False) -> Scrape:
+def scrape(target: str | Metrics, openmetrics: bool = False) -> Scrape:
+    """Scrape `target`: a URL, or the endpoint a `Metrics` object serves (which it must be serving)."""
+    url = target if isinstance(target, str) else target.url
+    assert url is not None, f"{target!r} is not serving"
     request = urllib.request.Request(url, headers={"Accept": OPENMETRICS} if openmetrics else {})
     with urllib.request.urlopen(request, timeout=10) as response:
         content_type = response.headers["Content-Type"]

@@ -28,8 +28,7 @@ def test_the_installed_plugin_serves_a_server_without_options(
 ) -> None:
     spoc_server(CountsThread("thread", jobs=4)).start()  # SPOC_METRICS_PORT=0 (conftest): a free port
     spoc_hooks.wait_for("worker_record", worker="thread", topic="test.counted")
-    assert plugin.url is not None
-    assert scrape(plugin.url).value("test_jobs_processed_total", worker="thread", queue="default") == 4
+    assert scrape(plugin).value("test_jobs_processed_total", worker="thread", queue="default") == 4
 
 
 def test_a_given_metrics_object_replaces_the_installed_one() -> None:

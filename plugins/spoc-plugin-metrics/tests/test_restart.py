@@ -31,8 +31,7 @@ def test_counters_survive_a_restart_and_gauges_start_again(
     )
     server.start()
     spoc_hooks.wait_for("worker_exited", worker=lambda w: w.name == "cycler" and w.restarts == 1)
-    assert metrics.url is not None
-    page = scrape(metrics.url)
+    page = scrape(metrics)
     assert page.value("test_jobs_processed_total", worker="cycler", queue="restarted") == 14
     assert page.value("spoc_worker_restarts_total", worker="cycler") == 1
     assert page.value("spoc_worker_starts_total", worker="cycler") == 2

@@ -63,8 +63,7 @@ def test_openmetrics_when_the_scraper_asks_for_it(spoc_server: ServerFactory, sp
     metrics = Metrics(port=0, addr=LOOPBACK)
     spoc_server(CountsThread("thread", jobs=2), plugins=[metrics]).start()
     spoc_hooks.wait_for("worker_record", worker="thread", topic="test.counted")
-    assert metrics.url is not None
-    page = scrape(metrics.url, openmetrics=True)
+    page = scrape(metrics, openmetrics=True)
     assert page.content_type.startswith("application/openmetrics-text; version=1.0.0")
     assert page.families["test_jobs_processed"] == "counter"
     assert page.families["spoc_worker_setup_duration_seconds"] == "histogram"
@@ -76,8 +75,7 @@ def test_a_failure_in_setup_is_counted_by_phase(spoc_server: ServerFactory, spoc
     server = spoc_server(FailsInSetup("broker"), CountsThread("steady"), plugins=[metrics], allow_errors=True)
     server.start()
     spoc_hooks.wait_for("worker_exited", worker="broker")
-    assert metrics.url is not None
-    page = scrape(metrics.url)
+    page = scrape(metrics)
     assert page.value("spoc_worker_failures_total", worker="broker", phase="setup") == 1
     assert page.value("spoc_worker_failures_total", worker="broker", phase="main") == 0
     assert page.value("spoc_worker_exits_total", worker="broker", outcome="failed") == 1
@@ -98,8 +96,7 @@ def test_a_sigkilled_process_worker_is_counted_killed_and_down(
     assert doomed.pid is not None
     os.kill(doomed.pid, signal.SIGKILL)
     spoc_hooks.wait_for("worker_exited", worker="doomed")
-    assert metrics.url is not None
-    page = scrape(metrics.url)
+    page = scrape(metrics)
     assert page.value("spoc_worker_exits_total", worker="doomed", outcome="killed") == 1
     assert page.value("spoc_worker_up", worker="doomed") == 0
     assert page.value("spoc_worker_teardown_duration_seconds_count", worker="doomed") == 0
@@ -117,8 +114,7 @@ def test_a_clean_stop_loses_no_count(spoc_server: ServerFactory, spoc_hooks: Hoo
     spoc_hooks.wait_for("worker_record", worker="process", topic="test.counted")
     worker.stop()
     spoc_hooks.wait_for("worker_exited", worker="process")
-    assert metrics.url is not None
-    page = scrape(metrics.url)
+    page = scrape(metrics)
     assert page.value("test_jobs_processed_total", worker="process", queue="default") == 25_000
     assert page.value("test_jobs_processed_total", worker="process", queue="teardown") == 1
     assert page.value("test_job_duration_seconds_count", worker="process") == 25_000

@@ -70,8 +70,7 @@ def test_samples_counted_outside_any_worker_have_an_empty_worker_label(
     helper = threading.Thread(target=loose.inc, args=(2,))  # a thread that is not a worker's
     helper.start()
     helper.join()
-    assert metrics.url is not None
-    page = scrape(metrics.url)
+    page = scrape(metrics)
     assert page.value("test_outside_total", worker="") == 3  # Prometheus reads an empty label as no label
 
 
@@ -85,8 +84,7 @@ def test_a_second_server_on_the_same_metrics_object_is_not_exported_and_says_so(
     spoc_hooks.wait_for("worker_record", worker="second-worker", topic="test.counted")
     assert "server 'second' is not exported: this Metrics object already exports server 'first'" in caplog.text
     assert caplog.text.count("is not exported") == 1  # said once
-    assert shared.url is not None
-    assert scrape(shared.url).workers("spoc_worker_up") == {"first-worker"}
+    assert scrape(shared).workers("spoc_worker_up") == {"first-worker"}
 
 
 class RefusesEveryWorker:
@@ -107,5 +105,4 @@ def test_a_server_whose_start_was_refused_does_not_hold_the_metrics_object(
         refused.start()
     spoc_server(CountsThread("later"), plugins=[shared]).start()
     spoc_hooks.wait_for("worker_record", worker="later", topic="test.counted")
-    assert shared.url is not None
-    assert scrape(shared.url).workers("spoc_worker_up") == {"later"}
+    assert scrape(shared).workers("spoc_worker_up") == {"later"}
