@@ -24,7 +24,8 @@ def tests(session: nox.Session) -> None:
     """The whole test suite: the core's (pass pytest options after --), then each plugin's."""
     session.install(".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
-    session.notify("plugins")
+    for plugin in PLUGINS:  # notify("plugins") would queue only the first of the parametrized sessions
+        session.notify(f"plugins(plugin='{plugin}')")
 
 
 @nox.session
@@ -47,8 +48,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the core, its pytest plugin included."""
-    session.install(".[uvloop]", "mypy>=1.10", "pytest>=7.4")  # pytest: spoc.testing is a pytest plugin
+    """mypy --strict on the core (its pytest plugin included) and every plugin's package."""
+    # pytest: spoc.testing is a pytest plugin; prometheus_client: spoc-plugin-metrics' dependency (typed)
+    session.install(".[uvloop]", "mypy>=1.10", "pytest>=7.4", "prometheus_client>=0.17")
     session.run("mypy")  # the core and every plugin's package (pyproject.toml: [tool.mypy] files)
 
 
