@@ -34,12 +34,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from pyflakes import api as pyflakes_api
 from pyflakes import messages as pyflakes_messages
 from pyflakes.reporter import Reporter
 
 import docs_probe
-from harness import App
+from harness import ROOT, App
 from spoc._plugins import names_in
 
 FENCE = re.compile(
@@ -134,8 +135,6 @@ def programs(pages: list[Path]) -> list[DocProgram]:
 
 def requiring(module: str) -> list[DocProgram]:
     """The programs of the repository's docs pages that need `module` (``requires=``): a plugin's suite runs them."""
-    from harness import ROOT
-
     return [p for p in programs(sorted((ROOT / "docs").glob("*.md"))) if p.settings.get("requires") == module]
 
 
@@ -147,8 +146,6 @@ def run(program: DocProgram, directory: Path, app_factory: type[App]) -> None:
     A signalled program is signalled after the texts it names, or after the
     probe plugin reports that its server started.
     """
-    import pytest
-
     required = program.settings.get("requires")
     if required and importlib.util.find_spec(required) is None:
         pytest.skip(f"{program.id} needs {required}, which is tested with its own distribution")

@@ -97,6 +97,8 @@ class ServerMetrics(Collector):
         self._counts.add((FAILURES.name, (worker.name, error.phase)), 1.0)
 
     def on_exited(self, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        """Its end is counted; its gauges go with it (they describe a worker while it lives)."""
+        self.store.forget_gauges(worker.name)
         self._seen(worker, None)
         with self._lock:
             self._up[worker.name] = False

@@ -56,7 +56,6 @@ class Metrics:
             )
         self.flush_interval = float(flush_interval)
         self._server: Server | None = None
-        self._store: Store | None = None
         self._metrics: ServerMetrics | None = None
         self._endpoint: Endpoint | None = None
         self._stopped = True
@@ -111,8 +110,8 @@ class Metrics:
             return None
         from ._exposition import ServerMetrics
 
-        self._server, self._store, self._stopped = server, Store(), False
-        self._metrics = ServerMetrics(server, self._store)
+        self._server, self._stopped = server, False
+        self._metrics = ServerMetrics(server, Store())
         return self._metrics
 
     @hookimpl
@@ -122,9 +121,9 @@ class Metrics:
             self._know(worker)
 
     def _know(self, worker: AbstractWorker) -> None:
-        if self._metrics is not None and self._store is not None:
+        if self._metrics is not None:
             self._metrics.on_known(worker)
-            attach(worker, self._store.tally_for(worker.name))  # a thread worker counts straight into the store
+            attach(worker, self._metrics.store.tally_for(worker.name))  # a thread worker counts straight into it
 
     @hookimpl
     def server_starting(self, server: Server) -> None:
@@ -169,15 +168,15 @@ class Metrics:
 
     @counted_first
     def worker_record(self, server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
-        if topic == BATCH_TOPIC and self._mine(server) is not None and self._store is not None:
-            self._store.merge(worker.name, data)
+        metrics = self._mine(server) if topic == BATCH_TOPIC else None
+        if metrics is not None:
+            metrics.store.merge(worker.name, data)
 
     @counted_first
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         metrics = self._mine(server)
-        if metrics is not None and self._store is not None:
+        if metrics is not None:
             detach(worker)
-            self._store.forget_gauges(worker.name)
             metrics.on_exited(worker, exit_info)
 
     @hookimpl

@@ -18,7 +18,7 @@ from spoc import AbstractWorker, current_worker
 
 from ._tally import Tally
 
-__all__ = ["attach", "child_tally", "detach", "loose_tallies", "start_child", "stop_child", "tally_here"]
+__all__ = ["attach", "detach", "loose_tallies", "start_child", "stop_child", "tally_here"]
 
 _child: Tally | None = None
 _attached: dict[int, Tally] = {}
@@ -65,10 +65,6 @@ def start_child() -> Tally:
     """In a process worker's child: every sample of this process goes to one batch, returned."""
     global _child
     _child = Tally()
-    return _child
-
-
-def child_tally() -> Tally | None:
     return _child
 
 
