@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from typing import Any
 
@@ -92,6 +93,23 @@ def test_hook_server_started(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     call = spoc_hooks.wait_for("server_started")
     assert thread.started and process.started  # every worker was launched before it
     assert call.server == "test" and spoc_hooks.of("server_started") == [call]
+
+
+@pytest.mark.signals
+@pytest.mark.timeout(60)
+def test_hook_server_reloading(app_factory: Any) -> None:
+    """SIGHUP to a real run_forever(): the hook names the running workers, before the first of them is stopped."""
+    app = app_factory("basic")
+    app.expect(r"READY", count=3)
+    app.signal(signal.SIGHUP)
+    app.expect("RELOADING thread-1,process-1,async-1")
+    app.expect(r"READY", count=6)
+    lines = app.stdout.splitlines()
+    assert lines.index("RELOADING thread-1,process-1,async-1") < min(
+        i for i, line in enumerate(lines) if line.startswith("TEARDOWN")
+    )
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
 
 
 def test_hook_server_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:

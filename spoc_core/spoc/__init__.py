@@ -17,6 +17,7 @@ from ._events import WorkerEvent, WorkerExit
 from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
 from ._server import Server, ServerExit
+from ._signals import start_helper_thread
 from ._thread import ThreadWorker
 from ._worker import AbstractWorker, current_worker
 
@@ -49,6 +50,7 @@ __all__ = [
     "hookimpl",
     "run_async_safely",
     "set_uvloop_if_available",
+    "start_helper_thread",
 ]
 
 for _name in __all__:

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from ._server import Server
     from ._worker import AbstractWorker
 
-__all__ = ["Backend", "BackendError", "Runner", "WorkerChannel", "check_own_backend"]
+__all__ = ["KILL_GRACE", "Backend", "BackendError", "Runner", "WorkerChannel", "check_own_backend"]
+
+KILL_GRACE = 1.0
+"""Seconds between a backend's `Backend.terminate` and `Backend.kill` for a worker past the shutdown deadline."""
 
 
 class Runner(Protocol):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ._backend import Backend, Runner, WorkerChannel
+from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel
 from ._child import ChildOptions
 from ._linux import is_single_threaded
 from ._plugins import ChildPlugin, hookimpl
@@ -106,23 +106,37 @@ class ProcessBackend(Backend):
     def terminate(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)
         logger.warning(
-            "worker %r (pid %s) did not stop within %gs: its stack follows on stderr; sending SIGTERM",
+            "worker %r (pid %s) did not stop within %.1fs: asking for its stack and sending SIGTERM",
             worker.name,
             worker.pid,
-            self._server.shutdown_timeout,
+            self._server._seconds_since_stop(),
         )
         worker._forced = True
         self._terminated.add(worker.name)
-        worker.dump_stack()
+        worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
         worker.terminate()
         return True
 
     def kill(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)
-        if worker.name in self._terminated:
-            logger.error("worker %r (pid %s) ignored SIGTERM: sending SIGKILL", worker.name, worker.pid)
+        if worker.name not in self._terminated:
+            logger.error("worker %r (pid %s): shutdown forced, sending SIGKILL", worker.name, worker.pid)
+        elif worker._stop_signal == "SIGTERM":
+            logger.error(
+                "worker %r (pid %s) handled SIGTERM but did not end within %gs (its teardown is slow or stuck): "
+                "sending SIGKILL",
+                worker.name,
+                worker.pid,
+                KILL_GRACE,
+            )
         else:
-            worker.dump_stack()
+            logger.error(
+                "worker %r (pid %s) did not react to SIGTERM within %gs: it ignores SIGTERM, or its Python code "
+                "cannot run (native code holding the GIL, a blocking C call); sending SIGKILL",
+                worker.name,
+                worker.pid,
+                KILL_GRACE,
+            )
         worker._forced = True
         worker.kill()
         return True

@@ -4,13 +4,25 @@ Whatever start method made the child, it arrives here with its worker, the
 read end of its control pipe and the write end of its event pipe. Here it:
 
 - takes over its signals: SIGINT is ignored (Ctrl+C reaches the whole process
-  group; the parent decides), a first SIGTERM asks for a graceful stop and a
-  second one ends the process, SIGHUP means "parent gone", and SIGUSR2 dumps
-  every thread's stack to stderr (faulthandler);
-- watches its parent: EOF on the control pipe, or the parent-death signal,
-  stops the worker, and if the worker has not ended within the orphan timeout
-  the process dumps its stacks and exits, so no worker outlives its server;
+  group; the parent decides), SIGHUP and SIGUSR1 are ignored too unless the
+  worker installs its own handler (the server gives them their meaning), a
+  first SIGTERM stops the worker gracefully and a second one ends the process;
+- takes requests from the server over the control pipe: ``S`` stop, ``D``
+  send the stacks of every thread; `CONTROL_SIGNAL` says "read it now", and
+  EOF on it means the parent is gone;
+- watches its parent: EOF on the control pipe, or the parent-death signal
+  (`CONTROL_SIGNAL`), stops the worker, and if the worker has not ended
+  within the orphan timeout the process dumps its stacks and exits, so no
+  worker outlives its server;
 - runs the lifecycle body and sends every event to the parent, in order.
+
+A SIGTERM the server did not send (someone ran ``kill`` on the child) stops
+the worker gracefully too; the child then ends by that SIGTERM once its
+teardown has run (exit code -15), and tells its server it stopped on that
+signal, so that the server can tell a stop it asked for from one it did not.
+The child's wake-up fd only wakes the worker's waits on the main thread
+(`SignalWake`); no byte written there is read as a request, so a handler the
+worker installs for any signal just runs, at once.
 """
 
 from __future__ import annotations
@@ -28,12 +40,13 @@ from dataclasses import dataclass, replace
 from types import FrameType
 
 from . import _fds
-from ._events import WorkerEvent, encode_event
-from ._fork import flush_std_streams
-from ._latch import Latch
+from ._events import WorkerEvent, encode_event, make_event
+from ._fork import die_by_signal, flush_std_streams, run_multiprocessing_exit
+from ._latch import Latch, SignalWake
 from ._linux import set_parent_death_signal
 from ._plugins import ChildPlugin, call_in_child
-from ._signals import CHILD_SIGNALS, STACK_DUMP_SIGNAL, set_handler, unblock
+from ._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
+from ._stacks import format_stacks
 from ._worker import AbstractWorker, LifecycleBody, set_process_worker
 
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
@@ -99,8 +112,12 @@ class EventWriter:
             self._conn.close()
 
 
-class _ParentWatch:
-    """A small thread that carries stop requests and the parent's death to the worker."""
+class _Control:
+    """A small thread that carries the server's requests, outside signals and the parent's death to the worker.
+
+    Signal handlers only write a byte to its pipe (``T`` SIGTERM, ``H`` the
+    parent died before we watched it) or start it; the thread acts.
+    """
 
     def __init__(self, worker: AbstractWorker, control_fd: int, options: ChildOptions) -> None:
         self.worker = worker
@@ -109,14 +126,20 @@ class _ParentWatch:
         self.signal_r, self.signal_w = os.pipe()
         os.set_blocking(self.signal_w, False)
         self.finished = Latch()
+        self.lock = threading.Lock()
         self.sigterms = 0
+        self.parent_asked = False
+        """The server asked the worker to stop (``S`` on the control pipe)."""
+        self.outside_signal: int | None = None
+        """A SIGTERM that made the worker stop without the server asking first."""
         self.started = False
 
     def start(self) -> None:
         """Start watching (once), on a bare thread: nothing waits for it to come up."""
         if not self.started:
             self.started = True
-            _thread.start_new_thread(self._watch, ())
+            with blocked(ALL_SIGNALS):  # signals go to the main thread, where Python runs the worker's handlers
+                _thread.start_new_thread(self._watch, ())
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         """A first SIGTERM asks for a graceful stop; a second one ends the process.
@@ -128,12 +151,12 @@ class _ParentWatch:
         """
         self.sigterms += 1
         if self.sigterms > 1:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            die_by_signal(signal.SIGTERM)
         self._poke(b"T")
 
-    def on_sighup(self, signum: int, frame: FrameType | None) -> None:
-        self._poke(b"H")
+    def on_control_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The server wrote a request, or the parent died (the control pipe then reads EOF): read it."""
+        self.start()
 
     def _poke(self, what: bytes) -> None:
         self.start()
@@ -149,12 +172,31 @@ class _ParentWatch:
         while True:
             for fd, _ in poller.poll():
                 data = os.read(fd, 256)
-                if fd == self.control_fd and not data:
+                if fd == self.control_fd:
+                    if not data:
+                        return self._orphaned()
+                    self._requests(data)
+                elif b"H" in data:
                     return self._orphaned()
-                if b"H" in data:
-                    return self._orphaned()
-                if data:
-                    self.worker.stop()
+                elif b"T" in data:
+                    with self.lock:  # the verdict and its event stand together, or not at all once the body ended
+                        if self.finished.is_set():
+                            continue
+                        if not self.parent_asked:
+                            self.outside_signal = signal.SIGTERM
+                        self.worker._stop_on(signal.SIGTERM)
+
+    def _requests(self, data: bytes) -> None:
+        if b"S" in data:
+            with self.lock:
+                self.parent_asked = True
+                self.outside_signal = None
+            self.worker.stop()
+        if b"D" in data:
+            worker = self.worker
+            emit = worker._emit
+            if emit is not None:
+                emit(make_event(worker.name, "stack", stack=format_stacks(loop=worker.running_loop)))
 
     def _orphaned(self) -> None:
         self.worker.stop()
@@ -169,56 +211,78 @@ class _ParentWatch:
             os._exit(ORPHAN_EXIT_CODE)
 
 
+def _server_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGHUP and SIGUSR1 in a child: the server acts on them; the worker may install its own handler."""
+
+
 def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions) -> int:
     """Run `worker` in this (child) process; return its exit code.
 
     Called with the child signals blocked or ignored (see `_signals.blocked`).
+    A negative code asks the caller to end the process by that signal once
+    it has cleaned up (`die_by_signal`): the worker stopped on a SIGTERM its
+    server did not send.
 
-    The watch thread starts once the first event is sent, when the parent's
-    death reaches the child as a signal until then: its handler starts the
-    thread at once. A thread started before the "startup" event would compete
-    with it for the GIL and a core, and delay it by a quarter of a fork's
-    whole start-up time.
+    The control thread starts once the first event is sent, or when a
+    signal needs it: the parent's death reaches the child as the parent-death
+    signal until then. A thread started before the "startup" event would
+    compete with it for the GIL and a core, and delay it by a quarter of a
+    fork's whole start-up time.
     """
     worker._init_runtime()
     multiprocessing.current_process().name = f"spoc:{worker.name}"  # logging's processName
-    watch = _ParentWatch(worker, control_fd, options)
+    try:
+        worker._signal_wake = SignalWake()  # also replaces the wake-up fd a fork of the server inherits
+    except ValueError:  # not the main thread (set_wakeup_fd refuses): nothing was inherited either
+        pass
+    control = _Control(worker, control_fd, options)
     set_handler(signal.SIGINT, signal.SIG_IGN)
-    set_handler(signal.SIGTERM, watch.on_sigterm)
-    set_handler(signal.SIGHUP, watch.on_sighup)
-    if sys.stderr is not None:
-        try:
-            faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True)
-        except (AttributeError, ValueError, OSError):  # no usable stderr fd
-            set_handler(STACK_DUMP_SIGNAL, signal.SIG_IGN)
+    set_handler(signal.SIGTERM, control.on_sigterm)
+    set_handler(signal.SIGHUP, _server_signal)
+    set_handler(signal.SIGUSR1, _server_signal)
+    set_handler(CONTROL_SIGNAL, control.on_control_signal)
     unblock(CHILD_SIGNALS)
     if options.parent_death_signal:
-        set_parent_death_signal(signal.SIGHUP)
+        set_parent_death_signal(CONTROL_SIGNAL)
     if options.expected_parent and os.getppid() != options.expected_parent:
-        watch.on_sighup(signal.SIGHUP, None)  # the parent died before we could watch it
+        control._poke(b"H")  # the parent died before we could watch it
     if not options.told_of_parent_death_by_signal:
-        watch.start()  # EOF on the control pipe is then the only news of the parent's death
+        control.start()  # EOF on the control pipe is then the only news of the parent's death
     writer = EventWriter(event_fd)
 
     def emit(event: WorkerEvent) -> None:
         writer.send(event)
-        watch.start()
+        control.start()
 
     set_process_worker(worker)
     try:
         if not options.plugins:
-            return LifecycleBody(worker, emit).run(options.use_uvloop)
+            code = LifecycleBody(worker, emit).run(options.use_uvloop)
+        else:
 
-        def call_plugins(hook: str) -> None:
-            call_in_child(options.server_name, options.plugins, hook, worker=worker, server_name=options.server_name)
+            def call_plugins(hook: str) -> None:
+                call_in_child(
+                    options.server_name, options.plugins, hook, worker=worker, server_name=options.server_name
+                )
 
-        worker._emit = emit
-        call_plugins("child_starting")
-        return LifecycleBody(worker, emit, last_words=lambda: call_plugins("child_stopping")).run(options.use_uvloop)
+            worker._emit = emit
+            call_plugins("child_starting")
+            code = LifecycleBody(worker, emit, last_words=lambda: call_plugins("child_stopping")).run(
+                options.use_uvloop
+            )
     finally:
-        watch.finished.set()
+        with control.lock:
+            control.finished.set()
         writer.close()
         flush_std_streams()
+        # The body has ended: a stop request, a signal the server acts on or a stop signal sent to the whole group
+        # means nothing here any more, and interpreter exit would reset a Python handler to the default action
+        # (the server sends its control signal right after its write; the group's copy of a SIGTERM comes late).
+        for signum in (CONTROL_SIGNAL, signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM):
+            set_handler(signum, signal.SIG_IGN)
+    if control.outside_signal is not None and not control.parent_asked:
+        return -control.outside_signal
+    return code
 
 
 def reset_after_fork(keep: frozenset[int]) -> None:
@@ -246,5 +310,8 @@ def process_entry(
 ) -> None:
     """Target of the multiprocessing.Process that runs a worker (spawn, forkserver)."""
     code = run_child(worker, control.fileno(), events.fileno(), options)
+    if code < 0:
+        run_multiprocessing_exit()
+        die_by_signal(-code)
     if code:
         sys.exit(code)

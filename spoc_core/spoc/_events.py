@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._errors import ErrorRecord, Phase
+from ._signals import signal_name
 
 __all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "decode_event", "encode_event", "make_event"]
 
-EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record"]
+EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record", "stack"]
 """The kinds of lifecycle record:
 
 - ``"startup"``: setup() completed; main() is about to run.
@@ -28,12 +29,16 @@ EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record"
 - ``"shutdown"``: teardown() completed.
 - ``"exit"``: the worker's body has returned; `exitcode` is in ``data``.
 - ``"stopping"``: the worker was asked to stop (sent from where `stop()` was
-  called, so it may arrive after the worker's own later events).
+  called, so it may arrive after the worker's own later events); ``signal``
+  in ``data`` when a signal from outside the server (a ``kill`` of a process
+  worker's child) asked for it.
+- ``"stack"``: the stacks of the worker's threads and tasks, text in
+  ``data["stack"]``, sent on the server's request (`ProcessWorker.dump_stack`).
 - ``"record"``: a plugin's own record, sent with `AbstractWorker.send_record`;
   ``data`` holds its ``topic`` and its ``fields``.
 """
 
-ExitOutcome = Literal["clean", "stopped", "failed", "killed"]
+ExitOutcome = Literal["clean", "stopped", "failed", "killed", "abandoned"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,9 @@ class WorkerExit:
         stop_requested: whether the worker had been asked to stop.
         forced: whether spoc had to kill it (a process past the shutdown
             deadline) or give up waiting for it (a thread that would not stop).
+        stop_signal: the name of a signal from outside the server that made
+            a process worker stop (``"SIGTERM"``: someone ran ``kill`` on its
+            child); its teardown ran, and its child then ended by that signal.
     """
 
     worker: str
@@ -151,18 +159,33 @@ class WorkerExit:
     error: ErrorRecord | None = None
     stop_requested: bool = False
     forced: bool = False
+    stop_signal: str | None = None
+
+    @property
+    def signal(self) -> str | None:
+        """The name of the signal that ended the process (``"SIGKILL"``, ``"SIGRTMIN+5"``), or None."""
+        code = self.exitcode
+        return signal_name(-code) if code is not None and code < 0 else None
 
     @property
     def outcome(self) -> ExitOutcome:
-        """One word for the ending: ``clean``, ``stopped``, ``failed`` or ``killed``.
+        """One word for the ending: ``clean``, ``stopped``, ``failed``, ``killed`` or ``abandoned``.
 
-        ``killed`` is a process ended by a signal or a worker spoc had to force;
+        ``abandoned`` is a worker whose body would not stop and could not be
+        ended (a thread: threads cannot be killed; it may still be running);
+        ``killed`` is a process ended by a signal or a worker spoc had to force,
+        a process stopped by a signal the server did not send among them;
         ``failed`` is an error or a non-zero exit code; ``stopped`` a clean end
-        after a stop request; ``clean`` a clean end on the worker's own account.
+        after a stop request (also when the server's shutdown signal reached the
+        child first and it ended by it, after its teardown); ``clean`` a clean
+        end on the worker's own account.
         """
-        if self.forced or (self.exitcode is not None and self.exitcode < 0):
+        if self.forced and self.exitcode is None:
+            return "abandoned"
+        graceful = self.stop_signal is not None and self.stop_signal == self.signal
+        if self.forced or (self.signal is not None and not (graceful and self.stop_requested)):
             return "killed"
-        if self.error is not None or self.exitcode != 0:
+        if self.error is not None or (self.exitcode != 0 and not graceful):
             return "failed"
         return "stopped" if self.stop_requested else "clean"
 

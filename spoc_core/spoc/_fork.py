@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import multiprocessing.connection
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
 
 from . import _fds
 
-__all__ = ["ChildHandle", "DirectChild", "flush_std_streams", "fork_and_run", "readable"]
+__all__ = [
+    "ChildHandle",
+    "DirectChild",
+    "die_by_signal",
+    "flush_std_streams",
+    "fork_and_run",
+    "readable",
+    "run_multiprocessing_exit",
+]
 
 UNKNOWN_EXIT_CODE = 255
 """The exit code of a child that someone else reaped (``os.waitpid(-1)`` in user code)."""
@@ -31,7 +40,7 @@ def fork_and_run(child: Callable[[], int]) -> int:
 
     `child` first resets what the fork copied that the child must not keep
     (see `_child.reset_after_fork`). Whatever it raises is printed and ends
-    the child with code 1.
+    the child with code 1; a negative code ends it by that signal.
     """
     flush_std_streams()
     pid = os.fork()
@@ -40,7 +49,9 @@ def fork_and_run(child: Callable[[], int]) -> int:
     code = 1
     try:
         code = child()
-        _run_multiprocessing_exit()
+        run_multiprocessing_exit()
+        if code < 0:
+            die_by_signal(-code)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -57,7 +68,15 @@ def flush_std_streams() -> None:
             pass
 
 
-def _run_multiprocessing_exit() -> None:
+def die_by_signal(signum: int) -> None:
+    """End this process by `signum`'s default action, so that its parent sees it killed by that signal."""
+    flush_std_streams()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+
+
+def run_multiprocessing_exit() -> None:
     """Do what multiprocessing does before a child exits: flush queues' feeder threads, run finalizers."""
     import multiprocessing.util as mp_util
 

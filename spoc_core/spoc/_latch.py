@@ -1,10 +1,15 @@
-"""A one-way flag that threads can wait on."""
+"""A one-way flag that threads can wait on, and a wait that every signal wakes."""
 
 from __future__ import annotations
 
 import _thread
+import os
+import select
+import signal
+import threading
+import time
 
-__all__ = ["Latch"]
+__all__ = ["Latch", "SignalWake"]
 
 
 class Latch:
@@ -45,3 +50,54 @@ class Latch:
             except RuntimeError:  # a racing set() released it meanwhile
                 pass
         return self._set
+
+
+class SignalWake:
+    """Wakes a wait on the main thread for every signal, so that Python runs the handlers at once.
+
+    Python runs a signal handler on the main thread between bytecodes. A
+    main thread blocked in a lock wait is woken by the signal's EINTR, runs the
+    handler and waits again, but a signal that lands between the handler and
+    the next wait is seen only when the wait ends: a worker's own SIGHUP
+    handler would run a minute late, once its ``self.wait(60)`` returns. Made
+    the process's wake-up fd, this pipe gets a byte for every signal, and a
+    wait that polls it cannot miss one. The bytes only wake the wait; nothing
+    reads a meaning into them (a handler the worker installs just runs).
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self.thread = threading.get_ident()
+        signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+
+    def poke(self) -> None:
+        """Wake the waiter (after setting what it waits for)."""
+        try:
+            os.write(self.write_fd, b"\0")
+        except OSError:  # full: the waiter is woken anyway
+            pass
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.read_fd, 4096):
+                pass
+        except OSError:
+            pass
+
+    def wait(self, latch: Latch, timeout: float | None) -> bool:
+        """Wait on the thread that made this until `latch` is set or `timeout` passed; return whether it is set."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        while not latch.is_set():
+            if deadline is None:
+                poller.poll()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return latch.is_set()
+                poller.poll(remaining * 1000 + 1)
+            self.drain()  # the handlers of the signals that woke us run before the next bytecode
+        return True

@@ -29,7 +29,7 @@ from . import _fds
 from ._events import WorkerEvent
 from ._linux import wait_until_thread_exited
 from ._process import ProcessWorker
-from ._signals import SHUTDOWN_SIGNALS
+from ._signals import SERVER_SIGNALS
 from ._worker import AbstractWorker, Emit
 
 __all__ = ["Monitor"]
@@ -37,7 +37,7 @@ __all__ = ["Monitor"]
 logger = logging.getLogger("spoc")
 
 _WAKE = b"\0"
-_SHUTDOWN_SIGNAL_NUMBERS = frozenset(int(signum) for signum in SHUTDOWN_SIGNALS)
+_SIGNAL_NUMBERS = frozenset(int(signum) for signum in SERVER_SIGNALS)
 
 
 class Monitor:
@@ -213,7 +213,7 @@ class Monitor:
         except BlockingIOError:
             return
         for byte in data:
-            if byte in _SHUTDOWN_SIGNAL_NUMBERS:
+            if byte in _SIGNAL_NUMBERS:
                 self._on_signal(byte)  # other numbers: signals handled elsewhere, or our own wake-ups
 
     def _event_handler(self, worker: AbstractWorker) -> Emit:

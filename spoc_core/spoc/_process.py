@@ -45,7 +45,7 @@ from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
 from ._fork import ChildHandle, DirectChild, fork_and_run
 from ._linux import preload_libc
-from ._signals import STACK_DUMP_SIGNAL, blocked
+from ._signals import CONTROL_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker
 from ._zygote import ForkServer
@@ -331,13 +331,19 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ stopping and signals
 
     def _request_stop(self) -> None:
+        self._control_write(b"S")
+
+    def _control_write(self, request: bytes) -> None:
+        """Write `request` to the child's control pipe and make it read it now (`CONTROL_SIGNAL`)."""
         with self._control_lock:
             control = self._control
-            if control is not None:
-                try:
-                    os.write(control.fileno(), b"S")
-                except OSError:  # the child is gone already
-                    pass
+            if control is None:
+                return
+            try:
+                os.write(control.fileno(), request)
+            except OSError:  # the child is gone already
+                return
+        self.send_signal(CONTROL_SIGNAL)
 
     def send_signal(self, signum: int) -> None:
         """Send `signum` to the child process, if it is still running (never to a reused pid)."""
@@ -354,8 +360,16 @@ class ProcessWorker(AbstractWorker):
         self.send_signal(signal.SIGKILL)
 
     def dump_stack(self) -> None:
-        """Make the child print every thread's Python stack to its stderr (faulthandler)."""
-        self.send_signal(STACK_DUMP_SIGNAL)
+        """Ask the child for the stacks of its threads and tasks; the answer is logged when it arrives.
+
+        The child's control thread formats them and sends them back as a
+        ``"stack"`` event, which the server (or `join()` outside a server) logs
+        through the ``spoc`` logger, whole, headed by the worker's name and
+        pid. A child whose Python code cannot run (native code holding the
+        GIL) does not answer.
+        """
+        self._stack_pending = True
+        self._control_write(b"D")
 
     # ------------------------------------------------------------------ state and waiting
 

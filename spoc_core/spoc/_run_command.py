@@ -34,7 +34,7 @@ from ._errors import SpocError
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in
 from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
-from ._signals import SHUTDOWN_SIGNALS, signal_name
+from ._signals import RELOAD_SIGNAL, SERVER_SIGNALS, SHUTDOWN_SIGNALS, STACK_DUMP_SIGNAL, signal_name
 from ._target import EXPECTED, TargetError, load_server
 
 __all__ = ["LOG_LEVEL_ENV", "SHUTDOWN_TIMEOUT_ENV", "add_run_command", "run"]
@@ -191,6 +191,8 @@ def _level(text: str | None, source: str) -> int | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``spoc run``; return the exit code."""
     previous = {signum: signal.signal(signum, _interrupt) for signum in SHUTDOWN_SIGNALS}
+    # Nothing to reload or dump before the server runs; a PID 1 would ignore them anyway, anyone else would die.
+    previous.update({signum: signal.signal(signum, signal.SIG_IGN) for signum in (RELOAD_SIGNAL, STACK_DUMP_SIGNAL)})
     try:
         return _run(args)
     except Interrupted as interrupted:
@@ -233,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         logger.exception("server %r could not start", server.name)
         return 1
     finally:
-        for signum in SHUTDOWN_SIGNALS:  # the server is done: a late signal changes nothing now
+        for signum in SERVER_SIGNALS:  # the server is done: a late signal changes nothing now
             signal.signal(signum, signal.SIG_IGN)
     _log_outcome(server, result)
     return result.exit_code

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
 
-from ._backend import Backend, WorkerChannel, unknown_backend, wrong_worker_type
+from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins
-from ._signals import SHUTDOWN_SIGNALS, handlers_installed, signal_name
+from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._worker import AbstractWorker
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "REPEAT_WINDOW", "Server", "ServerExit"]
 
 logger = logging.getLogger("spoc")
 
@@ -34,10 +34,20 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 """Seconds workers get to stop. With `KILL_GRACE` it fits inside the 10 s Docker
 allows between SIGTERM and SIGKILL (Kubernetes allows 30 s, systemd 90 s)."""
 
-KILL_GRACE = 1.0
-"""Seconds between SIGTERM and SIGKILL for a process worker past the deadline."""
 
 _REAP_LIMIT = 5.0
+
+STACK_ANSWER_TIMEOUT = 2.0
+"""Seconds a process worker's child gets to answer a stack dump request before the server says it did not."""
+
+REPEAT_WINDOW = 1.0
+"""Seconds after the first stop signal during which another one is the same request, not a second one.
+
+``timeout``, systemd (``KillMode=control-group`` or ``mixed``) and other
+supervisors signal the server's pid and its process group a moment apart,
+so one stop reaches the server twice within milliseconds. A person who wants
+to force the shutdown presses Ctrl+C again later than that.
+"""
 
 StopReason = Literal["signal", "stop", "workers_ended"]
 
@@ -123,12 +133,16 @@ class Server:
         self._failure: str | None = None
         self._signal_arrived = False
         self._signals_received: list[int] = []
+        self._stop_signalled_at: float | None = None
+        self._stop_began: float | None = None
         self._handling_signals = False
-        self._forced = False
+        self._force_requested = False
         self._running: set[str] = set()
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
         self._restarts_planned = False
+        self._reload_queue: list[str] = []
+        self._reloading: str | None = None
 
     def __repr__(self) -> str:
         return f"<Server {self.name!r} workers={len(self._workers)} running={len(self._running)}>"
@@ -359,18 +373,23 @@ class Server:
             if self._shutting_down:
                 logger.info("worker %r is not restarted: server %r is shutting down", worker.name, self.name)
                 return None
-            fresh = worker.fresh_instance()
-            fresh.restarts = worker.restarts + 1
-            fresh.previous_exit = worker.exit_info
-            self._backend_for(fresh)
-            self._plugins.check("worker_check", server=self, worker=fresh)
-            self._pending_restarts[worker.name] = fresh
-            monitor = self._monitor
-        monitor.call_later(delay, lambda: self._start_restarted(fresh))
+            fresh = self._replacement(worker, worker.restarts + 1, delay)
         return fresh
 
-    def _start_restarted(self, fresh: AbstractWorker) -> None:
-        """On the monitor thread, once a restart's delay has passed."""
+    def _replacement(self, worker: AbstractWorker, restarts: int, delay: float, reload: bool = False) -> AbstractWorker:
+        """A fresh instance of ended `worker`, to start in its place `delay` seconds from now (under the lock)."""
+        assert self._monitor is not None
+        fresh = worker.fresh_instance()
+        fresh.restarts = restarts
+        fresh.previous_exit = worker.exit_info
+        self._backend_for(fresh)
+        self._plugins.check("worker_check", server=self, worker=fresh)
+        self._pending_restarts[worker.name] = fresh
+        self._monitor.call_later(delay, lambda: self._start_replacement(fresh, reload))
+        return fresh
+
+    def _start_replacement(self, fresh: AbstractWorker, reload: bool) -> None:
+        """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
         with self._lock:
             if self._pending_restarts.pop(fresh.name, None) is not fresh:
                 return
@@ -381,11 +400,89 @@ class Server:
             self._workers[fresh.name] = fresh
             self._exits_reported.discard(fresh.name)
             self._stopping_reported.discard(fresh.name)
-            logger.info("restarting worker %r (restart %d)", fresh.name, fresh.restarts)
+            if reload:
+                logger.info("starting worker %r afresh (reload)", fresh.name)
+            else:
+                logger.info("restarting worker %r (restart %d)", fresh.name, fresh.restarts)
             try:
                 self._start_worker(fresh)
             except Exception:
                 logger.exception("worker %r could not be restarted", fresh.name)
+        if reload:
+            self._reload_next()
+
+    # ------------------------------------------------------------------ reloading (SIGHUP)
+
+    def _handle_sighup(self, signum: int) -> None:
+        """Reload: replace every running worker by a fresh instance, one after another; the server keeps running."""
+        with self._lock:
+            if self._shutting_down:
+                logger.info("server %r received SIGHUP while shutting down: nothing to reload", self.name)
+                return
+            if self._reloading is not None or self._reload_queue:
+                logger.warning("server %r received SIGHUP during a reload: the reload goes on", self.name)
+                return
+            running = [w for w in self._workers.values() if w.name in self._running and w.exit_info is None]
+            self._reload_queue = [w.name for w in running]
+        logger.warning(
+            "server %r received SIGHUP: reloading %s, one after another (each stopped, then replaced by a fresh "
+            "instance; code is not re-imported)",
+            self.name,
+            count(len(running), "worker"),
+        )
+        self._hook("server_reloading", workers=tuple(running))
+        self._reload_next()
+
+    def _reload_next(self) -> None:
+        """On the monitor thread: stop the next worker of the reload (its end starts its replacement)."""
+        with self._lock:
+            self._reloading = None
+            while self._reload_queue and not self._shutting_down:
+                worker = self._workers.get(self._reload_queue.pop(0))
+                if worker is not None and worker.name in self._running and worker.exit_info is None:
+                    self._reloading = worker.name
+                    break
+            else:
+                self._reload_queue = []
+                logger.info("server %r: reload done", self.name)
+                return
+        worker.stop()
+
+    def _reload_ended(self, worker: AbstractWorker) -> None:
+        """A worker stopped for the reload has ended: start its fresh instance in its place."""
+        with self._lock:
+            if self._shutting_down or self._workers.get(worker.name) is not worker:
+                self._reloading = None
+            else:
+                try:
+                    self._replacement(worker, worker.restarts, 0.0, reload=True)
+                    return
+                except Exception:
+                    logger.exception("worker %r could not be reloaded", worker.name)
+        self._reload_next()
+
+    # ------------------------------------------------------------------ stack dumps (SIGUSR1)
+
+    def _handle_sigusr1(self, signum: int) -> None:
+        """Log the stack of every running worker, each whole and named; nothing stops."""
+        with self._lock:
+            running = [w for w in self._workers.values() if w.name in self._running and w.exit_info is None]
+        logger.warning("server %r received SIGUSR1: the stacks of %s follow", self.name, count(len(running), "worker"))
+        for worker in running:
+            worker.dump_stack()
+        if self._monitor is not None and any(w._stack_pending for w in running):
+            self._monitor.call_later(STACK_ANSWER_TIMEOUT, lambda: self._unanswered_stacks(running))
+
+    def _unanswered_stacks(self, workers: list[AbstractWorker]) -> None:
+        for worker in workers:
+            if worker._stack_pending and worker.exit_info is None:
+                worker._stack_pending = False
+                logger.warning(
+                    "worker %r did not send its stack within %gs: its Python code cannot run (native code "
+                    "holding the GIL, or a stopped process)",
+                    worker.name,
+                    STACK_ANSWER_TIMEOUT,
+                )
 
     # ------------------------------------------------------------------ events (monitor thread)
 
@@ -425,6 +522,8 @@ class Server:
 
     def _worker_ended(self, worker: AbstractWorker) -> None:
         self._report_exit(worker)
+        if self._reloading == worker.name and worker.exit_info is not None:
+            self._reload_ended(worker)  # registers its replacement before run_forever can see no worker running
         with self._lock:
             self._running.discard(worker.name)
             self._changed.notify_all()
@@ -433,34 +532,63 @@ class Server:
             self._close_when_idle()
 
     def _on_signal(self, signum: int) -> None:
-        """A SIGINT/SIGTERM, as the monitor read it from the wakeup fd: the first stops, a second forces."""
+        """A signal run_forever() handles, as the monitor read it from the wake-up fd: `_handle_<name>` acts on it."""
+        getattr(self, f"_handle_{signal_name(signum).lower()}")(signum)
+
+    def _handle_sigint(self, signum: int) -> None:
+        """Stop gracefully; a deliberate second request forces (see `REPEAT_WINDOW`)."""
         self._signals_received.append(signum)
-        if len(self._signals_received) == 1:
+        now = time.monotonic()
+        if self._stop_signalled_at is None:
             logger.warning(
                 "server %r received %s: stopping %s (send it again to force)",
                 self.name,
                 signal_name(signum),
                 count(len(self._running), "worker"),
             )
+            self._stop_signalled_at = now  # set before the stop: run_forever may return before the line below
             self._request_stop("signal")
+            self._stop_signalled_at = time.monotonic()  # once the requests are out: time spent on them is not a gap
+        elif now - self._stop_signalled_at < REPEAT_WINDOW:
+            logger.info(
+                "server %r received %s again %.0f ms after the first: the same stop request (as timeout and "
+                "systemd send it to the pid and to the group); send it again to force",
+                self.name,
+                signal_name(signum),
+                max(0.0, now - self._stop_signalled_at) * 1000,
+            )
         else:
             logger.warning("server %r received %s again: forcing shutdown", self.name, signal_name(signum))
             self._force()
+
+    _handle_sigterm = _handle_sigint
 
     @property
     def signals_received(self) -> tuple[str, ...]:
         """The shutdown signals `run_forever()` received, by name (``"SIGTERM"``), in the order they came.
 
-        The first asked the server to stop; any further one forced the shutdown.
+        The first asked the server to stop; a further one forced the shutdown
+        when it came `REPEAT_WINDOW` seconds or more after the first.
         """
         return tuple(signal_name(signum) for signum in self._signals_received)
 
-    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
-        """run_forever's Python-level handler: only a flag, so start() starts no further worker.
+    def _note_signal(self, signum: int, frame: FrameType | None) -> None:
+        """run_forever's Python-level handler: only a flag, so start() starts no further worker after a stop signal.
 
         The signal itself reaches the monitor through the wakeup fd.
         """
-        self._signal_arrived = True
+        if signum in SHUTDOWN_SIGNALS:
+            self._signal_arrived = True
+
+    def _repeats_until(self) -> float | None:
+        """Until when a repeated stop signal is a copy of the first one (None: no stop signal came)."""
+        first = self._stop_signalled_at
+        return None if first is None else first + REPEAT_WINDOW
+
+    def _seconds_since_stop(self) -> float:
+        """Seconds since the first stop request (0 before one)."""
+        began = self._stop_began
+        return 0.0 if began is None else time.monotonic() - began
 
     # ------------------------------------------------------------------ stopping
 
@@ -497,6 +625,7 @@ class Server:
             first = self._stop_reason is None
             if first:
                 self._stop_reason = reason
+                self._stop_began = time.monotonic()
             started = [w for w in self._workers.values() if w.started]
         if first:
             self._hook("server_stopping", reason=reason)
@@ -508,7 +637,7 @@ class Server:
     def _force(self) -> None:
         """A second signal: kill every worker that can be killed, before join_all() looks at what is left."""
         with self._lock:
-            self._forced = True
+            self._force_requested = True
             for worker in [w for w in self._workers.values() if w.name in self._running]:
                 if self._backend_for(worker).kill(worker):
                     self._killed.add(worker.name)
@@ -525,7 +654,7 @@ class Server:
         """
         deadline = time.monotonic() + timeout
         with self._changed:
-            while self._running and not self._forced:
+            while self._running and not self._force_requested:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -545,7 +674,7 @@ class Server:
 
     def _escalate(self, late: list[AbstractWorker], timeout: float) -> None:
         """Past the deadline: terminate what can be, kill it after `KILL_GRACE`, report the rest."""
-        if self._forced:  # a second signal: _force() killed what could be killed
+        if self._force_requested:  # a second signal: _force() killed what could be killed
             ending = [w for w in late if w.name in self._killed]
         else:
             ending = [w for w in late if self._backend_for(w).terminate(w)]
@@ -558,11 +687,11 @@ class Server:
             if stuck not in ending and stuck.is_alive():
                 stuck._forced = True
                 logger.warning(
-                    "worker %r (%s) did not stop within %gs and keeps running (its backend cannot end it; "
-                    "threads cannot be killed); it is at:\n%s",
+                    "worker %r (%s) did not stop within %.1fs and is abandoned: it keeps running (its backend "
+                    "cannot end it; threads cannot be killed); it is at:\n%s",
                     stuck.name,
                     stuck.backend,
-                    timeout,
+                    self._seconds_since_stop(),
                     (stuck.current_stack() or "  <no stack>").rstrip("\n"),
                 )
                 stuck._record_exit(None, forced=True)
@@ -614,7 +743,7 @@ class Server:
         late: list[AbstractWorker] = []
         self._handling_signals = True
         try:
-            with handlers_installed(SHUTDOWN_SIGNALS, self._handle_signal, monitor.wakeup_fd):
+            with handlers_installed(SERVER_SIGNALS, self._note_signal, monitor.wakeup_fd, self._repeats_until):
                 try:
                     if not self._started:
                         self.start()
@@ -640,7 +769,7 @@ class Server:
             signalled = self._signals_received or self._signal_arrived
             reason: StopReason = "signal" if signalled else (self._stop_reason or "stop")
             first_signal = signal_name(self._signals_received[0]) if self._signals_received else None
-            forced = bool(late) or self._forced
+            forced = bool(late) or any(e.forced for e in exits)  # a force that ended nothing is not one
             return ServerExit(self.name, reason, first_signal, exits, forced=forced, failure=self._failure)
 
 

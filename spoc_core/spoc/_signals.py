@@ -2,31 +2,55 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 __all__ = [
+    "ALL_SIGNALS",
     "CHILD_SIGNALS",
+    "CONTROL_SIGNAL",
+    "RELOAD_SIGNAL",
+    "SERVER_SIGNALS",
     "SHUTDOWN_SIGNALS",
     "STACK_DUMP_SIGNAL",
     "blocked",
     "handlers_installed",
     "set_handler",
     "signal_name",
+    "start_helper_thread",
     "unblock",
 ]
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-"""The signals run_forever() handles: the first asks for a graceful shutdown, a second forces it."""
+"""The signals run_forever() stops on: the first asks for a graceful shutdown; a deliberate second one forces it."""
 
-STACK_DUMP_SIGNAL = signal.SIGUSR2
-"""Sent to a process worker's child to make it print every thread's Python stack to stderr."""
+RELOAD_SIGNAL = signal.SIGHUP
+"""Sent to the server: replace every worker by a fresh instance, one after another, and keep running."""
 
-CHILD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, STACK_DUMP_SIGNAL)
+STACK_DUMP_SIGNAL = signal.SIGUSR1
+"""Sent to the server: log the current stack of every worker, each whole and headed by its name and pid."""
+
+SERVER_SIGNALS = (*SHUTDOWN_SIGNALS, RELOAD_SIGNAL, STACK_DUMP_SIGNAL)
+"""Every signal run_forever() handles."""
+
+CONTROL_SIGNAL: int = signal.SIGRTMAX
+"""spoc's own signal inside a process worker's child: "read your control pipe now".
+
+The server sends it after writing a request (stop, stack dump) to the child's
+control pipe, and the kernel sends it when the child's parent dies (the
+parent-death signal; the pipe then reads EOF). Its handler only starts the
+child's control thread if it is not running yet. A real-time signal, so that
+spoc borrows none a user may want (SIGHUP, SIGUSR1, SIGUSR2) and no wake-up fd.
+"""
+
+CHILD_SIGNALS = (*SERVER_SIGNALS, CONTROL_SIGNAL)
 """Signals held back while a child process is created, until it has installed its own handlers."""
 
 Handler = Callable[[int, FrameType | None], object]
@@ -49,17 +73,17 @@ def set_handler(signum: int, handler: Handler | int) -> None:
     _raw.signal(int(signum), int(handler) if isinstance(handler, int) else handler)
 
 
-def unblock(signals: tuple[signal.Signals, ...]) -> None:
+def unblock(signals: tuple[int, ...]) -> None:
     """Unblock `signals` in the calling thread, without the enum conversions."""
     _raw.pthread_sigmask(signal.SIG_UNBLOCK, [int(signum) for signum in signals])
 
 
 @contextmanager
-def blocked(signals: tuple[signal.Signals, ...] = CHILD_SIGNALS) -> Iterator[None]:
-    """Block `signals` in the calling thread; a child forked or spawned meanwhile inherits the mask.
+def blocked(signals: tuple[int, ...] = CHILD_SIGNALS) -> Iterator[None]:
+    """Block `signals` in the calling thread; a child process or a thread started meanwhile inherits the mask.
 
-    The child unblocks them once its handlers are in place, so a Ctrl+C that
-    lands while it is being born is never a KeyboardInterrupt in the child.
+    A worker's child unblocks them once its handlers are in place, so a Ctrl+C
+    that lands while it is being born is never a KeyboardInterrupt there.
     """
     previous = _raw.pthread_sigmask(signal.SIG_BLOCK, [int(signum) for signum in signals])
     try:
@@ -69,7 +93,9 @@ def blocked(signals: tuple[signal.Signals, ...] = CHILD_SIGNALS) -> Iterator[Non
 
 
 @contextmanager
-def handlers_installed(signals: tuple[signal.Signals, ...], handler: Handler, wakeup_fd: int) -> Iterator[bool]:
+def handlers_installed(
+    signals: tuple[int, ...], handler: Handler, wakeup_fd: int, repeats_until: Callable[[], float | None]
+) -> Iterator[bool]:
     """For the duration of the block, handle `signals` and make every signal write its number to `wakeup_fd`.
 
     The kernel may deliver a signal to any thread, while Python runs
@@ -79,7 +105,9 @@ def handlers_installed(signals: tuple[signal.Signals, ...], handler: Handler, wa
     whichever thread received the signal; the reader of that fd is where the
     signal is acted on, and `handler` only records it.
 
-    The previous handlers and wakeup fd are restored afterwards. Yields False
+    The previous handlers and wakeup fd are restored afterwards, except that
+    a stop signal (`SHUTDOWN_SIGNALS`) repeated before the monotonic time
+    `repeats_until()` returns is dropped (see `_LateRepeats`). Yields False
     (and installs nothing) outside the main thread, where Python does not
     allow signal handlers.
     """
@@ -91,14 +119,74 @@ def handlers_installed(signals: tuple[signal.Signals, ...], handler: Handler, wa
     try:
         yield True
     finally:
+        until = repeats_until()
         signal.set_wakeup_fd(previous_fd)
         for signum, old in previous.items():
-            signal.signal(signum, old if old is not None else signal.SIG_DFL)
+            restored = old if old is not None else signal.SIG_DFL
+            if until is not None and signum in SHUTDOWN_SIGNALS:
+                restored = _LateRepeats(restored, until)
+            signal.signal(signum, restored)
+        if until is not None:
+            atexit.register(_ignore_at_exit, until)
+
+
+ALL_SIGNALS = tuple(int(signum) for signum in signal.valid_signals())
+
+
+def start_helper_thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """Start a daemon thread that never receives a signal; return it.
+
+    The kernel hands a signal sent to a process to any of its threads that
+    does not block it, while Python runs the handler only on the main thread,
+    when that thread next runs Python code. A signal that lands on a helper
+    thread waits until the main thread wakes up: a worker's own SIGHUP handler
+    would run only once its ``self.wait(60)`` ends. spoc starts its own threads
+    where a worker lives this way, and plugins should too (a metrics flusher,
+    a watchdog in a process worker's child).
+    """
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    with blocked(ALL_SIGNALS):  # the new thread inherits the mask: no moment in which a signal can land on it
+        thread.start()
+    return thread
+
+
+class _LateRepeats:
+    """A handler that drops a stop signal repeated until `until`, then gives the signal back to `previous`.
+
+    Installed when run_forever() returns after a stop signal: the copy a
+    supervisor sends to the process group a moment after the one to the pid
+    must not kill the program while it exits.
+    """
+
+    def __init__(self, previous: Handler | int, until: float) -> None:
+        self.previous = previous
+        self.until = until
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if time.monotonic() < self.until:
+            return  # the same stop request, arriving late
+        signal.signal(signum, self.previous)
+        if self.previous == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)  # delivered again, now to the default action
+        elif callable(self.previous):
+            self.previous(signum, frame)
+
+
+def _ignore_at_exit(until: float) -> None:
+    """At interpreter exit Python resets its handlers to the default action: ignore late repeats outright."""
+    if time.monotonic() < until:
+        for signum in SHUTDOWN_SIGNALS:
+            if isinstance(signal.getsignal(signum), _LateRepeats):
+                signal.signal(signum, signal.SIG_IGN)
 
 
 def signal_name(signum: int) -> str:
-    """``"SIGTERM"`` for 15; ``"signal 99"`` for numbers without a name."""
+    """``"SIGTERM"`` for 15, ``"SIGRTMIN+5"`` for a real-time signal (as ``kill -l`` names it), else ``"signal 99"``."""
     try:
         return signal.Signals(signum).name
     except ValueError:
-        return f"signal {signum}"
+        pass
+    rtmin, rtmax = getattr(signal, "SIGRTMIN", 0), getattr(signal, "SIGRTMAX", 0)
+    if rtmin < signum < rtmax:
+        return f"SIGRTMIN+{signum - rtmin}" if signum - rtmin <= (rtmax - rtmin) // 2 else f"SIGRTMAX-{rtmax - signum}"
+    return f"signal {signum}"

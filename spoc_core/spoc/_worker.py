@@ -14,6 +14,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
 import pickle
 import sys
 import threading
@@ -26,8 +27,9 @@ from typing import Any, ClassVar
 from ._aio import loop_factory, run_in_new_loop
 from ._errors import ErrorRecord, Phase, SpocError, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
-from ._latch import Latch
+from ._latch import Latch, SignalWake
 from ._signals import signal_name
+from ._stacks import format_stacks
 
 __all__ = ["AbstractWorker", "Emit", "current_worker"]
 
@@ -85,6 +87,7 @@ class AbstractWorker(abc.ABC):
         {
             "_init_args",
             "_stop_event",
+            "_signal_wake",
             "_async_wakers",
             "_thread_or_process",
             "_finished",
@@ -143,12 +146,15 @@ class AbstractWorker(abc.ABC):
         self._running = True
         self._stop_requested = False
         self._stop_event = Latch()
+        self._signal_wake: SignalWake | None = None
         self._async_wakers: list[Callable[[], None]] = []
         self._thread_or_process = None
         self._finished = Latch()
         self._deliver: Emit | None = None
         self._emit: Emit | None = None
         self._forced = False
+        self._stop_signal: str | None = None
+        self._stack_pending = False
         self._beat = False
         self._idle = 0
         self._phase: Phase | None = None
@@ -279,18 +285,33 @@ class AbstractWorker(abc.ABC):
         Idempotent, does not block, and safe to call from any thread or from a
         signal handler. It does not wait for the worker to end: use `join()`.
         """
-        if self._stop_requested:
+        self._stop_on(None)
+
+    def _stop_on(self, signum: int | None) -> None:
+        """`stop()`; with `signum`, where the body lives, because that signal came from outside the server.
+
+        The server is told which signal it was (a ``"stopping"`` event with
+        ``signal`` in its data), so that it can tell the stop it asked for
+        from one it did not.
+        """
+        first = not self._stop_requested
+        if first:
+            self._stop_requested = True
+            self._running = False
+        elif signum is None:
             return
-        self._stop_requested = True
-        self._running = False
-        self._wake_local()
-        self._request_stop()
         tell = self._deliver or self._emit  # the server's inbox, or (in a child) the event pipe
         if tell is not None and self.exit_info is None:  # for the worker_stopping hook and the outcome
-            tell(make_event(self.name, "stopping"))
+            data: dict[str, Any] = {} if signum is None else {"signal": signum}
+            tell(make_event(self.name, "stopping", **data))  # before the body wakes: ahead of its last events
+        if first:
+            self._wake_local()
+            self._request_stop()
 
     def _wake_local(self) -> None:
         self._stop_event.set()
+        if self._signal_wake is not None:
+            self._signal_wake.poke()
         for wake in tuple(self._async_wakers):
             try:
                 wake()
@@ -310,6 +331,9 @@ class AbstractWorker(abc.ABC):
             return True
         self._idle += 1
         try:
+            wake = self._signal_wake
+            if wake is not None and wake.thread == threading.get_ident():
+                return wake.wait(self._stop_event, timeout)  # the worker's own signal handlers run at once
             return self._stop_event.wait(timeout)
         finally:
             self._idle -= 1
@@ -371,6 +395,22 @@ class AbstractWorker(abc.ABC):
         frame = None if ident is None else sys._current_frames().get(ident)
         return None if frame is None else "".join(traceback.format_stack(frame))
 
+    def dump_stack(self) -> None:
+        """Log the stacks the worker's body is at, whole, headed by the worker's name and pid.
+
+        Through the ``spoc`` logger (WARNING), one record per worker, so two
+        dumps never interleave: the body's thread and, for an async worker,
+        each task of its event loop. A process worker's child is asked for
+        them (`ProcessWorker.dump_stack`); its answer is logged when it arrives.
+        ``SIGUSR1`` to a server in `Server.run_forever` does this for every worker.
+        """
+        ident = self._body_thread
+        if ident is not None:
+            self._log_stack(os.getpid(), format_stacks([ident], self._loop))
+
+    def _log_stack(self, pid: int, text: str) -> None:
+        logger.warning("stack of worker %r (%s, pid %d):\n%s", self.name, self.backend, pid, text.rstrip("\n"))
+
     @property
     def started(self) -> bool:
         """Whether `start()` has been called."""
@@ -416,8 +456,15 @@ class AbstractWorker(abc.ABC):
         elif event.kind == "startup":
             logger.info("worker %r started (pid %d)", self.name, event.pid)
         elif event.kind == "stopping":  # also when a process worker's child stopped itself
-            self._stop_requested = True
+            signum = event.data.get("signal")
+            if signum is None:
+                self._stop_requested = True
+            else:  # a signal from outside the server stopped it: not a stop anyone here asked for
+                self._stop_signal = signal_name(signum)
             self._running = False
+        elif event.kind == "stack":
+            self._stack_pending = False
+            self._log_stack(event.pid, event.data["stack"])
         elif event.kind == "exit":
             self._record_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
 
@@ -431,10 +478,18 @@ class AbstractWorker(abc.ABC):
             error=self.error,
             stop_requested=self._stop_requested,
             forced=forced,
+            stop_signal=self._stop_signal,
         )
         self.exit_info = info
-        if info.outcome == "killed" and exitcode is not None and exitcode < 0:
-            logger.error("worker %r was killed by %s", self.name, signal_name(-exitcode))
+        if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal:
+            logger.error(
+                "worker %r was stopped by %s from outside its server (a stop the server did not ask for); "
+                "its teardown ran",
+                self.name,
+                info.signal,
+            )
+        elif info.outcome == "killed" and info.signal is not None:
+            logger.error("worker %r was killed by %s", self.name, info.signal)
         elif info.outcome == "failed" and self.error is None:
             logger.error("worker %r exited with code %s", self.name, exitcode)
         else:
@@ -531,7 +586,10 @@ class LifecycleBody:
     async def _life(self) -> None:
         worker = self.worker
         if worker.is_async:
-            worker._loop = asyncio.get_running_loop()
+            worker._loop = loop = asyncio.get_running_loop()
+            wake = worker._signal_wake
+            if wake is not None and wake.thread == threading.get_ident():
+                loop.add_reader(wake.read_fd, wake.drain)  # every signal wakes the loop: its handlers run at once
         if await self._phase("setup", worker.setup) and await self._notify("startup", "setup"):
             await self._phase("main", worker.main)
         await self._phase("teardown", worker.teardown)

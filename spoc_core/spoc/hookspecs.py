@@ -41,6 +41,7 @@ __all__ = [
     "child_starting",
     "child_stopping",
     "hookspec",
+    "server_reloading",
     "server_started",
     "server_starting",
     "server_stopped",
@@ -129,6 +130,24 @@ def server_started(server: Server) -> None:
     `worker_started` before or after this hook.
 
     :param server: the server.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def server_reloading(server: Server, workers: tuple[AbstractWorker, ...]) -> None:
+    """Called when the server received SIGHUP during `run_forever()` and begins a reload.
+
+    Runs on the server's monitor thread, before the first worker is stopped.
+    The server then stops each of `workers` in turn and, once it has ended,
+    starts a fresh instance in its place (`AbstractWorker.fresh_instance`:
+    the same constructor arguments, the same ``restarts``, the old instance's
+    exit as ``previous_exit``); the usual worker hooks fire for both. Code is
+    not re-imported. The old instances end with the outcome ``"stopped"``.
+
+    :param server: the server.
+    :param workers: the running workers that will be replaced, in order.
 
     The return value is ignored.
     """

@@ -151,6 +151,64 @@ class ReportsHandlers(ThreadWorker):
         self.wait()
 
 
+class OwnHandlers(Marked, ProcessWorker):
+    """Installs its own handlers for the signals a user may want; each just says it ran."""
+
+    def setup(self) -> None:
+        for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, lambda s, f: say(f"HANDLED {self.name} {signal.Signals(s).name}"))
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+
+class SlowTeardown(Marked, ProcessWorker):
+    """Handles SIGTERM (spoc's handler) but takes an hour to tear down: only SIGKILL ends it."""
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+    def teardown(self) -> None:
+        say(f"TEARDOWN {self.name}")
+        stuck_in_this_function(3600)
+
+
+class RestartsKilled(RestartsAfterDelay):
+    """Restarts failed and killed workers (a stand-in for the restart plugin's on-failure policy)."""
+
+    name = "restarts-killed"
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: Any, exit_info: Any) -> None:
+        if exit_info.outcome in ("failed", "killed"):
+            server.restart_worker(worker, delay=0.0)
+
+
+class Announces:
+    """Prints what the server's hooks say, for the tests to wait on."""
+
+    name = "announces"
+
+    @hookimpl
+    def server_reloading(self, workers: Any) -> None:
+        say(f"RELOADING {','.join(w.name for w in workers)}")
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        if os.environ.get("PLAN_RESTARTS"):
+            server.plan_restarts()
+
+    @hookimpl
+    def server_stopped(self, server: Server) -> None:
+        if os.environ.get("WAIT_FOR_SECOND_SIGNAL"):
+            say("ALL-ENDED")
+            deadline = time.monotonic() + 30
+            while len(server.signals_received) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
 class ExitsFast(Marked, ThreadWorker):
     def main(self) -> None:
         say(f"DONE {self.name}")
@@ -175,9 +233,27 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [SlowToStart(f"process-{i}") for i in range(1, 11)]
     if scenario == "restart_after_delay":
         return [FailsOnceProcess("flaky", start_method=method)]
+    if scenario == "own_handlers":
+        return [OwnHandlers("own", start_method=method), IdleProcess("process-1", start_method=method)]
+    if scenario == "two_processes":
+        return [IdleProcess(f"process-{i}", start_method=method) for i in (1, 2)] + [
+            Idle("thread-1"),
+            IdleAsync("async-1"),
+        ]
+    if scenario == "slow_teardown":
+        return [SlowTeardown("slow", start_method=method)]
     if scenario == "exit_fast":
         return [ExitsFast("quick-1"), ExitsFast("quick-2")]
     raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+def from_environment() -> Server:
+    """For ``spoc run tests/apps/faults.py:from_environment``: the server of $SCENARIO, with $METHOD."""
+    scenario = os.environ["SCENARIO"]
+    server = Server(name=f"faults-{scenario}", plugins=[Announces()])
+    for worker in build(scenario, os.environ.get("METHOD", "fork")):
+        server.add_worker(worker)
+    return server
 
 
 def main() -> int:
@@ -186,6 +262,7 @@ def main() -> int:
     parser.add_argument("--method", default="fork")
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--from-thread", action="store_true", help="call server.start() from a short-lived thread")
+    parser.add_argument("--restart-killed", action="store_true", help="restart failed and killed workers at once")
     parser.add_argument("--user-forkserver", action="store_true", help="start multiprocessing's fork server first")
     parser.add_argument(
         "--main-blocks-sigterm", action="store_true", help="so the kernel must deliver SIGTERM to another thread"
@@ -196,7 +273,11 @@ def main() -> int:
         first.start()
         first.join()
     logging.basicConfig(level=logging.INFO, format="LOG %(levelname)s %(message)s", stream=sys.stderr)
-    plugins = [RestartsAfterDelay()] if args.scenario == "restart_after_delay" else []
+    plugins: list[object] = [Announces()]
+    if args.scenario == "restart_after_delay":
+        plugins.append(RestartsAfterDelay())
+    if args.restart_killed:
+        plugins.append(RestartsKilled())
     server = Server(name=f"faults-{args.scenario}", plugins=plugins)
     for worker in build(args.scenario, args.method):
         server.add_worker(worker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -61,6 +62,40 @@ def test_a_process_killed_by_sigkill_is_restarted(spoc_server: ServerFactory, sp
     (ended,) = [c["exit_info"] for c in spoc_hooks.of("worker_exited", worker="victim")]
     assert (ended.outcome, ended.exitcode) == ("killed", -signal.SIGKILL)
     assert again["pid"] != ended.worker
+
+
+@pytest.mark.parametrize(("policy", "restarted"), [("on-failure", True), ("always", True), ("never", False)])
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_child_stopped_by_sigterm_from_outside_is_restarted_under_its_policy(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, method: str, policy: str, restarted: bool
+) -> None:
+    """`kill <child pid>` is not a stop the server asked for: its teardown runs, and the supervisor decides."""
+    victim = SteadyProcess("victim", start_method=method, plugin_options={"restart_policy": policy})
+    server = spoc_server(victim, plugins=[Supervisor(backoff=FAST)], allow_errors=True)
+    server.start()
+    os.kill(data_of(running(spoc_hooks, "victim", 0))["pid"], signal.SIGTERM)
+    ended = spoc_hooks.wait_for("worker_exited", worker="victim")["exit_info"]
+    assert (ended.outcome, ended.exitcode, ended.stop_signal) == ("killed", -signal.SIGTERM, "SIGTERM")
+    assert [c["worker"] for c in spoc_hooks.of("worker_stopping")] == [victim]
+    if restarted:
+        assert running(spoc_hooks, "victim", 1)["worker"].restarts == 1
+    else:
+        server.stop()
+        assert server.join_all(10) == []
+        assert len(spoc_hooks.of("worker_started", worker="victim")) == 1
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_child_killed_by_a_real_time_signal_is_named_and_restarted(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = spoc_server(SteadyProcess("victim", start_method=method), plugins=[Supervisor(backoff=FAST)])
+    server.start()
+    os.kill(data_of(running(spoc_hooks, "victim", 0))["pid"], signal.SIGRTMIN + 5)  # no name in signal.Signals
+    assert running(spoc_hooks, "victim", 1)["worker"].restarts == 1
+    ended = spoc_hooks.wait_for("worker_exited", worker="victim")["exit_info"]
+    assert (ended.outcome, ended.signal) == ("killed", "SIGRTMIN+5")
+    assert "worker 'victim' was killed by SIGRTMIN+5: restarting it" in caplog.text
 
 
 def test_a_process_that_aborts_is_restarted(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:

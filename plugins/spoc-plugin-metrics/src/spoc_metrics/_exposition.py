@@ -28,7 +28,7 @@ from ._tally import Tally
 
 __all__ = ["BUILTIN", "ServerMetrics"]
 
-OUTCOMES = ("clean", "failed", "killed", "stopped")
+OUTCOMES = ("abandoned", "clean", "failed", "killed", "stopped")
 PHASES = ("setup", "main", "teardown")
 SIGNALS = ("SIGINT", "SIGTERM")
 

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from spoc import AbstractWorker
+from spoc import AbstractWorker, start_helper_thread
 
 from ._definitions import defined
 from ._routing import start_child, stop_child
@@ -36,8 +36,7 @@ class ChildFlusher:
         self._announced: set[str] = set()
         self._closing = threading.Event()
         self._send_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"spoc-metrics:{worker.name}", daemon=True)
-        self._thread.start()
+        self._thread = start_helper_thread(self._run, f"spoc-metrics:{worker.name}")  # signals go to the worker
 
     def _run(self) -> None:
         while not self._closing.wait(self.interval):

@@ -14,7 +14,6 @@ import collections
 import logging
 import os
 import random
-import signal
 import threading
 import time
 import weakref
@@ -486,8 +485,10 @@ def _wants_restart(policy: Policy, exit_info: WorkerExit) -> bool:
 
 
 def _ended(exit_info: WorkerExit) -> str:
-    if exit_info.outcome == "killed" and exit_info.exitcode is not None and exit_info.exitcode < 0:
-        return f"was killed by {signal.Signals(-exit_info.exitcode).name}"
+    if exit_info.outcome == "killed" and exit_info.signal is not None:
+        if exit_info.signal == exit_info.stop_signal:
+            return f"was stopped by {exit_info.signal} from outside its server"
+        return f"was killed by {exit_info.signal}"
     return {"failed": "failed", "killed": "was killed", "clean": "ended"}.get(exit_info.outcome, exit_info.outcome)
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from spoc import start_helper_thread
+
 __all__ = ["Hang", "Watchdog"]
 
 MIN_INTERVAL = 0.01
@@ -90,8 +92,7 @@ class Watchdog:
         with self._lock:
             self._shortest = min(self._shortest, timeout)
             if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+                self._thread = start_helper_thread(self._run, self.name)  # signals go to the worker's main thread
         self._wake.set()  # the interval may have shrunk
 
     def watch(self, worker: Any, timeout: float) -> None:

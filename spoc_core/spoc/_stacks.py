@@ -1,0 +1,55 @@
+"""The text of a stack dump: the Python stacks of a worker's threads and its event loop's tasks.
+
+Used where the worker lives: in the server's process for a thread worker (its
+body's thread), in a process worker's child for that child (every thread but
+the one that formats the dump). The text is built whole before it is written
+anywhere, so two dumps never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import traceback
+from collections.abc import Iterable
+
+__all__ = ["format_stacks"]
+
+
+def format_stacks(threads: Iterable[int] | None = None, loop: asyncio.AbstractEventLoop | None = None) -> str:
+    """The stacks of `threads` (idents; None: every thread but the calling one) and of `loop`'s tasks."""
+    frames = sys._current_frames()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    me = threading.get_ident()
+    idents = [i for i in frames if i != me] if threads is None else [i for i in threads if i in frames]
+    parts = []
+    for ident in idents:
+        stack = "".join(traceback.format_stack(frames[ident]))
+        parts.append(f"Thread {names.get(ident, '?')!r} ({ident}):\n{stack}")
+    if loop is not None and not loop.is_closed():
+        parts.extend(_task_stacks(loop))
+    return "".join(parts) or "  <no Python stack>\n"
+
+
+def _task_stacks(loop: asyncio.AbstractEventLoop) -> list[str]:
+    try:
+        tasks = asyncio.all_tasks(loop)
+    except RuntimeError:  # the loop changed its tasks while we read them, more than all_tasks retries
+        return []
+    return [f"Task {task.get_name()!r}:\n{_await_chain(task.get_coro())}" for task in sorted(tasks, key=_name)]
+
+
+def _name(task: asyncio.Task[object]) -> str:
+    return task.get_name()
+
+
+def _await_chain(awaitable: object) -> str:
+    """Where a suspended coroutine is, down the chain of what it awaits (a task's own stack shows only its top)."""
+    frames = []
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is not None:
+            frames.append((frame, frame.f_lineno))
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return "".join(traceback.StackSummary.extract(frames).format()) or "  <not running>\n"

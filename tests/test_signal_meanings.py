@@ -1,0 +1,224 @@
+"""Every signal an operator or an orchestrator sends means what docs/server.md says, to the server and to a child.
+
+Each program runs in its own session (harness.App) and gets real signals:
+to the server's pid, to its group, to a worker's child, a moment apart, twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+
+import pytest
+
+from harness import APPS, App
+from spoc._server import REPEAT_WINDOW
+
+pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
+
+OWN_HANDLED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def ready_pids(app: App, count: int) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=count)}
+
+
+def spoc_run(app_factory: type[App], scenario: str, method: str = "fork", *options: str) -> App:
+    """`spoc run` of the fault app's `scenario`, as an operator starts a service."""
+    command = [sys.executable, "-m", "spoc", "run", f"{APPS / 'faults.py'}:from_environment", *options]
+    return app_factory(command=command, env={"SCENARIO": scenario, "METHOD": method})
+
+
+# ---------------------------------------------------------------------- a worker's own handlers (point 1)
+
+
+@pytest.mark.parametrize("plan_restarts", [False, True], ids=["direct", "fork-server"])
+def test_a_workers_own_handlers_just_run_and_the_worker_goes_on(
+    app_factory: type[App], start_method: str, plan_restarts: bool
+) -> None:
+    """SIGHUP, SIGUSR1 and SIGUSR2 sent to a child run the handlers its setup() installed, and nothing else."""
+    env = {"PLAN_RESTARTS": "1"} if plan_restarts else {}
+    app = app_factory("own_handlers", "--method", start_method, env=env)
+    pids = ready_pids(app, 2)
+    for signum in OWN_HANDLED:
+        os.kill(pids["own"], signum)
+        app.expect(f"HANDLED own {signum.name}")
+    os.kill(pids["own"], signal.SIGHUP)  # twice: the first changed nothing either
+    app.expect("HANDLED own SIGHUP", count=2)
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
+    assert app.stdout.count("TEARDOWN own") == 1
+    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
+    assert "worker 'own' ended (stopped)" in app.stderr  # only at the shutdown
+    assert app.stderr.count("ended (") == 2
+
+
+def test_a_workers_own_handler_under_spoc_run(app_factory: type[App]) -> None:
+    app = spoc_run(app_factory, "own_handlers")
+    pids = ready_pids(app, 2)
+    os.kill(pids["own"], signal.SIGHUP)
+    app.expect("HANDLED own SIGHUP")
+    os.kill(pids["own"], signal.SIGUSR1)
+    app.expect("HANDLED own SIGUSR1")
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
+    assert "ended (stopped)" in app.stderr and "ended cleanly" in app.stderr
+
+
+# ---------------------------------------------------------------------- one stop from several senders (point 2)
+
+
+@pytest.mark.parametrize("gap_ms", [1, 5, 50])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_pid_then_group_a_moment_apart_is_one_request(
+    app_factory: type[App], start_method: str, gap_ms: int, signum: signal.Signals
+) -> None:
+    """As `timeout`, systemd and supervisors deliver a stop: to the pid, then to the group."""
+    app = app_factory("basic", "--method", start_method)
+    ready_pids(app, 3)
+    app.signal(signum)
+    time.sleep(gap_ms / 1000)
+    app.signal_group(signum)
+    assert app.wait() == 0
+    assert f"RESULT reason=signal signal={signum.name} forced=False ok=True" in app.stdout
+    for name in ("thread-1", "process-1", "async-1"):
+        assert f"TEARDOWN {name}" in app.stdout
+    assert "forcing shutdown" not in app.stderr
+
+
+def test_timeout_command_stops_spoc_run_cleanly(app_factory: type[App]) -> None:
+    """`timeout` sends SIGTERM to spoc run's pid and then to its own group, spoc's children included."""
+    command = ["timeout", "-s", "TERM", "3", sys.executable, "-m", "spoc", "run", "examples/service.py:server"]
+    app = app_factory(command=command)
+    assert app.wait(30) == 124  # timeout's own code: it had to stop the command
+    assert "forcing shutdown" not in app.stderr
+    assert "had to force" not in app.stderr
+    assert re.search(r"server '\S+' stopped \(SIGTERM\): \d+ workers? ended cleanly", app.stderr), app.stderr
+
+
+def test_a_second_request_after_every_worker_ended_forces_nothing(app_factory: type[App]) -> None:
+    app = app_factory("basic", env={"WAIT_FOR_SECOND_SIGNAL": "1"})
+    ready_pids(app, 3)
+    app.signal_group(signal.SIGINT)
+    app.expect("ALL-ENDED")
+    time.sleep(REPEAT_WINDOW)  # a deliberate second Ctrl+C, once every worker has ended
+    app.signal_group(signal.SIGINT)
+    assert app.wait() == 0
+    assert "RESULT reason=signal signal=SIGINT forced=False ok=True" in app.stdout
+    assert "signals=SIGINT,SIGINT" in app.stdout
+
+
+# ---------------------------------------------------------------------- SIGHUP reloads (point 3)
+
+
+def test_sighup_replaces_every_worker_and_the_server_keeps_running(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("basic", "--method", start_method)
+    first = ready_pids(app, 3)
+    app.signal(signal.SIGHUP)
+    app.expect("RELOADING thread-1,process-1,async-1")
+    again = {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=6)[3:]}
+    assert sorted(again) == ["async-1", "process-1", "thread-1"]
+    assert again["process-1"] != first["process-1"]
+    for name in again:
+        assert app.stdout.count(f"TEARDOWN {name}") == 1  # the old instance's, before its replacement started
+    app.expect("reload done", stream="stderr")
+    assert app.stderr.count("received SIGHUP: reloading 3 workers") == 1
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
+    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
+    for name in again:
+        assert app.stdout.count(f"TEARDOWN {name}") == 2
+
+
+def test_sighup_under_spoc_run_reloads_and_sigterm_then_exits_0(app_factory: type[App]) -> None:
+    app = spoc_run(app_factory, "processes")
+    first = ready_pids(app, 3)
+    app.signal(signal.SIGHUP)
+    again = {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=6)[3:]}
+    assert not set(again.values()) & set(first.values())
+    app.expect("reload done", stream="stderr")
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
+    assert "Traceback" not in app.stderr
+
+
+# ---------------------------------------------------------------------- SIGUSR1 dumps stacks (point 4)
+
+
+STACK_HEADER = re.compile(r"^LOG WARNING stack of worker '(\S+)' \((\w+), pid (\d+)\):$")
+
+
+def stack_blocks(stderr: str) -> dict[str, list[str]]:
+    """Each worker's dump: its header and the lines up to the next log record."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in stderr.splitlines():
+        header = STACK_HEADER.match(line)
+        if header:
+            current = blocks[header.group(1)] = [line]
+        elif line.startswith("LOG "):
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("two_processes", "--method", start_method)
+    pids = ready_pids(app, 4)
+    app.signal(signal.SIGUSR1)
+    app.expect(r"stack of worker '(\S+)'", stream="stderr", count=4)
+    blocks = stack_blocks(app.stderr)
+    assert sorted(blocks) == ["async-1", "process-1", "process-2", "thread-1"]
+    for name, lines in blocks.items():
+        assert f"pid {pids[name]})" in lines[0]
+        text = "\n".join(lines[1:])
+        assert "in main" in text, text  # the body's own frame
+        assert "stack of worker" not in text  # never another worker's lines inside
+    assert "Task " in "\n".join(blocks["async-1"])
+    app.signal(signal.SIGTERM)  # nothing stopped meanwhile
+    assert app.wait() == 0
+    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True started=4" in app.stdout
+
+
+# ---------------------------------------------------------------------- a child stopped from outside (point 5)
+
+
+def test_a_child_stopped_from_outside_is_reported_not_taken_for_a_requested_stop(
+    app_factory: type[App], start_method: str
+) -> None:
+    app = app_factory("processes", "--method", start_method)
+    pids = ready_pids(app, 3)
+    os.kill(pids["process-2"], signal.SIGTERM)  # an operator's `kill <pid>`
+    app.expect(r"worker 'process-2' was stopped by SIGTERM from outside its server", stream="stderr")
+    assert "TEARDOWN process-2" in app.stdout  # gracefully: its teardown ran
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 1
+    assert "failed=process-2" in app.stdout
+
+
+def test_a_child_stopped_from_outside_is_restarted_by_a_supervisor(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("processes", "--method", start_method, "--restart-killed")
+    pids = ready_pids(app, 3)
+    os.kill(pids["process-2"], signal.SIGTERM)
+    again = app.expect(r"READY process-2 pid=(\d+)", count=2)[1]
+    assert int(again.group(1)) != pids["process-2"]
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0  # the last run of every worker ended as asked
+    assert "restarting worker 'process-2' (restart 1)" in app.stderr
+
+
+# ---------------------------------------------------------------------- escalation past the deadline (point 10)
+
+
+def test_a_slow_teardown_past_the_deadline_is_reported_as_such(app_factory: type[App], start_method: str) -> None:
+    app = app_factory("slow_teardown", "--method", start_method, "--timeout", "1")
+    ready_pids(app, 1)
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 1
+    assert re.search(r"worker 'slow' \(pid \d+\) handled SIGTERM but did not end within 1s", app.stderr), app.stderr
+    assert re.search(r"stack of worker 'slow' \(process, pid \d+\):\n(.+\n)*.*in teardown", app.stderr)
+    assert "worker 'slow' was killed by SIGKILL" in app.stderr
