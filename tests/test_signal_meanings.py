@@ -222,3 +222,54 @@ def test_a_slow_teardown_past_the_deadline_is_reported_as_such(app_factory: type
     assert re.search(r"worker 'slow' \(pid \d+\) handled SIGTERM but did not end within 1s", app.stderr), app.stderr
     assert re.search(r"stack of worker 'slow' \(process, pid \d+\):\n(.+\n)*.*in teardown", app.stderr)
     assert "worker 'slow' was killed by SIGKILL" in app.stderr
+
+
+# ---------------------------------------------------------------------- errors and deaths never lost or late (point 10)
+
+
+def raiser(app_factory: type[App], fault: str, method: str) -> App:
+    app = app_factory(f"raises_{fault}", "--method", method)
+    app.expect("ERROR raiser phase=main")
+    return app
+
+
+@pytest.mark.parametrize("method", ["thread", "fork", "forkserver", "spawn"])
+def test_an_exception_whose_str_raises_is_reported_and_teardown_runs(app_factory: type[App], method: str) -> None:
+    app = raiser(app_factory, "str_raises", method)
+    assert app.wait() == 1
+    assert "TEARDOWN raiser" in app.stdout
+    assert "worker 'raiser' failed in main: <StrRaises.__str__ raised ValueError>" in app.stderr
+    assert "raise StrRaises()" in app.stderr  # the traceback
+    assert "failed=raiser" in app.stdout
+
+
+@pytest.mark.parametrize("method", ["thread", "fork", "forkserver", "spawn"])
+def test_stop_iteration_in_main_is_reported_as_itself(app_factory: type[App], method: str) -> None:
+    app = raiser(app_factory, "stop_iteration", method)
+    assert app.wait() == 1
+    assert "worker 'raiser' failed in main: the iterator ran dry" in app.stderr
+    assert "StopIteration: the iterator ran dry" in app.stderr
+    assert "RuntimeError" not in app.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_an_exception_only_the_child_can_import_still_arrives_whole(app_factory: type[App], method: str) -> None:
+    app = raiser(app_factory, "child_only_class", method)
+    assert app.wait(10) == 1  # returns: the other worker's records never hid the failure
+    assert "worker 'raiser' failed in main: raised from a class the server cannot import" in app.stderr
+    assert "only_here.OnlyHere: raised from a class the server cannot import" in app.stderr
+    assert 'raise only_here.OnlyHere("raised from a class' in app.stderr
+    assert "TEARDOWN raiser" in app.stdout and "failed=raiser" in app.stdout
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_childs_death_is_seen_at_once_though_its_own_child_holds_its_fds(app_factory: type[App], method: str) -> None:
+    app = app_factory("raises_grandchild", "--method", method)
+    keeper = int(app.expect(r"GRANDCHILD pid=(\d+)")[0].group(1))
+    try:
+        # The grandchild sleeps a minute with every fd of the worker's child: only the child's own death counts.
+        app.expect(r"worker 'raiser' ended \(failed\)", stream="stderr", timeout=10)
+        assert app.wait(10) == 1
+        assert "failed=raiser" in app.stdout
+    finally:
+        os.kill(keeper, signal.SIGKILL)

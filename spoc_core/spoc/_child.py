@@ -36,7 +36,7 @@ import select
 import signal
 import sys
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import FrameType
 
 from . import _fds
@@ -96,8 +96,6 @@ class EventWriter:
         self._parent_gone = False
 
     def send(self, event: WorkerEvent) -> None:
-        if event.error is not None:
-            event = replace(event, error=event.error.portable())
         data = encode_event(event)
         with self._lock:
             if self._parent_gone:

@@ -75,11 +75,20 @@ class ErrorRecord:
         name = exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
         return cls(
             type_name=name,
-            message=str(exc),
+            message=_message_of(exc),
             traceback="".join(traceback.format_exception(exc_type, exc, exc.__traceback__)),
             phase=phase,
             exception=exc,
         )
+
+    def exception_bytes(self) -> bytes | None:
+        """`exception` pickled, or None when it is None or does not pickle (it then stays behind)."""
+        if self.exception is None:
+            return None
+        try:
+            return pickle.dumps(self.exception, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return None
 
     def portable(self) -> ErrorRecord:
         """Return this record with `exception` dropped unless it survives pickling.
@@ -99,3 +108,11 @@ class ErrorRecord:
 
     def __str__(self) -> str:
         return f"{self.type_name}: {self.message} (in {self.phase})"
+
+
+def _message_of(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said of it when its ``__str__`` raises."""
+    try:
+        return str(exc)
+    except Exception as failure:
+        return f"<{type(exc).__name__}.__str__ raised {type(failure).__name__}>"

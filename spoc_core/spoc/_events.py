@@ -13,7 +13,7 @@ import os
 import pickle
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ._errors import ErrorRecord, Phase
@@ -101,40 +101,66 @@ _PICKLED = b"P"
 def encode_event(event: WorkerEvent) -> bytes:
     """The bytes that carry `event` from a child process to its server.
 
-    Events made of plain values (all but errors, as a rule) travel as a
-    marshalled tuple: the first events of a freshly forked child are on the
-    start-up path, and marshal touches far less memory than pickle there (in
-    a forked child every page touched is a copy-on-write fault). The rest,
-    an `ErrorRecord` with its exception among them, are pickled.
+    Events travel as a marshalled tuple of plain values: the first events of
+    a freshly forked child are on the start-up path, and marshal touches far
+    less memory than pickle there (in a forked child every page touched is a
+    copy-on-write fault). An `ErrorRecord` travels as its plain fields with
+    its exception pickled apart, so that an exception the server cannot
+    rebuild (its class importable only in the child) costs only the object,
+    never the record. Data that marshal does not know is pickled.
     """
-    if event.error is None:
-        try:
-            return _MARSHALLED + marshal.dumps(
-                (
-                    event.worker,
-                    event.kind,
-                    event.phase,
-                    event.pid,
-                    event.thread_id,
-                    event.monotonic,
-                    event.wall,
-                    event.data,
-                )
+    error = event.error
+    fields = None if error is None else (error.type_name, error.message, error.traceback, error.phase)
+    try:
+        return _MARSHALLED + marshal.dumps(
+            (
+                event.worker,
+                event.kind,
+                event.phase,
+                event.pid,
+                event.thread_id,
+                event.monotonic,
+                event.wall,
+                event.data,
+                fields,
+                None if error is None else error.exception_bytes(),
             )
-        except ValueError:  # data holds something marshal does not know
-            pass
+        )
+    except ValueError:  # data holds something marshal does not know
+        pass
+    if error is not None:
+        event = replace(event, error=error.portable())
     return _PICKLED + pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
 
 
 def decode_event(data: bytes) -> WorkerEvent:
-    """The event `encode_event` turned into `data`."""
+    """The event `encode_event` turned into `data`.
+
+    Raises:
+        Exception: what unpickling raised for an event whose data the server
+            cannot rebuild (a class only the child can import).
+    """
     if data[:1] == _MARSHALLED:
-        worker, kind, phase, pid, thread_id, monotonic, wall, extra = marshal.loads(data[1:])
-        return WorkerEvent(worker, kind, phase, pid, thread_id, monotonic, wall, None, extra)
+        worker, kind, phase, pid, thread_id, monotonic, wall, extra, fields, exception = marshal.loads(data[1:])
+        error = None
+        if fields is not None:
+            type_name, message, text, error_phase = fields
+            error = ErrorRecord(type_name, message, text, error_phase, _unpickled_exception(exception))
+        return WorkerEvent(worker, kind, phase, pid, thread_id, monotonic, wall, error, extra)
     event = pickle.loads(data[1:])
     if not isinstance(event, WorkerEvent):
         raise TypeError(f"expected a WorkerEvent, received {type(event).__name__}")
     return event
+
+
+def _unpickled_exception(data: bytes | None) -> BaseException | None:
+    if data is None:
+        return None
+    try:
+        exception = pickle.loads(data)
+    except Exception:  # its class cannot be imported here, or it does not rebuild: the record stands without it
+        return None
+    return exception if isinstance(exception, BaseException) else None
 
 
 @dataclass(frozen=True)

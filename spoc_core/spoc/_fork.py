@@ -12,6 +12,7 @@ copy-on-write faults.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing.connection
 import os
 import signal
@@ -26,6 +27,8 @@ __all__ = [
     "DirectChild",
     "die_by_signal",
     "flush_std_streams",
+    "pidfd",
+    "pidfds_work",
     "fork_and_run",
     "readable",
     "run_multiprocessing_exit",
@@ -85,6 +88,28 @@ def run_multiprocessing_exit() -> None:
         exit_function()
 
 
+@functools.cache
+def pidfds_work() -> bool:
+    """Whether this kernel gives pidfds (Linux 5.3 and later)."""
+    fd = pidfd(os.getpid())
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
+def pidfd(pid: int) -> int | None:
+    """An fd that turns readable when process `pid` has exited, or None where the kernel has no pidfds.
+
+    A child's death is read from the child itself, never from a pipe its own
+    children may have inherited and keep open after it died.
+    """
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def readable(fd: int, timeout: float | None) -> bool:
     """Wait up to `timeout` for `fd` to be readable (poll-based: any fd number, unlike select())."""
     return bool(multiprocessing.connection.wait([fd], timeout))
@@ -135,11 +160,11 @@ class ChildHandle:
 
 
 class DirectChild(ChildHandle):
-    """The handle on a child forked by this process: reaped by its pid, watched through a pipe.
+    """The handle on a child forked by this process: reaped by its pid, watched through its `sentinel`.
 
-    The child holds the write end of the pipe whose read end is the
-    `sentinel`, so the sentinel turns readable when the child ends (as with
-    multiprocessing's own sentinel). Only this child's pid is ever waited for.
+    The sentinel is the child's pidfd, or, on kernels without pidfds, the
+    read end of a pipe whose write end only the child holds (a grandchild that
+    inherits it then delays the news). Only this child's pid is ever waited for.
     """
 
     pid: int

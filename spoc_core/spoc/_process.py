@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -43,7 +44,7 @@ from ._backend import check_own_backend
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
-from ._fork import ChildHandle, DirectChild, fork_and_run
+from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, readable
 from ._linux import preload_libc
 from ._signals import CONTROL_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
@@ -51,6 +52,8 @@ from ._worker import AbstractWorker
 from ._zygote import ForkServer
 
 __all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method"]
+
+logger = logging.getLogger("spoc")
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -73,23 +76,29 @@ class MultiprocessingChild(ChildHandle):
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         _forget_in_multiprocessing(process)
-        super().__init__(process.pid, process.sentinel)
+        assert process.pid is not None
+        # The child's own pidfd: multiprocessing's sentinel for spawn is a pipe its children may inherit.
+        self._pidfd = pidfd(process.pid)
+        super().__init__(process.pid, process.sentinel if self._pidfd is None else _fds.track(self._pidfd))
         self.process = process
 
     def poll(self) -> int | None:
         if self._exitcode is None and not self._closed:
-            self._exitcode = self.process.exitcode
+            self._exitcode = self.process.exitcode  # a waitpid, or the fork server's report: never blocks
         return self._exitcode
 
     def join(self, timeout: float | None = None) -> None:
-        if not self._closed:
-            self.process.join(timeout)
+        if not self._closed and self.poll() is None and readable(self.sentinel, timeout) and self.poll() is None:
+            self.process.join(1.0)  # a forkserver child: its fork server reports it once it has reaped it
             self.poll()
 
     def close(self) -> None:
         if not self._closed and self.poll() is not None:
             self._closed = True
             self.process.close()
+            if self._pidfd is not None:
+                _fds.untrack(self._pidfd)
+                os.close(self._pidfd)
 
 
 _FORKSERVER_PRELOAD = "spoc._forkserver_preload"
@@ -270,6 +279,15 @@ class ProcessWorker(AbstractWorker):
 
     def _fork_directly(self, control_r: Connection, events_w: Connection, options: ChildOptions) -> ChildHandle:
         """Fork the child from this process (the caller made sure that is safe; see `Server.start`)."""
+        if pidfds_work():
+            keep = frozenset({control_r.fileno(), events_w.fileno()})
+
+            def run() -> int:
+                reset_after_fork(keep)
+                return run_child(self, control_r.fileno(), events_w.fileno(), options)
+
+            pid = fork_and_run(run)
+            return DirectChild(pid, _fds.track(os.pidfd_open(pid)))  # our unreaped child: its pid is not reused
         sentinel_r, sentinel_w = os.pipe()
         _fds.track(sentinel_r)
         keep = frozenset({control_r.fileno(), events_w.fileno(), sentinel_w})
@@ -403,10 +421,24 @@ class ProcessWorker(AbstractWorker):
         if events is None:
             return False
         try:
-            deliver(decode_event(events.recv_bytes()))
+            data = events.recv_bytes()
         except (EOFError, OSError):
             return False
+        self._deliver_bytes(data, deliver)
         return True
+
+    def _deliver_bytes(self, data: bytes, deliver: Callable[[WorkerEvent], None]) -> None:
+        try:
+            event = decode_event(data)
+        except Exception as exc:  # a record whose data only the child can rebuild: report it, read on
+            logger.error(
+                "worker %r sent an event the server cannot read (%s: %s); it is dropped",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        deliver(event)
 
     def _drain_events(self, deliver: Callable[[WorkerEvent], None]) -> bool:
         """Deliver every event waiting in the pipe; return False once the pipe is closed."""
@@ -415,7 +447,7 @@ class ProcessWorker(AbstractWorker):
             return False
         try:
             while events.poll():
-                deliver(decode_event(events.recv_bytes()))
+                self._deliver_bytes(events.recv_bytes(), deliver)
         except (EOFError, OSError):
             return False
         return True

@@ -599,7 +599,9 @@ class LifecycleBody:
         self.worker._phase = phase
         self.phase_began = time.monotonic()
         try:
-            await _call(method)
+            result = method()  # called here, not in a coroutine of its own, which would turn StopIteration into
+            if result is not None and inspect.isawaitable(result):  # RuntimeError (PEP 479)
+                await result
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 await self._failed_async(exc, phase)

@@ -43,7 +43,7 @@ from . import _fds
 from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
 from ._errors import ErrorRecord, WorkerStartError
 from ._events import make_event
-from ._fork import ChildHandle, flush_std_streams, fork_and_run, readable
+from ._fork import ChildHandle, flush_std_streams, fork_and_run, pidfd, readable
 from ._linux import set_parent_death_signal
 from ._signals import CHILD_SIGNALS, blocked
 from ._transfer import pickle_for_child, received_fds
@@ -347,8 +347,10 @@ class _Helper:
             else:
                 process = _launch_with_multiprocessing(request, fds, self.registered)
                 pid = process.pid
-                self.launched[process.sentinel] = (process, status_fd)
-                self.poller.register(process.sentinel, select.POLLIN)
+                sentinel = pidfd(pid)  # its own death, not a pipe its children may hold open
+                sentinel = process.sentinel if sentinel is None else _fds.track(sentinel)
+                self.launched[sentinel] = (process, status_fd)
+                self.poller.register(sentinel, select.POLLIN)
         except BaseException as exc:
             _write_all(status_fd, _PID.pack(-1) + f"{type(exc).__name__}: {exc}".encode(errors="replace"))
             _close_tracked(status_fd)
@@ -367,7 +369,10 @@ class _Helper:
     def _launched_child_ended(self, sentinel: int) -> None:
         process, status_fd = self.launched.pop(sentinel)
         self.poller.unregister(sentinel)
-        process.join(5.0)
+        if sentinel != process.sentinel:
+            _close_tracked(sentinel)
+        if process.exitcode is None:  # a forkserver child: multiprocessing's fork server reports it once reaped
+            process.join(5.0)
         code = process.exitcode
         _report_exit(status_fd, code if code is not None else -signal.SIGKILL)
         process.close()

@@ -10,11 +10,14 @@ started, ``TEARDOWN <name>`` from teardown. At the end the program prints
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -209,6 +212,51 @@ class Announces:
                 time.sleep(0.01)
 
 
+class StrRaises(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no words for it")
+
+
+class Raising(Marked):
+    """Raises what --fault names in main(): an exception whose __str__ raises, StopIteration, or an exception
+    whose class only the worker can import (a module it wrote to a directory it added to sys.path)."""
+
+    fault = "str_raises"
+
+    def main(self) -> None:
+        if self.fault == "grandchild":  # a child of its own that inherits every fd, and outlives it
+            keeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False)
+            say(f"GRANDCHILD pid={keeper.pid}")
+            raise RuntimeError("failed, leaving a grandchild that holds our fds")
+        if self.fault == "str_raises":
+            raise StrRaises()
+        if self.fault == "stop_iteration":
+            raise StopIteration("the iterator ran dry")
+        directory = tempfile.mkdtemp()
+        with open(os.path.join(directory, "only_here.py"), "w") as module:
+            module.write("class OnlyHere(Exception):\n    pass\n")
+        sys.path.insert(0, directory)
+        only_here = importlib.import_module("only_here")
+        raise only_here.OnlyHere("raised from a class the server cannot import")
+
+
+class RaisingThread(Raising, ThreadWorker):
+    pass
+
+
+class RaisingProcess(Raising, ProcessWorker):
+    pass
+
+
+class Chatty(Marked, ProcessWorker):
+    """Sends records for a while, then ends on its own: the monitor stays busy around a failure."""
+
+    def main(self) -> None:
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and not self.wait(0.001):
+            self.send_record("chatter", at=time.monotonic())
+
+
 class ExitsFast(Marked, ThreadWorker):
     def main(self) -> None:
         say(f"DONE {self.name}")
@@ -242,6 +290,13 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         ]
     if scenario == "slow_teardown":
         return [SlowTeardown("slow", start_method=method)]
+    if scenario.startswith("raises_"):
+        fault = scenario.removeprefix("raises_")
+        worker: Raising = RaisingThread("raiser")
+        if method != "thread":
+            worker = RaisingProcess("raiser", start_method=method)
+        worker.fault = fault
+        return [worker, Chatty("chatty", start_method="fork" if method == "thread" else method)]
     if scenario == "exit_fast":
         return [ExitsFast("quick-1"), ExitsFast("quick-2")]
     raise SystemExit(f"unknown scenario {scenario!r}")
