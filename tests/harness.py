@@ -199,6 +199,11 @@ class App:
                 stream.close()
 
 
+def ready_pids(app: App, count: int) -> dict[str, int]:
+    """Wait for `count` ``READY <name> pid=<pid>`` markers (the fault app's); return name -> pid."""
+    return {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=count)}
+
+
 # ---------------------------------------------------------------------- fixtures (conftest.py files import them)
 
 HELPER_THREADS = ("QueueFeederThread", "Thread-")

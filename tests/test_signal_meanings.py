@@ -14,16 +14,12 @@ import time
 
 import pytest
 
-from harness import APPS, App
+from harness import APPS, App, ready_pids
 from spoc._server import REPEAT_WINDOW
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
 OWN_HANDLED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-
-
-def ready_pids(app: App, count: int) -> dict[str, int]:
-    return {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=count)}
 
 
 def spoc_run(app_factory: type[App], scenario: str, method: str = "fork", *options: str) -> App:

@@ -9,16 +9,12 @@ import time
 
 import pytest
 
-from harness import App, wait_gone
+from harness import App, ready_pids, wait_gone
 from spoc._server import REPEAT_WINDOW
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
 BASIC_WORKERS = ("thread-1", "process-1", "async-1")
-
-
-def ready_pids(app: App, count: int) -> dict[str, int]:
-    return {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=count)}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
