@@ -17,6 +17,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -130,6 +131,9 @@ class ChildHandle:
         self.sentinel = sentinel
         self._exitcode: int | None = None
         self._closed = False
+        # poll() is called from the monitor and from whoever stops or signals the worker (a signal handler
+        # too, hence re-entrant): one of them reaps, and the others must see its code, never "reaped elsewhere".
+        self._lock = threading.RLock()
 
     def poll(self) -> int | None:
         """The exit code once the child has ended, else None. Never blocks."""
@@ -173,15 +177,17 @@ class DirectChild(ChildHandle):
         return self._wait(os.WNOHANG)
 
     def _wait(self, options: int) -> int | None:
-        if self._exitcode is None and not self._closed:
-            try:
-                pid, status = os.waitpid(self.pid, options)
-            except ChildProcessError:
-                self._exitcode = UNKNOWN_EXIT_CODE
-            else:
-                if pid:
-                    self._exitcode = os.waitstatus_to_exitcode(status)
-        return self._exitcode
+        with self._lock:
+            if self._exitcode is None and not self._closed:
+                try:
+                    pid, status = os.waitpid(self.pid, options)
+                except ChildProcessError:  # someone else's waitpid(-1) took it (a re-entrant call stored it first)
+                    if self._exitcode is None:
+                        self._exitcode = UNKNOWN_EXIT_CODE
+                else:
+                    if pid and self._exitcode is None:
+                        self._exitcode = os.waitstatus_to_exitcode(status)
+            return self._exitcode
 
     def join(self, timeout: float | None = None) -> None:
         if self.poll() is None and not self._closed and readable(self.sentinel, timeout):

@@ -83,9 +83,10 @@ class MultiprocessingChild(ChildHandle):
         self.process = process
 
     def poll(self) -> int | None:
-        if self._exitcode is None and not self._closed:
-            self._exitcode = self.process.exitcode  # a waitpid, or the fork server's report: never blocks
-        return self._exitcode
+        with self._lock:
+            if self._exitcode is None and not self._closed:
+                self._exitcode = self.process.exitcode  # a waitpid, or the fork server's report: never blocks
+            return self._exitcode
 
     def join(self, timeout: float | None = None) -> None:
         if not self._closed and self.poll() is None and readable(self.sentinel, timeout) and self.poll() is None:

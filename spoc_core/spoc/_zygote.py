@@ -64,13 +64,14 @@ class ForkedChild(ChildHandle):
 
     def poll(self) -> int | None:
         """The exit code once the fork server has reported it, else None. Never blocks."""
-        if self._exitcode is None and not self._closed and readable(self.sentinel, 0):
-            data = _read_exactly(self.sentinel, _STATUS.size)
-            if len(data) == _STATUS.size:
-                self._exitcode = _STATUS.unpack(data)[0]
-            else:
-                self._exitcode = self._lost()
-        return self._exitcode
+        with self._lock:  # one reader of the status pipe at a time
+            if self._exitcode is None and not self._closed and readable(self.sentinel, 0):
+                data = _read_exactly(self.sentinel, _STATUS.size)
+                if len(data) == _STATUS.size:
+                    self._exitcode = _STATUS.unpack(data)[0]
+                else:
+                    self._exitcode = self._lost()
+            return self._exitcode
 
     def _lost(self) -> int:
         """The fork server vanished without reporting: kill the child we can no longer watch."""
