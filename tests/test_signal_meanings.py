@@ -165,6 +165,7 @@ def stack_blocks(stderr: str) -> dict[str, list[str]]:
 def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App], start_method: str) -> None:
     app = app_factory("two_processes", "--method", start_method)
     pids = ready_pids(app, 4)
+    app.expect("IN-MAIN", count=4)  # main() is on every stack (READY comes just before it is called)
     app.signal(signal.SIGUSR1)
     app.expect(r"stack of worker '(\S+)'", stream="stderr", count=4)
     blocks = stack_blocks(app.stderr)

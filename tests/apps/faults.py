@@ -154,6 +154,30 @@ class ReportsHandlers(ThreadWorker):
         self.wait()
 
 
+class InMain(Marked):
+    """Says IN-MAIN from inside main(), so a test knows main() is on the stack."""
+
+    def main(self) -> None:
+        say(f"IN-MAIN {self.name}")
+        while not self.wait(60):
+            pass
+
+
+class InMainThread(InMain, ThreadWorker):
+    pass
+
+
+class InMainProcess(InMain, ProcessWorker):
+    pass
+
+
+class InMainAsync(Marked, ThreadWorker):
+    async def main(self) -> None:
+        say(f"IN-MAIN {self.name}")
+        while not await self.sleep(60):
+            pass
+
+
 class OwnHandlers(Marked, ProcessWorker):
     """Installs its own handlers for the signals a user may want; each just says it ran."""
 
@@ -284,10 +308,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
     if scenario == "own_handlers":
         return [OwnHandlers("own", start_method=method), IdleProcess("process-1", start_method=method)]
     if scenario == "two_processes":
-        return [IdleProcess(f"process-{i}", start_method=method) for i in (1, 2)] + [
-            Idle("thread-1"),
-            IdleAsync("async-1"),
-        ]
+        processes: list[Any] = [InMainProcess(f"process-{i}", start_method=method) for i in (1, 2)]
+        return [*processes, InMainThread("thread-1"), InMainAsync("async-1")]
     if scenario == "slow_teardown":
         return [SlowTeardown("slow", start_method=method)]
     if scenario.startswith("raises_"):
