@@ -93,6 +93,7 @@ def test_hook_backend_register(spoc_server: ServerFactory, spoc_hooks: HookRecor
     assert (error.type_name, error.phase) == ("RuntimeError", "main") and "pooled job failed" in error.traceback
     assert spoc_hooks.wait_for("worker_record", worker="pooled")["data"] == {"thread": pooled.ran_on}
     assert pooled.is_alive() and pooled.exitcode is None
+    spoc_hooks.wait_for("worker_exited", worker="process")  # ended by itself, before the stop below
     server.stop()
     assert server.join_all(10) == []
     assert sorted(backend.launched) == ["failing", "pooled"] and backend.closed
