@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 
 from spoc.workers import ProcessWorker, Server, ThreadWorker
@@ -79,7 +78,10 @@ def main() -> int:
 
     if args.seconds > 0:
         print(f"Running; press Ctrl+C to stop (a simulated Ctrl+C comes in {args.seconds:g}s).", flush=True)
-        threading.Timer(args.seconds, os.kill, (os.getpid(), signal.SIGINT)).start()
+        # A timer signal, not a threading.Timer: the program stays single-threaded until the server has
+        # forked its process workers (see "Fork safety" in docs/workers.md).
+        signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+        signal.setitimer(signal.ITIMER_REAL, args.seconds)
     outcome = server.run_forever()
 
     print(f"\nShutdown {'clean' if outcome.ok else 'NOT clean'} (reason: {outcome.reason}, signal: {outcome.signal})")

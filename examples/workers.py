@@ -19,7 +19,6 @@ import queue
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -157,7 +156,10 @@ def main() -> int:
     server.add_worker(FlakyWorker("flaky"))
 
     if args.seconds > 0:
-        threading.Timer(args.seconds, os.kill, (os.getpid(), signal.SIGINT)).start()
+        # A timer signal, not a threading.Timer: the program stays single-threaded until the server has
+        # forked its process workers (see "Fork safety" in docs/workers.md).
+        signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+        signal.setitimer(signal.ITIMER_REAL, args.seconds)
     outcome = server.run_forever()
     for ended in outcome.exits:
         print(f"{ended.worker:<12} {ended.outcome}", flush=True)

@@ -53,12 +53,9 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     assert [e.outcome for e in spoc_hooks.of("server_stopped")[0]["exits"]] == ["stopped"]
 
 
-class PlansRestarts(RestartsFailures):
-    name = "plans-restarts"
-
-    @hookimpl
-    def server_starting(self, server: Server) -> None:
-        server.plan_restarts()
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
 def children_of(pid: int) -> set[int]:
@@ -66,33 +63,30 @@ def children_of(pid: int) -> set[int]:
         return {int(child) for child in children.read().split()}
 
 
-@pytest.mark.parametrize("planned", [False, True])
 def test_a_restarted_fork_worker_keeps_what_its_constructor_was_given(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, planned: bool
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
     """A multiprocessing.Event made before the start (it cannot be pickled) still works after a restart:
     the fork server rebuilds a fork worker from its own copy of the constructor arguments."""
     flag = multiprocessing.Event()
     worker = FailsFirstTimeHolding("holding", flag, start_method="fork")
-    server = spoc_server(worker, plugins=[PlansRestarts() if planned else RestartsFailures()], allow_errors=True)
+    server = spoc_server(worker, plugins=[RestartsFailures()], allow_errors=True)
     server.start()
     assert flag.wait(30)
     assert server.workers[0].restarts == 1
 
 
-@pytest.mark.parametrize("planned", [False, True])
-def test_planned_restarts_get_their_fork_server_before_any_thread_runs(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, planned: bool
+def test_restarts_come_from_the_fork_server_forked_before_any_thread_ran(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
     before = children_of(os.getpid())
-    supervisor = PlansRestarts() if planned else RestartsFailures()
-    server = spoc_server(FailsFirstTime("flaky", start_method="fork"), plugins=[supervisor], allow_errors=True)
-    server.start()  # the worker is forked directly: the program is single-threaded here
-    fork_servers = children_of(os.getpid()) - before - {server.workers[0].pid}  # the worker may be reaped already
-    assert len(fork_servers) == (1 if planned else 0)
-    assert server.restarts_planned is planned
-    spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")
-    assert server.workers[0].restarts == 1
+    first = FailsFirstTime("flaky", start_method="fork")
+    server = spoc_server(first, plugins=[RestartsFailures()], allow_errors=True)
+    server.start()  # the worker is forked directly (the program is single-threaded here), then the fork server
+    fork_servers = children_of(os.getpid()) - before - {first.pid}  # the restart is the fork server's child
+    assert len(fork_servers) == 1
+    running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 1})
+    assert fork_servers == {parent_of(running["data"]["pid"])}
 
 
 def test_the_delay_runs_on_the_monitor_without_a_sleeping_thread(

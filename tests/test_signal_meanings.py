@@ -31,13 +31,16 @@ def spoc_run(app_factory: type[App], scenario: str, method: str = "fork", *optio
 # ---------------------------------------------------------------------- a worker's own handlers (point 1)
 
 
-@pytest.mark.parametrize("plan_restarts", [False, True], ids=["direct", "fork-server"])
+@pytest.mark.parametrize("later", [False, True], ids=["at-start", "fork-server"])
 def test_a_workers_own_handlers_just_run_and_the_worker_goes_on(
-    app_factory: type[App], start_method: str, plan_restarts: bool
+    app_factory: type[App], start_method: str, later: bool
 ) -> None:
-    """SIGHUP, SIGUSR1 and SIGUSR2 sent to a child run the handlers its setup() installed, and nothing else."""
-    env = {"PLAN_RESTARTS": "1"} if plan_restarts else {}
-    app = app_factory("own_handlers", "--method", start_method, env=env)
+    """SIGHUP, SIGUSR1 and SIGUSR2 sent to a child run the handlers its setup() installed, and nothing else.
+
+    Added after start(), the worker's child comes from the fork server, whatever its start method.
+    """
+    options = ["--add-later", "own"] if later else []
+    app = app_factory("own_handlers", "--method", start_method, *options)
     pids = ready_pids(app, 2)
     for signum in OWN_HANDLED:
         os.kill(pids["own"], signum)

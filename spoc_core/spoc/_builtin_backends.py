@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel
 from ._child import ChildOptions
-from ._linux import is_single_threaded
+from ._linux import other_threads
 from ._plugins import ChildPlugin, hookimpl
-from ._process import ProcessWorker
+from ._process import ProcessWorker, warn_spawn_instead
 from ._thread import ThreadWorker
 from ._worker import AbstractWorker
 from ._zygote import ForkServer
@@ -45,11 +45,15 @@ class ThreadBackend(Backend):
 class ProcessBackend(Backend):
     """Runs each `ProcessWorker` in a child process; see `_process` for the start methods and `_zygote`.
 
-    While the program is still single-threaded at `Server.start()`, ``fork``
-    workers are forked directly in `prepare`; every other process worker, and
-    any started later, is made by the server's fork server, itself forked in
-    `prepare` before the server starts any thread when a worker needs it then
-    or the server plans restarts (`Server.plan_restarts`).
+    In `prepare`, while the program is still single-threaded at
+    `Server.start()`, ``fork`` workers are forked directly and then the
+    server's fork server is forked, before the server starts any thread. The
+    fork server makes every other process worker, and every one started later
+    (a restart, a reload, a worker added after start). No ``fork`` child is
+    ever forked from a program that runs threads: where no clean snapshot
+    exists (the program already ran threads at start, or the server had no
+    process worker then), a ``fork`` worker is started with ``spawn`` instead,
+    with one `SpocWarning` that says why.
     """
 
     name = "process"
@@ -59,49 +63,55 @@ class ProcessBackend(Backend):
         self._server = server
         self._children_plugins = children_plugins
         self._fork_server: ForkServer | None = None
+        self._no_fork_server = f"server {server.name!r} had no process worker when it started"
+        self._spawned_instead: set[str] = set()
         self._forking_directly = False
         self._terminated: set[str] = set()
         self._known: dict[str, AbstractWorker] = {}
 
     def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
         processes = [w for w in workers if isinstance(w, ProcessWorker)]
-        direct = [w for w in processes if w.start_method == "fork"] if is_single_threaded() else []
+        self._known = {w.name: w for w in processes}
+        threads = other_threads()
+        if threads is not None:
+            self._no_fork_server = f"the program already ran {threads} when server {self._server.name!r} started"
+            return
         self._forking_directly = True
         try:
-            for worker in direct:
-                if not launch(worker):
+            for worker in processes:
+                if worker.start_method == "fork" and not launch(worker):
                     break
         finally:
             self._forking_directly = False
-        self._known = {w.name: w for w in processes}
-        restarts = bool(processes) and self._server.restarts_planned  # they come from it, once threads run
-        if restarts or any(not w.started and w._needs_fork_server() for w in processes):
-            self._fork_server = ForkServer(self._known)
-            self._fork_server.start()
+        # Forked even when every worker was just forked directly: restarts, reloads and workers added later
+        # come from it (a correctness reason, for one fork at start).
+        self._fork_server = ForkServer(self._known)
+        self._fork_server.start()
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
         assert isinstance(worker, ProcessWorker)
+        method = worker.start_method
         fork_server = None
         if not self._forking_directly and worker._needs_fork_server():
-            fork_server = self._running_fork_server()
+            fork_server = self._fork_server
+            if fork_server is None and method == "fork":
+                method = self._spawn_instead(worker)
         options = ChildOptions(
             orphan_timeout=self._server.shutdown_timeout,
             plugins=self._children_plugins,
             server_name=self._server.name,
         )
-        worker._launch(fork_server, options)
+        worker._launch(fork_server, options, method)
         channel._watch(worker)
         child: Runner = worker._thread_or_process
         return child
 
-    def _running_fork_server(self) -> ForkServer:
-        if self._fork_server is None or not self._fork_server.running:
-            # Only a worker added after start(), or restarted by a supervisor that did not call
-            # Server.plan_restarts(), gets here, to a server whose process workers were all forked
-            # directly: the helper is forked now, from a program that runs threads (see _zygote).
-            self._fork_server = ForkServer(self._known)
-            self._fork_server.start()
-        return self._fork_server
+    def _spawn_instead(self, worker: ProcessWorker) -> str:
+        """``spawn`` for a ``fork`` worker that this server has no clean snapshot to fork from; warns once per name."""
+        if worker.name not in self._spawned_instead:
+            self._spawned_instead.add(worker.name)
+            warn_spawn_instead(worker, f"{self._no_fork_server}, so it has no fork server")
+        return "spawn"
 
     def terminate(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)

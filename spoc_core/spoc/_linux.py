@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "is_single_threaded",
+    "other_threads",
     "preload_libc",
     "set_child_subreaper",
     "set_parent_death_signal",
@@ -68,6 +69,40 @@ def is_single_threaded() -> bool:
         import threading
 
         return threading.active_count() == 1
+
+
+def other_threads() -> str | None:
+    """The threads that make forking this process unsafe, for a message; None when there are none.
+
+    Every OS thread besides the caller counts, native ones too, except:
+
+    - multiprocessing's queue feeder threads: multiprocessing resets a
+      queue's thread-side state in a forked child (``Queue._after_fork``, run
+      by `_child.reset_after_fork`), which its own ``fork`` start method
+      relies on, and a queue filled before the server starts is the guide's
+      own pattern;
+    - a Python thread that has finished and is only exiting: an OS thread
+      that Python no longer lists is given a moment to go (see
+      `wait_until_thread_exited`) before it counts as a native thread.
+    """
+    if is_single_threaded():
+        return None
+    import threading
+
+    current = threading.current_thread()
+    listed = [t for t in threading.enumerate() if t is not current]
+    unsafe = [f"thread {t.name!r}" for t in listed if t.name != "QueueFeederThread"]
+    known = {t.native_id for t in [current, *listed]}
+    try:
+        unlisted = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) not in known]
+    except OSError:
+        unlisted = []
+    for tid in unlisted:
+        wait_until_thread_exited(tid)
+    native = sum(os.path.exists(f"/proc/self/task/{tid}") for tid in unlisted)
+    if native:
+        unsafe.append(f"{native} native thread{'s' if native > 1 else ''} (started by an extension module)")
+    return ", ".join(unsafe) or None
 
 
 def wait_until_thread_exited(native_id: int | None, timeout: float = 0.1) -> None:

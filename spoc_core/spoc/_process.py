@@ -4,9 +4,11 @@ Start methods:
 
 - ``"fork"`` (the default on Linux): under a Server, the child is forked
   directly while the program is still single-threaded (in `Server.start()`),
-  and otherwise by the server's fork server (see `_zygote`): never by a
-  process that runs threads. A worker started on its own, outside a Server,
-  is forked directly from the calling thread.
+  and otherwise by the server's fork server (see `_zygote`). A worker started
+  on its own, outside a Server, is forked directly from the calling thread.
+  Never is a child forked from a process that runs threads: without a clean
+  snapshot to fork from, the worker is started with ``spawn`` instead, with
+  one `SpocWarning` that says why (`warn_spawn_instead`).
 - ``"spawn"`` and ``"forkserver"``: multiprocessing's own; the worker is
   pickled to a fresh interpreter. Scripts then need the
   ``if __name__ == "__main__":`` guard, as with any multiprocessing program.
@@ -42,16 +44,16 @@ from . import _fds
 from ._aio import uvloop_enabled
 from ._backend import check_own_backend
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
-from ._errors import ThreadOnlyObjectWarning, WorkerStartError
+from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
 from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, readable
-from ._linux import preload_libc
+from ._linux import other_threads, preload_libc
 from ._signals import CONTROL_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker
 from ._zygote import ForkServer
 
-__all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method"]
+__all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method", "warn_spawn_instead"]
 
 logger = logging.getLogger("spoc")
 
@@ -69,6 +71,21 @@ def default_start_method() -> str:
     if chosen:
         return chosen
     return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def warn_spawn_instead(worker: ProcessWorker, why: str, stacklevel: int = 2) -> None:
+    """Warn that the ``fork`` `worker` is started with ``spawn`` because `why` (no clean snapshot to fork).
+
+    `stacklevel` is `warnings.warn`'s, counted from the caller of this function.
+    """
+    warnings.warn(
+        f"worker {worker.name!r} (start_method='fork') is started with 'spawn' instead: {why}. Forking a "
+        f"program that runs threads copies only the forking thread, and a lock another thread holds at that "
+        f"instant stays held forever in the child. Start the worker's Server before the program starts any "
+        f"thread, with the worker in it, or set start_method='spawn' on the worker to silence this warning.",
+        SpocWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 class MultiprocessingChild(ChildHandle):
@@ -196,12 +213,24 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ starting
 
     def start(self) -> None:
-        """Start the child process on its own, outside a Server."""
-        check_own_backend(self, "process")
-        self._launch(fork_server=None, options=ChildOptions())
+        """Start the child process on its own, outside a Server.
 
-    def _launch(self, fork_server: ForkServer | None, options: ChildOptions) -> None:
-        """Start the child, through `fork_server` when one is given and needed; `options` as the server set them."""
+        A ``fork`` worker started while the program runs other threads is
+        started with ``spawn`` instead, with a `SpocWarning` that says why.
+        """
+        check_own_backend(self, "process")
+        method = self.start_method
+        threads = other_threads() if method == "fork" else None
+        if threads is not None:
+            warn_spawn_instead(self, f"the program runs {threads}", stacklevel=2)  # the caller of start()
+            method = "spawn"
+        self._launch(fork_server=None, options=ChildOptions(), method=method)
+
+    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> None:
+        """Start the child with start `method`, through `fork_server` when one is given and needed.
+
+        `options` are as the server set them.
+        """
         self._check_startable()
         self._warn_thread_only_objects()
         preload_libc()  # work a forked child then finds done
@@ -213,11 +242,11 @@ class ProcessWorker(AbstractWorker):
         _fds.track(control_w.fileno())
         on_main = threading.current_thread() is threading.main_thread()
         try:
-            with blocked(), self._reporting_unpicklable():
+            with blocked(), self._reporting_unpicklable(method):
                 if fork_server is not None and self._needs_fork_server():
                     handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, options)
                 else:
-                    handle = self._start_here(control_r, events_w, on_main, options)
+                    handle = self._start_here(method, control_r, events_w, on_main, options)
         except BaseException:
             _fds.untrack(events_r.fileno())
             _fds.untrack(control_w.fileno())
@@ -257,10 +286,9 @@ class ProcessWorker(AbstractWorker):
         return fork_server.launch(self, method, control_r.fileno(), events_w.fileno(), options)
 
     def _start_here(
-        self, control_r: Connection, events_w: Connection, on_main: bool, options: ChildOptions
+        self, method: str, control_r: Connection, events_w: Connection, on_main: bool, options: ChildOptions
     ) -> ChildHandle:
         """Start the child from this process: forked directly, or by multiprocessing (spawn, forkserver)."""
-        method = self.start_method
         options = replace(
             options,
             use_uvloop=uvloop_enabled(),
@@ -308,16 +336,16 @@ class ProcessWorker(AbstractWorker):
         return DirectChild(pid, sentinel_r)
 
     @contextlib.contextmanager
-    def _reporting_unpicklable(self) -> Iterator[None]:
-        """Turn a pickling failure while sending this worker to its child into a WorkerStartError."""
+    def _reporting_unpicklable(self, method: str) -> Iterator[None]:
+        """Turn a pickling failure while sending this worker to its child (by `method`) into a WorkerStartError."""
         try:
             yield
         except WorkerStartError:
             raise
         except (pickle.PicklingError, TypeError, AttributeError, RuntimeError) as exc:
-            raise self._unpicklable_error(exc) from exc
+            raise self._unpicklable_error(exc, method) from exc
 
-    def _unpicklable_error(self, exc: BaseException) -> WorkerStartError:
+    def _unpicklable_error(self, exc: BaseException, method: str) -> WorkerStartError:
         found = find_unpicklable(self)
         where, why = found if found is not None else ("self", f"{type(exc).__name__}: {exc}")
         hint = ""
@@ -327,14 +355,19 @@ class ProcessWorker(AbstractWorker):
                     f" It is a {kind.__module__}.{kind.__qualname__}, which only works between threads:"
                     f" use {thread_only_advice(kind)}."
                 )
-        advice = (
-            "Add it before Server.start(), so the fork server inherits it unpickled, or create such objects in setup()."
-            if self.start_method == "fork"
-            else "Create such objects in setup(), which runs in the child, or use start_method='fork'."
-        )
+        if self.start_method != method:
+            advice = "Create such objects in setup(), which runs in the child (see the warning above for the spawn)."
+        elif method == "fork":
+            advice = (
+                "Add it before Server.start(), so the fork server inherits it unpickled, "
+                "or create such objects in setup()."
+            )
+        else:
+            advice = "Create such objects in setup(), which runs in the child, or use start_method='fork'."
+        started_as = "" if self.start_method == method else f", started with {method!r}"
         return WorkerStartError(
             f"{type(self).__name__} {self.name!r} cannot be sent to its child process "
-            f"(start_method={self.start_method!r}): {where} does not pickle ({why}).{hint} {advice}"
+            f"(start_method={self.start_method!r}{started_as}): {where} does not pickle ({why}).{hint} {advice}"
         )
 
     def _warn_thread_only_objects(self) -> None:

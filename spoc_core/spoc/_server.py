@@ -140,7 +140,6 @@ class Server:
         self._running: set[str] = set()
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
-        self._restarts_planned = False
         self._reload_queue: list[str] = []
         self._reloading: str | None = None
 
@@ -317,25 +316,6 @@ class Server:
             return True
 
     # ------------------------------------------------------------------ restarting (for supervisors)
-
-    def plan_restarts(self) -> None:
-        """Tell the server that it will start workers again after `start()` (a supervisor's restarts).
-
-        Call it before `start()` returns, from the ``server_starting`` hook as a
-        rule. The ``process`` backend then forks its fork server at start,
-        before the server runs any thread, even when every process worker is
-        forked directly; restarts come from that single-threaded helper and
-        never fork a program that runs threads. Without it, the helper is
-        forked on the first restart (it renews the locks its own work takes,
-        but a lock another thread held at that instant stays held in the
-        children). It costs one fork at start.
-        """
-        self._restarts_planned = True
-
-    @property
-    def restarts_planned(self) -> bool:
-        """Whether `plan_restarts` was called."""
-        return self._restarts_planned
 
     def restart_worker(self, worker: AbstractWorker, delay: float = 0.0) -> AbstractWorker | None:
         """Replace an ended worker with a fresh instance and start it `delay` seconds from now.

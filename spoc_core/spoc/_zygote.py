@@ -103,10 +103,6 @@ class ForkServer:
         self._lock = threading.Lock()
         self.pid = 0
 
-    @property
-    def running(self) -> bool:
-        return self._sock is not None
-
     def start(self) -> None:
         """Fork the helper from the calling thread (do it before the server starts threads)."""
         flush_std_streams()

@@ -223,11 +223,6 @@ class Announces:
         say(f"RELOADING {','.join(w.name for w in workers)}")
 
     @hookimpl
-    def server_starting(self, server: Server) -> None:
-        if os.environ.get("PLAN_RESTARTS"):
-            server.plan_restarts()
-
-    @hookimpl
     def server_stopped(self, server: Server) -> None:
         if os.environ.get("WAIT_FOR_SECOND_SIGNAL"):
             say("ALL-ENDED")
@@ -340,6 +335,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--from-thread", action="store_true", help="call server.start() from a short-lived thread")
     parser.add_argument("--restart-killed", action="store_true", help="restart failed and killed workers at once")
+    parser.add_argument("--add-later", default="", help="add this worker after start(), so the fork server makes it")
     parser.add_argument("--user-forkserver", action="store_true", help="start multiprocessing's fork server first")
     parser.add_argument(
         "--main-blocks-sigterm", action="store_true", help="so the kernel must deliver SIGTERM to another thread"
@@ -356,8 +352,13 @@ def main() -> int:
     if args.restart_killed:
         plugins.append(RestartsKilled())
     server = Server(name=f"faults-{args.scenario}", plugins=plugins)
-    for worker in build(args.scenario, args.method):
-        server.add_worker(worker)
+    built = build(args.scenario, args.method)
+    for worker in built:
+        if worker.name != args.add_later:
+            server.add_worker(worker)
+    if args.add_later:
+        server.start()
+        server.add_worker(next(w for w in built if w.name == args.add_later))
     if args.from_thread:
         starter = threading.Thread(target=server.start, name="short-lived-starter")
         starter.start()
