@@ -17,25 +17,29 @@ from harness import APPS, App
 
 pytestmark = pytest.mark.timeout(120)
 
-SPAWNED = r"SpocWarning: worker '([^']+)' \(start_method='fork'\) is started with 'spawn' instead: ([^.]+)\."
+SPAWNED = r"SpocWarning: worker '([^']+)' \(start_method='fork'\) is started with 'spawn' instead: (.+?)\. Forking"
+
+
+NO_FORK_SERVER = (
+    "server 'held-lock' forked no fork server at start: no worker needed one then, "
+    "and Server.plan_restarts() was not called"
+)
 
 
 @pytest.mark.parametrize(
     ("path", "runs", "why"),
     [
         ("standalone", [f"checker-{i} free run=0" for i in range(5)], "the program runs thread 'holder'"),
-        (
-            "added_later",
-            [f"checker-{i} free run=0" for i in range(5)],
-            "server 'held-lock' had no process worker when it started, so it has no fork server",
-        ),
+        ("added_later", [f"checker-{i} free run=0" for i in range(5)], NO_FORK_SERVER),
         (
             "threads_first",
             [f"checker-{i} free run=0" for i in range(5)],
-            "the program already ran thread 'user-holder' when server 'held-lock' started, so it has no fork server",
+            "the program already ran thread 'user-holder' when server 'held-lock' started, "
+            "so it could fork no fork server",
         ),
-        ("added_later_with_process", ["at-start free run=0"] + [f"checker-{i} free run=0" for i in range(5)], None),
+        ("added_later_planned", [f"checker-{i} free run=0" for i in range(5)], None),
         ("restart", [f"checker free run={run}" for run in range(5)], None),
+        ("restart_unplanned", [f"checker free run={run}" for run in range(5)], NO_FORK_SERVER),
     ],
 )
 def test_no_child_inherits_a_lock_another_thread_held(
@@ -48,5 +52,7 @@ def test_no_child_inherits_a_lock_another_thread_held(
     warned = re.findall(SPAWNED, app.stderr)
     if why is None:  # from the fork server, forked before any thread ran
         assert warned == []
+    elif path == "restart_unplanned":  # the first run was forked directly; one warning for its restarts
+        assert warned == [("checker", why)]
     else:
         assert warned == [(f"checker-{i}", why) for i in range(5)]  # one each, naming it and why

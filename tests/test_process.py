@@ -137,8 +137,8 @@ def test_process_worker_started_while_thread_workers_run(start_method: str) -> N
         assert waiter.ready.wait(10)
     assert threading.active_count() > 3
     late = RecordingProcess("late", records, start_method=start_method)
-    if start_method == "fork":  # the server had no process worker at start: no fork server, no clean snapshot
-        with pytest.warns(SpocWarning, match="'late' .* started with 'spawn' instead: server 'mixed' had no process"):
+    if start_method == "fork":  # the server forked no fork server at start: no clean snapshot to fork from
+        with pytest.warns(SpocWarning, match="'late' .* with 'spawn' instead: server 'mixed' forked no fork server"):
             server.add_worker(late)
     else:
         server.add_worker(late)
@@ -163,6 +163,7 @@ def test_fork_is_direct_only_while_single_threaded_then_from_the_fork_server() -
     server.add_worker(ReportsParent("at-start", records))
     waiter = WaitsForStop("busy-thread")
     server.add_worker(waiter)
+    server.plan_restarts()  # a worker is added after start: fork the fork server at start
     single_threaded = threading.active_count() == 1
     server.start()
     ((_, parent_at_start),) = drain(records, 1)

@@ -6,12 +6,13 @@ import multiprocessing
 import os
 import signal
 import threading
+import warnings
 from typing import Any
 
 import pytest
 
 from harness import App
-from spoc import Server, SpocError, hookimpl
+from spoc import Server, SpocError, SpocWarning, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
 from workers_for_tests import FailsFirstTime, FailsFirstTimeHolding, FailsFirstTimeThread, WaitsForStop
 
@@ -36,7 +37,7 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder, kind: str
 ) -> None:
     first = FailsFirstTimeThread("flaky") if kind == "thread" else FailsFirstTime("flaky")
-    supervisor = RestartsFailures()
+    supervisor = PlansRestarts()
     server = spoc_server(first, plugins=[supervisor], allow_errors=True)
     server.start()
     running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")
@@ -51,6 +52,14 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     assert server.join_all(10) == []
     assert [c["exit_info"].outcome for c in spoc_hooks.of("worker_exited", worker="flaky")] == ["failed", "stopped"]
     assert [e.outcome for e in spoc_hooks.of("server_stopped")[0]["exits"]] == ["stopped"]
+
+
+class PlansRestarts(RestartsFailures):
+    name = "plans-restarts"
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        server.plan_restarts()
 
 
 def parent_of(pid: int) -> int:
@@ -70,23 +79,34 @@ def test_a_restarted_fork_worker_keeps_what_its_constructor_was_given(
     the fork server rebuilds a fork worker from its own copy of the constructor arguments."""
     flag = multiprocessing.Event()
     worker = FailsFirstTimeHolding("holding", flag, start_method="fork")
-    server = spoc_server(worker, plugins=[RestartsFailures()], allow_errors=True)
+    server = spoc_server(worker, plugins=[PlansRestarts()], allow_errors=True)
     server.start()
     assert flag.wait(30)
     assert server.workers[0].restarts == 1
 
 
-def test_restarts_come_from_the_fork_server_forked_before_any_thread_ran(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+@pytest.mark.parametrize("planned", [False, True])
+def test_a_restart_never_forks_a_program_that_runs_threads(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, planned: bool
 ) -> None:
+    """Planned, the restart comes from the fork server forked at start; unplanned, it is spawned, with a warning."""
     before = children_of(os.getpid())
     first = FailsFirstTime("flaky", start_method="fork")
-    server = spoc_server(first, plugins=[RestartsFailures()], allow_errors=True)
-    server.start()  # the worker is forked directly (the program is single-threaded here), then the fork server
-    fork_servers = children_of(os.getpid()) - before - {first.pid}  # the restart is the fork server's child
-    assert len(fork_servers) == 1
-    running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 1})
-    assert fork_servers == {parent_of(running["data"]["pid"])}
+    server = spoc_server(first, plugins=[PlansRestarts() if planned else RestartsFailures()], allow_errors=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        server.start()  # the worker is forked directly (the program is single-threaded here)
+        fork_servers = children_of(os.getpid()) - before - {first.pid}  # the worker may be reaped already
+        running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 1})
+    assert server.restarts_planned is planned
+    spawned = [str(w.message) for w in caught if issubclass(w.category, SpocWarning)]
+    if planned:
+        assert len(fork_servers) == 1 and spawned == []
+        assert parent_of(running["data"]["pid"]) in fork_servers
+    else:
+        assert fork_servers == set() and parent_of(running["data"]["pid"]) == os.getpid()
+        assert len(spawned) == 1 and "'flaky' (start_method='fork') is started with 'spawn' instead" in spawned[0]
+        assert "Server.plan_restarts() was not called" in spawned[0]
 
 
 def test_the_delay_runs_on_the_monitor_without_a_sleeping_thread(

@@ -111,7 +111,8 @@ class Backend(abc.ABC):
     def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
         """Called by `Server.start()` before the server starts any thread of its own.
 
-        `workers` are this backend's workers, in the order they were added.
+        `workers` are this backend's workers, in the order they were added
+        (none, when a backend that runs no worker yet may run some later).
         `launch(worker)` starts one of them right now, through `launch()`
         (it returns False once the server is stopping: start no more). A
         backend that forks launches its workers here, the one time forking

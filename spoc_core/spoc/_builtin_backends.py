@@ -46,14 +46,15 @@ class ProcessBackend(Backend):
     """Runs each `ProcessWorker` in a child process; see `_process` for the start methods and `_zygote`.
 
     In `prepare`, while the program is still single-threaded at
-    `Server.start()`, ``fork`` workers are forked directly and then the
-    server's fork server is forked, before the server starts any thread. The
-    fork server makes every other process worker, and every one started later
-    (a restart, a reload, a worker added after start). No ``fork`` child is
-    ever forked from a program that runs threads: where no clean snapshot
-    exists (the program already ran threads at start, or the server had no
-    process worker then), a ``fork`` worker is started with ``spawn`` instead,
-    with one `SpocWarning` that says why.
+    `Server.start()`, ``fork`` workers are forked directly and then, when a
+    worker needs it now or the server plans restarts (`Server.plan_restarts`,
+    which `run_forever` calls), the server's fork server is forked, before the
+    server starts any thread. It makes every other process worker, and every
+    one started later (a restart, a reload, a worker added after start). No
+    ``fork`` child is ever forked from a program that runs threads: where no
+    clean snapshot exists (the program already ran threads at start, or the
+    server forked no fork server then), a ``fork`` worker is started with
+    ``spawn`` instead, with one `SpocWarning` that says why.
     """
 
     name = "process"
@@ -63,7 +64,10 @@ class ProcessBackend(Backend):
         self._server = server
         self._children_plugins = children_plugins
         self._fork_server: ForkServer | None = None
-        self._no_fork_server = f"server {server.name!r} had no process worker when it started"
+        self._no_fork_server = (
+            f"server {server.name!r} forked no fork server at start: no worker needed one then, "
+            f"and Server.plan_restarts() was not called"
+        )
         self._spawned_instead: set[str] = set()
         self._forking_directly = False
         self._terminated: set[str] = set()
@@ -74,7 +78,10 @@ class ProcessBackend(Backend):
         self._known = {w.name: w for w in processes}
         threads = other_threads()
         if threads is not None:
-            self._no_fork_server = f"the program already ran {threads} when server {self._server.name!r} started"
+            self._no_fork_server = (
+                f"the program already ran {threads} when server {self._server.name!r} started, "
+                f"so it could fork no fork server"
+            )
             return
         self._forking_directly = True
         try:
@@ -83,10 +90,9 @@ class ProcessBackend(Backend):
                     break
         finally:
             self._forking_directly = False
-        # Forked even when every worker was just forked directly: restarts, reloads and workers added later
-        # come from it (a correctness reason, for one fork at start).
-        self._fork_server = ForkServer(self._known)
-        self._fork_server.start()
+        if self._server.restarts_planned or any(not w.started and w._needs_fork_server() for w in processes):
+            self._fork_server = ForkServer(self._known)
+            self._fork_server.start()
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
         assert isinstance(worker, ProcessWorker)
@@ -110,7 +116,7 @@ class ProcessBackend(Backend):
         """``spawn`` for a ``fork`` worker that this server has no clean snapshot to fork from; warns once per name."""
         if worker.name not in self._spawned_instead:
             self._spawned_instead.add(worker.name)
-            warn_spawn_instead(worker, f"{self._no_fork_server}, so it has no fork server")
+            warn_spawn_instead(worker, self._no_fork_server)
         return "spawn"
 
     def terminate(self, worker: AbstractWorker) -> bool:

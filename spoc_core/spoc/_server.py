@@ -140,6 +140,7 @@ class Server:
         self._running: set[str] = set()
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
+        self._restarts_planned = False
         self._reload_queue: list[str] = []
         self._reloading: str | None = None
 
@@ -235,10 +236,8 @@ class Server:
             monitor = self._ensure_monitor()
         self._hook("server_starting")
         logger.info("server %r starting %s", self.name, count(len(pending), "worker"))
-        for backend in backends.values():
-            mine = [w for w in pending if w.backend == backend.name]
-            if mine:
-                backend.prepare(mine, self._start_worker)
+        for backend in backends.values():  # even with no worker yet: one may be added later
+            backend.prepare([w for w in pending if w.backend == backend.name], self._start_worker)
         monitor.start()
         for worker in pending:
             if not worker.started and not self._start_worker(worker):
@@ -316,6 +315,27 @@ class Server:
             return True
 
     # ------------------------------------------------------------------ restarting (for supervisors)
+
+    def plan_restarts(self) -> None:
+        """Tell the server that it will start process workers again after `start()`.
+
+        For supervisors (restarts) and programs that add workers after
+        `start()`: call it before `start()`, or from the ``server_starting``
+        hook. The ``process`` backend then forks its fork server at start,
+        before the server runs any thread, even when every process worker is
+        forked directly; later ``fork`` workers come from that single-threaded
+        helper and never from a program that runs threads. Without it, a
+        server forks the helper only when a worker needs it at start, and a
+        later ``fork`` worker is started with ``spawn`` instead, with a
+        `SpocWarning` that says why. `run_forever()` calls it (a reload
+        replaces every worker). It costs one fork at start.
+        """
+        self._restarts_planned = True
+
+    @property
+    def restarts_planned(self) -> bool:
+        """Whether `plan_restarts` was called."""
+        return self._restarts_planned
 
     def restart_worker(self, worker: AbstractWorker, delay: float = 0.0) -> AbstractWorker | None:
         """Replace an ended worker with a fresh instance and start it `delay` seconds from now.
@@ -726,6 +746,7 @@ class Server:
             with handlers_installed(SERVER_SIGNALS, self._note_signal, monitor.wakeup_fd, self._repeats_until):
                 try:
                     if not self._started:
+                        self.plan_restarts()  # a reload (SIGHUP) starts every worker again
                         self.start()
                     self._wait_for_end()
                 finally:

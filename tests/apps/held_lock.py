@@ -10,10 +10,11 @@ child ever releases it. Each checker child prints ``LOCK <name> free`` or
   started one after another with ``start()``;
 - ``added_later``: a server that started with the holder only; five process
   workers added after ``start()``;
-- ``added_later_with_process``: the same, but the server started with a
-  process worker too, so it has a fork server;
+- ``added_later_planned``: the same, but the server was told it would start
+  process workers later (``plan_restarts()``), so it has a fork server;
 - ``restart``: a checker that fails four times, restarted each time by a
-  supervisor plugin;
+  supervisor plugin that plans restarts, as spoc-plugin-restart does;
+- ``restart_unplanned``: the same, by a supervisor that does not;
 - ``threads_first``: the holder is a plain thread started before the server.
 """
 
@@ -65,6 +66,14 @@ class Checker(ProcessWorker):
 class RestartsFailures:
     name = "restarts-failures"
 
+    def __init__(self, planned: bool) -> None:
+        self.planned = planned
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        if self.planned:
+            server.plan_restarts()
+
     @hookimpl
     def worker_exited(self, server: Server, worker: Any, exit_info: Any) -> None:
         if exit_info.outcome == "failed":
@@ -99,14 +108,14 @@ def main() -> int:
             checker.join(30)
         holder.stop()
         holder.join(10)
-    elif path in ("added_later", "added_later_with_process"):
+    elif path in ("added_later", "added_later_planned"):
         server = Server("held-lock")
         server.add_worker(Holder("holder"))
-        if path == "added_later_with_process":
-            server.add_worker(Checker("at-start"))
+        if path == "added_later_planned":
+            server.plan_restarts()
         run_server(server, checkers())
-    elif path == "restart":
-        server = Server("held-lock", plugins=[RestartsFailures()])
+    elif path in ("restart", "restart_unplanned"):
+        server = Server("held-lock", plugins=[RestartsFailures(planned=path == "restart")])
         server.add_worker(Holder("holder"))
         server.add_worker(Checker("checker", fail_runs=CHECKERS - 1))
         server.start()
