@@ -50,7 +50,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core (its pytest plugin included) and every plugin's package."""
     # pytest: spoc.testing is a pytest plugin; prometheus_client: spoc-plugin-metrics' dependency (typed)
-    session.install(".[uvloop]", "mypy>=1.10", "pytest>=7.4", "prometheus_client>=0.17")
+    session.install(".[uvloop,proctitle]", "mypy>=1.10", "pytest>=7.4", "prometheus_client>=0.17")
     session.run("mypy")  # the core and every plugin's package (pyproject.toml: [tool.mypy] files)
 
 

@@ -53,6 +53,7 @@ def test_a_workers_own_handlers_just_run_and_the_worker_goes_on(
     assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
     assert "worker 'own' ended (stopped)" in app.stderr  # only at the shutdown
     assert app.stderr.count("ended (") == 2
+    assert "SpocWarning" not in app.stderr  # added later, it came from the fork server: not spawned instead
 
 
 def test_a_workers_own_handler_under_spoc_run(app_factory: type[App]) -> None:

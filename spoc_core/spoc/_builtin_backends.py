@@ -91,7 +91,7 @@ class ProcessBackend(Backend):
         finally:
             self._forking_directly = False
         if self._server.restarts_planned or any(not w.started and w._needs_fork_server() for w in processes):
-            self._fork_server = ForkServer(self._known)
+            self._fork_server = ForkServer(self._known, self._server.name)
             self._fork_server.start()
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:

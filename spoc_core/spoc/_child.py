@@ -43,7 +43,7 @@ from . import _fds
 from ._events import WorkerEvent, encode_event, make_event
 from ._fork import die_by_signal, flush_std_streams, run_multiprocessing_exit
 from ._latch import Latch, SignalWake
-from ._linux import set_parent_death_signal
+from ._linux import set_parent_death_signal, set_process_title
 from ._plugins import ChildPlugin, call_in_child
 from ._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
 from ._stacks import format_stacks
@@ -229,6 +229,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     """
     worker._init_runtime()
     multiprocessing.current_process().name = f"spoc:{worker.name}"  # logging's processName
+    set_process_title(f"spoc: {options.server_name}/{worker.name}" if options.server_name else f"spoc: {worker.name}")
     try:
         worker._signal_wake = SignalWake()  # also replaces the wake-up fd a fork of the server inherits
     except ValueError:  # not the main thread (set_wakeup_fd refuses): nothing was inherited either

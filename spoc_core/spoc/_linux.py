@@ -16,13 +16,15 @@ from typing import Any
 __all__ = [
     "is_single_threaded",
     "other_threads",
-    "preload_libc",
+    "preload_for_children",
     "set_child_subreaper",
     "set_parent_death_signal",
+    "set_process_title",
     "wait_until_thread_exited",
 ]
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -37,9 +39,13 @@ def _prctl_function() -> Any:
         return None
 
 
-def preload_libc() -> None:
-    """Resolve prctl now, so that children forked later do not each load and resolve it again."""
+def preload_for_children() -> None:
+    """Resolve prctl and import setproctitle now, so that children forked later do not each do it again."""
     _prctl_function()
+    try:
+        import setproctitle  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -54,6 +60,24 @@ def set_parent_death_signal(signum: int) -> bool:
     process: call it only in a child forked from a long-lived thread.
     """
     return _prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def set_process_title(title: str) -> None:
+    """Show `title` for this process in ``ps`` and ``top``.
+
+    With setproctitle installed (``pip install spoc-core[proctitle]``), the
+    whole command line becomes `title`; otherwise only the process name
+    (``ps -o comm``, ``top``, ``/proc/<pid>/comm``), which the kernel cuts to
+    15 bytes, is set with ``prctl(PR_SET_NAME)``.
+    """
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        prctl = _prctl_function()
+        if prctl is not None:
+            prctl(_PR_SET_NAME, ctypes.c_char_p(title.encode(errors="replace")[:15]), 0, 0, 0)
+        return
+    setproctitle(title)
 
 
 def set_child_subreaper() -> bool:

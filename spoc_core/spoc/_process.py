@@ -47,7 +47,7 @@ from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, decode_event
 from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, readable
-from ._linux import other_threads, preload_libc
+from ._linux import other_threads, preload_for_children
 from ._signals import CONTROL_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker
@@ -233,7 +233,7 @@ class ProcessWorker(AbstractWorker):
         """
         self._check_startable()
         self._warn_thread_only_objects()
-        preload_libc()  # work a forked child then finds done
+        preload_for_children()  # work a forked child then finds done
         _ = self.is_async
         control_r, control_w = multiprocessing.Pipe(duplex=False)
         events_r, events_w = multiprocessing.Pipe(duplex=False)

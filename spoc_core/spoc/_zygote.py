@@ -44,7 +44,7 @@ from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
 from ._errors import ErrorRecord, WorkerStartError
 from ._events import make_event
 from ._fork import ChildHandle, flush_std_streams, fork_and_run, pidfd, readable
-from ._linux import set_parent_death_signal
+from ._linux import set_parent_death_signal, set_process_title
 from ._signals import CHILD_SIGNALS, blocked
 from ._transfer import pickle_for_child, received_fds
 from ._worker import AbstractWorker
@@ -97,8 +97,9 @@ class ForkedChild(ChildHandle):
 class ForkServer:
     """One server's fork helper; see the module docstring."""
 
-    def __init__(self, registered: Mapping[str, AbstractWorker]) -> None:
+    def __init__(self, registered: Mapping[str, AbstractWorker], server_name: str) -> None:
         self._registered = dict(registered)
+        self._server_name = server_name
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self.pid = 0
@@ -115,6 +116,7 @@ class ForkServer:
                 code = 0
                 try:
                     ours.close()
+                    set_process_title(f"spoc: {self._server_name} fork server")
                     _serve(theirs, self._registered, parent_pid, from_main_thread)
                 except BaseException:
                     traceback.print_exc()

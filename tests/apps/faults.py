@@ -357,6 +357,7 @@ def main() -> int:
         if worker.name != args.add_later:
             server.add_worker(worker)
     if args.add_later:
+        server.plan_restarts()  # so that the fork server exists to make it
         server.start()
         server.add_worker(next(w for w in built if w.name == args.add_later))
     if args.from_thread:
