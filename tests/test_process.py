@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from spoc import ProcessWorker, Server, SpocWarning, ThreadOnlyObjectWarning, ThreadWorker, WorkerStartError
+from spoc._linux import other_threads
 from workers_for_tests import (
     ExitsAtOnce,
     KillsItself,
@@ -164,7 +165,7 @@ def test_fork_is_direct_only_while_single_threaded_then_from_the_fork_server() -
     waiter = WaitsForStop("busy-thread")
     server.add_worker(waiter)
     server.plan_restarts()  # a worker is added after start: fork the fork server at start
-    single_threaded = threading.active_count() == 1
+    single_threaded = other_threads() is None  # queue feeder threads do not count
     server.start()
     ((_, parent_at_start),) = drain(records, 1)
     assert waiter.ready.wait(10)
