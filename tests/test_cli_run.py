@@ -389,3 +389,27 @@ def test_as_pid_1_a_sigterm_while_the_application_imports_ends_it(app_factory: t
     os.kill(inner_pid(unshare_pid), signal.SIGTERM)  # with no handler, a PID 1 would ignore it
     assert app.wait(30) == 128 + signal.SIGTERM
     assert "spoc run: SIGTERM arrived while loading 'cli_app:server'; nothing was started" in app.stderr
+
+
+def spoc_command() -> Path:
+    """The ``spoc`` console script pip installed next to this interpreter."""
+    script = Path(sys.executable).with_name("spoc")
+    if not script.exists():
+        pytest.skip(f"no spoc command next to {sys.executable}: install spoc-core with pip")
+    return script
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_spoc_itself_imports_starts_nothing_and_says_so(app_factory: type[App], signum: int) -> None:
+    """Ctrl+C in the first tenth of a second of the spoc command: no KeyboardInterrupt traceback from an import.
+
+    ``-X importtime`` reports each import as it ends: the signal is sent once
+    pluggy, which only spoc imports, has been imported, so while spoc loads.
+    """
+    command = [sys.executable, "-X", "importtime", str(spoc_command()), "run", "cli_app:server"]
+    app = app_factory(command=command, env=APP_ENV, cwd=APPS)
+    app.expect(r"import time:.*\| +pluggy$", stream="stderr")
+    app.signal(signum)
+    assert app.wait(30) == 128 + signum
+    assert f"spoc run: {signal.Signals(signum).name} arrived while loading 'cli_app:server'" in app.stderr
+    assert "Traceback" not in app.stderr and "ticker: in main" not in app.stdout

@@ -20,10 +20,17 @@ from ._run_command import add_run_command
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command with `argv` (default: the process's arguments); return the exit code."""
+def main(argv: Sequence[str] | None = None, noted_signals: list[int] | None = None) -> int:
+    """Run the command with `argv` (default: the process's arguments); return the exit code.
+
+    `noted_signals` is where the ``spoc`` command's entry point notes SIGINT
+    and SIGTERM until ``spoc run`` installs its handlers (see `_spoc_command`):
+    ``spoc run`` starts nothing when one is there already. A signal noted
+    while another command runs changes nothing.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    args.noted_signals = noted_signals if noted_signals is not None else []
     if args.command is None:
         parser.print_help()
         return 2

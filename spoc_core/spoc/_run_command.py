@@ -194,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     # Nothing to reload or dump before the server runs; a PID 1 would ignore them anyway, anyone else would die.
     previous.update({signum: signal.signal(signum, signal.SIG_IGN) for signum in (RELOAD_SIGNAL, STACK_DUMP_SIGNAL)})
     try:
+        if args.noted_signals:  # noted by the spoc command's entry point while spoc itself was loading
+            raise Interrupted(args.noted_signals[0])
         return _run(args)
     except Interrupted as interrupted:
         print(
