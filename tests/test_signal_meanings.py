@@ -274,3 +274,18 @@ def test_a_childs_death_is_seen_at_once_though_its_own_child_holds_its_fds(app_f
         assert "failed=raiser" in app.stdout
     finally:
         os.kill(keeper, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------- small things a user hit (point 9)
+
+
+def test_a_lost_task_exception_is_logged_naming_its_worker(app_factory: type[App], start_method: str) -> None:
+    """A task an async worker created and never awaited fails: the spoc logger says which worker, with the traceback."""
+    app = app_factory("lost_task", "--method", start_method)
+    app.expect("LOST-TASK lost-thread")
+    app.expect("LOST-TASK lost-process")
+    for name in ("lost-thread", "lost-process"):
+        app.expect(f"worker '{name}': Task exception was never retrieved", stream="stderr")
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
+    assert app.stderr.count('raise ValueError("nobody awaits this task")') == 2

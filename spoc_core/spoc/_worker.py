@@ -587,6 +587,7 @@ class LifecycleBody:
         worker = self.worker
         if worker.is_async:
             worker._loop = loop = asyncio.get_running_loop()
+            loop.set_exception_handler(self._loop_exception)
             wake = worker._signal_wake
             if wake is not None and wake.thread == threading.get_ident():
                 loop.add_reader(wake.read_fd, wake.drain)  # every signal wakes the loop: its handlers run at once
@@ -594,6 +595,19 @@ class LifecycleBody:
             await self._phase("main", worker.main)
         await self._phase("teardown", worker.teardown)
         await self._notify("shutdown", "teardown")
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """What asyncio reports in the worker's loop (a task's exception nobody retrieved, a failing
+        callback), through the ``spoc`` logger and naming the worker, with its traceback."""
+        exception = context.get("exception")
+        source = context.get("task") or context.get("future") or context.get("handle")
+        logger.error(
+            "worker %r: %s%s",
+            self.worker.name,
+            context.get("message") or "the event loop caught an exception",
+            f" ({source!r})" if source is not None else "",
+            exc_info=exception if isinstance(exception, BaseException) else None,
+        )
 
     async def _phase(self, phase: Phase, method: Callable[[], Any]) -> bool:
         self.worker._phase = phase

@@ -10,6 +10,8 @@ started, ``TEARDOWN <name>`` from teardown. At the end the program prints
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -62,6 +64,32 @@ class IdleAsync(Marked, ThreadWorker):
     async def main(self) -> None:
         while not await self.sleep(60):
             pass
+
+
+async def fails_unawaited() -> None:
+    raise ValueError("nobody awaits this task")
+
+
+class LosesATask(Marked):
+    """Creates a task that fails, drops it unawaited, and has it collected."""
+
+    async def main(self) -> None:
+        task = asyncio.get_running_loop().create_task(fails_unawaited())
+        while not task.done():
+            await asyncio.sleep(0)
+        del task
+        gc.collect()  # asyncio reports the lost exception when the task is collected
+        say(f"LOST-TASK {self.name}")
+        while not await self.sleep(60):  # type: ignore[attr-defined]
+            pass
+
+
+class LosesATaskThread(LosesATask, ThreadWorker):
+    pass
+
+
+class LosesATaskProcess(LosesATask, ProcessWorker):
+    pass
 
 
 class SetupRaises(Marked, ProcessWorker):
@@ -284,6 +312,8 @@ class ExitsFast(Marked, ThreadWorker):
 def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
     if scenario == "basic":
         return [Idle("thread-1"), IdleProcess("process-1", start_method=method), IdleAsync("async-1")]
+    if scenario == "lost_task":
+        return [LosesATaskThread("lost-thread"), LosesATaskProcess("lost-process", start_method=method)]
     if scenario == "processes":
         return [IdleProcess(f"process-{i}", start_method=method) for i in range(1, 4)]
     if scenario == "many":
