@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +41,23 @@ def test_a_signal_stops_a_supervised_server_and_nothing_restarts(signum: int) ->
         "STARTED thread restarts=0",
     ]
     assert "restarting" not in errors
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_workers_own_handlers_just_run_before_and_after_a_restart(app_factory: Any, method: str) -> None:
+    """Under the supervisor, the first child is forked directly and the restarted one comes from the fork server:
+    in both, SIGHUP, SIGUSR1 and SIGUSR2 run the worker's own handlers and nothing else."""
+    app = app_factory(method, script=Path(__file__).parent / "apps" / "own_handlers.py")
+    for restarts in (0, 1):
+        (ready,) = app.expect(rf"READY pid=(\d+) restarts={restarts}")
+        pid = int(ready.group(1))
+        for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            os.kill(pid, signum)
+            app.expect(f"HANDLED {signum.name} restarts={restarts}")
+        if restarts == 0:
+            os.kill(pid, signal.SIGKILL)  # a failure: the supervisor restarts it
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0, app.stderr
+    assert "DONE signal ['stopped'] code=0" in app.stdout  # the restarted run, stopped
+    assert "SpocWarning" not in app.stderr  # the restart was not spawned instead of forked
