@@ -81,8 +81,9 @@ def warn_spawn_instead(worker: ProcessWorker, why: str, stacklevel: int = 2) -> 
     warnings.warn(
         f"worker {worker.name!r} (start_method='fork') is started with 'spawn' instead: {why}. Forking a "
         f"program that runs threads copies only the forking thread, and a lock another thread holds at that "
-        f"instant stays held forever in the child. Start the worker's Server before the program starts any "
-        f"thread, with the worker in it, or set start_method='spawn' on the worker to silence this warning.",
+        f"instant stays held forever in the child. To have it forked, start its Server before the program "
+        f"starts any thread (and call Server.plan_restarts() before start() when workers start later); "
+        f"to silence this warning, set start_method='spawn' on the worker.",
         SpocWarning,
         stacklevel=stacklevel + 1,
     )
