@@ -347,7 +347,10 @@ class Server:
         ``previous_exit``, and takes its place in `workers`
         under the same name when it starts. Its hooks fire like any worker's.
         The delay runs on the server's monitor thread (no sleeping thread);
-        `run_forever()` does not end while a restart is pending.
+        `run_forever()` does not end while a restart is pending. A supervisor
+        calls `plan_restarts` from ``server_starting`` too: a restarted
+        ``fork`` worker then comes from the fork server, instead of being
+        spawned with a `SpocWarning` when the server has none.
 
         Returns the fresh instance, or None when the server is shutting down
         (a worker is never restarted during shutdown, nor when the delay ends

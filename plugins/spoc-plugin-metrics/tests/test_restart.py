@@ -15,6 +15,10 @@ class RestartOnce:
     name = "restart-once"
 
     @hookimpl
+    def server_starting(self, server: Server) -> None:
+        server.plan_restarts()  # restarted fork workers then come from the fork server
+
+    @hookimpl
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         if worker.restarts == 0 and not exit_info.stop_requested:
             server.restart_worker(worker)
