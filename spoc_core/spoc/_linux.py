@@ -40,12 +40,19 @@ def _prctl_function() -> Any:
 
 
 def preload_for_children() -> None:
-    """Resolve prctl and import setproctitle now, so that children forked later do not each do it again."""
+    """Resolve prctl and setproctitle now, so that children forked later do not each do it again."""
     _prctl_function()
+    _setproctitle_function()
+
+
+@functools.lru_cache(maxsize=1)
+def _setproctitle_function() -> Any:
+    """setproctitle's function when it is installed, else None; looked up once (a failed import is not cached)."""
     try:
-        import setproctitle  # noqa: F401
+        from setproctitle import setproctitle
     except ImportError:
-        pass
+        return None
+    return setproctitle
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -70,14 +77,13 @@ def set_process_title(title: str) -> None:
     (``ps -o comm``, ``top``, ``/proc/<pid>/comm``), which the kernel cuts to
     15 bytes, is set with ``prctl(PR_SET_NAME)``.
     """
-    try:
-        from setproctitle import setproctitle
-    except ImportError:
-        prctl = _prctl_function()
-        if prctl is not None:
-            prctl(_PR_SET_NAME, ctypes.c_char_p(title.encode(errors="replace")[:15]), 0, 0, 0)
+    setproctitle = _setproctitle_function()
+    if setproctitle is not None:
+        setproctitle(title)
         return
-    setproctitle(title)
+    prctl = _prctl_function()
+    if prctl is not None:
+        prctl(_PR_SET_NAME, ctypes.c_char_p(title.encode(errors="replace")[:15]), 0, 0, 0)
 
 
 def set_child_subreaper() -> bool:
