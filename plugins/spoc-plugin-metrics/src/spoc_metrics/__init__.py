@@ -8,7 +8,8 @@ on ``/metrics`` from one registry in the server's process. Children send what
 they count to the server over spoc's event channel, in batches.
 
 Installed, it serves every server (``plugin``) on ``SPOC_METRICS_ADDR`` /
-``SPOC_METRICS_PORT`` (0.0.0.0:9464 by default); give a server
+``SPOC_METRICS_PORT`` (127.0.0.1:9464 by default, a free port when 9464
+is taken); give a server
 ``Server(plugins=[Metrics(port=...)])`` to choose.
 """
 
@@ -31,4 +32,4 @@ __all__ = [
 ]
 
 plugin = Metrics()
-"""The plugin the entry point ``metrics`` installs: the address and port from the environment, else 0.0.0.0:9464."""
+"""The plugin the entry point ``metrics`` installs: the address and port from the environment, else 127.0.0.1:9464."""

@@ -29,7 +29,11 @@ __all__ = ["Endpoint", "EndpointError"]
 
 
 class EndpointError(Exception):
-    """The endpoint could not listen where it was asked to."""
+    """The endpoint could not listen where it was asked to; `port_in_use` when something else holds the port."""
+
+    def __init__(self, message: str, port_in_use: bool = False) -> None:
+        super().__init__(message)
+        self.port_in_use = port_in_use
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -53,7 +57,7 @@ class Endpoint:
                 host, port, _only_metrics(metrics), server_class, handler_class=_QuietHandler
             )
         except OSError as exc:
-            raise EndpointError(_explain(host, port, exc)) from exc
+            raise EndpointError(_explain(host, port, exc), port_in_use=exc.errno in (98, 48)) from exc
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         _open.add(self)

@@ -9,7 +9,7 @@ from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, h
 
 from ._flusher import BATCH_TOPIC, ChildFlusher
 from ._routing import attach, detach
-from ._settings import check_addr, check_port, listen_address
+from ._settings import ListenAddress, check_addr, check_port, listen_address
 from ._store import Store
 
 if TYPE_CHECKING:
@@ -34,9 +34,12 @@ class Metrics:
 
     Args:
         port: the port to listen on (0 picks a free one, see `address`);
-            ``SPOC_METRICS_PORT`` when not given, else 9464.
+            ``SPOC_METRICS_PORT`` when not given, else 9464, or a free port
+            (with a warning) when 9464 is taken: only a port somebody chose
+            fails the start when it is in use.
         addr: the address to listen on; ``SPOC_METRICS_ADDR`` when not given,
-            else ``0.0.0.0`` (every IPv4 interface; ``::`` for IPv6 too).
+            else ``127.0.0.1`` (loopback only: a scraper on another host, or
+            in another container, needs ``0.0.0.0``, or ``::`` for IPv6 too).
         flush_interval: how often, in seconds, a process worker's child sends
             what it counted to the server (and once more when it ends).
 
@@ -132,11 +135,10 @@ class Metrics:
             return
         for worker in server.workers:
             self._know(worker)
-        from ._endpoint import Endpoint, EndpointError
+        from ._endpoint import EndpointError
 
         try:
-            host, port = listen_address(self._addr, self._port)
-            self._endpoint = Endpoint(metrics.registry, host, port)
+            self._endpoint = _listen(metrics.registry, listen_address(self._addr, self._port), server)
         except (EndpointError, ValueError, TypeError) as exc:
             server.stop(failure=f"metrics: {exc}")
             return
@@ -204,3 +206,28 @@ class Metrics:
 
 def _rebuilt(port: int | None, addr: str | None, flush_interval: float) -> Metrics:
     return Metrics(port, addr, flush_interval=flush_interval)
+
+
+def _listen(registry: CollectorRegistry, where: ListenAddress, server: Server) -> Endpoint:
+    """The endpoint, bound where asked; on a free port, with one warning, when the default port is taken.
+
+    A port somebody chose (``Metrics(port=...)``, ``SPOC_METRICS_PORT``) is a
+    promise: in use, it fails the start. The default one is not: an installed,
+    unconfigured plugin must not make a second program on the machine fail.
+    """
+    from ._endpoint import Endpoint, EndpointError
+
+    try:
+        return Endpoint(registry, where.host, where.port)
+    except EndpointError as exc:
+        if where.port_chosen or not exc.port_in_use:
+            raise
+    endpoint = Endpoint(registry, where.host, 0)
+    logger.warning(
+        "metrics: the default port %d is in use (another program serves its metrics there?): server %r serves "
+        "them on port %d instead; choose a port with Metrics(port=...) or SPOC_METRICS_PORT",
+        where.port,
+        server.name,
+        endpoint.address[1],
+    )
+    return endpoint

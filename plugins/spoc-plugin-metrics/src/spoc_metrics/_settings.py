@@ -1,14 +1,22 @@
-"""Where the endpoint listens: the plugin's arguments, else SPOC_METRICS_ADDR / SPOC_METRICS_PORT, else defaults."""
+"""Where the endpoint listens: the plugin's arguments, else SPOC_METRICS_ADDR / SPOC_METRICS_PORT, else defaults.
+
+The defaults are for a plugin that is installed and nobody configured: the
+loopback address, so that installing it exposes nothing on the network, and
+port 9464, or a free port when 9464 is taken (see `ListenAddress.port_chosen`),
+so that installing it never makes a second program on the machine fail.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 __all__ = [
     "ADDR_ENV",
     "DEFAULT_ADDR",
     "DEFAULT_PORT",
     "PORT_ENV",
+    "ListenAddress",
     "check_addr",
     "check_port",
     "listen_address",
@@ -17,7 +25,7 @@ __all__ = [
 
 ADDR_ENV = "SPOC_METRICS_ADDR"
 PORT_ENV = "SPOC_METRICS_PORT"
-DEFAULT_ADDR = "0.0.0.0"
+DEFAULT_ADDR = "127.0.0.1"
 DEFAULT_PORT = 9464
 
 
@@ -45,10 +53,20 @@ def check_addr(addr: object, source: str) -> str:
     return addr.strip()
 
 
-def listen_address(addr: str | None, port: int | None) -> tuple[str, int]:
-    """The address to listen on: what the plugin was given, else the environment's, else 0.0.0.0:9464."""
+class ListenAddress(NamedTuple):
+    """Where to listen, and whether somebody chose the port."""
+
+    host: str
+    port: int
+    port_chosen: bool
+    """False for the default port: when it is taken, a free one is used instead (an explicit one fails loudly)."""
+
+
+def listen_address(addr: str | None, port: int | None) -> ListenAddress:
+    """What the plugin was given, else the environment's, else 127.0.0.1 and port 9464 (not chosen)."""
     if addr is None:
         addr = check_addr(os.environ[ADDR_ENV], ADDR_ENV) if os.environ.get(ADDR_ENV) else DEFAULT_ADDR
+    chosen = port is not None or bool(os.environ.get(PORT_ENV))
     if port is None:
         port = port_from_text(os.environ[PORT_ENV], PORT_ENV) if os.environ.get(PORT_ENV) else DEFAULT_PORT
-    return addr, port
+    return ListenAddress(addr, port, chosen)
