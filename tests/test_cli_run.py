@@ -413,3 +413,19 @@ def test_a_signal_while_spoc_itself_imports_starts_nothing_and_says_so(app_facto
     assert app.wait(30) == 128 + signum
     assert f"spoc run: {signal.Signals(signum).name} arrived while loading 'cli_app:server'" in app.stderr
     assert "Traceback" not in app.stderr and "ticker: in main" not in app.stdout
+
+
+def test_a_setting_a_plugin_refuses_is_one_line_without_a_traceback(app_factory: type[App]) -> None:
+    app = spoc_run(app_factory, "refused_app:server")
+    assert app.wait(30) == 1
+    assert (
+        "server 'refused' could not start: worker 'painted': colour='blue' is not one of 'red', 'green' "
+        "(refused by spoc plugin 'colours' in its worker_check hook)"
+    ) in app.stderr
+    assert "Traceback" not in app.stderr
+
+
+def test_a_bug_in_a_check_hook_keeps_its_traceback(app_factory: type[App]) -> None:
+    app = spoc_run(app_factory, "refused_app:buggy")
+    assert app.wait(30) == 1
+    assert "Traceback" in app.stderr and "AttributeError" in app.stderr and "no_such_attribute" in app.stderr

@@ -50,6 +50,7 @@ __all__ = [
     "hookimpl",
     "installed_names",
     "names_in",
+    "refused_by",
 ]
 
 logger = logging.getLogger("spoc")
@@ -225,6 +226,19 @@ def _import_requested(path: str) -> object:
 
 def _autoload_disabled() -> bool:
     return os.environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0")
+
+
+def refused_by(exc: BaseException) -> str | None:
+    """Who refused a worker's settings, when `exc` is the TypeError or ValueError a check hook raised to do so.
+
+    For ``spoc run``, which then prints the message alone: it names the
+    worker, the setting and the value, and the plugin's frames say nothing
+    more. Any other exception from a check hook is a bug, with a traceback.
+    """
+    if not isinstance(exc, TypeError | ValueError):
+        return None
+    who = getattr(exc, "_spoc_refused_by", None)
+    return who if isinstance(who, str) else None
 
 
 class Plugins:
@@ -436,6 +450,7 @@ class Plugins:
                 try:
                     function(*[kwargs[name] for name in argnames])
                 except Exception as exc:
+                    exc._spoc_refused_by = f"spoc plugin {plugin!r} in its {hook} hook"  # type: ignore[attr-defined]
                     note = f"(raised by spoc plugin {plugin!r} in its {hook} hook)"
                     if sys.version_info >= (3, 11):
                         exc.add_note(note)

@@ -32,7 +32,7 @@ from typing import Any
 from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
 from ._errors import SpocError
 from ._log_setup import LEVELS, configure_logging, parse_level
-from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in
+from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in, refused_by
 from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
 from ._signals import RELOAD_SIGNAL, SERVER_SIGNALS, SHUTDOWN_SIGNALS, STACK_DUMP_SIGNAL, signal_name
 from ._target import EXPECTED, TargetError, load_server
@@ -233,8 +233,12 @@ def _run(args: argparse.Namespace) -> int:
     except SpocError as exc:
         logger.error("server %r could not start: %s", server.name, exc)
         return 1
-    except Exception:
-        logger.exception("server %r could not start", server.name)
+    except Exception as exc:
+        refuser = refused_by(exc)
+        if refuser is not None:  # a bad setting: the message says it all
+            logger.error("server %r could not start: %s (refused by %s)", server.name, exc, refuser)
+        else:
+            logger.exception("server %r could not start", server.name)
         return 1
     finally:
         for signum in SERVER_SIGNALS:  # the server is done: a late signal changes nothing now
