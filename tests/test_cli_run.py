@@ -159,6 +159,12 @@ def test_a_spawned_process_worker_defined_in_a_file_target_is_found_in_its_child
         ("cli_app:server.nope", "cli_app:server has no attribute 'nope'"),
         ("cli_app:number", "'cli_app:number' is an int (42); spoc run needs a Server, a worker, a list of workers"),
         ("cli_app:empty", "'cli_app:empty' is an empty list: there is no worker to run"),
+        (
+            "cli_app:Server",  # a capitalisation typo: the Server class the module imported
+            "'cli_app:Server' (the class Server) made a Server with no workers: there is nothing to run; add them "
+            "with server.add_worker(); did you mean cli_app:server? (cli_app has: server (Server), ",
+        ),
+        ("cli_app:no_workers", "'cli_app:no_workers' is a Server with no workers: there is nothing to run"),
         ("cli_app:mixed", "'cli_app:mixed': item 1 of the list is a str ('not a worker'), not a worker"),
         ("cli_app:make_nothing", "'cli_app:make_nothing' returned a NoneType (None); spoc run needs"),
         ("cli_app:make_async", "returned a coroutine (<coroutine object make_async"),

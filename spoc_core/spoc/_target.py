@@ -47,7 +47,15 @@ def load_server(target: str) -> Server:
         raise TargetError(f"{target!r}: name the object to run after a colon, e.g. spoc run {example}{have}")
     module = _import(location)
     obj = _attribute(module, location, attribute)
-    return _as_server(obj, target)
+    server = _as_server(obj, target)
+    if not server.workers:
+        found = [(name, kind) for name, kind in _candidates(module) if name != attribute]
+        hint = f"; did you mean {location}:{found[0][0]}? ({location} has: {_listing(found)})" if found else ""
+        source = f"{target!r} is" if obj is server else f"{target!r} ({describe(obj)}) made"
+        raise TargetError(
+            f"{source} a Server with no workers: there is nothing to run; add them with server.add_worker(){hint}"
+        )
+    return server
 
 
 def describe(obj: object) -> str:

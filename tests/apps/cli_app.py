@@ -108,3 +108,6 @@ def make_nothing() -> None:
 
 async def make_async() -> list[Finisher]:
     return [Finisher(name="never")]
+
+
+no_workers = Server("idle")  # a usage error for spoc run: nothing to run
