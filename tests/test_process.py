@@ -81,14 +81,27 @@ def test_thread_only_objects_on_a_process_worker_are_named(start_method: str) ->
     worker.jobs = queue.Queue()  # type: ignore[attr-defined]
     with pytest.warns(
         ThreadOnlyObjectWarning, match=r"'pipeline' holds a queue\.Queue in self\.jobs.*multiprocessing\.Queue"
-    ):
+    ) as warned:
         try:
             worker.start()
         except WorkerStartError as exc:
             assert start_method != "fork"
             assert "self.jobs" in str(exc) and "multiprocessing.Queue()" in str(exc)
             return
+        finally:
+            assert warned[0].filename == __file__  # the user's line, not spoc's
     worker.join(30)
+
+
+def test_a_thread_only_object_warning_under_a_server_points_at_the_users_line() -> None:
+    worker = ExitsAtOnce("pipeline")
+    worker.jobs = queue.Queue()  # type: ignore[attr-defined]
+    server = Server("warns")
+    server.add_worker(worker)
+    with pytest.warns(ThreadOnlyObjectWarning) as warned:
+        server.start()
+    assert server.join_all(30) == []
+    assert warned[0].filename == __file__  # server.start(), here: not spoc/_server.py
     assert worker.exitcode == 0
 
 

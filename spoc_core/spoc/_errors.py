@@ -10,12 +10,15 @@ pickle round trip.
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "stacklevel_outside_spoc",
     "ErrorRecord",
     "Phase",
     "SpocError",
@@ -116,3 +119,19 @@ def _message_of(exc: BaseException) -> str:
         return str(exc)
     except Exception as failure:
         return f"<{type(exc).__name__}.__str__ raised {type(failure).__name__}>"
+
+
+def stacklevel_outside_spoc() -> int:
+    """The ``stacklevel`` that makes a `warnings.warn` in the caller point at the user's line.
+
+    That is the first frame outside the spoc package: the user's
+    ``server.start()`` or ``add_worker()``, however deep in spoc the warning
+    is raised (on a thread spoc started, the thread's bootstrap).
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame = frame.f_back
+        level += 1
+    return level

@@ -44,7 +44,7 @@ from . import _fds
 from ._aio import uvloop_enabled
 from ._backend import check_own_backend
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
-from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
+from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
 from ._events import WorkerEvent, decode_event
 from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, readable
 from ._linux import other_threads, preload_for_children
@@ -73,11 +73,8 @@ def default_start_method() -> str:
     return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
-def warn_spawn_instead(worker: ProcessWorker, why: str, stacklevel: int = 2) -> None:
-    """Warn that the ``fork`` `worker` is started with ``spawn`` because `why` (no clean snapshot to fork).
-
-    `stacklevel` is `warnings.warn`'s, counted from the caller of this function.
-    """
+def warn_spawn_instead(worker: ProcessWorker, why: str) -> None:
+    """Warn, at the user's line, that the ``fork`` `worker` is started with ``spawn`` because `why`."""
     warnings.warn(
         f"worker {worker.name!r} (start_method='fork') is started with 'spawn' instead: {why}. Forking a "
         f"program that runs threads copies only the forking thread, and a lock another thread holds at that "
@@ -85,7 +82,7 @@ def warn_spawn_instead(worker: ProcessWorker, why: str, stacklevel: int = 2) -> 
         f"starts any thread (and call Server.plan_restarts() before start() when workers start later); "
         f"to silence this warning, set start_method='spawn' on the worker.",
         SpocWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=stacklevel_outside_spoc(),
     )
 
 
@@ -223,7 +220,7 @@ class ProcessWorker(AbstractWorker):
         method = self.start_method
         threads = other_threads() if method == "fork" else None
         if threads is not None:
-            warn_spawn_instead(self, f"the program runs {threads}", stacklevel=2)  # the caller of start()
+            warn_spawn_instead(self, f"the program runs {threads}")
             method = "spawn"
         self._launch(fork_server=None, options=ChildOptions(), method=method)
 
@@ -378,7 +375,7 @@ class ProcessWorker(AbstractWorker):
                 f"in {path}: the child process gets its own copy and nothing crosses between the "
                 f"copies. Use {thread_only_advice(kind)} (or a multiprocessing.Manager() proxy) instead.",
                 ThreadOnlyObjectWarning,
-                stacklevel=4,
+                stacklevel=stacklevel_outside_spoc(),
             )
 
     # ------------------------------------------------------------------ stopping and signals
