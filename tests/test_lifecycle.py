@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from spoc import ErrorRecord, ProcessWorker, ThreadWorker
+from spoc import ErrorRecord, ProcessWorker, Server, ThreadWorker
 from spoc.workers import AbstractWorker
 from workers_for_tests import (
     AsyncRecordingProcess,
@@ -225,3 +225,30 @@ def test_run_async_safely_runs_or_schedules() -> None:
         return await task
 
     assert run_async_safely(inside()) == 42
+
+
+class ForgetsSuper(ThreadWorker):
+    def __init__(self, name: str, url: str) -> None:  # no super().__init__(name): the mistake
+        self.url = url
+
+    def main(self) -> None:
+        pass
+
+
+def test_a_worker_whose_init_skips_super_init_is_told_what_is_missing_and_where() -> None:
+    worker = ForgetsSuper("fetcher", "http://example.invalid")
+    server = Server("s")
+    with pytest.raises(AttributeError, match=r"ForgetsSuper has no 'name': its __init__ \(.*test_lifecycle\.py, line"):
+        server.add_worker(worker)
+    with pytest.raises(AttributeError, match=r"does not call super\(\)\.__init__\(name\)\. Call it first"):
+        worker.start()
+    assert worker.url == "http://example.invalid"
+
+
+def test_a_missing_attribute_of_a_well_made_worker_is_the_usual_error() -> None:
+    class Fine(ThreadWorker):
+        def main(self) -> None:
+            pass
+
+    with pytest.raises(AttributeError, match=r"^'Fine' object has no attribute 'nothing'$"):
+        Fine("fine").nothing  # type: ignore[attr-defined]  # noqa: B018

@@ -22,7 +22,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
 from ._errors import ErrorRecord, Phase, SpocError, WorkerStartError
@@ -120,6 +120,20 @@ class AbstractWorker(abc.ABC):
         self = super().__new__(cls)
         self._init_args = (args, kwargs)
         return self
+
+    if not TYPE_CHECKING:  # at run time only: to a type checker, a worker has only the attributes it declares
+
+        def __getattr__(self, attribute: str) -> Any:
+            """Reached only for an attribute the worker lacks: say why when its ``__init__`` skipped ours."""
+            if attribute.startswith("__") or "name" in self.__dict__:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+            init = type(self).__init__
+            code = getattr(init, "__code__", None)
+            where = f" ({code.co_filename}, line {code.co_firstlineno})" if code is not None else ""
+            raise AttributeError(
+                f"{type(self).__name__} has no {attribute!r}: its __init__{where} does not call "
+                f"super().__init__(name). Call it first, e.g. super().__init__(name), then set your own attributes."
+            )
 
     def __init__(self, name: str, *, daemon: bool = True, plugin_options: Mapping[str, Any] | None = None) -> None:
         if not isinstance(name, str) or not name:
