@@ -247,6 +247,38 @@ def test_a_server_that_cannot_start_exits_1(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr  # the message says it all: no frames of spoc's or the plugin's
 
 
+def test_the_closing_line_says_how_many_times_each_worker_was_restarted(tmp_path: Path) -> None:
+    (tmp_path / "flaky.py").write_text(
+        textwrap.dedent(
+            """
+            from spoc import hookimpl
+            from spoc.workers import Server, ThreadWorker
+
+            class RestartsFailures:
+                name = "restarts-failures"
+
+                @hookimpl
+                def worker_exited(self, server, worker, exit_info):
+                    if exit_info.outcome == "failed":
+                        server.restart_worker(worker)
+
+            class Flaky(ThreadWorker):
+                def main(self):
+                    if self.restarts < 3:
+                        raise RuntimeError("not yet")
+
+            server = Server("flaky", plugins=[RestartsFailures()])
+            server.add_worker(Flaky("flaky"))
+            """
+        )
+    )
+    result = spoc("run", "flaky:server", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "server 'flaky' stopped (workers_ended): 1 worker ended cleanly; worker 'flaky' was restarted 3 times"
+    ) in result.stderr
+
+
 # ---------------------------------------------------------------------- --version, --help
 
 

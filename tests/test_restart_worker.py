@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness import App
-from spoc import Server, SpocError, SpocWarning, hookimpl
+from spoc import Server, ServerExit, SpocError, SpocWarning, ThreadWorker, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
 from workers_for_tests import FailsFirstTime, FailsFirstTimeHolding, FailsFirstTimeThread, WaitsForStop
 
@@ -166,3 +166,24 @@ def test_run_forever_waits_for_a_pending_restart(app_factory: type[App]) -> None
     app.signal_group(signal.SIGTERM)
     assert app.wait(30) == 0
     assert "reason=signal" in app.stdout
+
+
+class FailsThrice(ThreadWorker):
+    def main(self) -> None:
+        if self.restarts < 3:
+            raise RuntimeError(f"run {self.restarts} fails")
+
+
+def test_how_many_restarts_each_worker_had_is_in_its_exit_and_the_servers(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(FailsThrice("flaky"), WaitsForStop("steady"), plugins=[PlansRestarts()], allow_errors=True)
+    server.start()
+    last = spoc_hooks.wait_for("worker_exited", worker=lambda w: w.name == "flaky" and w.restarts == 3)
+    assert last["exit_info"].outcome == "clean" and last["exit_info"].restarts == 3
+    assert [c["exit_info"].restarts for c in spoc_hooks.of("worker_exited", worker="flaky")] == [0, 1, 2, 3]
+    server.stop()
+    assert server.join_all(10) == []
+    (stopped,) = spoc_hooks.of("server_stopped")
+    outcome = ServerExit("s", "stop", exits=stopped["exits"])
+    assert outcome.restarts == {"flaky": 3} and outcome.ok  # steady never restarted: left out

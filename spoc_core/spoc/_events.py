@@ -178,6 +178,8 @@ class WorkerExit:
         stop_signal: the name of a signal from outside the server that made
             a process worker stop (``"SIGTERM"``: someone ran ``kill`` on its
             child); its teardown ran, and its child then ended by that signal.
+        restarts: how many times a supervisor had restarted the worker before
+            this run (`Server.restart_worker`); 0 for its first run.
     """
 
     worker: str
@@ -186,6 +188,7 @@ class WorkerExit:
     stop_requested: bool = False
     forced: bool = False
     stop_signal: str | None = None
+    restarts: int = 0
 
     @property
     def signal(self) -> str | None:

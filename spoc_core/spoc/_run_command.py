@@ -297,12 +297,21 @@ def _check_plugin_name(name: str, installed: list[str]) -> None:
 def _log_outcome(server: Server, result: ServerExit) -> None:
     """One closing line: why the server stopped and, when it is not ok, what went wrong."""
     why = result.signal or result.reason
+    restarted = "".join(f"; worker {name!r} was restarted {count(n, 'time')}" for name, n in result.restarts.items())
     if result.ok:
-        logger.info("server %r stopped (%s): %s ended cleanly", server.name, why, count(len(result.exits), "worker"))
+        logger.info(
+            "server %r stopped (%s): %s ended cleanly%s",
+            server.name,
+            why,
+            count(len(result.exits), "worker"),
+            restarted,
+        )
         return
     problems = [f"worker {e.worker!r} {e.outcome}" + (f": {e.error}" if e.error else "") for e in result.failed]
     if result.forced:
         problems.append("shutdown had to force")
     if result.failure:
         problems.append(result.failure)
-    logger.error("server %r stopped (%s): %s; exit code %d", server.name, why, "; ".join(problems), result.exit_code)
+    logger.error(
+        "server %r stopped (%s): %s%s; exit code %d", server.name, why, "; ".join(problems), restarted, result.exit_code
+    )

@@ -90,6 +90,11 @@ class ServerExit:
         """0 when `ok`, else 1: what a command-line wrapper should exit with."""
         return 0 if self.ok else 1
 
+    @property
+    def restarts(self) -> dict[str, int]:
+        """How many times each restarted worker was restarted, by name: the workers that never were are left out."""
+        return {e.worker: e.restarts for e in self.exits if e.restarts}
+
 
 class Server:
     """Runs a set of workers as one unit: start, watch, stop, join, and handle signals.

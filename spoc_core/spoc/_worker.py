@@ -493,6 +493,7 @@ class AbstractWorker(abc.ABC):
             stop_requested=self._stop_requested,
             forced=forced,
             stop_signal=self._stop_signal,
+            restarts=self.restarts,
         )
         self.exit_info = info
         if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal:
