@@ -289,3 +289,17 @@ def test_a_lost_task_exception_is_logged_naming_its_worker(app_factory: type[App
     app.signal(signal.SIGTERM)
     assert app.wait() == 0
     assert app.stderr.count('raise ValueError("nobody awaits this task")') == 2
+
+
+# ---------------------------------------------------------------------- deadlines (issue 16, point 9)
+
+
+@pytest.mark.parametrize("timeout", ["inf", "1e10"])
+def test_an_unbounded_shutdown_timeout_means_as_long_as_it_takes(app_factory: type[App], timeout: str) -> None:
+    """A user's "wait as long as it takes": no OverflowError at the first signal, a clean stop."""
+    app = app_factory("basic", "--timeout", timeout)
+    ready_pids(app, 3)
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0, app.stderr
+    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
+    assert "Traceback" not in app.stderr

@@ -188,3 +188,32 @@ def test_uvloop_runs_async_workers_once_enabled(start_method: str) -> None:
         aio._uvloop_factory = saved
     assert loops == {"thread": "uvloop.Loop", "process": "uvloop.Loop"}
     assert loop_factory() is not None
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error", "message"),
+    [
+        (-1, ValueError, r"run_forever\(shutdown_timeout=...\) must be a number of seconds greater than 0.*got -1"),
+        (0, ValueError, "got 0"),
+        ("5", TypeError, "got '5'"),
+        (float("nan"), ValueError, "got nan"),
+        (True, TypeError, "got True"),
+    ],
+)
+def test_a_bad_shutdown_timeout_is_refused_before_anything_starts(timeout: object, error: type, message: str) -> None:
+    worker = WaitsForStop("never")
+    server = Server("deadlines")
+    server.add_worker(worker)
+    with pytest.raises(error, match=message):
+        server.run_forever(shutdown_timeout=timeout)  # type: ignore[arg-type]
+    assert not worker.started
+
+
+def test_join_all_refuses_a_negative_timeout_and_takes_none_for_no_limit() -> None:
+    server = Server("deadlines")
+    server.add_worker(WaitsForStop("w"))
+    server.start()
+    with pytest.raises(ValueError, match=r"join_all\(timeout=...\) must be a number of seconds 0 or more"):
+        server.join_all(-1)
+    server.stop()
+    assert server.join_all(None) == []

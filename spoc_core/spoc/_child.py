@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from . import _fds
+from ._deadlines import wait_time
 from ._events import WorkerEvent, encode_event, make_event
 from ._fork import die_by_signal, flush_std_streams, run_multiprocessing_exit
 from ._latch import Latch, SignalWake
@@ -198,7 +199,7 @@ class _Control:
 
     def _orphaned(self) -> None:
         self.worker.stop()
-        if not self.finished.wait(self.options.orphan_timeout):
+        if not self.finished.wait(wait_time(self.options.orphan_timeout)):
             print(
                 f"spoc: worker {self.worker.name!r} (pid {os.getpid()}) lost its parent and did not "
                 f"stop within {self.options.orphan_timeout:g}s; its stacks:",

@@ -174,8 +174,10 @@ def _timeout(text: str | None, source: str) -> float:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"{source} {text!r}: give the number of seconds, e.g. 10 or 2.5") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise UsageError(f"{source} {text!r}: the shutdown timeout must be a positive number of seconds")
+    if math.isnan(seconds) or seconds <= 0:
+        raise UsageError(
+            f"{source} {text!r}: the shutdown timeout must be a positive number of seconds (inf: no limit)"
+        )
     return seconds
 
 

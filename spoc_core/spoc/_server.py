@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Literal
 
 from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
+from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
 from ._monitor import Monitor
@@ -651,22 +652,29 @@ class Server:
                     self._killed.add(worker.name)
             self._changed.notify_all()
 
-    def join_all(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> list[AbstractWorker]:
+    def join_all(self, timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT) -> list[AbstractWorker]:
         """Wait for every worker to end, all against one deadline `timeout` seconds away.
 
         Past the deadline, a process worker still running has its Python stack
         dumped to stderr, gets SIGTERM and, after `KILL_GRACE` seconds, SIGKILL;
         a thread still running is named in a warning with its stack.
 
+        `timeout` is a number of seconds (0: do not wait), or None or
+        ``math.inf`` for no limit.
+
         Returns the workers that did not stop by the deadline (empty when all did).
+
+        Raises:
+            TypeError, ValueError: `timeout` is not a number of seconds >= 0 or None.
         """
+        timeout = check_timeout(timeout, f"Server {self.name!r}: join_all(timeout=...)", zero=True)
         deadline = time.monotonic() + timeout
         with self._changed:
             while self._running and not self._force_requested:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._changed.wait(remaining)
+                self._changed.wait(wait_time(remaining))
             late = [self._workers[name] for name in self._running]
         if late:
             self._escalate(late, timeout)
@@ -735,18 +743,25 @@ class Server:
 
     # ------------------------------------------------------------------ running
 
-    def run_forever(self, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> ServerExit:
+    def run_forever(self, shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT) -> ServerExit:
         """Start the workers and run until SIGINT/SIGTERM, `stop()`, or every worker has ended.
 
         Signal handlers for SIGINT and SIGTERM are installed for the duration of
         the call (from the main thread only) and the previous ones restored. The
         first signal stops the workers gracefully within `shutdown_timeout`
-        seconds; a second one forces the shutdown (process workers are killed).
+        seconds (None or ``math.inf``: as long as they take); a second one
+        forces the shutdown (process workers are killed).
 
         Returns a `ServerExit`; ``sys.exit(server.run_forever().exit_code)``
         makes a command exit non-zero when a worker failed or had to be forced.
+
+        Raises:
+            TypeError, ValueError: `shutdown_timeout` is not a number of
+                seconds > 0 or None; nothing was started.
         """
-        self._shutdown_timeout = shutdown_timeout
+        self._shutdown_timeout = check_timeout(
+            shutdown_timeout, f"Server {self.name!r}: run_forever(shutdown_timeout=...)"
+        )
         monitor = self._ensure_monitor()
         late: list[AbstractWorker] = []
         self._handling_signals = True
@@ -761,7 +776,7 @@ class Server:
                     with self._lock:
                         reason = self._stop_reason or _reason_without_request(self._signal_arrived, bool(self._running))
                     self._request_stop(reason)  # a no-op but for the stop requests when one was made already
-                    late = self.join_all(shutdown_timeout)
+                    late = self.join_all(self._shutdown_timeout)
         finally:
             self._handling_signals = False
             self._close_when_idle()  # the monitor's pipe may close now that it is no longer the wakeup fd
