@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from ._aio import uvloop_enabled
 from ._errors import SpocError
 from ._events import WorkerEvent
+from ._worker import check_initialised
 
 if TYPE_CHECKING:
     from ._process import ProcessWorker
@@ -173,6 +174,7 @@ def wrong_worker_type(worker: AbstractWorker, server: Server, backend: Backend) 
 
 def check_own_backend(worker: AbstractWorker, own: str) -> None:
     """Before `worker.start()` outside a server: only the worker class's own backend runs without one."""
+    check_initialised(worker)
     if worker.backend != own:
         raise BackendError(
             f"worker {worker.name!r} names backend {worker.backend!r}, which only a Server provides "

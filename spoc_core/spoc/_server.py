@@ -25,7 +25,7 @@ from ._events import WorkerEvent, WorkerExit
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
-from ._worker import AbstractWorker
+from ._worker import AbstractWorker, check_initialised
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "REPEAT_WINDOW", "Server", "ServerExit"]
 
@@ -188,6 +188,7 @@ class Server:
                 f"Server {self.name!r}: add_worker() takes a worker (a ThreadWorker or ProcessWorker "
                 f"subclass instance), got {type(worker).__name__}: {worker!r}"
             )
+        check_initialised(worker)
         with self._lock:
             if worker.name in self._workers:
                 raise ValueError(

@@ -22,7 +22,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
 from ._errors import ErrorRecord, Phase, SpocError, WorkerStartError
@@ -31,7 +31,7 @@ from ._latch import Latch, SignalWake
 from ._signals import signal_name
 from ._stacks import format_stacks
 
-__all__ = ["AbstractWorker", "Emit", "current_worker"]
+__all__ = ["AbstractWorker", "Emit", "check_initialised", "current_worker"]
 
 logger = logging.getLogger("spoc")
 
@@ -120,20 +120,6 @@ class AbstractWorker(abc.ABC):
         self = super().__new__(cls)
         self._init_args = (args, kwargs)
         return self
-
-    if not TYPE_CHECKING:  # at run time only: to a type checker, a worker has only the attributes it declares
-
-        def __getattr__(self, attribute: str) -> Any:
-            """Reached only for an attribute the worker lacks: say why when its ``__init__`` skipped ours."""
-            if attribute.startswith("__") or "name" in self.__dict__:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
-            init = type(self).__init__
-            code = getattr(init, "__code__", None)
-            where = f" ({code.co_filename}, line {code.co_firstlineno})" if code is not None else ""
-            raise AttributeError(
-                f"{type(self).__name__} has no {attribute!r}: its __init__{where} does not call "
-                f"super().__init__(name). Call it first, e.g. super().__init__(name), then set your own attributes."
-            )
 
     def __init__(self, name: str, *, daemon: bool = True, plugin_options: Mapping[str, Any] | None = None) -> None:
         if not isinstance(name, str) or not name:
@@ -692,3 +678,23 @@ def _drive_without_loop(coro: Coroutine[Any, Any, None]) -> None:
         return
     coro.close()
     raise RuntimeError("a synchronous worker's body awaited something; make its methods async def")
+
+
+def check_initialised(worker: AbstractWorker) -> None:
+    """Raise when `worker`'s ``__init__`` did not call ``super().__init__(name)``, saying so and where.
+
+    Checked where a worker enters spoc (`Server.add_worker`, ``start()`` on
+    its own): without it, the first thing spoc reads fails with "no attribute
+    'name'" from spoc's internals. (A ``__getattr__`` on the class would say
+    it at any access, but would cost every attribute read of every worker:
+    CPython does not specialise attribute access on such classes.)
+    """
+    if "name" in vars(worker):
+        return
+    init = type(worker).__init__
+    code = getattr(init, "__code__", None)
+    where = f" ({code.co_filename}, line {code.co_firstlineno})" if code is not None else ""
+    raise TypeError(
+        f"{type(worker).__name__}.__init__{where} does not call super().__init__(name): the worker has no name "
+        f"and none of spoc's state. Call super().__init__(name) first, then set your own attributes."
+    )
