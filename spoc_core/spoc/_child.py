@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import _thread
 import faulthandler
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -254,22 +255,17 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         writer.send(event)
         control.start()
 
+    def call_plugins(hook: str) -> None:
+        call_in_child(options.server_name, options.plugins, hook, worker=worker, server_name=options.server_name)
+
     set_process_worker(worker)
     try:
-        if not options.plugins:
-            code = LifecycleBody(worker, emit).run(options.use_uvloop)
-        else:
-
-            def call_plugins(hook: str) -> None:
-                call_in_child(
-                    options.server_name, options.plugins, hook, worker=worker, server_name=options.server_name
-                )
-
+        last_words = None
+        if options.plugins:
             worker._emit = emit
             call_plugins("child_starting")
-            code = LifecycleBody(worker, emit, last_words=lambda: call_plugins("child_stopping")).run(
-                options.use_uvloop
-            )
+            last_words = functools.partial(call_plugins, "child_stopping")
+        code = LifecycleBody(worker, emit, last_words=last_words).run(options.use_uvloop)
     finally:
         with control.lock:
             control.finished.set()
@@ -280,7 +276,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         # (the server sends its control signal right after its write; the group's copy of a SIGTERM comes late).
         for signum in (CONTROL_SIGNAL, signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM):
             set_handler(signum, signal.SIG_IGN)
-    if control.outside_signal is not None and not control.parent_asked:
+    if control.outside_signal is not None:  # cleared when the server asked for the stop
         return -control.outside_signal
     return code
 

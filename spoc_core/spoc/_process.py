@@ -305,33 +305,33 @@ class ProcessWorker(AbstractWorker):
         return MultiprocessingChild(process)
 
     def _fork_directly(self, control_r: Connection, events_w: Connection, options: ChildOptions) -> ChildHandle:
-        """Fork the child from this process (the caller made sure that is safe; see `Server.start`)."""
-        if pidfds_work():
-            keep = frozenset({control_r.fileno(), events_w.fileno()})
+        """Fork the child from this process (the caller made sure that is safe; see `Server.start`).
 
-            def run() -> int:
-                reset_after_fork(keep)
-                return run_child(self, control_r.fileno(), events_w.fileno(), options)
-
-            pid = fork_and_run(run)
-            return DirectChild(pid, _fds.track(os.pidfd_open(pid)))  # our unreaped child: its pid is not reused
-        sentinel_r, sentinel_w = os.pipe()
-        _fds.track(sentinel_r)
-        keep = frozenset({control_r.fileno(), events_w.fileno(), sentinel_w})
+        Its sentinel is its pidfd; on kernels without pidfds, the read end of
+        a pipe whose write end only the child keeps.
+        """
+        pipe = None if pidfds_work() else os.pipe()
+        keep = {control_r.fileno(), events_w.fileno()}
+        if pipe is not None:
+            _fds.track(pipe[0])
+            keep.add(pipe[1])
 
         def child() -> int:
-            reset_after_fork(keep)
+            reset_after_fork(frozenset(keep))
             return run_child(self, control_r.fileno(), events_w.fileno(), options)
 
         try:
             pid = fork_and_run(child)
         except BaseException:
-            _fds.untrack(sentinel_r)
-            os.close(sentinel_r)
+            if pipe is not None:
+                _fds.untrack(pipe[0])
+                os.close(pipe[0])
             raise
         finally:
-            os.close(sentinel_w)
-        return DirectChild(pid, sentinel_r)
+            if pipe is not None:
+                os.close(pipe[1])
+        # Our unreaped child: its pid is not reused, so its pidfd is its own.
+        return DirectChild(pid, pipe[0] if pipe is not None else _fds.track(os.pidfd_open(pid)))
 
     @contextlib.contextmanager
     def _reporting_unpicklable(self, method: str) -> Iterator[None]:

@@ -432,7 +432,7 @@ class Server:
             if self._reloading is not None or self._reload_queue:
                 logger.warning("server %r received SIGHUP during a reload: the reload goes on", self.name)
                 return
-            running = [w for w in self._workers.values() if w.name in self._running and w.exit_info is None]
+            running = self._running_workers()
             self._reload_queue = [w.name for w in running]
         logger.warning(
             "server %r received SIGHUP: reloading %s, one after another (each stopped, then replaced by a fresh "
@@ -442,6 +442,10 @@ class Server:
         )
         self._hook("server_reloading", workers=tuple(running))
         self._reload_next()
+
+    def _running_workers(self) -> list[AbstractWorker]:
+        """The workers running now, in the order they were added (under the lock)."""
+        return [w for w in self._workers.values() if w.name in self._running and w.exit_info is None]
 
     def _reload_next(self) -> None:
         """On the monitor thread: stop the next worker of the reload (its end starts its replacement)."""
@@ -476,7 +480,7 @@ class Server:
     def _handle_sigusr1(self, signum: int) -> None:
         """Log the stack of every running worker, each whole and named; nothing stops."""
         with self._lock:
-            running = [w for w in self._workers.values() if w.name in self._running and w.exit_info is None]
+            running = self._running_workers()
         logger.warning("server %r received SIGUSR1: the stacks of %s follow", self.name, count(len(running), "worker"))
         for worker in running:
             worker.dump_stack()
@@ -678,7 +682,7 @@ class Server:
                 self._changed.wait(wait_time(remaining))
             late = [self._workers[name] for name in self._running]
         if late:
-            self._escalate(late, timeout)
+            self._escalate(late)
         with self._lock:
             self._joined = self._started
             report = self._started and not self._stopped_reported
@@ -689,7 +693,7 @@ class Server:
         self._close_when_idle()
         return late
 
-    def _escalate(self, late: list[AbstractWorker], timeout: float) -> None:
+    def _escalate(self, late: list[AbstractWorker]) -> None:
         """Past the deadline: terminate what can be, kill it after `KILL_GRACE`, report the rest."""
         if self._force_requested:  # a second signal: _force() killed what could be killed
             ending = [w for w in late if w.name in self._killed]

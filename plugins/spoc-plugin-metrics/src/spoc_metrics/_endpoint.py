@@ -12,6 +12,7 @@ copy of the socket, so they never hold the port.
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import socket
@@ -57,7 +58,7 @@ class Endpoint:
                 host, port, _only_metrics(metrics), server_class, handler_class=_QuietHandler
             )
         except OSError as exc:
-            raise EndpointError(_explain(host, port, exc), port_in_use=exc.errno in (98, 48)) from exc
+            raise EndpointError(_explain(host, port, exc), port_in_use=exc.errno == errno.EADDRINUSE) from exc
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         _open.add(self)
@@ -113,7 +114,7 @@ def _family_of(host: str, port: int) -> socket.AddressFamily:
 def _explain(host: str, port: int, exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         hint = "ports below 1024 need privileges: choose a higher one"
-    elif exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
+    elif exc.errno == errno.EADDRINUSE:
         return (
             f"cannot serve metrics on {host}:{port}: port {port} is already in use; stop what holds it, or "
             f"choose another port with Metrics(port=...) or SPOC_METRICS_PORT (0 picks a free one)"
