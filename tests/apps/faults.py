@@ -259,6 +259,20 @@ class Announces:
                 time.sleep(0.01)
 
 
+class AddsLater:
+    """Adds `worker` once the server has started: under run_forever(), its signal handlers are in place by then,
+    and run_forever() has planned restarts, so the worker's child comes from the fork server."""
+
+    name = "adds-later"
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+
+    @hookimpl
+    def server_started(self, server: Server) -> None:
+        server.add_worker(self.worker)
+
+
 class StrRaises(Exception):
     def __str__(self) -> str:
         raise ValueError("no words for it")
@@ -381,15 +395,14 @@ def main() -> int:
         plugins.append(RestartsAfterDelay())
     if args.restart_killed:
         plugins.append(RestartsKilled())
-    server = Server(name=f"faults-{args.scenario}", plugins=plugins)
     built = build(args.scenario, args.method)
+    late = [w for w in built if w.name == args.add_later]
+    if late:
+        plugins.append(AddsLater(late[0]))
+    server = Server(name=f"faults-{args.scenario}", plugins=plugins)
     for worker in built:
-        if worker.name != args.add_later:
+        if worker not in late:
             server.add_worker(worker)
-    if args.add_later:
-        server.plan_restarts()  # so that the fork server exists to make it
-        server.start()
-        server.add_worker(next(w for w in built if w.name == args.add_later))
     if args.from_thread:
         starter = threading.Thread(target=server.start, name="short-lived-starter")
         starter.start()
