@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
 import threading
 import warnings
+import weakref
 from typing import Any
 
 import pytest
 
 from harness import App
-from spoc import Server, ServerExit, SpocError, SpocWarning, ThreadWorker, hookimpl
+from spoc import AbstractWorker, Server, ServerExit, SpocError, SpocWarning, ThreadWorker, WorkerExit, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
-from workers_for_tests import FailsFirstTime, FailsFirstTimeHolding, FailsFirstTimeThread, WaitsForStop
+from workers_for_tests import (
+    FailsFirstTime,
+    FailsFirstTimeHolding,
+    FailsFirstTimeThread,
+    HoldsAndFailsProcess,
+    HoldsAndFailsThread,
+    WaitsForStop,
+)
 
 
 class RestartsFailures:
@@ -187,3 +196,53 @@ def test_how_many_restarts_each_worker_had_is_in_its_exit_and_the_servers(
     (stopped,) = spoc_hooks.of("server_stopped")
     outcome = ServerExit("s", "stop", exits=stopped["exits"])
     assert outcome.restarts == {"flaky": 3} and outcome.ok  # steady never restarted: left out
+
+
+class RestartsAndForgets:
+    """Restarts every failed worker at once, keeping only weak references to the instances it saw start."""
+
+    name = "restarts-and-forgets"
+
+    def __init__(self, until: int) -> None:
+        self.until = until
+        self.started: list[weakref.ref[AbstractWorker]] = []
+        self.last_started = threading.Event()
+
+    @hookimpl
+    def server_starting(self, server: Server) -> None:
+        server.plan_restarts()
+
+    @hookimpl
+    def worker_started(self, worker: AbstractWorker) -> None:
+        self.started.append(weakref.ref(worker))
+        if worker.restarts == self.until:
+            self.last_started.set()
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        if exit_info.outcome == "failed":
+            server.restart_worker(worker)
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_replaced_worker_becomes_garbage_once_its_exit_is_reported(kind: str) -> None:
+    """100 restarts of a worker that fails in main() with a megabyte held: only the running instance is alive.
+
+    Not the spoc_server fixture: its hook recorder keeps every worker it is told about.
+    """
+    supervisor = RestartsAndForgets(until=HoldsAndFailsThread.runs)
+    server = Server("leaks", plugins=[supervisor])
+    server.add_worker(HoldsAndFailsThread("flaky") if kind == "thread" else HoldsAndFailsProcess("flaky"))
+    try:
+        server.start()
+        assert supervisor.last_started.wait(120), "the 100th restart never started"
+        gc.collect()
+        alive = [worker for ref in supervisor.started if (worker := ref()) is not None]
+        assert len(supervisor.started) == 101
+        assert [w.restarts for w in alive] == [100], "ended instances are still referenced"
+        assert alive[0].previous_exit is not None and alive[0].previous_exit.error is not None
+        assert alive[0].previous_exit.error.exception is not None  # kept, without the frames that held its worker
+        assert "run 99 fails" in alive[0].previous_exit.error.traceback
+    finally:
+        server.stop()
+        assert server.join_all(10) == []

@@ -387,3 +387,27 @@ class SlowSetupThread(ThreadWorker):
 
     def main(self) -> None:
         pass
+
+
+class _HoldsAndFails:
+    """Holds a megabyte from its setup on, and fails until its restart number `runs`, which runs until stopped."""
+
+    runs = 100
+    restarts: int
+
+    def setup(self) -> None:
+        self.payload = bytearray(1 << 20)
+
+    def main(self) -> None:
+        if self.restarts < self.runs:
+            raise RuntimeError(f"run {self.restarts} fails")
+        while not self.wait(60):  # type: ignore[attr-defined]
+            pass
+
+
+class HoldsAndFailsThread(_HoldsAndFails, ThreadWorker):
+    pass
+
+
+class HoldsAndFailsProcess(_HoldsAndFails, ProcessWorker):
+    pass

@@ -71,11 +71,9 @@ class ProcessBackend(Backend):
         self._spawned_instead: set[str] = set()
         self._forking_directly = False
         self._terminated: set[str] = set()
-        self._known: dict[str, AbstractWorker] = {}
 
     def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
         processes = [w for w in workers if isinstance(w, ProcessWorker)]
-        self._known = {w.name: w for w in processes}
         threads = other_threads()
         if threads is not None:
             self._no_fork_server = (
@@ -91,7 +89,7 @@ class ProcessBackend(Backend):
         finally:
             self._forking_directly = False
         if self._server.restarts_planned or any(not w.started and w._needs_fork_server() for w in processes):
-            self._fork_server = ForkServer(self._known, self._server.name)
+            self._fork_server = ForkServer({w.name: w for w in processes}, self._server.name)
             self._fork_server.start()
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:

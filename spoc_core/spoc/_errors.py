@@ -62,6 +62,11 @@ class ErrorRecord:
         phase: the lifecycle phase that raised: ``"setup"``, ``"main"`` or ``"teardown"``.
         exception: the exception object itself, or None when it could not be
             pickled across the process boundary (the other fields are always set).
+            Once the worker has ended it carries no ``__traceback__`` (nor do
+            the exceptions chained to it; the text is in `traceback`): a
+            traceback holds the ended worker's frames, and with them the
+            worker and all it referenced, alive for as long as the record is
+            kept (`WorkerExit`, a restarted worker's ``previous_exit``).
     """
 
     type_name: str
@@ -111,6 +116,20 @@ class ErrorRecord:
 
     def __str__(self) -> str:
         return f"{self.type_name}: {self.message} (in {self.phase})"
+
+    def release_frames(self) -> None:
+        """Drop the tracebacks of `exception` and of every exception chained to it; see `exception`."""
+        pending = [self.exception]
+        seen: set[int] = set()
+        while pending:
+            exc = pending.pop()
+            if exc is None or id(exc) in seen:
+                continue
+            seen.add(id(exc))
+            exc.__traceback__ = None
+            pending += [exc.__cause__, exc.__context__]
+            if sys.version_info >= (3, 11) and isinstance(exc, BaseExceptionGroup):  # noqa: F821 (3.11+)
+                pending += exc.exceptions
 
 
 def _message_of(exc: BaseException) -> str:

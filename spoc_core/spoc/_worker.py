@@ -472,6 +472,8 @@ class AbstractWorker(abc.ABC):
         if self.exit_info is not None:
             return self.exit_info
         self._running = False
+        if self.error is not None:
+            self.error.release_frames()  # the record outlives the worker; its frames must not keep the worker alive
         info = WorkerExit(
             worker=self.name,
             exitcode=exitcode,

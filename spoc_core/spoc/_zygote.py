@@ -36,7 +36,9 @@ import socket
 import struct
 import threading
 import traceback
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import _fds
@@ -94,11 +96,27 @@ class ForkedChild(ChildHandle):
             os.close(self.sentinel)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """What the server remembers of a worker the helper holds in its memory.
+
+    Not the worker itself: a worker that has ended and been replaced must
+    become garbage (with everything it held), so the server keeps a weak
+    reference, and for a fresh instance's sake its type and the very tuple of
+    its constructor arguments (`AbstractWorker.fresh_instance` passes it on).
+    """
+
+    worker: weakref.ref[AbstractWorker]
+    kind: type[AbstractWorker]
+    init_args: object
+
+
 class ForkServer:
     """One server's fork helper; see the module docstring."""
 
     def __init__(self, registered: Mapping[str, AbstractWorker], server_name: str) -> None:
-        self._registered = dict(registered)
+        self._registered = dict(registered)  # the helper's copy, once forked; the server keeps only `_held`
+        self._held: dict[str, _Held] = {}
         self._server_name = server_name
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
@@ -124,26 +142,32 @@ class ForkServer:
                 finally:
                     os._exit(code)
         theirs.close()
+        self._held = {
+            name: _Held(weakref.ref(worker), type(worker), worker._init_args)
+            for name, worker in self._registered.items()
+        }
+        self._registered = {}
         self._sock = ours
         _fds.track(ours.fileno())
         self.pid = pid
 
     def holds(self, worker: AbstractWorker) -> bool:
         """Whether the helper has `worker` in its memory (registered before start), so it is not pickled."""
-        return worker is self._registered.get(worker.name)
+        held = self._held.get(worker.name)
+        return held is not None and held.worker() is worker
 
-    def _template_of(self, worker: AbstractWorker) -> AbstractWorker | None:
-        """The registered worker `worker` is a fresh instance of (`fresh_instance`), if any.
+    def _rebuilds(self, worker: AbstractWorker) -> bool:
+        """Whether `worker` is a fresh instance (`fresh_instance`) of a worker the helper holds.
 
-        The helper rebuilds a restarted fork worker from its own copy of that
-        one, as `fresh_instance` would: then nothing is pickled, and what the
+        The helper then rebuilds a restarted fork worker from its own copy of
+        that one, as `fresh_instance` would: nothing is pickled, and what the
         constructor arguments hold (a multiprocessing.Event made before the
         server started, say, which cannot be pickled) is what a fork inherits.
         """
-        held = self._registered.get(worker.name)
-        if held is None or held is worker or type(held) is not type(worker):
-            return None
-        return held if held._init_args is worker._init_args else None
+        held = self._held.get(worker.name)
+        if held is None or held.worker() is worker or held.kind is not type(worker):
+            return False
+        return held.init_args is worker._init_args
 
     def launch(
         self, worker: AbstractWorker, method: str, control_fd: int, event_fd: int, options: ChildOptions
@@ -152,7 +176,7 @@ class ForkServer:
         passed: list[int] = []
         if self.holds(worker):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
-        elif method == "fork" and self._template_of(worker) is not None:
+        elif method == "fork" and self._rebuilds(worker):
             request = {"mode": "fresh", "name": worker.name, "restarts": worker.restarts}
         else:
             payload, passed = pickle_for_child(worker)
