@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import traceback
 from typing import Any
 
 import pytest
@@ -56,6 +57,24 @@ def test_hook_worker_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder)
     assert [w.name for w in running.workers] == ["first"]
     running.add_worker(WaitsForStop("ok", plugin_options={"busy": 3}))
     assert [c.worker for c in spoc_hooks.of("worker_check", server="running")] == ["first", "late", "ok"]
+
+
+@pytest.mark.parametrize("entry", ["start", "run_forever", "add_worker"])
+def test_a_refusal_is_raised_from_the_users_call_without_the_frames_below(
+    spoc_server: ServerFactory, entry: str
+) -> None:
+    """The message names worker, setting, value and plugin: the user's traceback keeps one frame of spoc's."""
+    busy = WaitsForStop("busy", plugin_options={"busy": 9})
+    server = spoc_server(WaitsForStop("fine"), plugins=[RefusesTooBusy()])
+    with pytest.raises(ValueError, match="busy=9 is above 3") as raised:
+        if entry == "add_worker":
+            server.start()
+            server.add_worker(busy)
+        else:
+            server.add_worker(busy)
+            getattr(server, entry)()
+    frames = [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert frames == ["test_a_refusal_is_raised_from_the_users_call_without_the_frames_below", "trimmed"]
 
 
 # ---------------------------------------------------------------------- the server

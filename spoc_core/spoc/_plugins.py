@@ -30,7 +30,7 @@ import threading
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
 import pluggy
 
@@ -50,6 +50,7 @@ __all__ = [
     "hookimpl",
     "installed_names",
     "names_in",
+    "raises_refusals_here",
     "refused_by",
 ]
 
@@ -239,6 +240,33 @@ def refused_by(exc: BaseException) -> str | None:
         return None
     who = getattr(exc, "_spoc_refused_by", None)
     return who if isinstance(who, str) else None
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def raises_refusals_here(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make a public method raise a check hook's refusal (`refused_by`) from itself, without the frames below.
+
+    The message names the worker, the setting, its value and the plugin;
+    the frames of spoc and of the plugin under the user's call say nothing
+    more, so the user's traceback ends at the line that called spoc, and one
+    frame of spoc's. Nested public calls (``run_forever`` calling ``start``)
+    trim again: one frame stays.
+    """
+
+    @functools.wraps(method)
+    def trimmed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            if refused_by(exc) is None:
+                raise
+            exc.__traceback__ = None  # its __cause__, if the plugin chained one, stays
+            raise exc
+
+    return trimmed
 
 
 class Plugins:

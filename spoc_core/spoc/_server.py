@@ -23,7 +23,7 @@ from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
 from ._monitor import Monitor
-from ._plugins import PluginError, PluginInfo, Plugins
+from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._worker import AbstractWorker, check_initialised
 
@@ -176,6 +176,7 @@ class Server:
         with self._lock:
             return tuple(self._workers.values())
 
+    @raises_refusals_here
     def add_worker(self, worker: AbstractWorker) -> None:
         """Add a worker. Added to a running server, it starts at once.
 
@@ -210,6 +211,7 @@ class Server:
 
     # ------------------------------------------------------------------ starting
 
+    @raises_refusals_here
     def start(self) -> None:
         """Start every worker, each on the backend it names.
 
@@ -748,6 +750,7 @@ class Server:
 
     # ------------------------------------------------------------------ running
 
+    @raises_refusals_here
     def run_forever(self, shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT) -> ServerExit:
         """Start the workers and run until SIGINT/SIGTERM, `stop()`, or every worker has ended.
 

@@ -99,7 +99,9 @@ def worker_check(server: Server, worker: AbstractWorker) -> None:
     propagates from `start()`, `add_worker()` or `restart_worker()`, with a
     note naming the plugin. Raise `TypeError` or `ValueError` with a message
     that names the worker, the setting and its value, and says what to write
-    instead. The return value is ignored.
+    instead: ``start()``, ``run_forever()`` and ``add_worker()`` raise it
+    from the user's call without the frames below (spoc's and the plugin's),
+    and ``spoc run`` prints the message alone. The return value is ignored.
     """
 
 

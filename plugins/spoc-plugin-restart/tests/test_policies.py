@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,6 +179,39 @@ def test_a_bad_worker_setting_stops_the_start_naming_it(
         server.start()
     assert "spoc plugin 'restart'" in raised.value.__notes__[0]
     assert not good.started and not bad.started
+
+
+def test_a_bad_setting_under_run_forever_shows_the_message_not_the_plugins_frames(tmp_path: Path) -> None:
+    program = tmp_path / "bad_setting.py"
+    program.write_text(
+        textwrap.dedent(
+            """
+            from spoc import Server, ThreadWorker
+
+            class Reporter(ThreadWorker):
+                restart_policy = "sometimes"
+
+                def main(self):
+                    self.wait()
+
+            server = Server()
+            server.add_worker(Reporter(name="reporter"))
+            server.run_forever()
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=60, start_new_session=True
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2:] == [
+        "ValueError: worker 'reporter' (Reporter): restart_policy='sometimes' is not one of "
+        "'never', 'on-failure', 'always'",
+        "(raised by spoc plugin 'restart' in its worker_check hook)",
+    ]
+    assert len(lines) <= 7, result.stderr  # the user's line and one of spoc's: no frames of the plugin's
+    assert "spoc_restart" not in result.stderr
 
 
 @pytest.mark.parametrize(
