@@ -58,7 +58,7 @@ class StopWhenBothRun:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(name)s: %(message)s")
-    supervisor = Supervisor(strategy="one_for_one", max_restarts=5, within=60, backoff=Backoff(initial=0.2))
+    supervisor = Supervisor(strategy="one_for_one", start_within=60, backoff=Backoff(initial=0.2))
     server = Server("supervised", plugins=[supervisor, StopWhenBothRun()])
     server.add_worker(Consumer("consumer"))
     server.add_worker(Poller("poller"))

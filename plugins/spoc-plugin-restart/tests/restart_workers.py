@@ -197,3 +197,68 @@ class StopsHimself(ProcessWorker):
 
 def kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
+
+
+class Outage(ThreadWorker):
+    """Depends on a service that is down between the readings `down` of `clock` (a FakeClock it moves).
+
+    An attempt while the service is down moves the clock `step` seconds on in its setup (the time an
+    attempt and its backoff take), then fails at once in `fail_in`. Otherwise the worker reports; with
+    `lose` given, its first run loses the service (fails in main) once `lose` is set; any other run
+    works until stopped.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        clock: Any,
+        down: tuple[float, float],
+        *,
+        step: float = 3.0,
+        fail_in: str = "setup",
+        lose: threading.Event | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, **options)
+        self.clock, self.down, self.step, self.fail_in, self.lose = clock, down, step, fail_in, lose
+        self.failing = False
+
+    def setup(self) -> None:
+        start, end = self.down
+        if start <= self.clock() < end:
+            self.clock.advance(self.step)
+            self.failing = True
+            if self.fail_in == "setup":
+                raise ConnectionError(f"{self.name}: the service is down")
+
+    def main(self) -> None:
+        if self.failing:
+            raise ConnectionError(f"{self.name}: the service is down")
+        announce(self)
+        if self.lose is not None and self.restarts == 0:
+            self.lose.wait(30)
+            raise ConnectionError(f"{self.name}: lost the service")
+        while not self.wait(60):
+            pass
+
+
+class JobFailsEveryThirdRun(AbstractWorker):
+    """Runs a 0.1 s job three times and fails on the third, until run number `runs`, which works until stopped."""
+
+    runs = 8
+
+    def main(self) -> None:
+        announce(self)
+        if self.restarts < self.runs:
+            self.wait(0.3)  # the two jobs that work, and the third that fails
+            raise RuntimeError(f"{self.name}: the third job failed")
+        while not self.wait(60):
+            pass
+
+
+class JobFailsEveryThirdRunThread(JobFailsEveryThirdRun, ThreadWorker):
+    pass
+
+
+class JobFailsEveryThirdRunProcess(JobFailsEveryThirdRun, ProcessWorker):
+    pass

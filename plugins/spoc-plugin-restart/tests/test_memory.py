@@ -39,7 +39,7 @@ class WeakTally:
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_100_restarts_leave_one_instance_alive(kind: str) -> None:
     tally = WeakTally()
-    supervisor = Supervisor(max_restarts=None, backoff=Backoff(initial=0.0, jitter=0.0))
+    supervisor = Supervisor(start_within=None, backoff=Backoff(initial=0.0, jitter=0.0))
     flaky = FlakyThread if kind == "thread" else FlakyProcess
     server = Server("leaks", plugins=[supervisor, tally])  # not spoc_server: its recorder keeps every worker
     server.add_worker(flaky("flaky", "main", failures=RESTARTS))

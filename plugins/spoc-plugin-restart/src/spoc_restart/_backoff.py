@@ -21,6 +21,11 @@ class Backoff:
     that stayed up `reset_after` seconds before it ended starts over at
     `initial`.
 
+    The defaults restart at once at first (0.1 s, 0.2 s, 0.4 s...) and then
+    every 10 s or so: a worker waiting out a dependency's outage is back
+    within about 10 s of the dependency's return (a 30 s cap could leave it
+    down 30 s more), at the cost of one failed attempt per 10 s meanwhile.
+
     Attributes:
         initial: seconds before the first restart (0 restarts at once).
         factor: growth per consecutive restart (>= 1).
@@ -31,7 +36,7 @@ class Backoff:
 
     initial: float = 0.1
     factor: float = 2.0
-    max: float = 30.0
+    max: float = 10.0
     jitter: float = 0.1
     reset_after: float = 60.0
 

@@ -1,4 +1,4 @@
-"""What a worker's supervision is: its restart policy, its own restart intensity and its watchdog timeout.
+"""What a worker's supervision is: its restart policy, when to give up on it, and its watchdog timeout.
 
 Each setting is read from the worker's ``plugin_options`` (given to its
 constructor) first, then from its attribute of the same name (a class
@@ -40,9 +40,21 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """One worker's supervision, resolved."""
+    """One worker's supervision, resolved.
+
+    Attributes:
+        restart_policy: when it is restarted.
+        start_within: seconds a worker that has never started may fail at
+            every attempt before the server gives up (None: never).
+        give_up_after: the same for a worker that did start once (None: never).
+        max_restarts: its own restart intensity, with `restart_within` (None: no limit).
+        restart_within: that intensity's window, in seconds.
+        watchdog_timeout: seconds without a heartbeat before it is hung (None: no watchdog).
+    """
 
     restart_policy: Policy
+    start_within: float | None
+    give_up_after: float | None
     max_restarts: int | None
     restart_within: float
     watchdog_timeout: float | None
@@ -89,6 +101,8 @@ def settings_of(
     worker: Any,
     *,
     restart_policy: Policy,
+    start_within: float | None,
+    give_up_after: float | None,
     max_restarts: int | None,
     restart_within: float,
     watchdog_timeout: float | None,
@@ -99,6 +113,12 @@ def settings_of(
     timeout = _lookup(worker, "watchdog_timeout", watchdog_timeout)
     return WorkerSettings(
         restart_policy=check_choice(owner, "restart_policy", policy, POLICIES),  # type: ignore[arg-type]
+        start_within=check_seconds(
+            owner, "start_within", _lookup(worker, "start_within", start_within), optional=True, positive=True
+        ),
+        give_up_after=check_seconds(
+            owner, "give_up_after", _lookup(worker, "give_up_after", give_up_after), optional=True, positive=True
+        ),
         max_restarts=check_count(owner, "max_restarts", _lookup(worker, "max_restarts", max_restarts)),
         restart_within=check_seconds(
             owner, "restart_within", _lookup(worker, "restart_within", restart_within), positive=True

@@ -1,9 +1,10 @@
 """Supervisor: the plugin that keeps a server's workers running, as an Erlang/OTP supervisor does.
 
 It decides in the ``worker_exited`` hook, on the server's monitor thread:
-whether the worker's policy wants it back, whether the restart intensity
-allows one more restart (past it, the server stops and reports failure), how
-long to back off, and which workers restart with it (the strategy). The
+whether the worker's policy wants it back, whether to give up on it (it has
+failed at every attempt for too long, or past a restart intensity: the
+server then stops and reports failure), how long to back off, and which
+workers restart with it (the strategy). The
 restart itself is the core's `Server.restart_worker`: a fresh instance, built
 from the same constructor arguments, started after the delay.
 """
@@ -58,6 +59,10 @@ class RestartStatus:
 
     Attributes:
         restarts: how many times it was restarted (the current instance's ``restarts``).
+        has_started: whether any of its instances ever started (was up
+            ``started_after`` seconds after its setup, or ended cleanly).
+        failing_since: the supervisor's clock reading at the first failure of
+            the attempts that have failed in a row, or None.
         consecutive_failures: restarts since it last stayed up ``reset_after`` seconds.
         last_error: the last error any of its instances reported.
         last_exit: how its last instance that ended ended.
@@ -66,6 +71,8 @@ class RestartStatus:
     """
 
     restarts: int
+    has_started: bool
+    failing_since: float | None
     consecutive_failures: int
     last_error: ErrorRecord | None
     last_exit: WorkerExit | None
@@ -78,6 +85,9 @@ class _WorkerState:
     window: RestartWindow | None = None
     consecutive: int = 0
     started_at: float | None = None
+    has_started: bool = False
+    failing_since: float | None = None
+    failed_attempts: int = 0
     restarts: int = 0
     last_error: ErrorRecord | None = None
     last_exit: WorkerExit | None = None
@@ -126,18 +136,33 @@ class Supervisor:
     with the defaults below; ``Server(plugins=[Supervisor(...)])`` gives a
     server a configured one instead (it takes the installed one's name,
     ``restart``, and replaces it). Each worker may override `policy`,
-    its own restart intensity and `watchdog_timeout` with class attributes or
-    ``plugin_options`` named ``restart_policy``, ``max_restarts``,
-    ``restart_within`` and ``watchdog_timeout``.
+    `start_within`, `give_up_after`, its own restart intensity and
+    `watchdog_timeout` with class attributes or ``plugin_options`` named
+    ``restart_policy``, ``start_within``, ``give_up_after``,
+    ``max_restarts``, ``restart_within`` and ``watchdog_timeout``.
+
+    When to give up, by default: on a worker that has never started (as
+    supervisord's ``startsecs``: up `started_after` seconds after its setup,
+    or ended cleanly) and has failed at every attempt for `start_within`
+    seconds; a worker that did start once is restarted as long as it takes
+    (a dependency's outage), as Kubernetes does, with the backoff capped.
 
     Args:
         strategy: which workers restart with a failed one: ``"one_for_one"``
             (itself), ``"one_for_all"`` (every worker: the others are stopped
             first) or ``"rest_for_one"`` (itself and those added after it).
         policy: the default restart policy: ``"on-failure"``, ``"always"`` or ``"never"``.
-        max_restarts: the server's restart intensity: at most this many
-            restarts within `within` seconds, all workers together; one more
-            and the server shuts down gracefully, reporting failure (None: no limit).
+        start_within: seconds a worker that has never started may fail at
+            every attempt (counted from its first failure); at its first
+            failure past them the server shuts down gracefully, reporting
+            failure (None: never give up).
+        give_up_after: the same for a worker that did start once, counted
+            from its first failure since (None, the default: never give up).
+        started_after: seconds an instance must be up after its ``setup()``
+            to count as started.
+        max_restarts: the server's restart intensity, as Erlang/OTP's: at
+            most this many restarts within `within` seconds, all workers
+            together; one more and the server gives up (None, the default: no limit).
         within: the intensity's window, in seconds.
         backoff: the delay before each restart (`Backoff`).
         watchdog_timeout: the default seconds without a heartbeat after which
@@ -152,7 +177,10 @@ class Supervisor:
         self,
         strategy: Strategy = "one_for_one",
         policy: Policy = "on-failure",
-        max_restarts: int | None = 5,
+        start_within: float | None = 60.0,
+        give_up_after: float | None = None,
+        started_after: float = 1.0,
+        max_restarts: int | None = None,
         within: float = 60.0,
         backoff: Backoff | None = None,
         watchdog_timeout: float | None = None,
@@ -164,17 +192,22 @@ class Supervisor:
         self.strategy: Strategy = check_choice(owner, "strategy", strategy, STRATEGIES)  # type: ignore[assignment]
         self.max_restarts = check_count(owner, "max_restarts", max_restarts)
         self.within: float = check_seconds(owner, "within", within, positive=True)
+        self.started_after: float = check_seconds(owner, "started_after", started_after)
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"Supervisor: backoff={backoff!r} must be a spoc_restart.Backoff")
         self.backoff = backoff or Backoff()
         self._defaults: dict[str, Any] = {
             "restart_policy": policy,
+            "start_within": start_within,
+            "give_up_after": give_up_after,
             "max_restarts": None,
             "restart_within": self.within,
             "watchdog_timeout": watchdog_timeout,
         }
-        settings_of(_Probe(), **self._defaults)  # refuses a bad policy or watchdog_timeout now
+        probe = settings_of(_Probe(), **self._defaults)  # refuses a bad policy, limit or watchdog_timeout now
         self.policy: Policy = policy
+        self.start_within = probe.start_within
+        self.give_up_after = probe.give_up_after
         self.watchdog_timeout = watchdog_timeout
         self._clock = clock
         self._random = random
@@ -183,15 +216,27 @@ class Supervisor:
 
     def __repr__(self) -> str:
         return (
-            f"Supervisor(strategy={self.strategy!r}, policy={self.policy!r}, max_restarts={self.max_restarts}, "
-            f"within={self.within:g}, watchdog_timeout={self.watchdog_timeout})"
+            f"Supervisor(strategy={self.strategy!r}, policy={self.policy!r}, start_within={self.start_within}, "
+            f"give_up_after={self.give_up_after}, max_restarts={self.max_restarts}, within={self.within:g}, "
+            f"watchdog_timeout={self.watchdog_timeout})"
         )
 
     # ------------------------------------------------------------------ pickling (to process workers' children)
 
     def __getstate__(self) -> dict[str, Any]:
         """What a child needs (the settings): not the servers' state, nor an injected clock."""
-        keep = ("strategy", "max_restarts", "within", "backoff", "_defaults", "policy", "watchdog_timeout")
+        keep = (
+            "strategy",
+            "start_within",
+            "give_up_after",
+            "started_after",
+            "max_restarts",
+            "within",
+            "backoff",
+            "_defaults",
+            "policy",
+            "watchdog_timeout",
+        )
         return {key: self.__dict__[key] for key in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -216,7 +261,16 @@ class Supervisor:
         state = self._state(server)
         with state.lock:
             return {
-                name: RestartStatus(ws.restarts, ws.consecutive, ws.last_error, ws.last_exit, ws.hung, tuple(ws.delays))
+                name: RestartStatus(
+                    ws.restarts,
+                    ws.has_started,
+                    ws.failing_since,
+                    ws.consecutive,
+                    ws.last_error,
+                    ws.last_exit,
+                    ws.hung,
+                    tuple(ws.delays),
+                )
                 for name, ws in state.workers.items()
             }
 
@@ -284,8 +338,7 @@ class Supervisor:
                 del state.remote[worker.name]
             ws = state.of(worker.name)
             now = self._clock()
-            if ws.started_at is not None and now - ws.started_at >= self.backoff.reset_after:
-                ws.consecutive = 0  # it stayed up: a failure now is not part of a crash loop
+            self._note_attempt(ws, exit_info, now)
             ws.started_at, ws.last_exit, ws.hung = None, exit_info, False
             ws.last_error = exit_info.error or ws.last_error
             if state.stopping or state.gave_up:
@@ -334,6 +387,20 @@ class Supervisor:
 
     # ------------------------------------------------------------------ deciding
 
+    def _note_attempt(self, ws: _WorkerState, exit_info: WorkerExit, now: float) -> None:
+        """Take in how an instance ended: did it start, does a run of failed attempts begin or go on."""
+        up = None if ws.started_at is None else now - ws.started_at  # None: its setup never completed
+        if up is not None and up >= self.backoff.reset_after:
+            ws.consecutive = 0  # it stayed up: a failure now is not part of a crash loop
+        started = exit_info.outcome == "clean" or (up is not None and up >= self.started_after)
+        ws.has_started = ws.has_started or started
+        if exit_info.outcome not in ("failed", "killed"):
+            ws.failing_since, ws.failed_attempts = None, 0
+        elif started or ws.failing_since is None:  # it worked, or had not failed before: a run of failures begins
+            ws.failing_since, ws.failed_attempts = now, 1
+        else:
+            ws.failed_attempts += 1
+
     def _past_intensity(
         self,
         state: _ServerState,
@@ -344,6 +411,16 @@ class Supervisor:
         now: float,
     ) -> str | None:
         """None when one more restart is allowed (and counted); else why the server gives up."""
+        limit, name = (
+            (settings.give_up_after, "give_up_after") if ws.has_started else (settings.start_within, "start_within")
+        )
+        if ws.failing_since is not None and limit is not None and now - ws.failing_since >= limit:
+            what = "has failed at every attempt since it last ran" if ws.has_started else "has never started"
+            return (
+                f"worker {worker.name!r} {what}: {ws.failed_attempts} attempt(s) in a row failed over "
+                f"{now - ws.failing_since:.1f}s ({name}={limit:g}); its last error: "
+                f"{_describe(ws.last_error, exit_info)}"
+            )
         if ws.window is None:
             ws.window = RestartWindow(settings.max_restarts, settings.restart_within)
         for window, whose in ((ws.window, "the worker's"), (state.window, "the server's")):

@@ -71,7 +71,7 @@ class Markers:
 def main() -> int:
     mode, count = sys.argv[1], int(sys.argv[2])
     backoff = Backoff(initial=0.1, max=0.1, jitter=0.0) if mode == "cpu" else Backoff(initial=0.0, jitter=0.0)
-    server = Server("crash-loop", plugins=[Supervisor(max_restarts=None, backoff=backoff), Markers(count)])
+    server = Server("crash-loop", plugins=[Supervisor(start_within=None, backoff=backoff), Markers(count)])
     server.add_worker(FailsAtOnce("crashes"))
     outcome = server.run_forever(shutdown_timeout=10)
     print(f"DONE {outcome.reason}", flush=True)
