@@ -4,9 +4,9 @@ It decides in the ``worker_exited`` hook, on the server's monitor thread:
 whether the worker's policy wants it back, whether to give up on it (it has
 failed at every attempt for too long, or past a restart intensity: the
 server then stops and reports failure), how long to back off, and which
-workers restart with it (the strategy). The
-restart itself is the core's `Server.restart_worker`: a fresh instance, built
-from the same constructor arguments, started after the delay.
+workers restart with it (the strategy). The restart itself is the core's
+`Server.restart_worker`: a fresh instance, built from the same constructor
+arguments, started after the delay.
 """
 
 from __future__ import annotations
@@ -152,6 +152,13 @@ class Supervisor:
             (itself), ``"one_for_all"`` (every worker: the others are stopped
             first) or ``"rest_for_one"`` (itself and those added after it).
         policy: the default restart policy: ``"on-failure"``, ``"always"`` or ``"never"``.
+        max_restarts: the server's restart intensity, as Erlang/OTP's: at
+            most this many restarts within `within` seconds, all workers
+            together; one more and the server gives up (None, the default: no limit).
+        within: the intensity's window, in seconds.
+        backoff: the delay before each restart (`Backoff`).
+        watchdog_timeout: the default seconds without a heartbeat after which
+            a worker is hung (None: no watchdog).
         start_within: seconds a worker that has never started may fail at
             every attempt (counted from its first failure); at its first
             failure past them the server shuts down gracefully, reporting
@@ -160,13 +167,6 @@ class Supervisor:
             from its first failure since (None, the default: never give up).
         started_after: seconds an instance must be up after its ``setup()``
             to count as started.
-        max_restarts: the server's restart intensity, as Erlang/OTP's: at
-            most this many restarts within `within` seconds, all workers
-            together; one more and the server gives up (None, the default: no limit).
-        within: the intensity's window, in seconds.
-        backoff: the delay before each restart (`Backoff`).
-        watchdog_timeout: the default seconds without a heartbeat after which
-            a worker is hung (None: no watchdog).
         clock: the monotonic clock for the intensity window and uptime (tests inject one).
         random: the source of jitter, a float in [0, 1) per call (tests inject one).
     """
@@ -177,14 +177,14 @@ class Supervisor:
         self,
         strategy: Strategy = "one_for_one",
         policy: Policy = "on-failure",
-        start_within: float | None = 60.0,
-        give_up_after: float | None = None,
-        started_after: float = 1.0,
         max_restarts: int | None = None,
         within: float = 60.0,
         backoff: Backoff | None = None,
         watchdog_timeout: float | None = None,
         *,
+        start_within: float | None = 60.0,
+        give_up_after: float | None = None,
+        started_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
     ) -> None:
