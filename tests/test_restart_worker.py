@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import select
 import signal
 import threading
 import warnings
@@ -22,6 +23,7 @@ from workers_for_tests import (
     FailsFirstTimeThread,
     HoldsAndFailsProcess,
     HoldsAndFailsThread,
+    TearsDownWhenReleased,
     WaitsForStop,
 )
 
@@ -246,3 +248,65 @@ def test_a_replaced_worker_becomes_garbage_once_its_exit_is_reported(kind: str) 
     finally:
         server.stop()
         assert server.join_all(10) == []
+
+
+# ---------------------------------------------------------------------- the fork server at shutdown
+
+
+def fork_server_of(server_name: str) -> int:
+    """The pid of `server_name`'s fork server, a child of this process titled as `ps` shows it."""
+    pids = []
+    for pid in children_of(os.getpid()):
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if cmdline.read().rstrip(b"\0") == f"spoc: {server_name} fork server".encode():
+                pids.append(pid)
+    (pid,) = pids
+    return pid
+
+
+def ended_within(pidfd: int, seconds: float) -> bool:
+    """Whether the process behind `pidfd` ended (a zombie counts) within `seconds`."""
+    return bool(select.select([pidfd], [], [], seconds)[0])
+
+
+def test_the_fork_server_ends_when_the_shutdown_begins_not_after_it(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    """With no child of its own, it ends while the workers are still stopping: join_all has nothing to wait for."""
+    release = multiprocessing.Event()
+    slow = TearsDownWhenReleased("slow", release)  # forked directly: not the fork server's child
+    server = spoc_server(slow, plugins=[PlansRestarts()], name="ending")
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="slow")
+    pidfd = os.pidfd_open(fork_server_of("ending"))
+    try:
+        assert not ended_within(pidfd, 0)
+        server.stop()
+        assert ended_within(pidfd, 10), "the fork server kept running after the shutdown began"
+        assert slow.exit_info is None  # its worker is still in its teardown
+        release.set()
+        assert server.join_all(10) == []
+    finally:
+        os.close(pidfd)
+    assert slow.exit_info is not None and slow.exit_info.outcome == "stopped"
+
+
+def test_a_fork_server_with_a_child_still_running_reports_its_end_before_it_ends(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    """Its children's exit statuses go through it: had it ended at once, the child would be killed, unreported."""
+    release = multiprocessing.get_context("spawn").Event()
+    spawned = TearsDownWhenReleased("spawned", release, start_method="spawn")  # made by the fork server
+    server = spoc_server(spawned, name="draining")
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="spawned")
+    pidfd = os.pidfd_open(fork_server_of("draining"))
+    try:
+        server.stop()
+        spoc_hooks.wait_for("worker_stopping", worker="spawned")
+        release.set()
+        assert server.join_all(10) == []
+        assert ended_within(pidfd, 10)
+    finally:
+        os.close(pidfd)
+    assert spawned.exit_info is not None and spawned.exit_info.outcome == "stopped"

@@ -411,3 +411,18 @@ class HoldsAndFailsThread(_HoldsAndFails, ThreadWorker):
 
 class HoldsAndFailsProcess(_HoldsAndFails, ProcessWorker):
     pass
+
+
+class TearsDownWhenReleased(ProcessWorker):
+    """Runs until stopped; its teardown waits for `release`, a multiprocessing.Event (30 s at most)."""
+
+    def __init__(self, name: str, release: Any, start_method: str | None = None) -> None:
+        super().__init__(name, start_method=start_method)
+        self.release = release
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+    def teardown(self) -> None:
+        self.release.wait(30)

@@ -147,6 +147,14 @@ class Backend(abc.ABC):
         """
         return False
 
+    def stopping(self) -> None:
+        """Called once, when the server's shutdown begins, before its workers are asked to stop.
+
+        No worker of this backend is launched from then on: a backend may
+        start letting go of what only launches need, so that `close` has less
+        to wait for. The default does nothing.
+        """
+
     def close(self) -> None:
         """Called once every worker of this backend has ended: release what the backend holds."""
 

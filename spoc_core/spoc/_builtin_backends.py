@@ -155,6 +155,12 @@ class ProcessBackend(Backend):
         worker.kill()
         return True
 
+    def stopping(self) -> None:
+        # Stop time: the fork server ends as soon as its last child has (at once, with none), while the workers
+        # stop, instead of after them in close(), which waited 1.5-2 ms for its exit.
+        if self._fork_server is not None:
+            self._fork_server.hang_up()
+
     def close(self) -> None:
         fork_server, self._fork_server = self._fork_server, None
         if fork_server is not None:

@@ -645,6 +645,11 @@ class Server:
             started = [w for w in self._workers.values() if w.started]
         if first:
             self._hook("server_stopping", reason=reason)
+            for backend in list(self._backends.values()):  # no launch from now on: _shutting_down holds
+                try:
+                    backend.stopping()
+                except Exception:
+                    logger.exception("server %r: backend %r failed in stopping()", self.name, backend.name)
         with self._lock:  # only now: a waiter woken earlier could report server_stopped before server_stopping
             self._changed.notify_all()
         for worker in started:

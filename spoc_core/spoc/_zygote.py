@@ -119,6 +119,7 @@ class ForkServer:
         self._held: dict[str, _Held] = {}
         self._server_name = server_name
         self._sock: socket.socket | None = None
+        self._hung_up = False
         self._lock = threading.Lock()
         self.pid = 0
 
@@ -187,7 +188,7 @@ class ForkServer:
         status_r, status_w = os.pipe()
         try:
             with self._lock:
-                if self._sock is None:
+                if self._sock is None or self._hung_up:
                     raise WorkerStartError(f"worker {worker.name!r}: the server's fork server is closed")
                 fds = array.array("i", [control_fd, event_fd, status_w, *passed])
                 self._sock.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -207,6 +208,21 @@ class ForkServer:
             os.close(status_r)
             raise WorkerStartError(f"worker {worker.name!r} could not be started ({method}): {reason}")
         return ForkedChild(pid, _fds.track(status_r))
+
+    def hang_up(self) -> None:
+        """Say that no request will come any more: the helper exits once every child it made has ended.
+
+        The socket stays open for `close`, which reaps the helper; a `launch`
+        after this raises WorkerStartError.
+        """
+        with self._lock:
+            if self._sock is None or self._hung_up:
+                return
+            self._hung_up = True
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the helper is gone already: close() reaps it
 
     def close(self) -> None:
         """Tell the helper to exit and reap it."""
@@ -347,17 +363,21 @@ class _Helper:
         self.poller.register(wake_r, select.POLLIN)
 
     def serve(self) -> None:
-        while True:
+        """Serve until the server hangs up (no more requests) and every child made here has been reported."""
+        hung_up = False
+        while not (hung_up and not self.forked and not self.launched):
             for fd, _ in self.poller.poll():
                 if fd == self.wake_r:
                     _drain(fd)
                 elif fd in self.launched:
                     self._launched_child_ended(fd)
-                else:
+                elif not hung_up:
                     received = _recv_request(self.sock)
                     if received is None:
-                        return
-                    self._handle(*received)
+                        hung_up = True
+                        self.poller.unregister(self.sock.fileno())
+                    else:
+                        self._handle(*received)
             self._reap_forked()
 
     def _handle(self, request: dict[str, Any], fds: list[int]) -> None:
