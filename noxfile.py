@@ -1,10 +1,11 @@
-"""Developer sessions: `nox -s tests`, `plugins`, `lint`, `typecheck`, `docs`, `bench`, `demo`.
+"""Developer sessions: `nox -s tests`, `plugins`, `together`, `lint`, `typecheck`, `docs`, `bench`, `demo`.
 
 Each session installs spoc-core into its own virtualenv from this checkout (not
 editable), so the tests exercise the package as users install it. Each plugin
 under plugins/ is tested in a virtualenv of its own, installed from its
 directory (not editable) next to spoc-core: installed, a plugin joins every
 server of the process, so it must not be present when the core's tests run.
+`together` then runs every plugin's tests with all of them installed at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
     for plugin in PLUGINS:  # notify("plugins") would queue only the first of the parametrized sessions
         session.notify(f"plugins(plugin='{plugin}')")
+    session.notify("together")
 
 
 @nox.session
@@ -36,6 +38,16 @@ def plugins(session: nox.Session, plugin: str) -> None:
     session.install(".[test]", f"{directory}[test]")
     session.chdir(directory)  # its src/ is then not on sys.path: the installed copy is what is tested
     session.run("python", "-m", "pytest", *session.posargs, env={"SPOC_TEST_INSTALLED_PLUGIN": plugin})
+
+
+@nox.session
+def together(session: nox.Session) -> None:
+    """Every plugin's tests again with every plugin installed at once, as a user who installed them all has them."""
+    directories = [Path("plugins", plugin).resolve() for plugin in PLUGINS]
+    session.install(".[test]", *(f"{directory}[test]" for directory in directories))
+    for plugin, directory in zip(PLUGINS, directories, strict=True):
+        session.chdir(directory)
+        session.run("python", "-m", "pytest", *session.posargs, env={"SPOC_TEST_INSTALLED_PLUGIN": plugin})
 
 
 @nox.session
