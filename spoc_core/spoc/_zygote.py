@@ -22,7 +22,9 @@ Protocol. The server sends a request over a UNIX socket, with the child's
 control pipe, its event pipe, a status pipe and any passed fds attached
 (SCM_RIGHTS). The helper starts the child, answers its pid on the status pipe
 (or -1 and the reason), and writes its exit status there once it has ended;
-the status pipe is the server's sentinel.
+the status pipe is the server's sentinel. When the server hangs up (its
+shutdown began: `ForkServer.hang_up`, or it closes), the helper takes no more
+requests and exits once every child it made has been reported.
 """
 
 from __future__ import annotations
