@@ -25,6 +25,7 @@ from workers_for_tests import (
     HoldsAndFailsThread,
     TearsDownWhenReleased,
     WaitsForStop,
+    WaitsForStopProcess,
 )
 
 
@@ -310,3 +311,28 @@ def test_a_fork_server_with_a_child_still_running_reports_its_end_before_it_ends
     finally:
         os.close(pidfd)
     assert spawned.exit_info is not None and spawned.exit_info.outcome == "stopped"
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_an_exit_says_how_long_the_teardown_took(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, kind: str
+) -> None:
+    """For a metrics plugin's teardown histogram, without a worker_event hook: None when no teardown ran."""
+    worker = WaitsForStop("w") if kind == "thread" else WaitsForStopProcess("w", multiprocessing.Event())
+    server = spoc_server(worker)
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="w")
+    server.stop()
+    assert server.join_all(10) == []
+    assert worker.exit_info is not None and isinstance(worker.exit_info.teardown_duration, float)
+    assert worker.exit_info.teardown_duration >= 0
+
+
+def test_a_killed_process_has_no_teardown_duration(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    victim = WaitsForStopProcess("victim", multiprocessing.Event())
+    server = spoc_server(victim, allow_errors=True)
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="victim")
+    assert server.kill_worker(victim)
+    exited = spoc_hooks.wait_for("worker_exited", worker="victim")["exit_info"]
+    assert exited.outcome == "killed" and exited.teardown_duration is None

@@ -180,6 +180,9 @@ class WorkerExit:
             child); its teardown ran, and its child then ended by that signal.
         restarts: how many times a supervisor had restarted the worker before
             this run (`Server.restart_worker`); 0 for its first run.
+        teardown_duration: seconds its ``teardown()`` took, from its
+            ``"shutdown"`` event; None when it sent none (its teardown never
+            ran, or it was killed first).
     """
 
     worker: str
@@ -189,6 +192,7 @@ class WorkerExit:
     forced: bool = False
     stop_signal: str | None = None
     restarts: int = 0
+    teardown_duration: float | None = None
 
     @property
     def signal(self) -> str | None:

@@ -160,6 +160,7 @@ class AbstractWorker(abc.ABC):
         self._phase: Phase | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body_thread: int | None = None
+        self._teardown_duration: float | None = None
         self.error = None
         self.exit_info = None
 
@@ -465,6 +466,9 @@ class AbstractWorker(abc.ABC):
         elif event.kind == "stack":
             self._stack_pending = False
             self._log_stack(event.pid, event.data["stack"])
+        elif event.kind == "shutdown":
+            duration = event.data.get("duration")
+            self._teardown_duration = duration if isinstance(duration, float) else None
         elif event.kind == "exit":
             self._record_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
 
@@ -482,6 +486,7 @@ class AbstractWorker(abc.ABC):
             forced=forced,
             stop_signal=self._stop_signal,
             restarts=self.restarts,
+            teardown_duration=self._teardown_duration,
         )
         self.exit_info = info
         if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal:
