@@ -78,31 +78,38 @@ class ServerMetrics(Collector):
         zero((SETUP.name, (name,)), SETUP.buckets)
         zero((TEARDOWN.name, (name,)), TEARDOWN.buckets)
 
-    def on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+    def on_started(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+        """Its setup ended: how long it took (the ``"startup"`` event's duration)."""
         self._seen(worker, event.wall)
-        duration = event.data.get("duration")
-        if not isinstance(duration, float):
-            return
-        if event.kind == "startup" or (event.kind == "error" and event.phase == "setup"):
-            self._counts.observe((SETUP.name, (worker.name,)), SETUP.buckets, duration)
-        elif event.kind == "shutdown":
-            self._counts.observe((TEARDOWN.name, (worker.name,)), TEARDOWN.buckets, duration)
-
-    def on_started(self, worker: AbstractWorker) -> None:
+        self._observe_setup(worker, event)
         with self._lock:
             self._up[worker.name] = True
         self._counts.add((STARTS.name, (worker.name,)), 1.0)
 
-    def on_error(self, worker: AbstractWorker, error: ErrorRecord) -> None:
+    def on_error(self, worker: AbstractWorker, error: ErrorRecord, event: WorkerEvent) -> None:
+        self._seen(worker, event.wall)
+        if error.phase == "setup":  # a setup that failed took time too
+            self._observe_setup(worker, event)
         self._counts.add((FAILURES.name, (worker.name, error.phase)), 1.0)
 
+    def on_record(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+        """A record, a metrics batch among them: a sign of life."""
+        self._seen(worker, event.wall)
+
     def on_exited(self, worker: AbstractWorker, exit_info: WorkerExit) -> None:
-        """Its end is counted; its gauges go with it (they describe a worker while it lives)."""
+        """Its end and its teardown's duration are counted; its gauges go with it (they describe a live worker)."""
         self.store.forget_gauges(worker.name)
         self._seen(worker, None)
         with self._lock:
             self._up[worker.name] = False
         self._counts.add((EXITS.name, (worker.name, exit_info.outcome)), 1.0)
+        if exit_info.teardown_duration is not None:
+            self._counts.observe((TEARDOWN.name, (worker.name,)), TEARDOWN.buckets, exit_info.teardown_duration)
+
+    def _observe_setup(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+        duration = event.data.get("duration")
+        if isinstance(duration, float):
+            self._counts.observe((SETUP.name, (worker.name,)), SETUP.buckets, duration)
 
     def _seen(self, worker: AbstractWorker, wall: float | None) -> None:
         """Note the worker's last sign of life; a new instance that a supervisor started counts as a restart."""

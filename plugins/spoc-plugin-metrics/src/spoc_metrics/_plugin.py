@@ -150,29 +150,31 @@ class Metrics:
         if self._mine(server) is not None and self._endpoint is not None:
             self._endpoint.serve()
 
-    @counted_first
-    def worker_event(self, server: Server, worker: AbstractWorker, event: WorkerEvent) -> None:
-        metrics = self._mine(server)
-        if metrics is not None:
-            metrics.on_event(worker, event)
+    # No worker_event: the hooks below carry every event it reads. An implementation of worker_event is one
+    # more call for every event of every worker; at a stop of 104 workers, 313 of them on the monitor thread
+    # took stop from 1.2-1.3x to 1.4-1.7x its floor (stop).
 
     @counted_first
-    def worker_started(self, server: Server, worker: AbstractWorker) -> None:
+    def worker_started(self, server: Server, worker: AbstractWorker, event: WorkerEvent) -> None:
         metrics = self._mine(server)
         if metrics is not None:
-            metrics.on_started(worker)
+            metrics.on_started(worker, event)
 
     @counted_first
-    def worker_error(self, server: Server, worker: AbstractWorker, error: ErrorRecord) -> None:
+    def worker_error(self, server: Server, worker: AbstractWorker, error: ErrorRecord, event: WorkerEvent) -> None:
         metrics = self._mine(server)
         if metrics is not None:
-            metrics.on_error(worker, error)
+            metrics.on_error(worker, error, event)
 
     @counted_first
-    def worker_record(self, server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
-        metrics = self._mine(server) if topic == BATCH_TOPIC else None
+    def worker_record(
+        self, server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any], event: WorkerEvent
+    ) -> None:
+        metrics = self._mine(server)
         if metrics is not None:
-            metrics.store.merge(worker.name, data)
+            metrics.on_record(worker, event)
+            if topic == BATCH_TOPIC:
+                metrics.store.merge(worker.name, data)
 
     @counted_first
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
