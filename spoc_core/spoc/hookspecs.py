@@ -195,6 +195,9 @@ def worker_event(server: Server, worker: AbstractWorker, event: WorkerEvent) -> 
 
     Runs on the server's monitor thread. For a log shipper or a tracer: the
     event carries the worker's name, kind, phase, pid, thread id and clocks.
+    Each implementation is one more call for every event of every worker
+    (a server's stop included): a plugin that needs only some kinds
+    implements the hooks for those kinds, which carry the same event.
 
     :param server: the server.
     :param worker: the worker, as the server holds it (for a process worker,
