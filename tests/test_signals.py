@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
+from typing import Any
 
 import pytest
 
 from harness import App, ready_pids, wait_gone
 from spoc._server import REPEAT_WINDOW
+from spoc._signals import handlers_installed
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
@@ -187,3 +190,35 @@ def test_stuck_thread_is_named_with_its_stack(app_factory: type[App]) -> None:
     assert "worker 'stuck' ended (abandoned)" in app.stderr
     assert "in stuck_in_this_function" in app.stderr
     assert "TEARDOWN process-1" in app.stdout
+
+
+def test_a_signal_that_finds_the_handler_installed_always_reaches_the_wakeup_fd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """run_forever sets the wakeup fd before its handlers: a signal landing right after the handler was
+    installed still wakes the monitor. The other way round it was only recorded, and the server never
+    stopped (a main thread blocking SIGTERM made the window wide enough to see in a clean-clone run)."""
+    read_end, write_end = os.pipe()
+    for fd in (read_end, write_end):
+        os.set_blocking(fd, False)
+    real_signal = signal.signal
+    noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+
+    def install_then_deliver(signum: int, handler: Any) -> Any:
+        previous = real_signal(signum, handler)
+        if handler is note:
+            signal.pthread_kill(threading.get_ident(), signum)  # the instant after the handler is in place
+        return previous
+
+    monkeypatch.setattr(signal, "signal", install_then_deliver)
+    try:
+        with handlers_installed((signal.SIGUSR2,), note, write_end, lambda: None):
+            pass
+        assert os.read(read_end, 16) == bytes([signal.SIGUSR2])
+        assert noted == [signal.SIGUSR2]
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -114,9 +114,13 @@ def handlers_installed(
     if threading.current_thread() is not threading.main_thread():
         yield False
         return
-    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    # The wakeup fd first: a signal that finds `handler` installed then always reaches `wakeup_fd`. The other
+    # way round, one landing between the two calls was recorded by `handler` and never acted on.
     previous_fd = signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
+    previous: dict[int, Any] = {}
     try:
+        for signum in signals:
+            previous[signum] = signal.signal(signum, handler)
         yield True
     finally:
         until = repeats_until()
