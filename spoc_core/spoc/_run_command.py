@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import math
 import os
 import signal
 import sys
@@ -30,6 +29,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
+from ._deadlines import check_timeout
 from ._errors import SpocError
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in, refused_by
@@ -174,11 +174,12 @@ def _timeout(text: str | None, source: str) -> float:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"{source} {text!r}: give the number of seconds, e.g. 10 or 2.5") from None
-    if math.isnan(seconds) or seconds <= 0:
+    try:
+        return check_timeout(seconds, source)  # the rule run_forever() applies
+    except ValueError:
         raise UsageError(
             f"{source} {text!r}: the shutdown timeout must be a positive number of seconds (inf: no limit)"
-        )
-    return seconds
+        ) from None
 
 
 def _level(text: str | None, source: str) -> int | None:

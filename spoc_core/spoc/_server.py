@@ -645,11 +645,7 @@ class Server:
             started = [w for w in self._workers.values() if w.started]
         if first:
             self._hook("server_stopping", reason=reason)
-            for backend in list(self._backends.values()):  # no launch from now on: _shutting_down holds
-                try:
-                    backend.stopping()
-                except Exception:
-                    logger.exception("server %r: backend %r failed in stopping()", self.name, backend.name)
+            self._each_backend(list(self._backends.values()), "stopping")  # no launch from now on: _shutting_down
         with self._lock:  # only now: a waiter woken earlier could report server_stopped before server_stopping
             self._changed.notify_all()
         for worker in started:
@@ -745,13 +741,17 @@ class Server:
             monitor = None
             if not self._running:  # else a thread join_all gave up on may still report: keep listening
                 monitor, self._monitor = self._monitor, None
-        for backend in backends:
-            try:
-                backend.close()
-            except Exception:
-                logger.exception("server %r: backend %r failed to close", self.name, backend.name)
+        self._each_backend(backends, "close")
         if monitor is not None:
             monitor.close()
+
+    def _each_backend(self, backends: list[Backend], operation: Literal["stopping", "close"]) -> None:
+        """Call `operation` of each backend; one that raises is logged, and the others are still called."""
+        for backend in backends:
+            try:
+                getattr(backend, operation)()
+            except Exception:
+                logger.exception("server %r: backend %r failed in %s()", self.name, backend.name, operation)
 
     # ------------------------------------------------------------------ running
 

@@ -359,7 +359,7 @@ class Supervisor:
                         settings.restart_policy,
                     )
                 return
-            failure = self._past_intensity(state, ws, worker, settings, exit_info, now)
+            failure = self._why_give_up(state, ws, worker, settings, exit_info, now)
             if failure is not None:
                 state.gave_up = True
                 server.stop(failure=failure)  # its server_stopping reaches us on this thread: the lock is an RLock
@@ -401,7 +401,7 @@ class Supervisor:
         else:
             ws.failed_attempts += 1
 
-    def _past_intensity(
+    def _why_give_up(
         self,
         state: _ServerState,
         ws: _WorkerState,
