@@ -122,6 +122,44 @@ def test_a_raising_plugin_is_logged_once_and_the_others_still_run(caplog: Any) -
     assert "plugin bug while w started" in caplog.text
 
 
+def test_spoc_hookimpl_is_pluggys_marker_and_isolates_only_inside_a_servers_calls() -> None:
+    """Outside a server's hook call the implementation raises as pluggy's contract says; a server
+    calls it through pluggy, and isolates it (the test above)."""
+    import pluggy
+
+    from spoc import hookspecs
+
+    manager = pluggy.PluginManager("spoc")
+    manager.add_hookspecs(hookspecs)
+    plugin = Explodes()
+    manager.register(plugin, name="explodes")
+    (impl,) = manager.hook.worker_started.get_hookimpls()
+    assert impl.function == plugin.worker_started  # registered as marked: spoc patches none of pluggy's objects
+    with pytest.raises(RuntimeError, match="plugin bug while w started"):
+        manager.hook.worker_started(server=None, worker=WaitsForStop("w"), event=None)
+
+
+class MarkedByPluggy:
+    """Marked with pluggy's own marker, not spoc.hookimpl: not isolated, and its failure is still logged."""
+
+    name = "marked-by-pluggy"
+
+    import pluggy as _pluggy
+
+    @_pluggy.HookimplMarker("spoc")  # type: ignore[misc]
+    def worker_started(self, worker: Any) -> None:
+        raise RuntimeError("unisolated plugin bug")
+
+
+def test_an_implementation_marked_by_pluggy_itself_is_logged_naming_the_hook(caplog: Any) -> None:
+    recorder = Recorder()
+    with caplog.at_level(logging.ERROR, logger="spoc"):
+        run(Server(plugins=[recorder, MarkedByPluggy()]), WaitsForStop("w"))
+    assert "hook 'worker_started' raised outside its implementations" in caplog.text
+    assert "unisolated plugin bug" in caplog.text
+    assert recorder.of("worker_exited") == [("worker_exited", "w", "stopped")]
+
+
 class Misspelled:
     name = "misspelled"
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel
 from ._child import ChildOptions
 from ._linux import other_threads
-from ._plugins import ChildPlugin, hookimpl
+from ._plugins import ChildPlugins, hookimpl
 from ._process import ProcessWorker, warn_spawn_instead
 from ._thread import ThreadWorker
 from ._worker import AbstractWorker
@@ -60,7 +60,7 @@ class ProcessBackend(Backend):
     name = "process"
     worker_type = ProcessWorker
 
-    def __init__(self, server: Server, children_plugins: tuple[ChildPlugin, ...]) -> None:
+    def __init__(self, server: Server, children_plugins: ChildPlugins) -> None:
         self._server = server
         self._children_plugins = children_plugins
         self._fork_server: ForkServer | None = None

@@ -37,7 +37,7 @@ import select
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 from . import _fds
@@ -46,7 +46,7 @@ from ._events import WorkerEvent, encode_event, make_event
 from ._fork import die_by_signal, flush_std_streams, run_multiprocessing_exit
 from ._latch import Latch, SignalWake
 from ._linux import set_parent_death_signal, set_process_title
-from ._plugins import ChildPlugin, call_in_child
+from ._plugins import ChildPlugins
 from ._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
 from ._stacks import format_stacks
 from ._worker import AbstractWorker, LifecycleBody, set_process_worker
@@ -75,7 +75,7 @@ class ChildOptions:
     parent_death_signal: bool = False
     expected_parent: int = 0
     orphan_timeout: float = 5.0
-    plugins: tuple[ChildPlugin, ...] = ()
+    plugins: ChildPlugins = field(default_factory=lambda: ChildPlugins("", ()))
     server_name: str = ""
 
     @property
@@ -256,7 +256,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         control.start()
 
     def call_plugins(hook: str) -> None:
-        call_in_child(options.server_name, options.plugins, hook, worker=worker, server_name=options.server_name)
+        options.plugins.call(hook, worker=worker, server_name=options.server_name)
 
     set_process_worker(worker)
     try:

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from ._plugins import ENTRY_POINT_GROUP, PluginError, PluginInfo, Plugins
+from ._plugins import ENTRY_POINT_GROUP, PluginError, PluginInfo
 from ._run_command import add_run_command
+from ._server import Server
 
 __all__ = ["main"]
 
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plugins(args: argparse.Namespace) -> int:
     try:
-        infos = Plugins("spoc plugins").infos
+        infos = Server("spoc plugins").plugins
     except PluginError as exc:
         print(f"spoc plugins: {exc}", file=sys.stderr)
         return 1

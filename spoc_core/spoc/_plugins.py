@@ -10,9 +10,11 @@ distribution's: ``Server(disable_plugins=[...])`` or ``SPOC_DISABLE_PLUGINS``
 time; the installed entry points are scanned once per process (and
 ``sys.path``), and each entry point's module is imported once.
 
-Each hook implementation is wrapped so that an exception it raises is logged
-once, with the plugin's and the hook's names, and the other implementations
-still run. Hook calls of one server are serialised by one lock.
+Hooks are called through pluggy. Each implementation marked with `hookimpl`
+is isolated where it is marked: what it raises is logged once, with the
+plugin's and the hook's names, and the other implementations still run (a
+check hook's refusal propagates instead, naming the plugin). Hook calls of one
+server are serialised by one lock.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import difflib
 import functools
 import importlib
 import importlib.metadata
-import inspect
 import logging
 import os
 import pickle
@@ -30,7 +31,7 @@ import threading
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import pluggy
 
@@ -40,13 +41,13 @@ from ._errors import SpocError
 __all__ = [
     "AUTOLOAD_ENV",
     "CHILD_HOOKS",
+    "ChildPlugins",
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
     "PLUGINS_ENV",
     "PluginError",
     "PluginInfo",
     "Plugins",
-    "call_in_child",
     "hookimpl",
     "installed_names",
     "names_in",
@@ -55,9 +56,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("spoc")
-
-hookimpl = pluggy.HookimplMarker("spoc")
-"""Marks a function or method as the implementation of the spoc hook of the same name."""
 
 ENTRY_POINT_GROUP = "spoc"
 AUTOLOAD_ENV = "SPOC_DISABLE_PLUGIN_AUTOLOAD"
@@ -71,6 +69,84 @@ CHECK_HOOKS = frozenset({"worker_check"})
 
 CHILD_HOOKS = ("child_starting", "child_stopping")
 """Hooks that run inside process workers' children: the plugins implementing one travel there."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_pluggy_marker = pluggy.HookimplMarker("spoc")
+_calls = threading.local()  # .failures: where isolated implementations report what they raised, per thread
+_Failure = tuple[Callable[..., Any], tuple[object, ...], BaseException]
+
+
+@overload
+def hookimpl(function: _F, /) -> _F: ...
+@overload
+def hookimpl(
+    *,
+    hookwrapper: bool = False,
+    optionalhook: bool = False,
+    tryfirst: bool = False,
+    trylast: bool = False,
+    specname: str | None = None,
+    wrapper: bool = False,
+) -> Callable[[_F], _F]: ...
+def hookimpl(
+    function: _F | None = None,
+    /,
+    *,
+    hookwrapper: bool = False,
+    optionalhook: bool = False,
+    tryfirst: bool = False,
+    trylast: bool = False,
+    specname: str | None = None,
+    wrapper: bool = False,
+) -> _F | Callable[[_F], _F]:
+    """Mark a function or method as the implementation of the spoc hook of the same name (or `specname`).
+
+    pluggy's `HookimplMarker` for the project ``spoc``, with its options
+    (``tryfirst``, ``trylast``, ``wrapper``, ...), and one addition: the
+    implementation is isolated where it is marked. When spoc calls the hook,
+    what the implementation raises is logged once with the plugin's and the
+    hook's names, and the other implementations still run; a check hook's
+    (``worker_check``) refusal propagates to the caller instead. Hook
+    wrappers are not isolated: they see what the implementations inside raised.
+    """
+
+    def mark(function: _F) -> _F:
+        if not (hookwrapper or wrapper):
+            function = _isolated(function, (specname or function.__name__) in CHECK_HOOKS)
+        return _pluggy_marker(
+            function,
+            hookwrapper=hookwrapper,
+            optionalhook=optionalhook,
+            tryfirst=tryfirst,
+            trylast=trylast,
+            specname=specname,
+            wrapper=wrapper,
+        )
+
+    return mark if function is None else mark(function)
+
+
+def _isolated(function: _F, refuses: bool) -> _F:
+    """`function`, reporting what it raises to the `Plugins` call in progress on this thread instead of raising.
+
+    A check hook's implementation (`refuses`) raises, tagged, so that the
+    caller can name its plugin; so does any implementation called outside a
+    `Plugins` call.
+    """
+
+    @functools.wraps(function)
+    def isolated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (Exception, SystemExit) as exc:
+            failures = getattr(_calls, "failures", None)
+            if refuses or failures is None:
+                exc._spoc_raised_in = (isolated, args[:1])  # type: ignore[union-attr]
+                raise
+            failures.append((isolated, args[:1], exc))
+            return None
+
+    return isolated  # type: ignore[return-value]
 
 
 class PluginError(SpocError):
@@ -276,12 +352,9 @@ class Plugins:
         owner: the server's name, for messages.
         explicit: plugins given to the server (modules or objects).
         disabled: names of plugins not to load (entry point or distribution names).
-        builtin: register the core's own backends (``spoc.backends``); not in a child.
     """
 
-    def __init__(
-        self, owner: str, explicit: Sequence[object] = (), disabled: Iterable[str] = (), builtin: bool = True
-    ) -> None:
+    def __init__(self, owner: str, explicit: Sequence[object] = (), disabled: Iterable[str] = ()) -> None:
         self.owner = owner
         self._explicit = list(explicit)
         self._disabled = set(disabled)
@@ -290,17 +363,18 @@ class Plugins:
         self._infos: list[PluginInfo] = []
         self.implemented: set[str] = set()
         """The hooks with at least one implementation: calls of the others cost nothing."""
-        self._direct: dict[str, tuple[_Direct, ...] | None] = {}  # per hook: its calls, or None for pluggy's path
-        self._unwrapped: dict[int, Callable[..., Any]] = {}
         self._for_children: list[ChildPlugin] = []
+        self.for_children = ChildPlugins(owner, ())
+        """The plugins that implement a hook of the child, to send to each process worker's child."""
         self._loaded = False
         self._lock = threading.RLock()
-        if builtin:  # here, not in load(): it cannot fail, and load() is on the path of every start
-            from . import _builtin_backends
-
-            self._register(_builtin_backends, _builtin_backends.NAME, "builtin", "spoc-core", _core_version())
 
     # ------------------------------------------------------------------ loading
+
+    def add_builtin(self, plugin: object, name: str) -> None:
+        """Register one of the core's own plugins (the server's backends): it cannot be blocked."""
+        with self._lock:
+            self._register(plugin, name, "builtin", "spoc-core", _core_version())
 
     def load(self) -> None:
         """Register every plugin that is not blocked (once). Raises PluginError naming the plugin at fault."""
@@ -351,12 +425,15 @@ class Plugins:
                     name,
                     ", ".join(info.name for info in self._infos) or "none",
                 )
+            self.for_children = ChildPlugins(self.owner, tuple(self._for_children))
+            if self.for_children:
+                self.for_children.prepare()  # here, so that a forked child finds them registered
             self._loaded = True
 
     def _register(
         self, plugin: object, name: str, source: Source, dist: str | None, version: str | None
     ) -> tuple[str, ...]:
-        """Register one plugin, its implementations isolated; return the hooks it implements."""
+        """Register one plugin; return the hooks it implements."""
         if self._manager.has_plugin(name) or self._manager.is_registered(plugin):
             raise PluginError(
                 f"server {self.owner!r}: a plugin named {name!r} is already registered; give each plugin "
@@ -372,29 +449,10 @@ class Plugins:
                 self._manager.unregister(plugin)
                 raise PluginError(self._unknown_hook_message(name, caller.name))
             hooks.append(caller.name)
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                    self._unwrapped[id(impl)] = impl.function
-                    if caller.name not in CHECK_HOOKS:
-                        impl.function = _isolated(impl.function, name, caller.name)  # type: ignore[misc]
         info = PluginInfo(name, source, dist, version, tuple(sorted(hooks)))
         self._infos.append(info)
         self.implemented.update(hooks)
-        for hook in hooks:
-            self._direct[hook] = self._direct_calls(hook)
         return info.hooks
-
-    def _direct_calls(self, hook: str) -> tuple[_Direct, ...] | None:
-        """The implementations of `hook` in pluggy's call order, to call without pluggy's machinery.
-
-        None when a hook wrapper is among them: those calls then go through pluggy.
-        """
-        calls = []
-        for impl in reversed(getattr(self._manager.hook, hook).get_hookimpls()):
-            if impl.wrapper or impl.hookwrapper:
-                return None
-            calls.append(_Direct(self._unwrapped[id(impl)], tuple(impl.argnames), impl.plugin_name))
-        return tuple(calls)
 
     def _send_to_children(
         self, plugin: object, name: str, hooks: tuple[str, ...], entry_point: tuple[str, str] | None
@@ -418,21 +476,6 @@ class Plugins:
             ) from exc
         self._for_children.append(travelling)
 
-    @property
-    def for_children(self) -> tuple[ChildPlugin, ...]:
-        """The plugins that implement a hook of the child, to send to each process worker's child."""
-        return tuple(self._for_children)
-
-    @classmethod
-    def in_child(cls, owner: str, plugins: Sequence[ChildPlugin]) -> Plugins:
-        """The plugins a child received, registered in the child (no builtin, no entry point scan)."""
-        child = cls(owner, builtin=False)
-        with child._lock:
-            for travelled in plugins:
-                child._register(travelled.plugin, travelled.name, "explicit", None, None)
-            child._loaded = True
-        return child
-
     def _unknown_hook_message(self, plugin: str, hook: str) -> str:
         known = sorted(name for name in hookspecs.__all__ if name != "hookspec")
         close = difflib.get_close_matches(hook, known, n=1)
@@ -450,100 +493,121 @@ class Plugins:
 
     # ------------------------------------------------------------------ calling
 
+    def call(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call `hook` through pluggy, one call at a time per server; return its results. Never raises.
+
+        What an implementation raised is logged once, naming its plugin and
+        the hook, after the others have run.
+        """
+        if hook not in self.implemented:
+            return []
+        return self._call(hook, getattr(self._manager.hook, hook), kwargs)
+
+    def _call(self, hook: str, caller: pluggy.HookCaller, kwargs: dict[str, Any]) -> list[Any]:
+        failures: list[_Failure] = []
+        with self._lock:
+            outer, _calls.failures = getattr(_calls, "failures", None), failures
+            try:
+                results: list[Any] = caller(**kwargs)
+                return results
+            except Exception:  # a hook wrapper, or an implementation not marked with spoc.hookimpl
+                logger.exception("server %r: hook %r raised outside its implementations; it goes on", self.owner, hook)
+                return []
+            finally:
+                _calls.failures = outer
+                for isolated, bound, exc in failures:
+                    logger.error(
+                        "spoc plugin %r raised in hook %r; the server and the other plugins go on",
+                        self._plugin_of(hook, isolated, bound),
+                        hook,
+                        exc_info=exc,
+                    )
+
+    def _plugin_of(self, hook: str, isolated: Callable[..., Any], bound: tuple[object, ...]) -> str:
+        """The name of the plugin whose implementation of `hook` is `isolated` (called with `bound` first)."""
+        caller: pluggy.HookCaller = getattr(self._manager.hook, hook)
+        for impl in caller.get_hookimpls():
+            function = impl.function
+            if getattr(function, "__func__", function) is isolated and (
+                not hasattr(function, "__self__") or (bound and bound[0] is function.__self__)
+            ):
+                return impl.plugin_name
+        return str(getattr(isolated, "__qualname__", isolated))
+
     def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of `hook`; return (plugin name, result) for each non-None, in registration order.
+        """Call each plugin's implementation of `hook`; return (plugin name, result) for each non-None,
+        in registration order.
 
         For the hooks whose results the server uses (``backend_register``),
-        where a conflict must name the plugins involved.
+        where a conflict must name the plugins involved: one pluggy call per
+        implementation, through a hook caller that holds that plugin alone.
         """
+        results: list[tuple[str, Any]] = []
         with self._lock:
-            results = []
             for impl in getattr(self._manager.hook, hook).get_hookimpls():
-                result = impl.function(*[kwargs[name] for name in impl.argnames])
-                if result is not None:
-                    results.append((impl.plugin_name, result))
-            return results
+                others = [plugin for plugin in self._manager.get_plugins() if plugin is not impl.plugin]
+                caller = self._manager.subset_hook_caller(hook, others)
+                results.extend((impl.plugin_name, result) for result in self._call(hook, caller, kwargs))
+        return results
 
     def check(self, hook: str, **kwargs: Any) -> None:
-        """Call every implementation of a check hook (`CHECK_HOOKS`); what one raises propagates,
+        """Call a check hook (`CHECK_HOOKS`) through pluggy; what an implementation raises propagates,
         with a note naming the plugin."""
         if hook not in self.implemented:
             return
         with self._lock:
-            direct = self._direct.get(hook)
-            if direct is None:
-                getattr(self._manager.hook, hook)(**kwargs)
-                return
-            for function, argnames, plugin in direct:
-                try:
-                    function(*[kwargs[name] for name in argnames])
-                except Exception as exc:
-                    exc._spoc_refused_by = f"spoc plugin {plugin!r} in its {hook} hook"  # type: ignore[attr-defined]
-                    note = f"(raised by spoc plugin {plugin!r} in its {hook} hook)"
-                    if sys.version_info >= (3, 11):
-                        exc.add_note(note)
-                    else:
-                        logger.error("server %r: %s %s", self.owner, exc, note)
-                    raise
-
-    def call(self, hook: str, **kwargs: Any) -> None:
-        """Call every implementation of `hook`, one call at a time per server; never raises."""
-        self.call_with(hook, kwargs)
-
-    def call_with(self, hook: str, kwargs: dict[str, Any]) -> None:
-        """`call`, with the arguments in a dict (the server's per-event path builds one dict, not two).
-
-        Each implementation is called directly, in pluggy's order and with the
-        arguments it names (what pluggy would do, for a fraction of its cost
-        per event), unless the hook has a wrapper: then through pluggy.
-        """
-        if hook not in self.implemented:
-            return
-        direct = self._direct.get(hook)
-        with self._lock:
-            if direct is not None:
-                for function, argnames, plugin in direct:
-                    try:
-                        function(*[kwargs[name] for name in argnames])
-                    except (Exception, SystemExit):
-                        _log_failure(plugin, hook)
-                return
             try:
                 getattr(self._manager.hook, hook)(**kwargs)
-            except Exception:  # a hook wrapper raised: implementations themselves are isolated
-                logger.exception("server %r: a hook wrapper of %r raised; the server goes on", self.owner, hook)
+            except Exception as exc:
+                raised_in = getattr(exc, "_spoc_raised_in", None)
+                if raised_in is None:
+                    raise
+                plugin = self._plugin_of(hook, *raised_in)
+                exc._spoc_refused_by = f"spoc plugin {plugin!r} in its {hook} hook"  # type: ignore[attr-defined]
+                note = f"(raised by spoc plugin {plugin!r} in its {hook} hook)"
+                if sys.version_info >= (3, 11):
+                    exc.add_note(note)
+                else:
+                    logger.error("server %r: %s %s", self.owner, exc, note)
+                raise
 
 
-def call_in_child(owner: str, plugins: Sequence[ChildPlugin], hook: str, **kwargs: Any) -> None:
-    """Call `hook` of the plugins a process worker's child received, in pluggy's order, isolated.
+class ChildPlugins:
+    """The server's plugins that implement a hook of the child (`CHILD_HOOKS`), as they travel to a
+    process worker's child.
 
-    Without pluggy's machinery when it can (no hook wrapper, no ``specname``):
-    building a plugin manager in a freshly forked child costs more than a
-    millisecond of copy-on-write faults, on the path of every start.
+    It pickles as its members (`ChildPlugin`), registered again in the child.
+    `prepare` registers them where it is called: the parent does, before it
+    forks, so that a forked child finds them registered (building a plugin
+    manager in a freshly forked child costs a millisecond of copy-on-write
+    faults, on the path of every start).
     """
-    impls: list[tuple[int, str, Callable[..., Any]]] = []
-    for travelled in plugins:
-        method = getattr(travelled.plugin, hook, None)
-        options = getattr(method, f"{hookimpl.project_name}_impl", None)
-        if method is None or not isinstance(options, dict):
-            continue
-        if options.get("wrapper") or options.get("hookwrapper") or options.get("specname"):
-            Plugins.in_child(owner, plugins).call(hook, **kwargs)
-            return
-        rank = 2 if options.get("tryfirst") else 0 if options.get("trylast") else 1
-        impls.append((rank, travelled.name, method))
-    # pluggy: tryfirst before the others before trylast; within each, the last registered first
-    for _, plugin, method in sorted(reversed(impls), key=lambda impl: -impl[0]):
-        try:
-            method(*[kwargs[name] for name in _argnames(method)])
-        except (Exception, SystemExit):
-            _log_failure(plugin, hook)
 
+    def __init__(self, owner: str, members: tuple[ChildPlugin, ...]) -> None:
+        self.owner = owner
+        self.members = members
+        self._plugins: Plugins | None = None
 
-def _argnames(function: Callable[..., Any]) -> list[str]:
-    """The arguments an implementation names (pluggy passes those, by name)."""
-    parameters = inspect.signature(function).parameters.values()
-    return [p.name for p in parameters if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ChildPlugins, (self.owner, self.members))
+
+    def __bool__(self) -> bool:
+        return bool(self.members)
+
+    def prepare(self) -> Plugins:
+        """The members, registered with a plugin manager of their own (once)."""
+        if self._plugins is None:
+            plugins = Plugins(self.owner)
+            for travelled in self.members:
+                plugins._register(travelled.plugin, travelled.name, "explicit", None, None)
+            plugins._loaded = True
+            self._plugins = plugins
+        return self._plugins
+
+    def call(self, hook: str, **kwargs: Any) -> None:
+        """Call `hook` of the members, as `Plugins.call` does."""
+        if self.members:
+            self.prepare().call(hook, **kwargs)
 
 
 @functools.cache
@@ -553,27 +617,3 @@ def _core_version() -> str | None:
         return importlib.metadata.version("spoc-core")
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-class _Direct(NamedTuple):
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-    plugin: str
-
-
-def _log_failure(plugin: str, hook: str) -> None:
-    logger.exception("spoc plugin %r raised in hook %r; the server and the other plugins go on", plugin, hook)
-
-
-def _isolated(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
-    """`function`, except that what it raises is logged once and swallowed: one plugin cannot break the rest."""
-
-    @functools.wraps(function)
-    def call(*args: Any) -> Any:
-        try:
-            return function(*args)
-        except (Exception, SystemExit):
-            _log_failure(plugin, hook)
-            return None
-
-    return call

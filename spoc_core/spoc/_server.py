@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
 
+from . import _builtin_backends
 from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
 from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
@@ -123,6 +124,7 @@ class Server:
             )
         self.name = name
         self._plugins = Plugins(name, plugins, disable_plugins)
+        self._plugins.add_builtin(_builtin_backends, _builtin_backends.NAME)
         self._stopped_reported = False
         self._exits_reported: set[str] = set()
         self._stopping_reported: set[str] = set()
@@ -165,8 +167,7 @@ class Server:
         return self._plugins.infos
 
     def _hook(self, hook: str, **kwargs: object) -> None:
-        kwargs["server"] = self
-        self._plugins.call_with(hook, kwargs)
+        self._plugins.call(hook, server=self, **kwargs)
 
     # ------------------------------------------------------------------ workers
 

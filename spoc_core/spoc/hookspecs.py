@@ -9,7 +9,8 @@ Where hooks run. Unless a hook says otherwise, it runs in the server's
 process. Worker hooks run on the server's monitor thread, the one thread that
 receives every worker's events, thread and process workers alike, in the
 order each worker emitted them. Server hooks run on the thread that called
-`Server.start()`, `stop()` or `join_all()`. All hooks of one server are
+`Server.start()`, `stop()` or `join_all()`, or on the monitor thread when a
+signal asked for the stop or the reload (each hook says). All hooks of one server are
 serialised: no two run at the same time, so a plugin needs no locks of its
 own for the state it keeps per server.
 
@@ -17,7 +18,9 @@ When an implementation raises, spoc logs the error once, on the ``spoc``
 logger with the plugin's and the hook's names and the traceback, and goes on:
 the other plugins' implementations of that hook still run, and neither the
 server nor any worker is affected. The one exception is `worker_check`, whose
-purpose is to refuse a worker: what it raises propagates.
+purpose is to refuse a worker: what it raises propagates. Hooks are called
+through pluggy; ``@spoc.hookimpl`` isolates each implementation it marks
+(hook wrappers excepted).
 """
 
 from __future__ import annotations
