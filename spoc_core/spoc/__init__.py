@@ -11,8 +11,8 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._aio import run_async_safely, set_uvloop_if_available
-from ._backend import Backend, BackendError, Runner, WorkerChannel
-from ._errors import ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
+from ._backend import Backend, Runner, WorkerChannel
+from ._errors import BackendError, ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, WorkerExit
 from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker

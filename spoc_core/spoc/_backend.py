@@ -17,16 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ._aio import uvloop_enabled
-from ._errors import SpocError
+from ._errors import BackendError
 from ._events import WorkerEvent
-from ._worker import check_initialised
+from ._thread import ThreadWorker
 
 if TYPE_CHECKING:
     from ._process import ProcessWorker
     from ._server import Server
     from ._worker import AbstractWorker
 
-__all__ = ["KILL_GRACE", "Backend", "BackendError", "Runner", "WorkerChannel", "check_own_backend"]
+__all__ = ["KILL_GRACE", "Backend", "Runner", "WorkerChannel"]
 
 KILL_GRACE = 1.0
 """Seconds between a backend's `Backend.terminate` and `Backend.kill` for a worker past the shutdown deadline."""
@@ -81,8 +81,6 @@ class WorkerChannel:
         loop's executor): every event, the final ``"exit"`` included, goes to
         the server as it happens. Only a `ThreadWorker` can live this way.
         """
-        from ._thread import ThreadWorker
-
         worker = self.worker
         if not isinstance(worker, ThreadWorker):
             raise TypeError(
@@ -159,10 +157,6 @@ class Backend(abc.ABC):
         """Called once every worker of this backend has ended: release what the backend holds."""
 
 
-class BackendError(SpocError):
-    """A worker names a backend no plugin registered, or one that cannot run it."""
-
-
 def unknown_backend(worker: AbstractWorker, server: Server, registered: Sequence[str]) -> BackendError:
     names = ", ".join(repr(name) for name in sorted(registered)) or "none"
     return BackendError(
@@ -178,14 +172,3 @@ def wrong_worker_type(worker: AbstractWorker, server: Server, backend: Backend) 
         f"{backend.name!r} runs {backend.worker_type.__name__} workers only; subclass "
         f"{backend.worker_type.__name__} or pick another backend"
     )
-
-
-def check_own_backend(worker: AbstractWorker, own: str) -> None:
-    """Before `worker.start()` outside a server: only the worker class's own backend runs without one."""
-    check_initialised(worker)
-    if worker.backend != own:
-        raise BackendError(
-            f"worker {worker.name!r} names backend {worker.backend!r}, which only a Server provides "
-            f"(through its plugins); add the worker to a Server, or start it on its own with "
-            f"backend {own!r}"
-        )

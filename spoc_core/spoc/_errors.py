@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "BackendError",
     "stacklevel_outside_spoc",
     "ErrorRecord",
     "Phase",
@@ -32,6 +33,10 @@ Phase = Literal["setup", "main", "teardown"]
 
 class SpocError(Exception):
     """Base class of every error spoc raises on its own account."""
+
+
+class BackendError(SpocError):
+    """A worker names a backend no plugin registered, or one that cannot run it."""
 
 
 class WorkerStartError(SpocError, RuntimeError):

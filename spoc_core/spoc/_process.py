@@ -42,7 +42,6 @@ from typing import Any
 
 from . import _fds
 from ._aio import uvloop_enabled
-from ._backend import check_own_backend
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
 from ._events import WorkerEvent, decode_event
@@ -50,7 +49,7 @@ from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, r
 from ._linux import other_threads, preload_for_children
 from ._signals import CONTROL_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
-from ._worker import AbstractWorker
+from ._worker import AbstractWorker, check_own_backend
 from ._zygote import ForkServer
 
 __all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method", "warn_spawn_instead"]

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._aio import uvloop_enabled
-from ._backend import check_own_backend
 from ._errors import WorkerStartError
 from ._events import make_event
-from ._worker import AbstractWorker, Emit, LifecycleBody
+from ._worker import AbstractWorker, Emit, LifecycleBody, check_own_backend
 
 __all__ = ["ThreadWorker"]
 

@@ -25,13 +25,13 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
-from ._errors import ErrorRecord, Phase, SpocError, WorkerStartError
+from ._errors import BackendError, ErrorRecord, Phase, SpocError, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch, SignalWake
 from ._signals import signal_name
 from ._stacks import format_stacks
 
-__all__ = ["AbstractWorker", "Emit", "check_initialised", "current_worker"]
+__all__ = ["AbstractWorker", "Emit", "check_initialised", "check_own_backend", "current_worker"]
 
 logger = logging.getLogger("spoc")
 
@@ -705,3 +705,14 @@ def check_initialised(worker: AbstractWorker) -> None:
         f"{type(worker).__name__}.__init__{where} does not call super().__init__(name): the worker has no name "
         f"and none of spoc's state. Call super().__init__(name) first, then set your own attributes."
     )
+
+
+def check_own_backend(worker: AbstractWorker, own: str) -> None:
+    """Before `worker.start()` outside a server: only the worker class's own backend runs without one."""
+    check_initialised(worker)
+    if worker.backend != own:
+        raise BackendError(
+            f"worker {worker.name!r} names backend {worker.backend!r}, which only a Server provides "
+            f"(through its plugins); add the worker to a Server, or start it on its own with "
+            f"backend {own!r}"
+        )
