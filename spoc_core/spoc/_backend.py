@@ -22,7 +22,6 @@ from ._events import WorkerEvent
 from ._thread import ThreadWorker
 
 if TYPE_CHECKING:
-    from ._process import ProcessWorker
     from ._server import Server
     from ._worker import AbstractWorker
 
@@ -48,22 +47,34 @@ class Runner(Protocol):
 
 
 class WorkerChannel:
-    """The server's end of one worker, handed to its backend's `Backend.launch`.
+    """The server's end of one worker's run, handed to its backend's `Backend.launch`.
 
     Everything a worker tells its server goes through here, in order: the
     lifecycle events, the records plugins send (`AbstractWorker.send_record`)
-    and the final ``"exit"`` event.
+    and the final ``"exit"`` event. A backend whose bodies run elsewhere (a
+    child process, a subprocess, another host) has the server's one monitor
+    thread read them: `watch` a file descriptor, and send what arrives.
+
+    Outside a server (in the process where a body runs elsewhere, say) make
+    one with the function that carries each event: ``WorkerChannel(worker,
+    send)``, then `run_life`; `watch` needs a server.
     """
 
     def __init__(
         self,
         worker: AbstractWorker,
         send: Callable[[WorkerEvent], None],
-        watch: Callable[[ProcessWorker], None],
+        *,
+        watch: Callable[[int, Callable[[], None]], None] | None = None,
+        unwatch: Callable[[int], None] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.worker = worker
+        self.backend = backend
+        """The backend the server handed the worker to (None outside a server)."""
         self._send = send
         self._watch = watch
+        self._unwatch = unwatch
 
     def send(self, event: WorkerEvent) -> None:
         """Deliver `event` to the server. Thread-safe; events sent from one thread arrive in order.
@@ -74,12 +85,34 @@ class WorkerChannel:
         """
         self._send(event)
 
+    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Have the server's monitor thread call `on_readable()` each time `fd` is readable, until `unwatch`.
+
+        For a backend whose bodies run elsewhere: `fd` is where their events
+        arrive (a pipe, a socket) or what turns readable when a body ends (a
+        pidfd). The callback runs on the monitor thread, the one that handles
+        every event and calls the plugins' hooks, so it reads what is there
+        without blocking and returns; what it `send`s is handled right after
+        it returns, in order. A callback that raises is logged and its fd is
+        no longer watched. Unwatch an fd before closing it.
+        """
+        if self._watch is None:
+            raise RuntimeError(f"worker {self.worker.name!r}: this channel has no server to watch fds")
+        self._watch(fd, on_readable)
+
+    def unwatch(self, fd: int) -> None:
+        """Stop watching `fd`; from a callback (on the monitor thread) it takes effect at once."""
+        if self._unwatch is not None:
+            self._unwatch(fd)
+
     def run_life(self) -> int:
         """Run the worker's whole life on the calling thread; return its exit code (0 clean, 1 failed).
 
         For backends that run bodies in this process (a thread pool, an event
-        loop's executor): every event, the final ``"exit"`` included, goes to
-        the server as it happens. Only a `ThreadWorker` can live this way.
+        loop's executor), and for a process where a body runs on a backend's
+        behalf (``WorkerChannel(worker, send).run_life()``): every event, the
+        final ``"exit"`` included, goes to `send` as it happens. Only a
+        `ThreadWorker` can live this way.
         """
         worker = self.worker
         if not isinstance(worker, ThreadWorker):
@@ -87,7 +120,12 @@ class WorkerChannel:
                 f"worker {worker.name!r} is a {type(worker).__name__}: run_life() runs ThreadWorker "
                 f"bodies only (a ProcessWorker's body runs in its own process)"
             )
-        return worker._live(uvloop_enabled())
+        return worker._live(self.send, uvloop_enabled())
+
+    def _carry_stop(self) -> None:
+        """`worker.stop()` was called here: have the backend carry it to where the body runs."""
+        if self.backend is not None:
+            self.backend.stop(self.worker)
 
 
 class Backend(abc.ABC):
@@ -126,6 +164,15 @@ class Backend(abc.ABC):
         The body reports through `channel` (an in-process backend calls
         `WorkerChannel.run_life` on the thread it chose). Raise
         `WorkerStartError` naming the worker when it cannot start.
+        """
+
+    def stop(self, worker: AbstractWorker) -> None:
+        """Called once when `worker.stop()` is called in the server's process (by the server, a signal
+        or anyone), after the worker's own stop flag is set.
+
+        A backend whose bodies run elsewhere carries the request there (the
+        copy of the worker there must see `stop()`); bodies in this process
+        read the flag itself. The default does nothing.
         """
 
     def terminate(self, worker: AbstractWorker) -> bool:

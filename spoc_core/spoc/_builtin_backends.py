@@ -37,9 +37,7 @@ class ThreadBackend(Backend):
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
         assert isinstance(worker, ThreadWorker)
-        worker._launch(channel.send)
-        thread: Runner = worker._thread_or_process
-        return thread
+        return worker._launch(channel.send)
 
 
 class ProcessBackend(Backend):
@@ -105,9 +103,8 @@ class ProcessBackend(Backend):
             plugins=self._children_plugins,
             server_name=self._server.name,
         )
-        worker._launch(fork_server, options, method)
-        channel._watch(worker)
-        child: Runner = worker._thread_or_process
+        child = worker._launch(fork_server, options, method)
+        worker._watch_with(channel)
         return child
 
     def _spawn_instead(self, worker: ProcessWorker) -> str:
@@ -125,7 +122,6 @@ class ProcessBackend(Backend):
             worker.pid,
             self._server._seconds_since_stop(),
         )
-        worker._forced = True
         self._terminated.add(worker.name)
         worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
         worker.terminate()
@@ -151,7 +147,6 @@ class ProcessBackend(Backend):
                 worker.pid,
                 KILL_GRACE,
             )
-        worker._forced = True
         worker.kill()
         return True
 

@@ -1,10 +1,13 @@
 """The monitor: the one thread per server that receives every event and notices every death.
 
-It blocks in a single ``poll()`` on its wake-up pipe,
-every process worker's event pipe and every process worker's sentinel, so a
-death or an event is seen within microseconds and nothing polls with sleeps.
-Thread workers hand their events to its inbox and poke the wake-up pipe;
-during `Server.run_forever` the pipe is also the process's signal wakeup fd,
+It blocks in a single ``poll()`` on its wake-up pipe and on every file
+descriptor a backend asked it to watch (`WorkerChannel.watch`: for the
+process backend, each child's event pipe and its pidfd), and calls the
+backend's callback for each one that turns readable; nothing polls with
+sleeps. Events reach it through each worker's channel (`deliver`): a thread
+worker's from its own thread, which pokes the wake-up pipe; a process
+worker's from the callback that read them, on this very thread. During
+`Server.run_forever` the wake-up pipe is also the process's signal wakeup fd,
 so Python's C-level signal handler writes each signal's number there, from
 whichever thread the kernel delivered it to.
 
@@ -24,13 +27,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from . import _fds
 from ._events import WorkerEvent
 from ._linux import wait_until_thread_exited
-from ._process import ProcessWorker
 from ._signals import SERVER_SIGNALS
-from ._worker import AbstractWorker, Emit
 
 __all__ = ["Monitor"]
 
@@ -39,36 +41,37 @@ logger = logging.getLogger("spoc")
 _WAKE = b"\0"
 _SIGNAL_NUMBERS = frozenset(int(signum) for signum in SERVER_SIGNALS)
 
+Sender = TypeVar("Sender")
 
-class Monitor:
+
+class Monitor(Generic[Sender]):
     """Receives the events of a server's workers on one thread; see the module docstring.
 
     Args:
-        on_event: called for each event, with the worker it came from.
-        on_process_exit: called once a process worker's death has been recorded.
+        on_event: called for each event, with what `deliver` was given for its sender.
         on_signal: called with the number of each signal the server's handlers caught.
         name: the thread's name.
     """
 
     def __init__(
         self,
-        on_event: Callable[[AbstractWorker, WorkerEvent], None],
-        on_process_exit: Callable[[ProcessWorker], None],
+        on_event: Callable[[Sender, WorkerEvent], None],
         on_signal: Callable[[int], None],
         name: str,
     ) -> None:
         self._on_event = on_event
-        self._on_process_exit = on_process_exit
         self._on_signal = on_signal
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         self._wake_r = _fds.track(wake_r)
         self._wake_w = _fds.track(wake_w)
-        self._inbox: deque[tuple[AbstractWorker, WorkerEvent]] = deque()
+        self._inbox: deque[tuple[Sender, WorkerEvent]] = deque()
         self._inbox_wake_pending = False
-        self._watched: list[ProcessWorker] = []
-        self._unpolled: list[ProcessWorker] = []  # watched, not yet registered with the monitor's poll
+        self._poller = select.poll()
+        self._poller.register(wake_r, select.POLLIN)
+        self._watched: dict[int, Callable[[], None]] = {}  # fd -> callback; touched by the monitor thread only
+        self._changes: list[tuple[int, Callable[[], None] | None]] = []  # watch/unwatch asked from other threads
         self._timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (deadline, order, action)
         self._timer_order = itertools.count()
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside wake()
@@ -82,25 +85,46 @@ class Monitor:
     def start(self) -> None:
         self._thread.start()
 
-    # ------------------------------------------------------------------ fed by other threads
+    def _on_monitor_thread(self) -> bool:
+        return threading.get_ident() == self._thread.ident
 
-    def deliver_to_inbox(self, worker: AbstractWorker) -> Emit:
-        """Return the emit function a thread worker uses to send its events here."""
+    # ------------------------------------------------------------------ fed by any thread
+
+    def deliver(self, sender: Sender) -> Callable[[WorkerEvent], None]:
+        """Return the function that hands `sender`'s events to the monitor thread, in order."""
 
         def deliver(event: WorkerEvent) -> None:
-            self._inbox.append((worker, event))
-            if not self._inbox_wake_pending:  # one wake-up per batch, not per event
+            self._inbox.append((sender, event))
+            # One wake-up per batch, not per event; none from the monitor thread itself, which handles the
+            # inbox before it polls again (event delay: a process worker's events are read on this thread).
+            if not self._inbox_wake_pending and not self._on_monitor_thread():
                 self._inbox_wake_pending = True
                 self.wake()
 
         return deliver
 
-    def watch(self, worker: ProcessWorker) -> None:
-        """Start reading a started process worker's events and watching its sentinel."""
+    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Call `on_readable()` on the monitor thread each time `fd` is readable, until `unwatch(fd)`."""
+        self._change(fd, on_readable)
+
+    def unwatch(self, fd: int) -> None:
+        """Stop watching `fd`: at once on the monitor thread (from a callback), else before the next poll."""
+        self._change(fd, None)
+
+    def _change(self, fd: int, on_readable: Callable[[], None] | None) -> None:
+        if self._on_monitor_thread():
+            self._apply(fd, on_readable)
+            return
         with self._lock:
-            self._watched.append(worker)
-            self._unpolled.append(worker)
+            self._changes.append((fd, on_readable))
         self.wake()
+
+    def _apply(self, fd: int, on_readable: Callable[[], None] | None) -> None:
+        if self._watched.pop(fd, None) is not None:
+            self._poller.unregister(fd)
+        if on_readable is not None:
+            self._watched[fd] = on_readable
+            self._poller.register(fd, select.POLLIN)
 
     def call_later(self, delay: float, action: Callable[[], None]) -> None:
         """Run `action` on the monitor thread once `delay` seconds have passed (0: after what it handles now).
@@ -132,11 +156,15 @@ class Monitor:
                 pass
 
     def close(self) -> None:
-        """Stop the thread once it has handled what is pending, and release its fds."""
+        """Stop the thread once it has handled what is pending, and release its fds.
+
+        Called once every worker has ended: a backend has stopped watching
+        their fds by then, and any fd still watched is dropped.
+        """
         with self._lock:
             self._closing = True
             self._write(_WAKE)
-        if self.started and threading.current_thread() is not self._thread:
+        if self.started and not self._on_monitor_thread():
             self._thread.join()
             wait_until_thread_exited(self._thread.native_id)
         with self._lock:
@@ -149,27 +177,43 @@ class Monitor:
     # ------------------------------------------------------------------ the monitor thread
 
     def _run(self) -> None:
-        poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
-        owners: dict[int, ProcessWorker] = {}  # every fd polled for a worker: its sentinel and event pipe
         while True:
-            with self._lock:
-                unpolled, self._unpolled = self._unpolled, []
-                done = self._closing and not self._watched
-            if done:
+            if self._apply_changes():
                 self._handle_inbox()
                 return
-            for worker in unpolled:
-                for fd in worker._wait_fds():
-                    owners[fd] = worker
-                    poller.register(fd, select.POLLIN)
             try:
-                for fd, _ in poller.poll(self._poll_timeout()):
-                    self._ready(fd, owners, poller)
+                for fd, _ in self._poller.poll(self._poll_timeout()):
+                    if fd == self._wake_r:
+                        self._read_wake_pipe()
+                    else:
+                        self._ready(fd)
                 self._handle_inbox()
                 self._run_due_timers()
+                self._handle_inbox()  # what the timers' actions sent
             except Exception:
                 logger.exception("spoc monitor: unexpected error; it keeps running")
+
+    def _apply_changes(self) -> bool:
+        """Apply the watches other threads asked for; return whether the monitor is closing.
+
+        A method of its own, so that no local of the loop keeps a callback (and its worker) alive.
+        """
+        with self._lock:
+            changes, self._changes = self._changes, []
+            closing = self._closing
+        for fd, on_readable in changes:
+            self._apply(fd, on_readable)
+        return closing
+
+    def _ready(self, fd: int) -> None:
+        on_readable = self._watched.get(fd)
+        if on_readable is None:
+            return  # unwatched earlier in this batch
+        try:
+            on_readable()
+        except Exception:
+            logger.exception("spoc monitor: the callback watching fd %d failed; the fd is no longer watched", fd)
+            self._apply(fd, None)
 
     def _poll_timeout(self) -> int | None:
         """Milliseconds until the next timer (rounded up), or None to wait for an fd only."""
@@ -191,22 +235,6 @@ class Monitor:
             except Exception:
                 logger.exception("spoc monitor: a scheduled action failed; it keeps running")
 
-    def _ready(self, fd: int, owners: dict[int, ProcessWorker], poller: select.poll) -> None:
-        if fd == self._wake_r:
-            return self._read_wake_pipe()
-        worker = owners.get(fd)
-        if worker is None:
-            return  # its worker ended earlier in this batch
-        if fd == worker._sentinel_fd():
-            for owned in worker._wait_fds():
-                if owners.pop(owned, None) is not None:
-                    poller.unregister(owned)
-            self._process_ended(worker)
-        elif worker.exit_info is None and not worker._read_event(self._event_handler(worker)):
-            owners.pop(fd, None)
-            poller.unregister(fd)
-            worker._close_events()
-
     def _read_wake_pipe(self) -> None:
         try:
             data = os.read(self._wake_r, 4096)
@@ -216,22 +244,11 @@ class Monitor:
             if byte in _SIGNAL_NUMBERS:
                 self._on_signal(byte)  # other numbers: signals handled elsewhere, or our own wake-ups
 
-    def _event_handler(self, worker: AbstractWorker) -> Emit:
-        return lambda event: self._on_event(worker, event)
-
-    def _process_ended(self, worker: ProcessWorker) -> None:
-        if worker.exit_info is None:
-            worker._finish(self._event_handler(worker))
-        with self._lock:
-            if worker in self._watched:
-                self._watched.remove(worker)
-        self._on_process_exit(worker)
-
     def _handle_inbox(self) -> None:
         self._inbox_wake_pending = False  # before draining: a later event wakes us again
         while self._inbox:
-            worker, event = self._inbox.popleft()
+            sender, event = self._inbox.popleft()
             try:
-                self._on_event(worker, event)
+                self._on_event(sender, event)
             except Exception:
-                logger.exception("spoc monitor: handling %s of worker %r failed", event.kind, worker.name)
+                logger.exception("spoc monitor: handling %s event of worker %r failed", event.kind, event.worker)

@@ -38,19 +38,22 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _fds
 from ._aio import uvloop_enabled
 from ._child import ChildOptions, process_entry, reset_after_fork, run_child
 from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
-from ._events import WorkerEvent, decode_event
+from ._events import WorkerEvent, decode_event, make_event
 from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, readable
 from ._linux import other_threads, preload_for_children
 from ._signals import CONTROL_SIGNAL, blocked
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 from ._worker import AbstractWorker, check_own_backend
 from ._zygote import ForkServer
+
+if TYPE_CHECKING:
+    from ._backend import WorkerChannel
 
 __all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method", "warn_spawn_instead"]
 
@@ -204,7 +207,7 @@ class ProcessWorker(AbstractWorker):
     @property
     def pid(self) -> int | None:
         """The child's pid once started."""
-        handle = self._thread_or_process
+        handle = self._runner
         return handle.pid if handle is not None else None
 
     # ------------------------------------------------------------------ starting
@@ -223,7 +226,7 @@ class ProcessWorker(AbstractWorker):
             method = "spawn"
         self._launch(fork_server=None, options=ChildOptions(), method=method)
 
-    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> None:
+    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> ChildHandle:
         """Start the child with start `method`, through `fork_server` when one is given and needed.
 
         `options` are as the server set them.
@@ -253,13 +256,14 @@ class ProcessWorker(AbstractWorker):
         control_r.close()
         events_w.close()
         self._events = events_r
-        self._thread_or_process = handle
+        self._runner = handle
         if not self.daemon:
             _join_at_exit(self)
         with self._control_lock:
             self._control = control_w
         if self._stop_requested:
             self._request_stop()
+        return handle
 
     def _needs_fork_server(self) -> bool:
         """Whether a server must have its fork server make this worker's child (see `_zygote`)."""
@@ -396,7 +400,7 @@ class ProcessWorker(AbstractWorker):
 
     def send_signal(self, signum: int) -> None:
         """Send `signum` to the child process, if it is still running (never to a reused pid)."""
-        handle = self._thread_or_process
+        handle = self._runner
         if handle is not None:
             handle.send_signal(signum)
 
@@ -423,20 +427,20 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ state and waiting
 
     def is_alive(self) -> bool:
-        handle = self._thread_or_process
+        handle = self._runner
         return handle is not None and handle.is_alive()
 
     @property
     def exitcode(self) -> int | None:
-        handle = self._thread_or_process
+        handle = self._runner
         return handle.exitcode if handle is not None else None
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the child to end, reading its events meanwhile; then release its fds."""
-        handle = self._thread_or_process
+        handle = self._runner
         if handle is None:
             raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
-        if self._deliver is not None:  # a server's monitor reads this worker
+        if self._channel is not None:  # a server's monitor reads this worker
             self._finished.wait(timeout)
             return
         _wait_reading_events(self, timeout)
@@ -483,13 +487,33 @@ class ProcessWorker(AbstractWorker):
             return False
         return True
 
-    def _finish(self, deliver: Callable[[WorkerEvent], None], forced: bool = False) -> None:
-        """The child has ended: take its last events, record its exit, release every fd."""
-        handle = self._thread_or_process
+    def _watch_with(self, channel: WorkerChannel) -> None:
+        """Have the server's monitor read the started child's events and notice its end, through `channel`."""
+        handle, events = self._runner, self._events
+        assert handle is not None and events is not None
+        events_fd, sentinel = events.fileno(), handle.sentinel
+
+        def on_events() -> None:
+            if not self._read_event(channel.send):  # the child closed its end
+                channel.unwatch(events_fd)
+                self._close_events()
+
+        def on_end() -> None:
+            channel.unwatch(sentinel)
+            if self._events is not None:
+                channel.unwatch(events_fd)
+            self._finish(channel.send)
+
+        channel.watch(events_fd, on_events)
+        channel.watch(sentinel, on_end)
+
+    def _finish(self, deliver: Callable[[WorkerEvent], None]) -> None:
+        """The child has ended: deliver its last events and its ``"exit"``, release every fd."""
+        handle = self._runner
         assert handle is not None
         handle.join(1.0)
         self._drain_events(deliver)
-        self._record_exit(handle.exitcode, forced=forced or self._forced)
+        deliver(make_event(self.name, "exit", exitcode=handle.exitcode))
         self._release()
 
     def _close_events(self) -> None:
@@ -508,22 +532,18 @@ class ProcessWorker(AbstractWorker):
                     conn.close()
             self._control = None
             self._events = None
-        handle = self._thread_or_process
+        handle = self._runner
         if handle is not None:
             handle.close()
 
     def _wait_fds(self) -> list[int]:
-        """The fds a monitor polls for this worker: its sentinel and, while open, its event pipe."""
-        handle = self._thread_or_process
+        """The fds `join` waits on outside a server: the child's sentinel and, while open, its event pipe."""
+        handle = self._runner
         fds: list[int] = [] if handle is None else [handle.sentinel]
         events = self._events
         if events is not None:
             fds.append(events.fileno())
         return fds
-
-    def _sentinel_fd(self) -> int:
-        handle = self._thread_or_process
-        return -1 if handle is None else handle.sentinel
 
 
 _non_daemon: weakref.WeakSet[ProcessWorker] = weakref.WeakSet()
@@ -545,7 +565,7 @@ def _join_non_daemon_workers() -> None:
 
 def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
-    handle = worker._thread_or_process
+    handle = worker._runner
     assert handle is not None
     while worker.exit_info is None:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

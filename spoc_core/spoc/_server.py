@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Literal
 
 from . import _builtin_backends
-from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
+from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel, unknown_backend, wrong_worker_type
 from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
@@ -52,6 +52,23 @@ to force the shutdown presses Ctrl+C again later than that.
 """
 
 StopReason = Literal["signal", "stop", "workers_ended"]
+
+
+@dataclass(eq=False)
+class _Run:
+    """One run of one worker, as its server keeps it: the server is the only one that writes it."""
+
+    worker: AbstractWorker
+    backend: Backend
+    channel: WorkerChannel | None = None
+    runner: Runner | None = None
+    forced: bool = False
+    """The server had to end it (terminated or killed past the deadline, killed on a second signal or by
+    `Server.kill_worker`) or give up on it."""
+    killed_on_force: bool = False
+    """A second signal killed it: the deadline's escalation leaves it alone."""
+    stopping_reported: bool = False
+    exit_reported: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,16 +143,14 @@ class Server:
         self._plugins = Plugins(name, plugins, disable_plugins)
         self._plugins.add_builtin(_builtin_backends, _builtin_backends.NAME)
         self._stopped_reported = False
-        self._exits_reported: set[str] = set()
-        self._stopping_reported: set[str] = set()
+        self._runs: dict[str, _Run] = {}  # each worker's current run, by name
         self._pending_restarts: dict[str, AbstractWorker] = {}
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._monitor: Monitor | None = None
+        self._monitor: Monitor[_Run] | None = None
         self._backends: dict[str, Backend] = {}
         self._backends_closed = False
-        self._killed: set[str] = set()
         self._started = False
         self._stop_reason: StopReason | None = None
         self._failure: str | None = None
@@ -293,12 +308,10 @@ class Server:
         """Seconds workers get to stop: `run_forever`'s ``shutdown_timeout`` (default `DEFAULT_SHUTDOWN_TIMEOUT`)."""
         return self._shutdown_timeout
 
-    def _ensure_monitor(self) -> Monitor:
+    def _ensure_monitor(self) -> Monitor[_Run]:
         with self._lock:
             if self._monitor is None:
-                self._monitor = Monitor(
-                    self._on_event, self._on_process_exit, self._on_signal, f"spoc-monitor:{self.name}"
-                )
+                self._monitor = Monitor(self._on_event, self._on_signal, f"spoc-monitor:{self.name}")
             return self._monitor
 
     @property
@@ -314,14 +327,22 @@ class Server:
             backend = self._backend_for(worker)
             worker._check_startable()
             monitor = self._ensure_monitor()
-            channel = WorkerChannel(worker, monitor.deliver_to_inbox(worker), monitor.watch)
-            worker._deliver = channel.send
+            run = _Run(worker, backend)
+            run.channel = WorkerChannel(
+                worker, monitor.deliver(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
+            )
+            self._runs[worker.name] = run
             self._running.add(worker.name)
             try:
-                worker._thread_or_process = backend.launch(worker, channel)
+                run.runner = backend.launch(worker, run.channel)
             except BaseException:
                 self._running.discard(worker.name)
                 raise
+            if worker._runner is None:  # the built-in workers keep their own; any other learns it here
+                worker._runner = run.runner
+            worker._channel = run.channel
+            if worker.stop_requested:  # asked while it was launching: carry it there now
+                run.channel._carry_stop()
             return True
 
     # ------------------------------------------------------------------ restarting (for supervisors)
@@ -411,8 +432,6 @@ class Server:
                 logger.info("worker %r is not restarted: server %r is shutting down", fresh.name, self.name)
                 return
             self._workers[fresh.name] = fresh
-            self._exits_reported.discard(fresh.name)
-            self._stopping_reported.discard(fresh.name)
             if reload:
                 logger.info("starting worker %r afresh (reload)", fresh.name)
             else:
@@ -503,7 +522,8 @@ class Server:
 
     # ------------------------------------------------------------------ events (monitor thread)
 
-    def _on_event(self, worker: AbstractWorker, event: WorkerEvent) -> None:
+    def _on_event(self, run: _Run, event: WorkerEvent) -> None:
+        worker = run.worker
         kind = event.kind
         implemented = self._plugins.implemented
         if kind == "record":  # the most frequent: a plugin's own, and no state of the server's to keep
@@ -513,32 +533,33 @@ class Server:
                 data = event.data
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
-        worker._record(event)
+        if kind == "exit":
+            worker._record_exit(event.data.get("exitcode"), forced=run.forced)
+        else:
+            worker._record(event)
         if "worker_event" in implemented:
             self._hook("worker_event", worker=worker, event=event)
         if kind == "startup":
             self._hook("worker_started", worker=worker, event=event)
         elif kind == "error" and event.error is not None:
             self._hook("worker_error", worker=worker, error=event.error, event=event)
-        elif kind == "stopping" and worker.exit_info is None and worker.name not in self._stopping_reported:
-            self._stopping_reported.add(worker.name)  # once: the child of a process worker tells it too
+        elif kind == "stopping" and worker.exit_info is None and not run.stopping_reported:
+            run.stopping_reported = True  # once: the child of a process worker tells it too
             self._hook("worker_stopping", worker=worker)
         elif kind == "exit":
-            self._worker_ended(worker)  # the body's last act (a process worker's end comes from its sentinel)
+            self._worker_ended(run)  # the body's last act, or its backend's word that it ended
 
-    def _on_process_exit(self, worker: AbstractWorker) -> None:
-        self._worker_ended(worker)
-
-    def _report_exit(self, worker: AbstractWorker) -> None:
-        info = worker.exit_info
+    def _report_exit(self, run: _Run) -> None:
+        worker, info = run.worker, run.worker.exit_info
         with self._lock:
-            if info is None or worker.name in self._exits_reported:
+            if info is None or run.exit_reported:
                 return
-            self._exits_reported.add(worker.name)
+            run.exit_reported = True
         self._hook("worker_exited", worker=worker, exit_info=info)
 
-    def _worker_ended(self, worker: AbstractWorker) -> None:
-        self._report_exit(worker)
+    def _worker_ended(self, run: _Run) -> None:
+        worker = run.worker
+        self._report_exit(run)
         if self._reloading == worker.name and worker.exit_info is not None:
             self._reload_ended(worker)  # registers its replacement before run_forever can see no worker running
         with self._lock:
@@ -631,11 +652,11 @@ class Server:
         Returns False when its backend cannot kill it (a thread) or it is not running.
         """
         with self._lock:
-            if self._workers.get(worker.name) is not worker or worker.name not in self._running:
+            run = self._runs.get(worker.name)
+            if run is None or run.worker is not worker or worker.name not in self._running:
                 return False
-            backend = self._backend_for(worker)
         logger.warning("server %r kills worker %r", self.name, worker.name)
-        return backend.kill(worker)
+        return self._end(run, "kill")
 
     def _request_stop(self, reason: StopReason) -> None:
         with self._lock:
@@ -656,10 +677,17 @@ class Server:
         """A second signal: kill every worker that can be killed, before join_all() looks at what is left."""
         with self._lock:
             self._force_requested = True
-            for worker in [w for w in self._workers.values() if w.name in self._running]:
-                if self._backend_for(worker).kill(worker):
-                    self._killed.add(worker.name)
+            for run in [self._runs[name] for name in self._running]:
+                run.killed_on_force = self._end(run, "kill")
             self._changed.notify_all()
+
+    def _end(self, run: _Run, how: Literal["terminate", "kill"]) -> bool:
+        """Have `run`'s backend terminate or kill it; whether it can. Marked forced first: its exit may come at once."""
+        forced, run.forced = run.forced, True
+        ending = getattr(run.backend, how)(run.worker)
+        if not ending:
+            run.forced = forced
+        return bool(ending)
 
     def join_all(self, timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT) -> list[AbstractWorker]:
         """Wait for every worker to end, all against one deadline `timeout` seconds away.
@@ -684,7 +712,7 @@ class Server:
                 if remaining <= 0:
                     break
                 self._changed.wait(wait_time(remaining))
-            late = [self._workers[name] for name in self._running]
+            late = [self._runs[name] for name in self._running]
         if late:
             self._escalate(late)
         with self._lock:
@@ -695,22 +723,23 @@ class Server:
         if report:
             self._hook("server_stopped", exits=exits)
         self._close_when_idle()
-        return late
+        return [run.worker for run in late]
 
-    def _escalate(self, late: list[AbstractWorker]) -> None:
+    def _escalate(self, late: list[_Run]) -> None:
         """Past the deadline: terminate what can be, kill it after `KILL_GRACE`, report the rest."""
         if self._force_requested:  # a second signal: _force() killed what could be killed
-            ending = [w for w in late if w.name in self._killed]
+            ending = [run for run in late if run.killed_on_force]
         else:
-            ending = [w for w in late if self._backend_for(w).terminate(w)]
+            ending = [run for run in late if self._end(run, "terminate")]
             self._wait_for(ending, KILL_GRACE)
-        for worker in ending:
-            if worker.name in self._running and worker.name not in self._killed:
-                self._backend_for(worker).kill(worker)
+        for run in ending:
+            if run.worker.name in self._running and not run.killed_on_force:
+                self._end(run, "kill")
         self._wait_for(ending, _REAP_LIMIT)
-        for stuck in late:
-            if stuck not in ending and stuck.is_alive():
-                stuck._forced = True
+        for run in late:
+            stuck = run.worker
+            if run not in ending and stuck.is_alive():
+                run.forced = True
                 logger.warning(
                     "worker %r (%s) did not stop within %.1fs and is abandoned: it keeps running (its backend "
                     "cannot end it; threads cannot be killed); it is at:\n%s",
@@ -720,10 +749,10 @@ class Server:
                     (stuck.current_stack() or "  <no stack>").rstrip("\n"),
                 )
                 stuck._record_exit(None, forced=True)
-                self._report_exit(stuck)
+                self._report_exit(run)
 
-    def _wait_for(self, workers: Iterable[AbstractWorker], seconds: float) -> None:
-        names = {w.name for w in workers}
+    def _wait_for(self, runs: Iterable[_Run], seconds: float) -> None:
+        names = {run.worker.name for run in runs}
         deadline = time.monotonic() + seconds
         with self._changed:
             while names & self._running:

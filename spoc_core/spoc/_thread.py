@@ -35,20 +35,20 @@ class ThreadWorker(AbstractWorker):
     def start(self) -> None:
         """Start the worker's thread on its own, outside a Server."""
         check_own_backend(self, "thread")
-        self._launch(None)
+        self._launch(self._record)
 
-    def _launch(self, deliver: Emit | None) -> None:
+    def _launch(self, emit: Emit) -> threading.Thread:
+        """Start the worker's thread, its events going to `emit`; return the thread."""
         self._check_startable()
-        self._deliver = deliver
         self._body_exitcode: int | None = None
         use_uvloop = uvloop_enabled()
-        thread = threading.Thread(target=self._live, args=(use_uvloop,), name=self.name, daemon=self.daemon)
-        self._thread_or_process = thread
+        thread = threading.Thread(target=self._live, args=(emit, use_uvloop), name=self.name, daemon=self.daemon)
+        self._runner = thread
         thread.start()
+        return thread
 
-    def _live(self, use_uvloop: bool) -> int:
+    def _live(self, emit: Emit, use_uvloop: bool) -> int:
         """The worker's whole life on the calling thread, its final "exit" event included."""
-        emit = self._deliver or self._record
         exitcode = 1
         try:
             exitcode = LifecycleBody(self, emit).run(use_uvloop)
@@ -59,7 +59,7 @@ class ThreadWorker(AbstractWorker):
         return exitcode
 
     def is_alive(self) -> bool:
-        thread = self._thread_or_process
+        thread = self._runner
         return thread is not None and thread.is_alive()
 
     @property
@@ -69,7 +69,7 @@ class ThreadWorker(AbstractWorker):
 
     def join(self, timeout: float | None = None) -> None:
         """Wait up to `timeout` seconds for the thread to end (and its exit to be recorded)."""
-        thread = self._thread_or_process
+        thread = self._runner
         if thread is None:
             raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
         deadline = None if timeout is None else time.monotonic() + timeout

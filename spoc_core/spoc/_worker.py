@@ -22,7 +22,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._aio import loop_factory, run_in_new_loop
 from ._errors import BackendError, ErrorRecord, Phase, SpocError, WorkerStartError
@@ -30,6 +30,9 @@ from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch, SignalWake
 from ._signals import signal_name
 from ._stacks import format_stacks
+
+if TYPE_CHECKING:
+    from ._backend import WorkerChannel
 
 __all__ = ["AbstractWorker", "Emit", "check_initialised", "check_own_backend", "current_worker"]
 
@@ -89,9 +92,9 @@ class AbstractWorker(abc.ABC):
             "_stop_event",
             "_signal_wake",
             "_async_wakers",
-            "_thread_or_process",
+            "_runner",
             "_finished",
-            "_deliver",
+            "_channel",
             "_emit",
             "_loop",
             "_body_thread",
@@ -107,7 +110,7 @@ class AbstractWorker(abc.ABC):
     context: types.SimpleNamespace
     error: ErrorRecord | None
     exit_info: WorkerExit | None
-    _thread_or_process: Any
+    _runner: Any
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AbstractWorker:
@@ -148,11 +151,10 @@ class AbstractWorker(abc.ABC):
         self._stop_event = Latch()
         self._signal_wake: SignalWake | None = None
         self._async_wakers: list[Callable[[], None]] = []
-        self._thread_or_process = None
+        self._runner = None
         self._finished = Latch()
-        self._deliver: Emit | None = None
+        self._channel: WorkerChannel | None = None  # set by the server once its backend launched the worker
         self._emit: Emit | None = None
-        self._forced = False
         self._stop_signal: str | None = None
         self._stack_pending = False
         self._beat = False
@@ -301,7 +303,8 @@ class AbstractWorker(abc.ABC):
             self._running = False
         elif signum is None:
             return
-        tell = self._deliver or self._emit  # the server's inbox, or (in a child) the event pipe
+        channel = self._channel
+        tell = channel.send if channel is not None else self._emit  # the server, or (in a child) the event pipe
         if tell is not None and self.exit_info is None:  # for the worker_stopping hook and the outcome
             data: dict[str, Any] = {} if signum is None else {"signal": signum}
             tell(make_event(self.name, "stopping", **data))  # before the body wakes: ahead of its last events
@@ -320,7 +323,10 @@ class AbstractWorker(abc.ABC):
                 pass
 
     def _request_stop(self) -> None:
-        """Carry the stop request to where the body runs (a process worker's child)."""
+        """Carry the stop request to where the body runs: under a server, its backend does (`Backend.stop`)."""
+        channel = self._channel
+        if channel is not None:
+            channel._carry_stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block for up to `timeout` seconds, returning early when stop is requested.
@@ -413,9 +419,14 @@ class AbstractWorker(abc.ABC):
         logger.warning("stack of worker %r (%s, pid %d):\n%s", self.name, self.backend, pid, text.rstrip("\n"))
 
     @property
+    def _thread_or_process(self) -> Any:
+        """The runner, by the name the user guide's health monitor reads: ``worker._thread_or_process.is_alive()``."""
+        return self._runner
+
+    @property
     def started(self) -> bool:
         """Whether `start()` has been called."""
-        return self._thread_or_process is not None
+        return self._runner is not None
 
     @property
     def is_async(self) -> bool:
