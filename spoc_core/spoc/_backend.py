@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Protocol
 from ._aio import uvloop_enabled
 from ._errors import BackendError
 from ._events import WorkerEvent
-from ._thread import ThreadWorker
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -115,7 +114,7 @@ class WorkerChannel:
         `ThreadWorker` can live this way.
         """
         worker = self.worker
-        if not isinstance(worker, ThreadWorker):
+        if not worker._lives_on_a_thread:
             raise TypeError(
                 f"worker {worker.name!r} is a {type(worker).__name__}: run_life() runs ThreadWorker "
                 f"bodies only (a ProcessWorker's body runs in its own process)"

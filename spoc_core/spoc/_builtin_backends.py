@@ -1,168 +1,35 @@
 """The core's own backends, ``thread`` and ``process``, registered through ``backend_register`` like any plugin's.
 
-Every server registers this module first, as the plugin ``spoc.backends``
+Every server registers one first, as the plugin ``spoc.backends``
 (it cannot be blocked: a server without it could run no worker of the core's).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel
-from ._child import ChildOptions
-from ._linux import other_threads
-from ._plugins import ChildPlugins, hookimpl
-from ._process import ProcessWorker, warn_spawn_instead
-from ._thread import ThreadWorker
-from ._worker import AbstractWorker
-from ._zygote import ForkServer
+from ._backend import Backend
+from ._plugins import Plugins, hookimpl
+from ._process import ProcessBackend
+from ._thread import ThreadBackend
 
 if TYPE_CHECKING:
     from ._server import Server
 
-__all__ = ["NAME", "ProcessBackend", "ThreadBackend", "backend_register"]
+__all__ = ["NAME", "BuiltinBackends"]
 
 NAME = "spoc.backends"
 
-logger = logging.getLogger("spoc")
 
+class BuiltinBackends:
+    """The plugin ``spoc.backends`` of one server: its ``backend_register`` gives the core's two backends."""
 
-class ThreadBackend(Backend):
-    """Runs each `ThreadWorker` in a thread of its own, named after the worker."""
+    name = NAME
 
-    name = "thread"
-    worker_type = ThreadWorker
+    def __init__(self, plugins: Plugins) -> None:
+        self._plugins = plugins
 
-    def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
-        assert isinstance(worker, ThreadWorker)
-        return worker._launch(channel.send)
-
-
-class ProcessBackend(Backend):
-    """Runs each `ProcessWorker` in a child process; see `_process` for the start methods and `_zygote`.
-
-    In `prepare`, while the program is still single-threaded at
-    `Server.start()`, ``fork`` workers are forked directly and then, when a
-    worker needs it now or the server plans restarts (`Server.plan_restarts`,
-    which `run_forever` calls), the server's fork server is forked, before the
-    server starts any thread. It makes every other process worker, and every
-    one started later (a restart, a reload, a worker added after start). No
-    ``fork`` child is ever forked from a program that runs threads: where no
-    clean snapshot exists (the program already ran threads at start, or the
-    server forked no fork server then), a ``fork`` worker is started with
-    ``spawn`` instead, with one `SpocWarning` that says why.
-    """
-
-    name = "process"
-    worker_type = ProcessWorker
-
-    def __init__(self, server: Server, children_plugins: ChildPlugins) -> None:
-        self._server = server
-        self._children_plugins = children_plugins
-        self._fork_server: ForkServer | None = None
-        self._no_fork_server = (
-            f"server {server.name!r} forked no fork server at start: no worker needed one then, "
-            f"and Server.plan_restarts() was not called"
-        )
-        self._spawned_instead: set[str] = set()
-        self._forking_directly = False
-        self._terminated: set[str] = set()
-
-    def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
-        processes = [w for w in workers if isinstance(w, ProcessWorker)]
-        threads = other_threads()
-        if threads is not None:
-            self._no_fork_server = (
-                f"the program already ran {threads} when server {self._server.name!r} started, "
-                f"so it could fork no fork server"
-            )
-            return
-        self._forking_directly = True
-        try:
-            for worker in processes:
-                if worker.start_method == "fork" and not launch(worker):
-                    break
-        finally:
-            self._forking_directly = False
-        if self._server.restarts_planned or any(not w.started and w._needs_fork_server() for w in processes):
-            self._fork_server = ForkServer({w.name: w for w in processes}, self._server.name)
-            self._fork_server.start()
-
-    def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
-        assert isinstance(worker, ProcessWorker)
-        method = worker.start_method
-        fork_server = None
-        if not self._forking_directly and worker._needs_fork_server():
-            fork_server = self._fork_server
-            if fork_server is None and method == "fork":
-                method = self._spawn_instead(worker)
-        options = ChildOptions(
-            orphan_timeout=self._server.shutdown_timeout,
-            plugins=self._children_plugins,
-            server_name=self._server.name,
-        )
-        child = worker._launch(fork_server, options, method)
-        worker._watch_with(channel)
-        return child
-
-    def _spawn_instead(self, worker: ProcessWorker) -> str:
-        """``spawn`` for a ``fork`` worker that this server has no clean snapshot to fork from; warns once per name."""
-        if worker.name not in self._spawned_instead:
-            self._spawned_instead.add(worker.name)
-            warn_spawn_instead(worker, self._no_fork_server)
-        return "spawn"
-
-    def terminate(self, worker: AbstractWorker) -> bool:
-        assert isinstance(worker, ProcessWorker)
-        logger.warning(
-            "worker %r (pid %s) did not stop within %.1fs: asking for its stack and sending SIGTERM",
-            worker.name,
-            worker.pid,
-            self._server._seconds_since_stop(),
-        )
-        self._terminated.add(worker.name)
-        worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
-        worker.terminate()
-        return True
-
-    def kill(self, worker: AbstractWorker) -> bool:
-        assert isinstance(worker, ProcessWorker)
-        if worker.name not in self._terminated:
-            logger.error("worker %r (pid %s): shutdown forced, sending SIGKILL", worker.name, worker.pid)
-        elif worker._stop_signal == "SIGTERM":
-            logger.error(
-                "worker %r (pid %s) handled SIGTERM but did not end within %gs (its teardown is slow or stuck): "
-                "sending SIGKILL",
-                worker.name,
-                worker.pid,
-                KILL_GRACE,
-            )
-        else:
-            logger.error(
-                "worker %r (pid %s) did not react to SIGTERM within %gs: it ignores SIGTERM, or its Python code "
-                "cannot run (native code holding the GIL, a blocking C call); sending SIGKILL",
-                worker.name,
-                worker.pid,
-                KILL_GRACE,
-            )
-        worker.kill()
-        return True
-
-    def stopping(self) -> None:
-        # Stop time: the fork server ends as soon as its last child has (at once, with none), while the workers
-        # stop, instead of after them in close(), which waited 1.5-2 ms for its exit.
-        if self._fork_server is not None:
-            self._fork_server.hang_up()
-
-    def close(self) -> None:
-        fork_server, self._fork_server = self._fork_server, None
-        if fork_server is not None:
-            fork_server.close()
-
-
-@hookimpl
-def backend_register(server: Server) -> list[Backend]:
-    """The core's two backends, for `server`."""
-    return [ProcessBackend(server, server._plugins.for_children), ThreadBackend()]
+    @hookimpl
+    def backend_register(self, server: Server) -> list[Backend]:
+        """The core's two backends, for `server`."""
+        return [ProcessBackend(server, self._plugins.for_children), ThreadBackend()]

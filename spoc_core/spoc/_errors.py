@@ -152,10 +152,10 @@ def stacklevel_outside_spoc() -> int:
     ``server.start()`` or ``add_worker()``, however deep in spoc the warning
     is raised (on a thread spoc started, the thread's bootstrap).
     """
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame = sys._getframe(1)
     level = 1
-    while frame.f_back is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame = frame.f_back
         level += 1
     return level

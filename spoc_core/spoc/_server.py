@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
 
-from . import _builtin_backends
 from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel, unknown_backend, wrong_worker_type
+from ._builtin_backends import BuiltinBackends
 from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
@@ -141,7 +141,7 @@ class Server:
             )
         self.name = name
         self._plugins = Plugins(name, plugins, disable_plugins)
-        self._plugins.add_builtin(_builtin_backends, _builtin_backends.NAME)
+        self._plugins.add_builtin(BuiltinBackends(self._plugins), BuiltinBackends.name)
         self._stopped_reported = False
         self._runs: dict[str, _Run] = {}  # each worker's current run, by name
         self._pending_restarts: dict[str, AbstractWorker] = {}

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._aio import uvloop_enabled
+from ._backend import Backend, Runner, WorkerChannel
 from ._errors import WorkerStartError
-from ._events import make_event
-from ._worker import AbstractWorker, Emit, LifecycleBody, check_own_backend
+from ._worker import AbstractWorker, Emit, check_own_backend
 
-__all__ = ["ThreadWorker"]
+__all__ = ["ThreadBackend", "ThreadWorker"]
 
 
 class ThreadWorker(AbstractWorker):
@@ -28,6 +28,7 @@ class ThreadWorker(AbstractWorker):
 
     backend: str = "thread"
     """The backend that runs it: ``"thread"``, or another a plugin registers (set it on a subclass)."""
+    _lives_on_a_thread = True
 
     def __init__(self, name: str, daemon: bool = True, *, plugin_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, daemon=daemon, plugin_options=plugin_options)
@@ -40,23 +41,11 @@ class ThreadWorker(AbstractWorker):
     def _launch(self, emit: Emit) -> threading.Thread:
         """Start the worker's thread, its events going to `emit`; return the thread."""
         self._check_startable()
-        self._body_exitcode: int | None = None
         use_uvloop = uvloop_enabled()
         thread = threading.Thread(target=self._live, args=(emit, use_uvloop), name=self.name, daemon=self.daemon)
         self._runner = thread
         thread.start()
         return thread
-
-    def _live(self, emit: Emit, use_uvloop: bool) -> int:
-        """The worker's whole life on the calling thread, its final "exit" event included."""
-        exitcode = 1
-        try:
-            exitcode = LifecycleBody(self, emit).run(use_uvloop)
-        finally:
-            self._body_exitcode = exitcode
-            self._running = False
-            emit(make_event(self.name, "exit", exitcode=exitcode))
-        return exitcode
 
     def is_alive(self) -> bool:
         thread = self._runner
@@ -65,7 +54,7 @@ class ThreadWorker(AbstractWorker):
     @property
     def exitcode(self) -> int | None:
         """None until the worker's body has ended; then 0, or 1 after a failure."""
-        return getattr(self, "_body_exitcode", None)
+        return self._body_exitcode
 
     def join(self, timeout: float | None = None) -> None:
         """Wait up to `timeout` seconds for the thread to end (and its exit to be recorded)."""
@@ -76,3 +65,14 @@ class ThreadWorker(AbstractWorker):
         thread.join(timeout)
         if not thread.is_alive():
             self._finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+class ThreadBackend(Backend):
+    """Runs each `ThreadWorker` in a thread of its own, named after the worker."""
+
+    name = "thread"
+    worker_type = ThreadWorker
+
+    def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
+        assert isinstance(worker, ThreadWorker)
+        return worker._launch(channel.send)

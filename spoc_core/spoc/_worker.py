@@ -85,6 +85,8 @@ class AbstractWorker(abc.ABC):
 
     backend: str = ""
     """The name of the backend that runs the worker: ``"thread"``, ``"process"``, or one a plugin registers."""
+    _lives_on_a_thread: ClassVar[bool] = False
+    """Whether its whole life can run on a thread of the process that holds it (`WorkerChannel.run_life`)."""
 
     _RUNTIME_ATTRS: ClassVar[frozenset[str]] = frozenset(
         {
@@ -163,6 +165,7 @@ class AbstractWorker(abc.ABC):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body_thread: int | None = None
         self._teardown_duration: float | None = None
+        self._body_exitcode: int | None = None  # what `_live` returned, once it has
         self.error = None
         self.exit_info = None
 
@@ -443,6 +446,17 @@ class AbstractWorker(abc.ABC):
         fresh = type(self)(*args, **kwargs)
         fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
         return fresh
+
+    def _live(self, emit: Emit, use_uvloop: bool) -> int:
+        """The worker's whole life on the calling thread, its final "exit" event included (`_lives_on_a_thread`)."""
+        exitcode = 1
+        try:
+            exitcode = LifecycleBody(self, emit).run(use_uvloop)
+        finally:
+            self._body_exitcode = exitcode
+            self._running = False
+            emit(make_event(self.name, "exit", exitcode=exitcode))
+        return exitcode
 
     def _check_startable(self) -> None:
         if self.started:

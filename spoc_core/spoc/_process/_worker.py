@@ -4,7 +4,7 @@ Start methods:
 
 - ``"fork"`` (the default on Linux): under a Server, the child is forked
   directly while the program is still single-threaded (in `Server.start()`),
-  and otherwise by the server's fork server (see `_zygote`). A worker started
+  and otherwise by the server's fork server (see `_fork_server`). A worker started
   on its own, outside a Server, is forked directly from the calling thread.
   Never is a child forked from a process that runs threads: without a clean
   snapshot to fork from, the worker is started with ``spawn`` instead, with
@@ -40,22 +40,23 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from . import _fds
-from ._aio import uvloop_enabled
-from ._child import ChildOptions, process_entry, reset_after_fork, run_child
-from ._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
-from ._events import WorkerEvent, decode_event, make_event
-from ._fork import ChildHandle, DirectChild, fork_and_run, pidfd, pidfds_work, readable
-from ._linux import other_threads, preload_for_children
-from ._signals import CONTROL_SIGNAL, blocked
+from .. import _fds
+from .._aio import uvloop_enabled
+from .._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
+from .._events import WorkerEvent, decode_event, make_event
+from .._linux import other_threads, preload_for_children
+from .._signals import CONTROL_SIGNAL, blocked
+from .._worker import AbstractWorker, check_own_backend
+from ._child import ChildOptions
+from ._fork_server import ForkServer
+from ._handles import ChildHandle, DirectChild, MultiprocessingChild, pidfds_work
+from ._start import fork_child, start_with_multiprocessing
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
-from ._worker import AbstractWorker, check_own_backend
-from ._zygote import ForkServer
 
 if TYPE_CHECKING:
-    from ._backend import WorkerChannel
+    from .._backend import WorkerChannel
 
-__all__ = ["START_METHODS", "MultiprocessingChild", "ProcessWorker", "default_start_method", "warn_spawn_instead"]
+__all__ = ["START_METHODS", "ProcessWorker", "default_start_method", "warn_spawn_instead"]
 
 logger = logging.getLogger("spoc")
 
@@ -88,38 +89,7 @@ def warn_spawn_instead(worker: ProcessWorker, why: str) -> None:
     )
 
 
-class MultiprocessingChild(ChildHandle):
-    """A child made by multiprocessing (spawn or forkserver)."""
-
-    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
-        _forget_in_multiprocessing(process)
-        assert process.pid is not None
-        # The child's own pidfd: multiprocessing's sentinel for spawn is a pipe its children may inherit.
-        self._pidfd = pidfd(process.pid)
-        super().__init__(process.pid, process.sentinel if self._pidfd is None else _fds.track(self._pidfd))
-        self.process = process
-
-    def poll(self) -> int | None:
-        with self._lock:
-            if self._exitcode is None and not self._closed:
-                self._exitcode = self.process.exitcode  # a waitpid, or the fork server's report: never blocks
-            return self._exitcode
-
-    def join(self, timeout: float | None = None) -> None:
-        if not self._closed and self.poll() is None and readable(self.sentinel, timeout) and self.poll() is None:
-            self.process.join(1.0)  # a forkserver child: its fork server reports it once it has reaped it
-            self.poll()
-
-    def close(self) -> None:
-        if not self._closed and self.poll() is not None:
-            self._closed = True
-            self.process.close()
-            if self._pidfd is not None:
-                _fds.untrack(self._pidfd)
-                os.close(self._pidfd)
-
-
-_FORKSERVER_PRELOAD = "spoc._forkserver_preload"
+_FORKSERVER_PRELOAD = "spoc._process._forkserver_preload"
 
 
 def forkserver_children_are_safe() -> bool:
@@ -142,18 +112,6 @@ def forkserver_children_are_safe() -> bool:
         return False
     mp_forkserver.set_forkserver_preload([*preload, _FORKSERVER_PRELOAD])
     return True
-
-
-def _forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
-    """spoc joins its children itself: keep multiprocessing's exit handler from joining them too.
-
-    multiprocessing joins every non-daemon child it started when the
-    interpreter exits, which would override ``daemon=True``; and marking the
-    process daemonic would forbid the worker to start processes of its own.
-    """
-    children = getattr(multiprocessing.process, "_children", None)
-    if isinstance(children, set):
-        children.discard(process)
 
 
 class ProcessWorker(AbstractWorker):
@@ -266,7 +224,7 @@ class ProcessWorker(AbstractWorker):
         return handle
 
     def _needs_fork_server(self) -> bool:
-        """Whether a server must have its fork server make this worker's child (see `_zygote`)."""
+        """Whether a server must have its fork server make this worker's child (see `_fork_server`)."""
         return self.start_method != "forkserver" or not forkserver_children_are_safe()
 
     def _start_with_fork_server(
@@ -289,42 +247,26 @@ class ProcessWorker(AbstractWorker):
     def _start_here(
         self, method: str, control_r: Connection, events_w: Connection, on_main: bool, options: ChildOptions
     ) -> ChildHandle:
-        """Start the child from this process: forked directly, or by multiprocessing (spawn, forkserver)."""
+        """Start the child from this process: forked directly, or by multiprocessing (spawn, forkserver).
+
+        A directly forked child's sentinel is its pidfd; on kernels without
+        pidfds, the read end of a pipe whose write end only the child keeps.
+        """
         options = replace(
             options,
             use_uvloop=uvloop_enabled(),
             parent_death_signal=on_main or method == "forkserver",
             expected_parent=os.getpid() if method != "forkserver" else 0,
         )
-        if method == "fork":
-            return self._fork_directly(control_r, events_w, options)
-        context: Any = multiprocessing.get_context(method)
-        process = context.Process(
-            target=process_entry,
-            args=(self, control_r, events_w, options),
-            name=f"spoc:{self.name}",
-        )
-        process.start()
-        return MultiprocessingChild(process)
-
-    def _fork_directly(self, control_r: Connection, events_w: Connection, options: ChildOptions) -> ChildHandle:
-        """Fork the child from this process (the caller made sure that is safe; see `Server.start`).
-
-        Its sentinel is its pidfd; on kernels without pidfds, the read end of
-        a pipe whose write end only the child keeps.
-        """
+        control_fd, event_fd = control_r.fileno(), events_w.fileno()
+        if method != "fork":
+            return MultiprocessingChild(start_with_multiprocessing(method, self, control_fd, event_fd, options))
         pipe = None if pidfds_work() else os.pipe()
-        keep = {control_r.fileno(), events_w.fileno()}
         if pipe is not None:
             _fds.track(pipe[0])
-            keep.add(pipe[1])
-
-        def child() -> int:
-            reset_after_fork(frozenset(keep))
-            return run_child(self, control_r.fileno(), events_w.fileno(), options)
-
         try:
-            pid = fork_and_run(child)
+            keep = frozenset() if pipe is None else frozenset({pipe[1]})
+            pid = fork_child(self.name, lambda: self, control_fd, event_fd, options, keep)
         except BaseException:
             if pipe is not None:
                 _fds.untrack(pipe[0])

@@ -40,16 +40,15 @@ import threading
 from dataclasses import dataclass, field
 from types import FrameType
 
-from . import _fds
-from ._deadlines import wait_time
-from ._events import WorkerEvent, encode_event, make_event
-from ._fork import die_by_signal, flush_std_streams, run_multiprocessing_exit
-from ._latch import Latch, SignalWake
-from ._linux import set_parent_death_signal, set_process_title
-from ._plugins import ChildPlugins
-from ._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
-from ._stacks import format_stacks
-from ._worker import AbstractWorker, LifecycleBody, set_process_worker
+from .. import _fds
+from .._deadlines import wait_time
+from .._events import WorkerEvent, encode_event, make_event
+from .._latch import Latch, SignalWake
+from .._linux import set_parent_death_signal, set_process_title
+from .._plugins import ChildPlugins
+from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
+from .._stacks import format_stacks
+from .._worker import AbstractWorker, LifecycleBody, set_process_worker
 
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
 
@@ -311,3 +310,30 @@ def process_entry(
         die_by_signal(-code)
     if code:
         sys.exit(code)
+
+
+def flush_std_streams() -> None:
+    """Flush stdout and stderr, so that what is buffered is written once, not once per process."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def die_by_signal(signum: int) -> None:
+    """End this process by `signum`'s default action, so that its parent sees it killed by that signal."""
+    flush_std_streams()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+
+
+def run_multiprocessing_exit() -> None:
+    """Do what multiprocessing does before a child exits: flush queues' feeder threads, run finalizers."""
+    import multiprocessing.util as mp_util
+
+    exit_function = getattr(mp_util, "_exit_function", None)
+    if callable(exit_function):
+        exit_function()

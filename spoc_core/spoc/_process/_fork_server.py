@@ -43,59 +43,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import _fds
-from ._child import ChildOptions, EventWriter, reset_after_fork, run_child
-from ._errors import ErrorRecord, WorkerStartError
-from ._events import make_event
-from ._fork import ChildHandle, flush_std_streams, fork_and_run, pidfd, readable
-from ._linux import set_parent_death_signal, set_process_title
-from ._signals import CHILD_SIGNALS, blocked
+from .. import _fds
+from .._errors import WorkerStartError
+from .._linux import set_parent_death_signal, set_process_title
+from .._signals import CHILD_SIGNALS, blocked
+from .._worker import AbstractWorker
+from ._child import ChildOptions, flush_std_streams, reset_after_fork
+from ._handles import STATUS, ForkedChild, pidfd, read_exactly
+from ._start import fork_child, start_with_multiprocessing
 from ._transfer import pickle_for_child, received_fds
-from ._worker import AbstractWorker
 
-__all__ = ["ForkServer", "ForkedChild"]
+__all__ = ["ForkServer"]
 
 _HEADER = struct.Struct("!I")
 _PID = struct.Struct("!q")
-_STATUS = struct.Struct("!i")
 _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
-
-
-class ForkedChild(ChildHandle):
-    """The server's handle on a child forked by the fork server (not the server's own child)."""
-
-    pid: int
-
-    def poll(self) -> int | None:
-        """The exit code once the fork server has reported it, else None. Never blocks."""
-        with self._lock:  # one reader of the status pipe at a time
-            if self._exitcode is None and not self._closed and readable(self.sentinel, 0):
-                data = _read_exactly(self.sentinel, _STATUS.size)
-                if len(data) == _STATUS.size:
-                    self._exitcode = _STATUS.unpack(data)[0]
-                else:
-                    self._exitcode = self._lost()
-            return self._exitcode
-
-    def _lost(self) -> int:
-        """The fork server vanished without reporting: kill the child we can no longer watch."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return -signal.SIGKILL
-
-    def join(self, timeout: float | None = None) -> None:
-        if self.poll() is None and not self._closed:
-            readable(self.sentinel, timeout)
-            self.poll()
-
-    def close(self) -> None:
-        if not self._closed:
-            self.poll()
-            self._closed = True
-            _fds.untrack(self.sentinel)
-            os.close(self.sentinel)
 
 
 @dataclass(frozen=True)
@@ -200,7 +162,7 @@ class ForkServer:
             raise WorkerStartError(f"worker {worker.name!r}: the fork server is gone ({exc})") from exc
         finally:
             os.close(status_w)
-        data = _read_exactly(status_r, _PID.size)
+        data = read_exactly(status_r, _PID.size)
         if len(data) != _PID.size:
             os.close(status_r)
             raise WorkerStartError(f"worker {worker.name!r}: the fork server died before starting it")
@@ -238,16 +200,6 @@ class ForkServer:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-
-
-def _read_exactly(fd: int, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _read_to_end(fd: int) -> bytes:
@@ -387,10 +339,15 @@ class _Helper:
         _fds.track(status_fd)
         try:
             if request["method"] == "fork":
-                pid = _fork_child(request, fds, self.registered)
+                pid = self._fork(request, control_fd, event_fd, passed)
                 self.forked[pid] = status_fd
             else:
-                process = _launch_with_multiprocessing(request, fds, self.registered)
+                received_fds[:] = passed
+                worker = _resolve(request, self.registered)
+                process = start_with_multiprocessing(
+                    request["method"], worker, control_fd, event_fd, request["options"]
+                )
+                assert process.pid is not None
                 pid = process.pid
                 sentinel = pidfd(pid)  # its own death, not a pipe its children may hold open
                 sentinel = process.sentinel if sentinel is None else _fds.track(sentinel)
@@ -404,6 +361,17 @@ class _Helper:
             for fd in (control_fd, event_fd, *passed):
                 os.close(fd)
         _write_all(status_fd, _PID.pack(pid))
+
+    def _fork(self, request: dict[str, Any], control_fd: int, event_fd: int, passed: list[int]) -> int:
+        def worker() -> AbstractWorker:
+            received_fds[:] = passed
+            return _resolve(request, self.registered)
+
+        def first() -> None:
+            signal.set_wakeup_fd(-1)  # before the fds are closed: the wake-up pipe is among them
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+        return fork_child(request["name"], worker, control_fd, event_fd, request["options"], frozenset(passed), first)
 
     def _reap_forked(self) -> None:
         for pid in list(self.forked):
@@ -425,7 +393,7 @@ class _Helper:
 
 def _report_exit(status_fd: int, exitcode: int) -> None:
     try:
-        os.write(status_fd, _STATUS.pack(exitcode))
+        os.write(status_fd, STATUS.pack(exitcode))
     except OSError:
         pass
     _close_tracked(status_fd)
@@ -440,34 +408,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _launch_with_multiprocessing(
-    request: dict[str, Any], fds: list[int], registered: Mapping[str, AbstractWorker]
-) -> Any:
-    """Start a spawn or forkserver child from the fork server; return its multiprocessing Process."""
-    import multiprocessing
-    from multiprocessing.connection import Connection
-
-    from ._child import process_entry
-
-    control_fd, event_fd, _, *passed = fds
-    received_fds[:] = passed
-    worker = _resolve(request, registered)
-    control = Connection(os.dup(control_fd), writable=False)
-    events = Connection(os.dup(event_fd), readable=False)
-    try:
-        context: Any = multiprocessing.get_context(request["method"])
-        process = context.Process(
-            target=process_entry,
-            args=(worker, control, events, request["options"]),
-            name=f"spoc:{worker.name}",
-        )
-        process.start()
-    finally:
-        control.close()
-        events.close()
-    return process
 
 
 def _resolve(request: dict[str, Any], registered: Mapping[str, AbstractWorker]) -> AbstractWorker:
@@ -492,31 +432,3 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def _fork_child(request: dict[str, Any], fds: list[int], registered: Mapping[str, AbstractWorker]) -> int:
-    control_fd, event_fd, _status_fd, *passed = fds
-
-    def child() -> int:
-        signal.set_wakeup_fd(-1)  # before reset_after_fork closes the wake-up pipe
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        reset_after_fork(frozenset({control_fd, event_fd, *passed}))
-        received_fds[:] = passed
-        return _run_request(request, control_fd, event_fd, registered)
-
-    return fork_and_run(child)
-
-
-def _run_request(
-    request: dict[str, Any], control_fd: int, event_fd: int, registered: Mapping[str, AbstractWorker]
-) -> int:
-    name = request["name"]
-    try:
-        worker = _resolve(request, registered)
-    except BaseException as exc:
-        writer = EventWriter(event_fd)
-        error = ErrorRecord.from_exception(exc, "setup")
-        writer.send(make_event(name, "error", phase="setup", error=error))
-        writer.close()
-        return 1
-    return run_child(worker, control_fd, event_fd, request["options"])

@@ -16,77 +16,28 @@ import functools
 import multiprocessing.connection
 import os
 import signal
-import sys
+import struct
 import threading
-import traceback
-from collections.abc import Callable
 
-from . import _fds
+from .. import _fds
 
 __all__ = [
+    "STATUS",
     "ChildHandle",
     "DirectChild",
-    "die_by_signal",
-    "flush_std_streams",
+    "ForkedChild",
+    "MultiprocessingChild",
     "pidfd",
     "pidfds_work",
-    "fork_and_run",
+    "read_exactly",
     "readable",
-    "run_multiprocessing_exit",
 ]
+
+STATUS = struct.Struct("!i")
+"""How the fork server writes a child's exit code on its status pipe."""
 
 UNKNOWN_EXIT_CODE = 255
 """The exit code of a child that someone else reaped (``os.waitpid(-1)`` in user code)."""
-
-
-def fork_and_run(child: Callable[[], int]) -> int:
-    """Fork; in the child, run `child()` and exit with the code it returns. Return the child's pid.
-
-    `child` first resets what the fork copied that the child must not keep
-    (see `_child.reset_after_fork`). Whatever it raises is printed and ends
-    the child with code 1; a negative code ends it by that signal.
-    """
-    flush_std_streams()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        code = child()
-        run_multiprocessing_exit()
-        if code < 0:
-            die_by_signal(-code)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def flush_std_streams() -> None:
-    """Flush stdout and stderr, so that what is buffered is written once, not once per process."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
-
-
-def die_by_signal(signum: int) -> None:
-    """End this process by `signum`'s default action, so that its parent sees it killed by that signal."""
-    flush_std_streams()
-    signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
-    os.kill(os.getpid(), signum)
-
-
-def run_multiprocessing_exit() -> None:
-    """Do what multiprocessing does before a child exits: flush queues' feeder threads, run finalizers."""
-    import multiprocessing.util as mp_util
-
-    exit_function = getattr(mp_util, "_exit_function", None)
-    if callable(exit_function):
-        exit_function()
 
 
 @functools.cache
@@ -198,3 +149,93 @@ class DirectChild(ChildHandle):
             self._closed = True
             _fds.untrack(self.sentinel)
             os.close(self.sentinel)
+
+
+class MultiprocessingChild(ChildHandle):
+    """A child made by multiprocessing (spawn or forkserver)."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        _forget_in_multiprocessing(process)
+        assert process.pid is not None
+        # The child's own pidfd: multiprocessing's sentinel for spawn is a pipe its children may inherit.
+        self._pidfd = pidfd(process.pid)
+        super().__init__(process.pid, process.sentinel if self._pidfd is None else _fds.track(self._pidfd))
+        self.process = process
+
+    def poll(self) -> int | None:
+        with self._lock:
+            if self._exitcode is None and not self._closed:
+                self._exitcode = self.process.exitcode  # a waitpid, or the fork server's report: never blocks
+            return self._exitcode
+
+    def join(self, timeout: float | None = None) -> None:
+        if not self._closed and self.poll() is None and readable(self.sentinel, timeout) and self.poll() is None:
+            self.process.join(1.0)  # a forkserver child: its fork server reports it once it has reaped it
+            self.poll()
+
+    def close(self) -> None:
+        if not self._closed and self.poll() is not None:
+            self._closed = True
+            self.process.close()
+            if self._pidfd is not None:
+                _fds.untrack(self._pidfd)
+                os.close(self._pidfd)
+
+
+class ForkedChild(ChildHandle):
+    """The server's handle on a child forked by the fork server (not the server's own child)."""
+
+    pid: int
+
+    def poll(self) -> int | None:
+        """The exit code once the fork server has reported it, else None. Never blocks."""
+        with self._lock:  # one reader of the status pipe at a time
+            if self._exitcode is None and not self._closed and readable(self.sentinel, 0):
+                data = read_exactly(self.sentinel, STATUS.size)
+                if len(data) == STATUS.size:
+                    self._exitcode = STATUS.unpack(data)[0]
+                else:
+                    self._exitcode = self._lost()
+            return self._exitcode
+
+    def _lost(self) -> int:
+        """The fork server vanished without reporting: kill the child we can no longer watch."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return -signal.SIGKILL
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.poll() is None and not self._closed:
+            readable(self.sentinel, timeout)
+            self.poll()
+
+    def close(self) -> None:
+        if not self._closed:
+            self.poll()
+            self._closed = True
+            _fds.untrack(self.sentinel)
+            os.close(self.sentinel)
+
+
+def read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
+    """spoc joins its children itself: keep multiprocessing's exit handler from joining them too.
+
+    multiprocessing joins every non-daemon child it started when the
+    interpreter exits, which would override ``daemon=True``; and marking the
+    process daemonic would forbid the worker to start processes of its own.
+    """
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(process)

@@ -111,7 +111,7 @@ def _own_state(obj: object) -> object:
     Other objects' ``__getstate__`` is not called: it may refuse (multiprocessing
     objects outside spawning) or have side effects.
     """
-    from ._worker import AbstractWorker
+    from .._worker import AbstractWorker
 
     if isinstance(obj, AbstractWorker):
         return obj.__getstate__()

@@ -1,0 +1,100 @@
+"""The one way a child process is made to run a worker, whoever makes it: the server or its fork server.
+
+`fork_child` forks and runs the worker in the child; `start_with_multiprocessing`
+has multiprocessing make the child (``spawn``, ``forkserver``). Forking does
+what multiprocessing's fork start method does around the fork (flush the
+standard streams before it; run multiprocessing's exit handlers and
+``os._exit`` after it, so the child never returns into the parent's code) and
+nothing more: multiprocessing's own bootstrap (a Process object, stdin swapped
+for /dev/null) costs a freshly forked child a third of its start-up time,
+mostly in copy-on-write faults (start latency).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .._errors import ErrorRecord
+from .._events import make_event
+from .._worker import AbstractWorker
+from ._child import (
+    ChildOptions,
+    EventWriter,
+    die_by_signal,
+    flush_std_streams,
+    process_entry,
+    reset_after_fork,
+    run_child,
+    run_multiprocessing_exit,
+)
+
+__all__ = ["fork_child", "start_with_multiprocessing"]
+
+
+def fork_child(
+    name: str,
+    worker: Callable[[], AbstractWorker],
+    control_fd: int,
+    event_fd: int,
+    options: ChildOptions,
+    keep: frozenset[int] = frozenset(),
+    first: Callable[[], None] | None = None,
+) -> int:
+    """Fork a child that runs the worker `worker()` returns there; return its pid.
+
+    In the child: `first()` (what the forking process must undo first), then
+    every fd spoc tracks is closed but the pipes and `keep`, then `worker()`
+    (a failure is reported as a setup error of worker `name` on the event
+    pipe) and its life.
+    """
+
+    def child() -> int:
+        if first is not None:
+            first()
+        reset_after_fork(keep | {control_fd, event_fd})
+        try:
+            running = worker()
+        except BaseException as exc:
+            writer = EventWriter(event_fd)
+            writer.send(make_event(name, "error", phase="setup", error=ErrorRecord.from_exception(exc, "setup")))
+            writer.close()
+            return 1
+        return run_child(running, control_fd, event_fd, options)
+
+    flush_std_streams()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        code = child()
+        run_multiprocessing_exit()
+        if code < 0:
+            die_by_signal(-code)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def start_with_multiprocessing(
+    method: str, worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions
+) -> multiprocessing.process.BaseProcess:
+    """Have multiprocessing start a child (`method`: ``spawn`` or ``forkserver``) that runs `worker`."""
+    control = Connection(os.dup(control_fd), writable=False)
+    events = Connection(os.dup(event_fd), readable=False)
+    try:
+        context: Any = multiprocessing.get_context(method)
+        process: multiprocessing.process.BaseProcess = context.Process(
+            target=process_entry, args=(worker, control, events, options), name=f"spoc:{worker.name}"
+        )
+        process.start()
+    finally:
+        control.close()
+        events.close()
+    return process
