@@ -15,7 +15,7 @@ import pickle
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "BackendError",
@@ -94,14 +94,16 @@ class ErrorRecord:
             exception=exc,
         )
 
-    def exception_bytes(self) -> bytes | None:
-        """`exception` pickled, or None when it is None or does not pickle (it then stays behind)."""
-        if self.exception is None:
-            return None
-        try:
-            return pickle.dumps(self.exception, pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            return None
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its exception apart: an exception that does not pickle here, or does not
+        rebuild where the record arrives (its class importable only in the child), is lost alone."""
+        exception = None
+        if self.exception is not None:
+            try:
+                exception = pickle.dumps(self.exception, pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                pass
+        return (_rebuilt, (self.type_name, self.message, self.traceback, self.phase, exception))
 
     def portable(self) -> ErrorRecord:
         """Return this record with `exception` dropped unless it survives pickling.
@@ -135,6 +137,17 @@ class ErrorRecord:
             pending += [exc.__cause__, exc.__context__]
             if sys.version_info >= (3, 11) and isinstance(exc, BaseExceptionGroup):  # noqa: F821 (3.11+)
                 pending += exc.exceptions
+
+
+def _rebuilt(type_name: str, message: str, text: str, phase: Phase, exception: bytes | None) -> ErrorRecord:
+    """An `ErrorRecord` as it arrives from another process (see `ErrorRecord.__reduce__`)."""
+    rebuilt = None
+    if exception is not None:
+        try:
+            rebuilt = pickle.loads(exception)
+        except Exception:
+            pass
+    return ErrorRecord(type_name, message, text, phase, rebuilt if isinstance(rebuilt, BaseException) else None)
 
 
 def _message_of(exc: BaseException) -> str:

@@ -8,12 +8,11 @@ worker emitted them. When a worker has ended, the server sums its life up in a
 
 from __future__ import annotations
 
-import marshal
 import os
 import pickle
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._errors import ErrorRecord, Phase
@@ -71,6 +70,12 @@ class WorkerEvent:
     error: ErrorRecord | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its fields as a tuple, not a dataclass's state dict: a third of the pickle, and of the time to
+        # make and read it (event delay).
+        fields = (self.worker, self.kind, self.phase, self.pid, self.thread_id, self.monotonic, self.wall)
+        return (WorkerEvent, (*fields, self.error, self.data))
+
 
 def make_event(
     worker: str,
@@ -94,73 +99,24 @@ def make_event(
     )
 
 
-_MARSHALLED = b"M"
-_PICKLED = b"P"
-
-
 def encode_event(event: WorkerEvent) -> bytes:
-    """The bytes that carry `event` from a child process to its server.
-
-    Events travel as a marshalled tuple of plain values: the first events of
-    a freshly forked child are on the start-up path, and marshal touches far
-    less memory than pickle there (in a forked child every page touched is a
-    copy-on-write fault). An `ErrorRecord` travels as its plain fields with
-    its exception pickled apart, so that an exception the server cannot
-    rebuild (its class importable only in the child) costs only the object,
-    never the record. Data that marshal does not know is pickled.
-    """
-    error = event.error
-    fields = None if error is None else (error.type_name, error.message, error.traceback, error.phase)
-    try:
-        return _MARSHALLED + marshal.dumps(
-            (
-                event.worker,
-                event.kind,
-                event.phase,
-                event.pid,
-                event.thread_id,
-                event.monotonic,
-                event.wall,
-                event.data,
-                fields,
-                None if error is None else error.exception_bytes(),
-            )
-        )
-    except ValueError:  # data holds something marshal does not know
-        pass
-    if error is not None:
-        event = replace(event, error=error.portable())
-    return _PICKLED + pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
+    """The bytes that carry `event` from a child process to its server (a pickle; see `decode_event`)."""
+    return pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
 
 
 def decode_event(data: bytes) -> WorkerEvent:
     """The event `encode_event` turned into `data`.
 
+    An `ErrorRecord` whose exception cannot be rebuilt here arrives without it.
+
     Raises:
         Exception: what unpickling raised for an event whose data the server
-            cannot rebuild (a class only the child can import).
+            cannot rebuild (a record's field of a class only the child can import).
     """
-    if data[:1] == _MARSHALLED:
-        worker, kind, phase, pid, thread_id, monotonic, wall, extra, fields, exception = marshal.loads(data[1:])
-        error = None
-        if fields is not None:
-            type_name, message, text, error_phase = fields
-            error = ErrorRecord(type_name, message, text, error_phase, _unpickled_exception(exception))
-        return WorkerEvent(worker, kind, phase, pid, thread_id, monotonic, wall, error, extra)
-    event = pickle.loads(data[1:])
+    event = pickle.loads(data)
     if not isinstance(event, WorkerEvent):
         raise TypeError(f"expected a WorkerEvent, received {type(event).__name__}")
     return event
-
-
-def _unpickled_exception(data: bytes | None) -> BaseException | None:
-    if data is None:
-        return None
-    try:
-        exception = pickle.loads(data)
-    except Exception:  # its class cannot be imported here, or it does not rebuild: the record stands without it
-        return None
-    return exception if isinstance(exception, BaseException) else None
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ __all__ = ["Latch", "SignalWake"]
 
 
 class Latch:
-    """Like a `threading.Event` that is never cleared, and much cheaper to create.
+    """Like a `threading.Event` that is never cleared, and safe to set from a signal handler.
 
-    A worker makes fresh ones for each run, a process worker inside its newly
-    forked child, where every object built costs copy-on-write faults:
-    `threading.Event` builds a `Condition` with its lock and half a dozen
-    bound methods; a latch is one lock, held until `set()`.
-    Setting it is safe from any thread and from a signal handler.
+    That is its reason (correctness): `AbstractWorker.stop()` may be called
+    from a signal handler, which runs on the main thread between any two
+    bytecodes. `threading.Event.set` takes its condition's lock, which the
+    interrupted thread may hold at that instant (inside its own `wait`): the
+    handler would then wait for itself for ever. `set` here only releases a
+    lock, which never blocks. A latch is one lock, held until `set()`.
     """
 
     __slots__ = ("_lock", "_set")

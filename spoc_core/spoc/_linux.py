@@ -136,13 +136,15 @@ def other_threads() -> str | None:
 
 
 def wait_until_thread_exited(native_id: int | None, timeout: float = 0.1) -> None:
-    """After `Thread.join()`, wait (briefly) for the OS thread itself to be gone.
+    """Wait (briefly) for an OS thread that Python no longer lists to be gone.
 
-    `join()` returns as soon as the thread has released its Python state; the
-    OS thread exits microseconds later. Until then the process does not count
-    as single-threaded, and a server started right after another would lose
-    its one safe moment to fork directly. There is no fd to wait on for a
-    thread's exit, so this yields the CPU until /proc no longer lists it.
+    `Thread.join()` returns as soon as the thread has released its Python
+    state; the OS thread exits microseconds later. Until then the process
+    does not count as single-threaded, and a server started right after
+    another (its monitor just joined) would lose its one safe moment to fork
+    directly (correctness: no fork from a threaded program). There is no fd to
+    wait on for a thread's exit, so this yields the CPU until /proc no longer
+    lists it.
     """
     if native_id is None:
         return

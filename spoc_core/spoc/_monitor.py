@@ -166,6 +166,8 @@ class Monitor(Generic[Sender]):
             self._write(_WAKE)
         if self.started and not self._on_monitor_thread():
             self._thread.join()
+            # Correctness: join_all() returns once the server's threads are gone from the OS too, so that a
+            # server started right after this one still finds the process single-threaded and forks directly.
             wait_until_thread_exited(self._thread.native_id)
         with self._lock:
             for fd in (self._wake_r, self._wake_w):

@@ -134,7 +134,12 @@ class _Control:
         self.started = False
 
     def start(self) -> None:
-        """Start watching (once), on a bare thread: nothing waits for it to come up."""
+        """Start watching (once), on a bare thread: nothing waits for it to come up.
+
+        A bare thread (correctness): this runs from signal handlers, and
+        `threading.Thread.start` takes threading's locks and waits for the
+        thread, which the interrupted main thread may hold or be needed for.
+        """
         if not self.started:
             self.started = True
             with blocked(ALL_SIGNALS):  # signals go to the main thread, where Python runs the worker's handlers
