@@ -49,16 +49,20 @@ def test_is_running_heartbeat_and_wait_show_the_worker_alive(spoc_server: Server
     worker = Beats("beats")
     spoc_server(worker).start()
     worker.do("nothing")
-    worker.check_heartbeat()  # forget what the start did
+    seen = worker.heartbeats  # what the start did
     worker.do("nothing")
-    assert worker.check_heartbeat() is False
+    assert worker.heartbeats == seen
     worker.do("read is_running")
-    assert worker.check_heartbeat() is True
-    assert worker.check_heartbeat() is False  # each heartbeat is seen once
+    assert worker.heartbeats > seen
+    seen = worker.heartbeats
+    assert worker.heartbeats == seen  # each heartbeat counts once
     worker.do("heartbeat")
-    assert worker.check_heartbeat() is True
+    assert worker.heartbeats > seen
+    other_watchdog = seen  # a second reader sees the same heartbeat: reading takes nothing from the first
+    assert worker.heartbeats > other_watchdog
     worker.do("wait")
-    assert worker.check_heartbeat() is True and worker.check_heartbeat() is True  # idle in wait(): alive
+    seen = worker.heartbeats
+    assert worker.heartbeats > seen  # idle in wait(): alive at every read
 
 
 class ReportsWhereItIs(ThreadWorker):

@@ -160,6 +160,7 @@ class AbstractWorker(abc.ABC):
         self._stop_signal: str | None = None
         self._stack_pending = False
         self._beat = False
+        self._beats = 0
         self._idle = 0
         self._phase: Phase | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -260,15 +261,20 @@ class AbstractWorker(abc.ABC):
         """
         self._beat = True
 
-    def check_heartbeat(self) -> bool:
-        """For watchdogs, where the body lives: whether the worker showed it is alive since the last check.
+    @property
+    def heartbeats(self) -> int:
+        """For watchdogs, where the body lives: how many times the worker has shown it is alive so far.
 
-        True when a heartbeat came (`heartbeat`, `is_running`, `wait`,
-        `sleep`) since the previous call, or the worker is waiting in
-        `wait()`/`sleep()` right now (idle, and a stop would wake it).
+        A watchdog keeps the count it read last: a higher one means a
+        heartbeat came since (`heartbeat`, `is_running`, `wait`, `sleep`).
+        A worker waiting in `wait()`/`sleep()` right now (idle, and a stop
+        would wake it) counts as alive at every read. Any number of watchdogs
+        may read it; reading changes nothing that another reader relies on.
         """
-        beat, self._beat = self._beat, False
-        return beat or self._idle > 0
+        if self._beat or self._idle > 0:  # heartbeats only store a flag (is_running is hot): count it here
+            self._beat = False
+            self._beats += 1
+        return self._beats
 
     @property
     def lifecycle_phase(self) -> Phase | None:

@@ -47,6 +47,7 @@ class _Watched:
     worker: Any
     timeout: float
     last_alive: float
+    beats: int = 0  # the worker's heartbeats when last looked at
     reported: bool = False
     tick_posted: bool = False
     ticked: bool = False
@@ -137,12 +138,12 @@ class Watchdog:
 
     def _check(self, entry: _Watched, now: float) -> None:
         worker = entry.worker
+        beats, entry.beats = entry.beats, worker.heartbeats
         if worker.lifecycle_phase != "main":
-            worker.check_heartbeat()
             entry.last_alive = now
             return
         loop = worker.running_loop
-        alive = self._loop_ticked(entry, loop) if loop is not None else worker.check_heartbeat()
+        alive = self._loop_ticked(entry, loop) if loop is not None else entry.beats != beats
         if alive:
             entry.last_alive = now
             if entry.reported:
