@@ -52,9 +52,3 @@ __all__ = [
     "set_uvloop_if_available",
     "start_helper_thread",
 ]
-
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("spoc._"):
-        _obj.__module__ = "spoc"
-del _name, _obj

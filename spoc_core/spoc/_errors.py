@@ -34,17 +34,25 @@ Phase = Literal["setup", "main", "teardown"]
 class SpocError(Exception):
     """Base class of every error spoc raises on its own account."""
 
+    __module__ = "spoc"  # as tracebacks and warnings name it
+
 
 class BackendError(SpocError):
     """A worker names a backend no plugin registered, or one that cannot run it."""
+
+    __module__ = "spoc"  # as tracebacks and warnings name it
 
 
 class WorkerStartError(SpocError, RuntimeError):
     """A worker could not be started; the message names the worker and the cause."""
 
+    __module__ = "spoc"  # as tracebacks and warnings name it
+
 
 class SpocWarning(UserWarning):
     """Base class of every warning spoc emits."""
+
+    __module__ = "spoc"  # as tracebacks and warnings name it
 
 
 class ThreadOnlyObjectWarning(SpocWarning):
@@ -54,6 +62,8 @@ class ThreadOnlyObjectWarning(SpocWarning):
     into the child process, so the child and the parent each hold their own
     unconnected copy: nothing put on one side ever arrives on the other.
     """
+
+    __module__ = "spoc"
 
 
 @dataclass(frozen=True)

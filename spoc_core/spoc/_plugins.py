@@ -152,6 +152,8 @@ def _isolated(function: _F, refuses: bool) -> _F:
 class PluginError(SpocError):
     """A plugin could not be loaded or registered; the message names it and says why."""
 
+    __module__ = "spoc"
+
 
 @dataclass(frozen=True)
 class PluginInfo:
