@@ -61,7 +61,9 @@ def test_second_signal_forces_shutdown(app_factory: type[App], signum: int) -> N
     app.signal(signum)
     app.expect(r"TEARDOWN thread-1")
     app.expect(r"received SIG\w+: stopping", stream="stderr")
-    time.sleep(REPEAT_WINDOW)  # a deliberate second request: later than the window that merges repeats
+    # A deliberate second request: later than the window that merges repeats. The window opens once the stop
+    # requests are out, a moment after the line awaited above (longer on a loaded machine): half a second more.
+    time.sleep(REPEAT_WINDOW + 0.5)
     app.signal(signum)
     assert app.wait(timeout=20) == 1
     assert "forcing shutdown" in app.stderr

@@ -4,10 +4,13 @@ A worker names its backend (``worker.backend``: ``"thread"`` for a
 `ThreadWorker`, ``"process"`` for a `ProcessWorker`). When a server starts, it
 asks every plugin's ``backend_register`` hook for backends, the core's own two
 included, and hands each worker to the backend of that name. The backend
-starts the worker's body somewhere and returns a handle the worker can be
-waited on with; the server talks to it through a `WorkerChannel` and asks the
-backend, past the shutdown deadline, to end a worker that will not stop.
-Nothing else in the server knows how a backend works.
+starts the worker's body somewhere and returns a `Runner` the worker can be
+waited on with. The worker's events reach the server through its
+`WorkerChannel`: sent from this process, or read by the server's monitor
+thread from the file descriptors the backend asks it to watch. The server
+asks the backend to carry a stop (`Backend.stop`) and, past the shutdown
+deadline, to end a worker that will not stop. The server knows a backend by
+this interface only, the core's own two included.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ KILL_GRACE = 1.0
 
 
 class Runner(Protocol):
-    """What `Backend.launch` returns: the handle a started worker is waited on with.
+    """What `Backend.launch` returns: the runner a started worker is waited on with.
 
-    A `threading.Thread` is one; so is a process worker's child handle.
+    A `threading.Thread` is one; so is a process worker's child runner.
     """
 
     def is_alive(self) -> bool:
@@ -158,7 +161,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
-        """Start `worker`'s body and return a handle to wait on it with.
+        """Start `worker`'s body and return a runner to wait on it with.
 
         The body reports through `channel` (an in-process backend calls
         `WorkerChannel.run_life` on the thread it chose). Raise

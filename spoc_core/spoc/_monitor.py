@@ -4,7 +4,7 @@ It blocks in a single ``poll()`` on its wake-up pipe and on every file
 descriptor a backend asked it to watch (`WorkerChannel.watch`: for the
 process backend, each child's event pipe and its pidfd), and calls the
 backend's callback for each one that turns readable; nothing polls with
-sleeps. Events reach it through each worker's channel (`deliver`): a thread
+sleeps. Events reach it through each worker's channel (`sender`): a thread
 worker's from its own thread, which pokes the wake-up pipe; a process
 worker's from the callback that read them, on this very thread. During
 `Server.run_forever` the wake-up pipe is also the process's signal wakeup fd,
@@ -48,7 +48,7 @@ class Monitor(Generic[Sender]):
     """Receives the events of a server's workers on one thread; see the module docstring.
 
     Args:
-        on_event: called for each event, with what `deliver` was given for its sender.
+        on_event: called for each event, with what `sender` was given for its sender.
         on_signal: called with the number of each signal the server's handlers caught.
         name: the thread's name.
     """
@@ -90,10 +90,10 @@ class Monitor(Generic[Sender]):
 
     # ------------------------------------------------------------------ fed by any thread
 
-    def deliver(self, sender: Sender) -> Callable[[WorkerEvent], None]:
+    def sender(self, sender: Sender) -> Callable[[WorkerEvent], None]:
         """Return the function that hands `sender`'s events to the monitor thread, in order."""
 
-        def deliver(event: WorkerEvent) -> None:
+        def send(event: WorkerEvent) -> None:
             self._inbox.append((sender, event))
             # One wake-up per batch, not per event; none from the monitor thread itself, which handles the
             # inbox before it polls again (event delay: a process worker's events are read on this thread).
@@ -101,7 +101,7 @@ class Monitor(Generic[Sender]):
                 self._inbox_wake_pending = True
                 self.wake()
 
-        return deliver
+        return send
 
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call `on_readable()` on the monitor thread each time `fd` is readable, until `unwatch(fd)`."""

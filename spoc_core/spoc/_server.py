@@ -235,9 +235,9 @@ class Server:
         order the plugins registered them, the core's first: the ``process``
         backend forks ``fork`` workers directly when the program is
         single-threaded at that moment (the one time forking this process is
-        safe), and forks the server's fork server, which makes every other
-        process worker, and any started later. Then the remaining workers
-        start, in the order they were added.
+        safe), and, when one will be needed, the server's fork server, which
+        makes the ``spawn`` workers and any ``fork`` worker started later.
+        Then the remaining workers start, in the order they were added.
 
         Raises:
             PluginError: a plugin failed to load.
@@ -329,7 +329,7 @@ class Server:
             monitor = self._ensure_monitor()
             run = _Run(worker, backend)
             run.channel = WorkerChannel(
-                worker, monitor.deliver(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
+                worker, monitor.sender(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
             )
             self._runs[worker.name] = run
             self._running.add(worker.name)
@@ -355,8 +355,8 @@ class Server:
         hook. The ``process`` backend then forks its fork server at start,
         before the server runs any thread, even when every process worker is
         forked directly; later ``fork`` workers come from that single-threaded
-        helper and never from a program that runs threads. Without it, a
-        server forks the helper only when a worker needs it at start, and a
+        fork server and never from a program that runs threads. Without it, a
+        server forks the fork server only when a worker needs it at start, and a
         later ``fork`` worker is started with ``spawn`` instead, with a
         `SpocWarning` that says why. `run_forever()` calls it (a reload
         replaces every worker). It costs one fork at start.
@@ -534,9 +534,9 @@ class Server:
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
         if kind == "exit":
-            worker._record_exit(event.data.get("exitcode"), forced=run.forced)
+            worker._set_exit(event.data.get("exitcode"), forced=run.forced)
         else:
-            worker._record(event)
+            worker._receive(event)
         if "worker_event" in implemented:
             self._hook("worker_event", worker=worker, event=event)
         if kind == "startup":
@@ -748,7 +748,7 @@ class Server:
                     self._seconds_since_stop(),
                     (stuck.current_stack() or "  <no stack>").rstrip("\n"),
                 )
-                stuck._record_exit(None, forced=True)
+                stuck._set_exit(None, forced=True)
                 self._report_exit(run)
 
     def _wait_for(self, runs: Iterable[_Run], seconds: float) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from ._aio import uvloop_enabled
 from ._backend import Backend, Runner, WorkerChannel
 from ._errors import WorkerStartError
-from ._worker import AbstractWorker, Emit, check_own_backend
+from ._worker import AbstractWorker, Send, check_own_backend
 
 __all__ = ["ThreadBackend", "ThreadWorker"]
 
@@ -36,13 +36,13 @@ class ThreadWorker(AbstractWorker):
     def start(self) -> None:
         """Start the worker's thread on its own, outside a Server."""
         check_own_backend(self, "thread")
-        self._launch(self._record)
+        self._launch(self._receive)
 
-    def _launch(self, emit: Emit) -> threading.Thread:
-        """Start the worker's thread, its events going to `emit`; return the thread."""
+    def _launch(self, send: Send) -> threading.Thread:
+        """Start the worker's thread, its events going to `send`; return the thread."""
         self._check_startable()
         use_uvloop = uvloop_enabled()
-        thread = threading.Thread(target=self._live, args=(emit, use_uvloop), name=self.name, daemon=self.daemon)
+        thread = threading.Thread(target=self._live, args=(send, use_uvloop), name=self.name, daemon=self.daemon)
         self._runner = thread
         thread.start()
         return thread

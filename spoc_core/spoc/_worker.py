@@ -34,11 +34,11 @@ from ._stacks import format_stacks
 if TYPE_CHECKING:
     from ._backend import WorkerChannel
 
-__all__ = ["AbstractWorker", "Emit", "check_initialised", "check_own_backend", "current_worker"]
+__all__ = ["AbstractWorker", "Send", "check_initialised", "check_own_backend", "current_worker"]
 
 logger = logging.getLogger("spoc")
 
-Emit = Callable[[WorkerEvent], None]
+Send = Callable[[WorkerEvent], None]
 
 _ASYNC_CAPABLE = ("setup", "main", "teardown", "lifecycle")
 
@@ -97,7 +97,7 @@ class AbstractWorker(abc.ABC):
             "_runner",
             "_finished",
             "_channel",
-            "_emit",
+            "_send",
             "_loop",
             "_body_thread",
         }
@@ -156,7 +156,7 @@ class AbstractWorker(abc.ABC):
         self._runner = None
         self._finished = Latch()
         self._channel: WorkerChannel | None = None  # set by the server once its backend launched the worker
-        self._emit: Emit | None = None
+        self._send: Send | None = None
         self._stop_signal: str | None = None
         self._stack_pending = False
         self._beat = False
@@ -222,14 +222,14 @@ class AbstractWorker(abc.ABC):
         """
         if not isinstance(topic, str) or not topic:
             raise TypeError(f"worker {self.name!r}: send_record() takes a non-empty str topic first, got {topic!r}")
-        emit = self._emit
-        if emit is None:
+        send = self._send
+        if send is None:
             raise SpocError(
                 f"worker {self.name!r}: send_record({topic!r}) works only while the worker's body runs "
                 f"(from setup, main, teardown or lifecycle, where the worker lives)"
             )
         try:
-            emit(make_event(self.name, "record", topic=topic, fields=data))
+            send(make_event(self.name, "record", topic=topic, fields=data))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise TypeError(
                 f"worker {self.name!r}: send_record({topic!r}) cannot send its data to the server "
@@ -313,10 +313,10 @@ class AbstractWorker(abc.ABC):
         elif signum is None:
             return
         channel = self._channel
-        tell = channel.send if channel is not None else self._emit  # the server, or (in a child) the event pipe
-        if tell is not None and self.exit_info is None:  # for the worker_stopping hook and the outcome
+        send = channel.send if channel is not None else self._send  # the server, or (in a child) the event pipe
+        if send is not None and self.exit_info is None:  # for the worker_stopping hook and the outcome
             data: dict[str, Any] = {} if signum is None else {"signal": signum}
-            tell(make_event(self.name, "stopping", **data))  # before the body wakes: ahead of its last events
+            send(make_event(self.name, "stopping", **data))  # before the body wakes: ahead of its last events
         if first:
             self._wake_local()
             self._request_stop()
@@ -453,15 +453,15 @@ class AbstractWorker(abc.ABC):
         fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
         return fresh
 
-    def _live(self, emit: Emit, use_uvloop: bool) -> int:
+    def _live(self, send: Send, use_uvloop: bool) -> int:
         """The worker's whole life on the calling thread, its final "exit" event included (`_lives_on_a_thread`)."""
         exitcode = 1
         try:
-            exitcode = LifecycleBody(self, emit).run(use_uvloop)
+            exitcode = LifecycleBody(self, send).run(use_uvloop)
         finally:
             self._body_exitcode = exitcode
             self._running = False
-            emit(make_event(self.name, "exit", exitcode=exitcode))
+            send(make_event(self.name, "exit", exitcode=exitcode))
         return exitcode
 
     def _check_startable(self) -> None:
@@ -473,7 +473,7 @@ class AbstractWorker(abc.ABC):
 
     # ------------------------------------------------------------------ the supervising side
 
-    def _record(self, event: WorkerEvent) -> None:
+    def _receive(self, event: WorkerEvent) -> None:
         """Take in one event where the worker is supervised: keep state, log failures once."""
         if event.kind == "error" and event.error is not None:
             if self.error is None:
@@ -501,9 +501,9 @@ class AbstractWorker(abc.ABC):
             duration = event.data.get("duration")
             self._teardown_duration = duration if isinstance(duration, float) else None
         elif event.kind == "exit":
-            self._record_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
+            self._set_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
 
-    def _record_exit(self, exitcode: int | None, *, forced: bool = False) -> WorkerExit:
+    def _set_exit(self, exitcode: int | None, *, forced: bool = False) -> WorkerExit:
         if self.exit_info is not None:
             return self.exit_info
         self._running = False
@@ -578,13 +578,13 @@ class LifecycleBody:
     it never suspends and is driven to the end without an event loop.
     """
 
-    def __init__(self, worker: AbstractWorker, emit: Emit, last_words: Callable[[], None] | None = None) -> None:
+    def __init__(self, worker: AbstractWorker, send: Send, last_words: Callable[[], None] | None = None) -> None:
         self.worker = worker
-        self.emit = emit
+        self.send = send
         self.exitcode = 0
         self.last_words = last_words
         self.phase_began = time.monotonic()
-        worker._emit = emit
+        worker._send = send
 
     def run(self, use_uvloop: bool | None = None) -> int:
         """Run the whole lifecycle on the calling thread; return the exit code (0 clean, 1 failed).
@@ -606,7 +606,7 @@ class LifecycleBody:
                 if self.last_words is not None:
                     self.last_words()
             finally:
-                worker._emit = None  # no record may follow the worker's last event
+                worker._send = None  # no record may follow the worker's last event
         return self.exitcode
 
     def _run(self, use_uvloop: bool | None) -> None:
@@ -673,7 +673,7 @@ class LifecycleBody:
             await self._failed_async(exc, phase)
             if kind == "startup":
                 return False
-        self.emit(make_event(self.worker.name, kind, phase=phase, duration=duration))
+        self.send(make_event(self.worker.name, kind, phase=phase, duration=duration))
         return True
 
     async def _failed_async(self, exc: BaseException, phase: Phase) -> None:
@@ -690,7 +690,7 @@ class LifecycleBody:
         if note:
             record = ErrorRecord(record.type_name, record.message, f"{note}\n{record.traceback}", phase, exc)
         duration = time.monotonic() - self.phase_began
-        self.emit(make_event(self.worker.name, "error", phase=phase, error=record, duration=duration))
+        self.send(make_event(self.worker.name, "error", phase=phase, error=record, duration=duration))
         return record
 
 

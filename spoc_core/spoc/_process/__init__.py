@@ -5,7 +5,7 @@ The rest of spoc reaches it only through the public `Backend` interface
 
 - `_worker`: `ProcessWorker`, the user's class, and the parent's link to its child;
 - `_backend`: `ProcessBackend`, which the server hands process workers to;
-- `_handles`: how the parent waits on a child, however it was made;
+- `_runners`: how the parent waits on a child, however it was made;
 - `_child`: the child's runtime: signals, the control pipe, the lifecycle body;
 - `_fork_server`: the clean single-threaded process that makes children once the server runs threads;
 - `_transfer`: sending a worker to a child that does not inherit it (pickling, fds);

@@ -30,8 +30,10 @@ class ProcessBackend(Backend):
     `Server.start()`, ``fork`` workers are forked directly and then, when a
     worker needs it now or the server plans restarts (`Server.plan_restarts`,
     which `run_forever` calls), the server's fork server is forked, before the
-    server starts any thread. It makes every other process worker, and every
-    one started later (a restart, a reload, a worker added after start). No
+    server starts any thread. It makes the ``spawn`` workers and every
+    ``fork`` worker started later (a restart, a reload, a worker added after
+    start); ``forkserver`` workers come from multiprocessing's fork server
+    when spoc started it with its preload (else from the server's too). No
     ``fork`` child is ever forked from a program that runs threads: where no
     clean snapshot exists (the program already ran threads at start, or the
     server forked no fork server then), a ``fork`` worker is started with

@@ -198,9 +198,9 @@ class _Control:
             self.worker.stop()
         if b"D" in data:
             worker = self.worker
-            emit = worker._emit
-            if emit is not None:
-                emit(make_event(worker.name, "stack", stack=format_stacks(loop=worker.running_loop)))
+            send = worker._send
+            if send is not None:
+                send(make_event(worker.name, "stack", stack=format_stacks(loop=worker.running_loop)))
 
     def _orphaned(self) -> None:
         self.worker.stop()
@@ -255,7 +255,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         control.start()  # EOF on the control pipe is then the only news of the parent's death
     writer = EventWriter(event_fd)
 
-    def emit(event: WorkerEvent) -> None:
+    def send(event: WorkerEvent) -> None:
         writer.send(event)
         control.start()
 
@@ -266,10 +266,10 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     try:
         last_words = None
         if options.plugins:
-            worker._emit = emit
+            worker._send = send
             call_plugins("child_starting")
             last_words = functools.partial(call_plugins, "child_stopping")
-        code = LifecycleBody(worker, emit, last_words=last_words).run(options.use_uvloop)
+        code = LifecycleBody(worker, send, last_words=last_words).run(options.use_uvloop)
     finally:
         with control.lock:
             control.finished.set()

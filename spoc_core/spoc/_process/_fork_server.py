@@ -1,30 +1,35 @@
 """The fork server: a clean single-threaded process that makes a server's children.
 
 Forking a process that runs threads can deadlock the child on a lock another
-thread held at that instant (and warns from Python 3.12 on). A Server
-therefore forks this helper once, in `Server.start()`, *before* its monitor and
-its thread workers exist. From then on the helper makes the server's children
-that cannot be forked directly: ``fork`` workers started once threads run (a
-worker added later or restarted included) and ``spawn`` workers (and
-``forkserver`` ones when multiprocessing's fork server was not started by
-spoc). It has no other thread, holds no lock, and ignores the shutdown
-signals, so every child it makes is born with Ctrl+C ignored.
+thread held at that instant (and warns from Python 3.12 on). So the process
+backend forks a fork server in `Server.start()`, *before* the server's
+monitor and thread workers exist, whenever one will be needed: a worker that
+cannot be forked directly at start, or a server that will start workers
+later (`Server.plan_restarts`, which `run_forever` calls for its reloads). It
+then makes the server's children that cannot be forked directly: ``fork``
+workers started once threads run (a worker added later or restarted
+included) and ``spawn`` workers (and ``forkserver`` ones when
+multiprocessing's fork server was not started by spoc). It has no other
+thread, holds no lock, and ignores the shutdown signals, so every child it
+makes is born with Ctrl+C ignored.
 
-The helper is a fork of the program as it was when the server started, so a
-child still sees the program's ``__main__`` (the guide's scripts need no
-``if __name__ == "__main__":`` guard) and the workers that were registered then
-as they were, unpickled: a worker registered before start reaches its child
-with its attributes as they are, sockets and multiprocessing queues included.
-A worker added after start is pickled to the helper, with the fds of its
-multiprocessing pipes and queues passed along.
+The fork server is a fork of the program as it was when the server started,
+so a child still sees the program's ``__main__`` (the guide's scripts need
+no ``if __name__ == "__main__":`` guard) and the workers that were
+registered then as they were, unpickled: a worker registered before start
+reaches its child with its attributes as they are, sockets and
+multiprocessing queues included. A worker added after start is pickled to
+the fork server, with the fds of its multiprocessing pipes and queues passed
+along.
 
 Protocol. The server sends a request over a UNIX socket, with the child's
 control pipe, its event pipe, a status pipe and any passed fds attached
-(SCM_RIGHTS). The helper starts the child, answers its pid on the status pipe
-(or -1 and the reason), and writes its exit status there once it has ended;
-the status pipe is the server's sentinel. When the server hangs up (its
-shutdown began: `ForkServer.hang_up`, or it closes), the helper takes no more
-requests and exits once every child it made has been reported.
+(SCM_RIGHTS). The fork server starts the child (`_start`), answers its pid on
+the status pipe (or -1 and the reason), and writes its exit status there
+once it has ended; the status pipe is the server's sentinel (`ForkedChild`).
+When the server hangs up (its shutdown began: `ForkServer.hang_up`, or it
+closes), the fork server takes no more requests and exits once every child
+it made has been reported.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from .._linux import set_parent_death_signal, set_process_title
 from .._signals import CHILD_SIGNALS, blocked
 from .._worker import AbstractWorker
 from ._child import ChildOptions, flush_std_streams, reset_after_fork
-from ._handles import STATUS, ForkedChild, pidfd, read_exactly
+from ._runners import STATUS, ForkedChild, pidfd, read_exactly
 from ._start import fork_child, start_with_multiprocessing
 from ._transfer import pickle_for_child, received_fds
 
@@ -62,7 +67,7 @@ _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
 
 @dataclass(frozen=True)
 class _Held:
-    """What the server remembers of a worker the helper holds in its memory.
+    """What the server remembers of a worker the fork server holds in its memory.
 
     Not the worker itself: a worker that has ended and been replaced must
     become garbage (with everything it held), so the server keeps a weak
@@ -76,10 +81,10 @@ class _Held:
 
 
 class ForkServer:
-    """One server's fork helper; see the module docstring."""
+    """One server's fork server; see the module docstring."""
 
     def __init__(self, registered: Mapping[str, AbstractWorker], server_name: str) -> None:
-        self._registered = dict(registered)  # the helper's copy, once forked; the server keeps only `_held`
+        self._registered = dict(registered)  # the fork server's copy, once forked; the server keeps only `_held`
         self._held: dict[str, _Held] = {}
         self._server_name = server_name
         self._sock: socket.socket | None = None
@@ -88,14 +93,14 @@ class ForkServer:
         self.pid = 0
 
     def start(self) -> None:
-        """Fork the helper from the calling thread (do it before the server starts threads)."""
+        """Fork the fork server from the calling thread (do it before the server starts threads)."""
         flush_std_streams()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         parent_pid = os.getpid()
         from_main_thread = threading.current_thread() is threading.main_thread()
         with blocked():
             pid = os.fork()
-            if pid == 0:  # the helper
+            if pid == 0:  # the fork server
                 code = 0
                 try:
                     ours.close()
@@ -117,14 +122,14 @@ class ForkServer:
         self.pid = pid
 
     def holds(self, worker: AbstractWorker) -> bool:
-        """Whether the helper has `worker` in its memory (registered before start), so it is not pickled."""
+        """Whether the fork server has `worker` in its memory (registered before start), so it is not pickled."""
         held = self._held.get(worker.name)
         return held is not None and held.worker() is worker
 
     def _rebuilds(self, worker: AbstractWorker) -> bool:
-        """Whether `worker` is a fresh instance (`fresh_instance`) of a worker the helper holds.
+        """Whether `worker` is a fresh instance (`fresh_instance`) of a worker the fork server holds.
 
-        The helper then rebuilds a restarted fork worker from its own copy of
+        The fork server then rebuilds a restarted fork worker from its own copy of
         that one, as `fresh_instance` would: nothing is pickled, and what the
         constructor arguments hold (a multiprocessing.Event made before the
         server started, say, which cannot be pickled) is what a fork inherits.
@@ -137,7 +142,7 @@ class ForkServer:
     def launch(
         self, worker: AbstractWorker, method: str, control_fd: int, event_fd: int, options: ChildOptions
     ) -> ForkedChild:
-        """Have the helper make a child that runs `worker` with start `method`; return the server's handle."""
+        """Have the fork server make a child that runs `worker` with start `method`; return the server's runner."""
         passed: list[int] = []
         if self.holds(worker):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
@@ -174,9 +179,9 @@ class ForkServer:
         return ForkedChild(pid, _fds.track(status_r))
 
     def hang_up(self) -> None:
-        """Say that no request will come any more: the helper exits once every child it made has ended.
+        """Say that no request will come any more: the fork server exits once every child it made has ended.
 
-        The socket stays open for `close`, which reaps the helper; a `launch`
+        The socket stays open for `close`, which reaps the fork server; a `launch`
         after this raises WorkerStartError.
         """
         with self._lock:
@@ -186,10 +191,10 @@ class ForkServer:
             try:
                 self._sock.shutdown(socket.SHUT_WR)
             except OSError:
-                pass  # the helper is gone already: close() reaps it
+                pass  # the fork server is gone already: close() reaps it
 
     def close(self) -> None:
-        """Tell the helper to exit and reap it."""
+        """Tell the fork server to exit and reap it."""
         with self._lock:
             sock, self._sock = self._sock, None
         if sock is None:
@@ -230,7 +235,7 @@ def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | Non
 
 
 def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent_pid: int, from_main: bool) -> None:
-    """The helper's life: take over its signals, then serve requests until the server hangs up."""
+    """The fork server's life: take over its signals, then serve requests until the server hangs up."""
     for signum in CHILD_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     reset_after_fork(frozenset({sock.fileno()}))
@@ -248,17 +253,17 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
         set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:
         return
-    _Helper(sock, wake_r, registered).serve()
+    _ForkServerLoop(sock, wake_r, registered).serve()
 
 
 def _renew_locks_it_needs() -> None:
-    """Give the helper fresh copies of the locks its own work takes.
+    """Give the fork server fresh copies of the locks its own work takes.
 
-    The helper is forked from a program that may already run threads (its
+    The fork server is forked from a program that may already run threads (its
     own, or a multiprocessing queue's feeder). A lock one of them held at that
     instant stays held forever in the copy: a garbage-collected semaphore's
     finalizer holding multiprocessing's resource-tracker lock is enough to
-    freeze every spawn launch. The helper has no other thread, so nothing can
+    freeze every spawn launch. The fork server has no other thread, so nothing can
     legitimately hold these locks here.
     """
     import multiprocessing.forkserver as mp_forkserver
@@ -277,7 +282,7 @@ def _forget_inherited_forkserver() -> None:
     """Drop multiprocessing's record of the parent's fork server: it is not this process's child.
 
     Left as is, multiprocessing would ``waitpid`` on it (and fail) and keep it
-    alive through the inherited pipe; the helper starts a fork server of its
+    alive through the inherited pipe; the fork server starts a fork server of its
     own when a worker needs one.
     """
     import multiprocessing.forkserver as mp_forkserver
@@ -296,7 +301,7 @@ def _forget_inherited_forkserver() -> None:
     forkserver._forkserver_pid = None
 
 
-class _Helper:
+class _ForkServerLoop:
     """The fork server's loop: make children on request, report their pids and exit statuses.
 
     ``fork`` children are forked here and reaped here. ``spawn`` and

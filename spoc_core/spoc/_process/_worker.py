@@ -1,4 +1,4 @@
-"""The process backend: ProcessWorker, its start methods and the server's handle on its child.
+"""ProcessWorker, its start methods, and the parent's link to its child (the control and event pipes).
 
 Start methods:
 
@@ -6,9 +6,10 @@ Start methods:
   directly while the program is still single-threaded (in `Server.start()`),
   and otherwise by the server's fork server (see `_fork_server`). A worker started
   on its own, outside a Server, is forked directly from the calling thread.
-  Never is a child forked from a process that runs threads: without a clean
-  snapshot to fork from, the worker is started with ``spawn`` instead, with
-  one `SpocWarning` that says why (`warn_spawn_instead`).
+  No child is forked from a process that runs other threads (but
+  multiprocessing's queue feeders, whose queues reset themselves in a forked
+  child): without a clean snapshot to fork from, the worker is started with
+  ``spawn`` instead, with one `SpocWarning` that says why (`warn_spawn_instead`).
 - ``"spawn"`` and ``"forkserver"``: multiprocessing's own; the worker is
   pickled to a fresh interpreter. Scripts then need the
   ``if __name__ == "__main__":`` guard, as with any multiprocessing program.
@@ -16,8 +17,9 @@ Start methods:
   forkserver children by multiprocessing's fork server started with spoc's
   preload (`_forkserver_preload`): either way they are born with Ctrl+C ignored.
 
-Whatever the method, the child runs `_child.run_child`, reports over an event
-pipe and takes stop requests over a control pipe.
+Whatever the method, the child is made by `_start` and runs
+`_child.run_child`; it reports over an event pipe and takes stop requests
+over a control pipe, which this module's `ProcessWorker` holds in the parent.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from .._signals import CONTROL_SIGNAL, blocked
 from .._worker import AbstractWorker, check_own_backend
 from ._child import ChildOptions
 from ._fork_server import ForkServer
-from ._handles import ChildHandle, DirectChild, MultiprocessingChild, pidfds_work
+from ._runners import ChildRunner, DirectChild, MultiprocessingChild, pidfds_work
 from ._start import fork_child, start_with_multiprocessing
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 
@@ -127,7 +129,7 @@ class ProcessWorker(AbstractWorker):
         plugin_options: settings for plugins (`AbstractWorker.plugin_options`), such as the
             restart plugin's ``restart_policy``.
 
-    The parent keeps this object as its handle: `exitcode`, `error` (the
+    In the parent this object stands for the child: `exitcode`, `error` (the
     child's `ErrorRecord`, traceback included) and `exit_info` are filled in
     from what the child reports.
     """
@@ -165,8 +167,8 @@ class ProcessWorker(AbstractWorker):
     @property
     def pid(self) -> int | None:
         """The child's pid once started."""
-        handle = self._runner
-        return handle.pid if handle is not None else None
+        runner = self._runner
+        return runner.pid if runner is not None else None
 
     # ------------------------------------------------------------------ starting
 
@@ -184,7 +186,7 @@ class ProcessWorker(AbstractWorker):
             method = "spawn"
         self._launch(fork_server=None, options=ChildOptions(), method=method)
 
-    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> ChildHandle:
+    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> ChildRunner:
         """Start the child with start `method`, through `fork_server` when one is given and needed.
 
         `options` are as the server set them.
@@ -204,9 +206,9 @@ class ProcessWorker(AbstractWorker):
         try:
             with blocked(), self._reporting_unpicklable(method):
                 if fork_server is not None and self._needs_fork_server():
-                    handle: ChildHandle = self._start_with_fork_server(fork_server, control_r, events_w, options)
+                    runner: ChildRunner = self._start_with_fork_server(fork_server, control_r, events_w, options)
                 else:
-                    handle = self._start_here(method, control_r, events_w, on_main, options)
+                    runner = self._start_here(method, control_r, events_w, on_main, options)
         except BaseException:
             _fds.untrack(events_r.fileno())
             _fds.untrack(control_w.fileno())
@@ -216,14 +218,14 @@ class ProcessWorker(AbstractWorker):
         control_r.close()
         events_w.close()
         self._events = events_r
-        self._runner = handle
+        self._runner = runner
         if not self.daemon:
             _join_at_exit(self)
         with self._control_lock:
             self._control = control_w
         if self._stop_requested:
             self._request_stop()
-        return handle
+        return runner
 
     def _needs_fork_server(self) -> bool:
         """Whether a server must have its fork server make this worker's child (see `_fork_server`)."""
@@ -231,12 +233,12 @@ class ProcessWorker(AbstractWorker):
 
     def _start_with_fork_server(
         self, fork_server: ForkServer, control_r: Connection, events_w: Connection, options: ChildOptions
-    ) -> ChildHandle:
+    ) -> ChildRunner:
         """Have the server's fork server make the child: it is born with the shutdown signals ignored."""
         method = self.start_method
         if method != "fork" and fork_server.holds(self):
-            # The helper pickles it to the fresh interpreter: fail here instead, naming the attribute.
-            # (A worker the helper does not hold is pickled here by launch() anyway.)
+            # The fork server pickles it to the fresh interpreter: fail here instead, naming the attribute.
+            # (A worker the fork server does not hold is pickled here by launch() anyway.)
             pickle_for_child(self)
         options = replace(
             options,
@@ -248,7 +250,7 @@ class ProcessWorker(AbstractWorker):
 
     def _start_here(
         self, method: str, control_r: Connection, events_w: Connection, on_main: bool, options: ChildOptions
-    ) -> ChildHandle:
+    ) -> ChildRunner:
         """Start the child from this process: forked directly, or by multiprocessing (spawn, forkserver).
 
         A directly forked child's sentinel is its pidfd; on kernels without
@@ -344,9 +346,9 @@ class ProcessWorker(AbstractWorker):
 
     def send_signal(self, signum: int) -> None:
         """Send `signum` to the child process, if it is still running (never to a reused pid)."""
-        handle = self._runner
-        if handle is not None:
-            handle.send_signal(signum)
+        runner = self._runner
+        if runner is not None:
+            runner.send_signal(signum)
 
     def terminate(self) -> None:
         """SIGTERM the child: a first one asks for a graceful stop, a second ends it at once."""
@@ -371,25 +373,25 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ state and waiting
 
     def is_alive(self) -> bool:
-        handle = self._runner
-        return handle is not None and handle.is_alive()
+        runner = self._runner
+        return runner is not None and runner.is_alive()
 
     @property
     def exitcode(self) -> int | None:
-        handle = self._runner
-        return handle.exitcode if handle is not None else None
+        runner = self._runner
+        return runner.exitcode if runner is not None else None
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the child to end, reading its events meanwhile; then release its fds."""
-        handle = self._runner
-        if handle is None:
+        runner = self._runner
+        if runner is None:
             raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
         if self._channel is not None:  # a server's monitor reads this worker
             self._finished.wait(timeout)
             return
         _wait_reading_events(self, timeout)
 
-    def _read_event(self, deliver: Callable[[WorkerEvent], None]) -> bool:
+    def _read_event(self, send: Callable[[WorkerEvent], None]) -> bool:
         """Deliver the next event from the pipe, which is readable; return False once it is closed.
 
         One event per call: a monitor polls the pipe again anyway (an event
@@ -403,10 +405,10 @@ class ProcessWorker(AbstractWorker):
             data = events.recv_bytes()
         except (EOFError, OSError):
             return False
-        self._deliver_bytes(data, deliver)
+        self._send_decoded(data, send)
         return True
 
-    def _deliver_bytes(self, data: bytes, deliver: Callable[[WorkerEvent], None]) -> None:
+    def _send_decoded(self, data: bytes, send: Callable[[WorkerEvent], None]) -> None:
         try:
             event = decode_event(data)
         except Exception as exc:  # a record whose data only the child can rebuild: report it, read on
@@ -417,25 +419,25 @@ class ProcessWorker(AbstractWorker):
                 exc,
             )
             return
-        deliver(event)
+        send(event)
 
-    def _drain_events(self, deliver: Callable[[WorkerEvent], None]) -> bool:
+    def _drain_events(self, send: Callable[[WorkerEvent], None]) -> bool:
         """Deliver every event waiting in the pipe; return False once the pipe is closed."""
         events = self._events
         if events is None:
             return False
         try:
             while events.poll():
-                self._deliver_bytes(events.recv_bytes(), deliver)
+                self._send_decoded(events.recv_bytes(), send)
         except (EOFError, OSError):
             return False
         return True
 
     def _watch_with(self, channel: WorkerChannel) -> None:
         """Have the server's monitor read the started child's events and notice its end, through `channel`."""
-        handle, events = self._runner, self._events
-        assert handle is not None and events is not None
-        events_fd, sentinel = events.fileno(), handle.sentinel
+        runner, events = self._runner, self._events
+        assert runner is not None and events is not None
+        events_fd, sentinel = events.fileno(), runner.sentinel
 
         def on_events() -> None:
             if not self._read_event(channel.send):  # the child closed its end
@@ -451,13 +453,13 @@ class ProcessWorker(AbstractWorker):
         channel.watch(events_fd, on_events)
         channel.watch(sentinel, on_end)
 
-    def _finish(self, deliver: Callable[[WorkerEvent], None]) -> None:
-        """The child has ended: deliver its last events and its ``"exit"``, release every fd."""
-        handle = self._runner
-        assert handle is not None
-        handle.join(1.0)
-        self._drain_events(deliver)
-        deliver(make_event(self.name, "exit", exitcode=handle.exitcode))
+    def _finish(self, send: Callable[[WorkerEvent], None]) -> None:
+        """The child has ended: send its last events and its ``"exit"``, release every fd."""
+        runner = self._runner
+        assert runner is not None
+        runner.join(1.0)
+        self._drain_events(send)
+        send(make_event(self.name, "exit", exitcode=runner.exitcode))
         self._release()
 
     def _close_events(self) -> None:
@@ -476,14 +478,14 @@ class ProcessWorker(AbstractWorker):
                     conn.close()
             self._control = None
             self._events = None
-        handle = self._runner
-        if handle is not None:
-            handle.close()
+        runner = self._runner
+        if runner is not None:
+            runner.close()
 
     def _wait_fds(self) -> list[int]:
         """The fds `join` waits on outside a server: the child's sentinel and, while open, its event pipe."""
-        handle = self._runner
-        fds: list[int] = [] if handle is None else [handle.sentinel]
+        runner = self._runner
+        fds: list[int] = [] if runner is None else [runner.sentinel]
         events = self._events
         if events is not None:
             fds.append(events.fileno())
@@ -509,16 +511,16 @@ def _join_non_daemon_workers() -> None:
 
 def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
-    handle = worker._runner
-    assert handle is not None
+    runner = worker._runner
+    assert runner is not None
     while worker.exit_info is None:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         events = worker._events
         ready = multiprocessing.connection.wait(worker._wait_fds(), remaining)
-        if events is not None and events.fileno() in ready and not worker._drain_events(worker._record):
+        if events is not None and events.fileno() in ready and not worker._drain_events(worker._receive):
             worker._close_events()
-        if handle.sentinel in ready or handle.poll() is not None:
-            worker._finish(worker._record)
+        if runner.sentinel in ready or runner.poll() is not None:
+            worker._finish(worker._receive)
             return
         if not ready:
             return

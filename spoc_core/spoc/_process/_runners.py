@@ -1,13 +1,11 @@
-"""Forking a child that runs one function, and the handle on a child this process forked.
+"""How the parent waits on a child process and reads its exit code, whoever made it.
 
-Both places that fork workers' children themselves (the server, while it is
-still single-threaded, and its fork server) use `fork_and_run`. It does what
-multiprocessing's fork start method does around the fork (flush the standard
-streams before it; run multiprocessing's exit handlers and ``os._exit`` after
-it, so the child never returns into the parent's code) and nothing more:
-multiprocessing's own bootstrap (a Process object, stdin swapped for
-/dev/null) costs a freshly forked child a third of its start-up time, mostly in
-copy-on-write faults.
+A `ChildRunner` is the `Runner` the process backend returns for a worker:
+`DirectChild` for a child this process forked (reaped by its pid),
+`MultiprocessingChild` for one multiprocessing started (spawn, forkserver),
+`ForkedChild` for one the server's fork server made (its exit code comes
+over the status pipe, `STATUS`). A child's death is read from its pidfd
+where the kernel has them, never from a pipe its own children may hold open.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from .. import _fds
 
 __all__ = [
     "STATUS",
-    "ChildHandle",
+    "ChildRunner",
     "DirectChild",
     "ForkedChild",
     "MultiprocessingChild",
@@ -67,7 +65,7 @@ def readable(fd: int, timeout: float | None) -> bool:
     return bool(multiprocessing.connection.wait([fd], timeout))
 
 
-class ChildHandle:
+class ChildRunner:
     """What the server needs of a running child process, however it was made.
 
     Subclasses say how to `poll()`, `join()` and `close()`; liveness, the exit
@@ -95,7 +93,7 @@ class ChildHandle:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release what the handle holds (its sentinel) once the child has ended."""
+        """Release what the runner holds (its sentinel) once the child has ended."""
         raise NotImplementedError
 
     def is_alive(self) -> bool:
@@ -114,8 +112,8 @@ class ChildHandle:
                 pass
 
 
-class DirectChild(ChildHandle):
-    """The handle on a child forked by this process: reaped by its pid, watched through its `sentinel`.
+class DirectChild(ChildRunner):
+    """The runner on a child forked by this process: reaped by its pid, watched through its `sentinel`.
 
     The sentinel is the child's pidfd, or, on kernels without pidfds, the
     read end of a pipe whose write end only the child holds (a grandchild that
@@ -151,7 +149,7 @@ class DirectChild(ChildHandle):
             os.close(self.sentinel)
 
 
-class MultiprocessingChild(ChildHandle):
+class MultiprocessingChild(ChildRunner):
     """A child made by multiprocessing (spawn or forkserver)."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
@@ -182,8 +180,8 @@ class MultiprocessingChild(ChildHandle):
                 os.close(self._pidfd)
 
 
-class ForkedChild(ChildHandle):
-    """The server's handle on a child forked by the fork server (not the server's own child)."""
+class ForkedChild(ChildRunner):
+    """The server's runner on a child forked by the fork server (not the server's own child)."""
 
     pid: int
 
