@@ -22,7 +22,10 @@ SPAWNED = r"SpocWarning: worker '([^']+)' \(start_method='fork'\) is started wit
 
 NO_FORK_SERVER = (
     "server 'held-lock' forked no fork server at start: no worker needed one then, "
-    "and Server.plan_restarts() was not called"
+    "and none could start later (it had no plugin, and was not run by run_forever())"
+)
+THREADS_FIRST = (
+    "the program already ran thread 'user-holder' when server 'held-lock' started, so it could fork no fork server"
 )
 
 
@@ -31,15 +34,10 @@ NO_FORK_SERVER = (
     [
         ("standalone", [f"checker-{i} free run=0" for i in range(5)], "the program runs thread 'holder'"),
         ("added_later", [f"checker-{i} free run=0" for i in range(5)], NO_FORK_SERVER),
-        (
-            "threads_first",
-            [f"checker-{i} free run=0" for i in range(5)],
-            "the program already ran thread 'user-holder' when server 'held-lock' started, "
-            "so it could fork no fork server",
-        ),
-        ("added_later_planned", [f"checker-{i} free run=0" for i in range(5)], None),
+        ("threads_first", [f"checker-{i} free run=0" for i in range(5)], THREADS_FIRST),
+        ("added_later_with_plugin", [f"checker-{i} free run=0" for i in range(5)], None),
         ("restart", [f"checker free run={run}" for run in range(5)], None),
-        ("restart_unplanned", [f"checker free run={run}" for run in range(5)], NO_FORK_SERVER),
+        ("restart_threads_first", [f"checker free run={run}" for run in range(5)], THREADS_FIRST),
     ],
 )
 def test_no_child_inherits_a_lock_another_thread_held(
@@ -52,7 +50,7 @@ def test_no_child_inherits_a_lock_another_thread_held(
     warned = re.findall(SPAWNED, app.stderr)
     if why is None:  # from the fork server, forked before any thread ran
         assert warned == []
-    elif path == "restart_unplanned":  # the first run was forked directly; one warning for its restarts
+    elif path == "restart_threads_first":  # one warning for its first run and its restarts
         assert warned == [("checker", why)]
     else:
         assert warned == [(f"checker-{i}", why) for i in range(5)]  # one each, naming it and why

@@ -15,6 +15,7 @@ import pytest
 
 from spoc import ProcessWorker, Server, SpocWarning, ThreadOnlyObjectWarning, ThreadWorker, WorkerStartError
 from spoc._linux import other_threads
+from spoc.testing import HookRecorder
 from workers_for_tests import (
     ExitsAtOnce,
     KillsItself,
@@ -173,11 +174,10 @@ class ReportsParent(ProcessWorker):
 
 def test_fork_is_direct_only_while_single_threaded_then_from_the_fork_server() -> None:
     records = journal()
-    server = Server()
+    server = Server(plugins=[HookRecorder()])  # with a plugin, workers may start later: a fork server at start
     server.add_worker(ReportsParent("at-start", records))
     waiter = WaitsForStop("busy-thread")
     server.add_worker(waiter)
-    server.plan_restarts()  # a worker is added after start: fork the fork server at start
     single_threaded = other_threads() is None  # queue feeder threads do not count
     server.start()
     ((_, parent_at_start),) = drain(records, 1)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
+import re
 import select
 import signal
 import threading
@@ -49,7 +51,7 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder, kind: str
 ) -> None:
     first = FailsFirstTimeThread("flaky") if kind == "thread" else FailsFirstTime("flaky")
-    supervisor = PlansRestarts()
+    supervisor = RestartsFailures()
     server = spoc_server(first, plugins=[supervisor], allow_errors=True)
     server.start()
     running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")
@@ -64,14 +66,6 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     assert server.join_all(10) == []
     assert [c["exit_info"].outcome for c in spoc_hooks.of("worker_exited", worker="flaky")] == ["failed", "stopped"]
     assert [e.outcome for e in spoc_hooks.of("server_stopped")[0]["exits"]] == ["stopped"]
-
-
-class PlansRestarts(RestartsFailures):
-    name = "plans-restarts"
-
-    @hookimpl
-    def server_starting(self, server: Server) -> None:
-        server.plan_restarts()
 
 
 def parent_of(pid: int) -> int:
@@ -91,34 +85,79 @@ def test_a_restarted_fork_worker_keeps_what_its_constructor_was_given(
     the fork server rebuilds a fork worker from its own copy of the constructor arguments."""
     flag = multiprocessing.Event()
     worker = FailsFirstTimeHolding("holding", flag, start_method="fork")
-    server = spoc_server(worker, plugins=[PlansRestarts()], allow_errors=True)
+    server = spoc_server(worker, plugins=[RestartsFailures()], allow_errors=True)
     server.start()
     assert flag.wait(30)
     assert server.workers[0].restarts == 1
 
 
-@pytest.mark.parametrize("planned", [False, True])
-def test_a_restart_never_forks_a_program_that_runs_threads(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, planned: bool
+def test_with_a_supervisor_a_restart_comes_from_the_fork_server(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
-    """Planned, the restart comes from the fork server forked at start; unplanned, it is spawned, with a warning."""
+    """A plugin may restart workers: the process backend forks its fork server at start, and the restart comes
+    from it, never from a program that runs threads."""
     before = children_of(os.getpid())
     first = FailsFirstTime("flaky", start_method="fork")
-    server = spoc_server(first, plugins=[PlansRestarts() if planned else RestartsFailures()], allow_errors=True)
+    server = spoc_server(first, plugins=[RestartsFailures()], allow_errors=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         server.start()  # the worker is forked directly (the program is single-threaded here)
         fork_servers = children_of(os.getpid()) - before - {first.pid}  # the worker may be reaped already
         running = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running", data={"restarts": 1})
-    assert server.restarts_planned is planned
-    spawned = [str(w.message) for w in caught if issubclass(w.category, SpocWarning)]
-    if planned:
-        assert len(fork_servers) == 1 and spawned == []
-        assert parent_of(running["data"]["pid"]) in fork_servers
-    else:
-        assert fork_servers == set() and parent_of(running["data"]["pid"]) == os.getpid()
+    assert [str(w.message) for w in caught if issubclass(w.category, SpocWarning)] == []
+    assert len(fork_servers) == 1
+    assert parent_of(running["data"]["pid"]) in fork_servers
+
+
+class StartedLines(logging.Handler):
+    """The ``worker '<name>' started (pid N)`` lines of the spoc logger: a marker to wait for."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.pids: list[int] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = re.fullmatch(r"worker '\S+' started \(pid (\d+)\)", record.getMessage())
+        if match:
+            with self.changed:
+                self.pids.append(int(match.group(1)))
+                self.changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> int:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.pids) >= count, timeout)
+            return self.pids[count - 1]
+
+
+def test_without_a_plugin_a_later_fork_worker_is_spawned_with_a_warning() -> None:
+    """A server with no plugin, not run by run_forever(), forks no fork server: a fork worker restarted once
+    its threads run is spawned, with a warning that says why, never forked from a program that runs threads."""
+    lines, spoc_logger = StartedLines(), logging.getLogger("spoc")
+    spoc_logger.addHandler(lines)
+    level = spoc_logger.level
+    spoc_logger.setLevel(logging.INFO)
+    before = children_of(os.getpid())
+    first = FailsFirstTime("flaky", start_method="fork")
+    server = Server("no-plugin")
+    server.add_worker(first)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            server.start()
+            fork_servers = children_of(os.getpid()) - before - {first.pid}
+            first.join(30)  # it fails in main()
+            server.restart_worker(first)
+            pid = lines.wait_for(2)
+        assert fork_servers == set() and parent_of(pid) == os.getpid()
+        spawned = [str(w.message) for w in caught if issubclass(w.category, SpocWarning)]
         assert len(spawned) == 1 and "'flaky' (start_method='fork') is started with 'spawn' instead" in spawned[0]
-        assert "Server.plan_restarts() was not called" in spawned[0]
+        assert "forked no fork server at start: no worker needed one then" in spawned[0]
+    finally:
+        server.stop()
+        assert server.join_all(10) == []
+        spoc_logger.removeHandler(lines)
+        spoc_logger.setLevel(level)
 
 
 def test_the_delay_runs_on_the_monitor_without_a_sleeping_thread(
@@ -189,7 +228,7 @@ class FailsThrice(ThreadWorker):
 def test_how_many_restarts_each_worker_had_is_in_its_exit_and_the_servers(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
-    server = spoc_server(FailsThrice("flaky"), WaitsForStop("steady"), plugins=[PlansRestarts()], allow_errors=True)
+    server = spoc_server(FailsThrice("flaky"), WaitsForStop("steady"), plugins=[RestartsFailures()], allow_errors=True)
     server.start()
     last = spoc_hooks.wait_for("worker_exited", worker=lambda w: w.name == "flaky" and w.restarts == 3)
     assert last["exit_info"].outcome == "clean" and last["exit_info"].restarts == 3
@@ -210,10 +249,6 @@ class RestartsAndForgets:
         self.until = until
         self.started: list[weakref.ref[AbstractWorker]] = []
         self.last_started = threading.Event()
-
-    @hookimpl
-    def server_starting(self, server: Server) -> None:
-        server.plan_restarts()
 
     @hookimpl
     def worker_started(self, worker: AbstractWorker) -> None:
@@ -276,7 +311,7 @@ def test_the_fork_server_ends_when_the_shutdown_begins_not_after_it(
     """With no child of its own, it ends while the workers are still stopping: join_all has nothing to wait for."""
     release = multiprocessing.Event()
     slow = TearsDownWhenReleased("slow", release)  # forked directly: not the fork server's child
-    server = spoc_server(slow, plugins=[PlansRestarts()], name="ending")
+    server = spoc_server(slow, plugins=[RestartsFailures()], name="ending")
     server.start()
     spoc_hooks.wait_for("worker_started", worker="slow")
     pidfd = os.pidfd_open(fork_server_of("ending"))

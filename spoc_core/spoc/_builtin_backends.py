@@ -6,6 +6,7 @@ Every server registers one first, as the plugin ``spoc.backends``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._backend import Backend
@@ -26,10 +27,11 @@ class BuiltinBackends:
 
     name = NAME
 
-    def __init__(self, plugins: Plugins) -> None:
+    def __init__(self, plugins: Plugins, may_start_workers_later: Callable[[], bool]) -> None:
         self._plugins = plugins
+        self._may_start_workers_later = may_start_workers_later
 
     @hookimpl
     def backend_register(self, server: Server) -> list[Backend]:
         """The core's two backends, for `server`."""
-        return [ProcessBackend(server, self._plugins.for_children), ThreadBackend()]
+        return [ProcessBackend(server, self._plugins.for_children, self._may_start_workers_later), ThreadBackend()]

@@ -141,7 +141,7 @@ class Server:
             )
         self.name = name
         self._plugins = Plugins(name, plugins, disable_plugins)
-        self._plugins.add_builtin(BuiltinBackends(self._plugins), BuiltinBackends.name)
+        self._plugins.add_builtin(BuiltinBackends(self._plugins, self._may_start_workers_later), BuiltinBackends.name)
         self._stopped_reported = False
         self._runs: dict[str, _Run] = {}  # each worker's current run, by name
         self._pending_restarts: dict[str, AbstractWorker] = {}
@@ -163,7 +163,6 @@ class Server:
         self._running: set[str] = set()
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
-        self._restarts_planned = False
         self._reload_queue: list[str] = []
         self._reloading: str | None = None
 
@@ -347,26 +346,13 @@ class Server:
 
     # ------------------------------------------------------------------ restarting (for supervisors)
 
-    def plan_restarts(self) -> None:
-        """Tell the server that it will start process workers again after `start()`.
+    def _may_start_workers_later(self) -> bool:
+        """Whether workers may start after `start()`: a reload under `run_forever()`, or a plugin's restarts.
 
-        For supervisors (restarts) and programs that add workers after
-        `start()`: call it before `start()`, or from the ``server_starting``
-        hook. The ``process`` backend then forks its fork server at start,
-        before the server runs any thread, even when every process worker is
-        forked directly; later ``fork`` workers come from that single-threaded
-        fork server and never from a program that runs threads. Without it, a
-        server forks the fork server only when a worker needs it at start, and a
-        later ``fork`` worker is started with ``spawn`` instead, with a
-        `SpocWarning` that says why. `run_forever()` calls it (a reload
-        replaces every worker). It costs one fork at start.
+        The ``process`` backend asks it at start: its fork server, forked
+        then, is what later ``fork`` workers come from.
         """
-        self._restarts_planned = True
-
-    @property
-    def restarts_planned(self) -> bool:
-        """Whether `plan_restarts` was called."""
-        return self._restarts_planned
+        return self._handling_signals or any(info.source != "builtin" for info in self._plugins.infos)
 
     def restart_worker(self, worker: AbstractWorker, delay: float = 0.0) -> AbstractWorker | None:
         """Replace an ended worker with a fresh instance and start it `delay` seconds from now.
@@ -378,10 +364,10 @@ class Server:
         ``previous_exit``, and takes its place in `workers`
         under the same name when it starts. Its hooks fire like any worker's.
         The delay runs on the server's monitor thread (no sleeping thread);
-        `run_forever()` does not end while a restart is pending. A supervisor
-        calls `plan_restarts` from ``server_starting`` too: a restarted
-        ``fork`` worker then comes from the fork server, instead of being
-        spawned with a `SpocWarning` when the server has none.
+        `run_forever()` does not end while a restart is pending. A restarted
+        ``fork`` worker comes from the server's fork server, which the
+        ``process`` backend forks at start whenever a plugin is active (or
+        under `run_forever()`).
 
         Returns the fresh instance, or None when the server is shutting down
         (a worker is never restarted during shutdown, nor when the delay ends
@@ -812,7 +798,6 @@ class Server:
             with handlers_installed(SERVER_SIGNALS, self._note_signal, monitor.wakeup_fd, self._repeats_until):
                 try:
                     if not self._started:
-                        self.plan_restarts()  # a reload (SIGHUP) starts every worker again
                         self.start()
                     self._wait_for_end()
                 finally:

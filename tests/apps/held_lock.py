@@ -10,11 +10,12 @@ child ever releases it. Each checker child prints ``LOCK <name> free`` or
   started one after another with ``start()``;
 - ``added_later``: a server that started with the holder only; five process
   workers added after ``start()``;
-- ``added_later_planned``: the same, but the server was told it would start
-  process workers later (``plan_restarts()``), so it has a fork server;
+- ``added_later_with_plugin``: the same, but the server has a plugin (any
+  plugin may start workers later), so it has a fork server;
 - ``restart``: a checker that fails four times, restarted each time by a
-  supervisor plugin that plans restarts, as spoc-plugin-restart does;
-- ``restart_unplanned``: the same, by a supervisor that does not;
+  supervisor plugin, as spoc-plugin-restart does;
+- ``restart_threads_first``: the same, with the holder a plain thread started
+  before the server, which then can fork no fork server;
 - ``threads_first``: the holder is a plain thread started before the server.
 """
 
@@ -63,16 +64,18 @@ class Checker(ProcessWorker):
             raise RuntimeError("fails on purpose, to be restarted")
 
 
-class RestartsFailures:
-    name = "restarts-failures"
+class Bystander:
+    """A plugin that does nothing: with any plugin active, a server may start workers later."""
 
-    def __init__(self, planned: bool) -> None:
-        self.planned = planned
+    name = "bystander"
 
     @hookimpl
-    def server_starting(self, server: Server) -> None:
-        if self.planned:
-            server.plan_restarts()
+    def server_started(self) -> None:
+        pass
+
+
+class RestartsFailures:
+    name = "restarts-failures"
 
     @hookimpl
     def worker_exited(self, server: Server, worker: Any, exit_info: Any) -> None:
@@ -108,18 +111,27 @@ def main() -> int:
             checker.join(30)
         holder.stop()
         holder.join(10)
-    elif path in ("added_later", "added_later_planned"):
-        server = Server("held-lock")
+    elif path in ("added_later", "added_later_with_plugin"):
+        server = Server("held-lock", plugins=[Bystander()] if path == "added_later_with_plugin" else [])
         server.add_worker(Holder("holder"))
-        if path == "added_later_planned":
-            server.plan_restarts()
         run_server(server, checkers())
-    elif path in ("restart", "restart_unplanned"):
-        server = Server("held-lock", plugins=[RestartsFailures(planned=path == "restart")])
+    elif path == "restart":
+        server = Server("held-lock", plugins=[RestartsFailures()])
         server.add_worker(Holder("holder"))
         server.add_worker(Checker("checker", fail_runs=CHECKERS - 1))
         server.start()
         server.join_all(60)
+    elif path == "restart_threads_first":
+        running = True
+        thread = threading.Thread(target=hold_lock_while, args=(lambda: running,), name="user-holder")
+        thread.start()
+        HOLDING.wait(10)
+        server = Server("held-lock", plugins=[RestartsFailures()])
+        server.add_worker(Checker("checker", fail_runs=CHECKERS - 1))
+        server.start()
+        server.join_all(60)
+        running = False
+        thread.join()
     elif path == "threads_first":
         running = True
         thread = threading.Thread(target=hold_lock_while, args=(lambda: running,), name="user-holder")

@@ -28,9 +28,11 @@ class ProcessBackend(Backend):
 
     In `prepare`, while the program is still single-threaded at
     `Server.start()`, ``fork`` workers are forked directly and then, when a
-    worker needs it now or the server plans restarts (`Server.plan_restarts`,
-    which `run_forever` calls), the server's fork server is forked, before the
-    server starts any thread. It makes the ``spawn`` workers and every
+    worker needs it now or workers may start later (under `run_forever`, whose
+    reload starts every worker again, or with any plugin active, which may
+    restart workers), the server's fork server is forked, before the server
+    starts any thread. Otherwise it is not: it costs one fork at start, 70%
+    of a fork worker's start latency. It makes the ``spawn`` workers and every
     ``fork`` worker started later (a restart, a reload, a worker added after
     start); ``forkserver`` workers come from multiprocessing's fork server
     when spoc started it with its preload (else from the server's too). No
@@ -43,13 +45,16 @@ class ProcessBackend(Backend):
     name = "process"
     worker_type = ProcessWorker
 
-    def __init__(self, server: Server, children_plugins: ChildPlugins) -> None:
+    def __init__(
+        self, server: Server, children_plugins: ChildPlugins, may_start_workers_later: Callable[[], bool]
+    ) -> None:
         self._server = server
         self._children_plugins = children_plugins
+        self._may_start_workers_later = may_start_workers_later
         self._fork_server: ForkServer | None = None
         self._no_fork_server = (
-            f"server {server.name!r} forked no fork server at start: no worker needed one then, "
-            f"and Server.plan_restarts() was not called"
+            f"server {server.name!r} forked no fork server at start: no worker needed one then, and "
+            f"none could start later (it had no plugin, and was not run by run_forever())"
         )
         self._spawned_instead: set[str] = set()
         self._forking_directly = False
@@ -72,7 +77,7 @@ class ProcessBackend(Backend):
                     break
         finally:
             self._forking_directly = False
-        if self._server.restarts_planned or any(not w.started and w._needs_fork_server() for w in processes):
+        if any(not w.started and w._needs_fork_server() for w in processes) or self._may_start_workers_later():
             self._fork_server = ForkServer({w.name: w for w in processes}, self._server.name)
             self._fork_server.start()
 

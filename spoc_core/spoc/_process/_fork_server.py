@@ -4,8 +4,9 @@ Forking a process that runs threads can deadlock the child on a lock another
 thread held at that instant (and warns from Python 3.12 on). So the process
 backend forks a fork server in `Server.start()`, *before* the server's
 monitor and thread workers exist, whenever one will be needed: a worker that
-cannot be forked directly at start, or a server that will start workers
-later (`Server.plan_restarts`, which `run_forever` calls for its reloads). It
+cannot be forked directly at start, or a server that may start workers
+later (under `run_forever`, whose reload starts every worker again, or with
+a plugin active, which may restart them). It
 then makes the server's children that cannot be forked directly: ``fork``
 workers started once threads run (a worker added later or restarted
 included) and ``spawn`` workers (and ``forkserver`` ones when

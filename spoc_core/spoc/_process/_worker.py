@@ -84,7 +84,8 @@ def warn_spawn_instead(worker: ProcessWorker, why: str) -> None:
         f"worker {worker.name!r} (start_method='fork') is started with 'spawn' instead: {why}. Forking a "
         f"program that runs threads copies only the forking thread, and a lock another thread holds at that "
         f"instant stays held forever in the child. To have it forked, start its Server before the program "
-        f"starts any thread (and call Server.plan_restarts() before start() when workers start later); "
+        f"starts any thread (it forks its fork server then when it will start workers later: under "
+        f"run_forever(), or with a plugin active); "
         f"to silence this warning, set start_method='spawn' on the worker.",
         SpocWarning,
         stacklevel=stacklevel_outside_spoc(),

@@ -289,7 +289,6 @@ class Supervisor:
 
     @hookimpl
     def server_starting(self, server: Server) -> None:
-        server.plan_restarts()  # restarted process workers then come from a fork server made before any thread
         with self._states_lock:
             self._states[server] = _ServerState(RestartWindow(self.max_restarts, self.within))
 
