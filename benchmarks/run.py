@@ -66,6 +66,8 @@ import pluggy
 
 from spoc import ProcessWorker, Server, ThreadWorker, hookimpl, hookspecs
 from spoc._events import make_event
+from spoc._server import _Run
+from spoc._thread import ThreadBackend
 
 THREADS = 100
 PROCESSES = 4
@@ -325,11 +327,12 @@ def dispatch_cost(plugins: int) -> tuple[float, float]:
         "on_event": server._on_event,
         "hook": bare.hook.worker_event,
         "server": server,
-        "worker": IdleThread("w"),
+        "worker": (worker := IdleThread("w")),
+        "run": _Run(worker, ThreadBackend()),
         "event": make_event("w", "record", topic="bench", fields={}),
     }
     loops = 100_000
-    spoc = min(timeit.repeat("on_event(worker, event)", globals=names, number=loops, repeat=7)) / loops
+    spoc = min(timeit.repeat("on_event(run, event)", globals=names, number=loops, repeat=7)) / loops
     floor = min(timeit.repeat("hook(server=server, worker=worker, event=event)", globals=names, number=loops, repeat=7))
     return spoc, floor / loops
 

@@ -29,6 +29,7 @@ import pickle
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, overload
@@ -354,14 +355,22 @@ class Plugins:
         owner: the server's name, for messages.
         explicit: plugins given to the server (modules or objects).
         disabled: names of plugins not to load (entry point or distribution names).
+        hooks: the hookspecs (a child's plugins need only the child's).
     """
 
-    def __init__(self, owner: str, explicit: Sequence[object] = (), disabled: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        owner: str,
+        explicit: Sequence[object] = (),
+        disabled: Iterable[str] = (),
+        hooks: types.ModuleType | type = hookspecs,
+    ) -> None:
         self.owner = owner
         self._explicit = list(explicit)
         self._disabled = set(disabled)
         self._manager = pluggy.PluginManager("spoc")
-        self._manager.add_hookspecs(hookspecs)
+        self._manager.add_hookspecs(hooks)
+        self._all_hooks = hooks is hookspecs  # else (a child's) another hook's implementation is left alone
         self._infos: list[PluginInfo] = []
         self.implemented: set[str] = set()
         """The hooks with at least one implementation: calls of the others cost nothing."""
@@ -447,7 +456,7 @@ class Plugins:
             raise PluginError(f"spoc plugin {name!r} does not fit spoc's hooks: {exc}") from exc
         hooks = []
         for caller in self._manager.get_hookcallers(plugin) or []:
-            if not caller.has_spec():
+            if not caller.has_spec() and self._all_hooks:
                 self._manager.unregister(plugin)
                 raise PluginError(self._unknown_hook_message(name, caller.name))
             hooks.append(caller.name)
@@ -578,20 +587,25 @@ class ChildPlugins:
     """The server's plugins that implement a hook of the child (`CHILD_HOOKS`), as they travel to a
     process worker's child.
 
-    It pickles as its members (`ChildPlugin`), registered again in the child.
     `prepare` registers them where it is called: the parent does, before it
-    forks, so that a forked child finds them registered (building a plugin
-    manager in a freshly forked child costs a millisecond of copy-on-write
-    faults, on the path of every start).
+    forks, so that a forked child finds them registered (start latency:
+    building a plugin manager in a freshly forked child costs most of a
+    millisecond in copy-on-write faults, on the path of every start and
+    restart). Pickled, it travels as its members (`ChildPlugin`) and a token:
+    where it arrives in a fork of the process that made it (the server's fork
+    server, and its children), it is that very object, registered; elsewhere
+    (spawn) the members are registered again.
     """
 
-    def __init__(self, owner: str, members: tuple[ChildPlugin, ...]) -> None:
+    def __init__(self, owner: str, members: tuple[ChildPlugin, ...], token: tuple[int, int] | None = None) -> None:
         self.owner = owner
         self.members = members
+        self.token = token if token is not None else (os.getpid(), id(self))
         self._plugins: Plugins | None = None
+        _made_here[self.token] = self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ChildPlugins, (self.owner, self.members))
+        return (_child_plugins, (self.owner, self.members, self.token))
 
     def __bool__(self) -> bool:
         return bool(self.members)
@@ -599,7 +613,9 @@ class ChildPlugins:
     def prepare(self) -> Plugins:
         """The members, registered with a plugin manager of their own (once)."""
         if self._plugins is None:
-            plugins = Plugins(self.owner)
+            # Start latency: the child's hooks only, not all of spoc's (parsing every hookspec costs a
+            # freshly forked child most of a millisecond).
+            plugins = Plugins(self.owner, hooks=_CHILD_HOOKSPECS)
             for travelled in self.members:
                 plugins._register(travelled.plugin, travelled.name, "explicit", None, None)
             plugins._loaded = True
@@ -610,6 +626,19 @@ class ChildPlugins:
         """Call `hook` of the members, as `Plugins.call` does."""
         if self.members:
             self.prepare().call(hook, **kwargs)
+
+
+_made_here: weakref.WeakValueDictionary[tuple[int, int], ChildPlugins] = weakref.WeakValueDictionary()
+"""Every live `ChildPlugins` by token: a fork of this process finds its parent's here (`_child_plugins`)."""
+
+
+def _child_plugins(owner: str, members: tuple[ChildPlugin, ...], token: tuple[int, int]) -> ChildPlugins:
+    """A pickled `ChildPlugins`, rebuilt: the very object when this process is a fork of the one that made it."""
+    known = _made_here.get(token)
+    return known if known is not None else ChildPlugins(owner, members, token)
+
+
+_CHILD_HOOKSPECS = type("ChildHookspecs", (), {hook: staticmethod(getattr(hookspecs, hook)) for hook in CHILD_HOOKS})
 
 
 @functools.cache
