@@ -71,10 +71,19 @@ class WorkerEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Its fields as a tuple, not a dataclass's state dict: a third of the pickle, and of the time to
-        # make and read it (event delay).
-        fields = (self.worker, self.kind, self.phase, self.pid, self.thread_id, self.monotonic, self.wall)
-        return (WorkerEvent, (*fields, self.error, self.data))
+        # Event delay: its fields as a tuple, not a dataclass's state dict, and rebuilt without the frozen
+        # __init__'s nine object.__setattr__ calls: the pickle is a third as long, and half as slow to read.
+        return (_rebuilt_event, (tuple(self.__dict__.values()),))
+
+
+_EVENT_FIELDS = tuple(WorkerEvent.__dataclass_fields__)
+
+
+def _rebuilt_event(values: tuple[Any, ...]) -> WorkerEvent:
+    """A `WorkerEvent` as it arrives from a child (see `WorkerEvent.__reduce__`)."""
+    event = object.__new__(WorkerEvent)
+    event.__dict__.update(zip(_EVENT_FIELDS, values, strict=True))
+    return event
 
 
 def make_event(

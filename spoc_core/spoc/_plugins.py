@@ -32,7 +32,7 @@ import types
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
 import pluggy
 
@@ -73,8 +73,6 @@ CHILD_HOOKS = ("child_starting", "child_stopping")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _pluggy_marker = pluggy.HookimplMarker("spoc")
-_calls = threading.local()  # .failures: where isolated implementations report what they raised, per thread
-_Failure = tuple[Callable[..., Any], tuple[object, ...], BaseException]
 
 
 @overload
@@ -104,11 +102,11 @@ def hookimpl(
 
     pluggy's `HookimplMarker` for the project ``spoc``, with its options
     (``tryfirst``, ``trylast``, ``wrapper``, ...), and one addition: the
-    implementation is isolated where it is marked. When spoc calls the hook,
-    what the implementation raises is logged once with the plugin's and the
-    hook's names, and the other implementations still run; a check hook's
-    (``worker_check``) refusal propagates to the caller instead. Hook
-    wrappers are not isolated: they see what the implementations inside raised.
+    implementation is isolated where it is marked. What it raises comes back
+    among the hook's results (a `Failed`) instead of stopping pluggy's call:
+    spoc logs it once, with the plugin's and the hook's names, and the other
+    implementations still run; a check hook's (``worker_check``) refusal
+    propagates to the caller instead. Hook wrappers are not isolated.
     """
 
     def mark(function: _F) -> _F:
@@ -127,12 +125,19 @@ def hookimpl(
     return mark if function is None else mark(function)
 
 
+class Failed(NamedTuple):
+    """What an isolated implementation returns instead of raising: the caller logs it, naming the plugin."""
+
+    isolated: Callable[..., Any]
+    bound: tuple[object, ...]  # the object a method was called on, to tell two instances' methods apart
+    exception: BaseException
+
+
 def _isolated(function: _F, refuses: bool) -> _F:
-    """`function`, reporting what it raises to the `Plugins` call in progress on this thread instead of raising.
+    """`function`, returning a `Failed` for what it raises, among the hook's results, instead of raising.
 
     A check hook's implementation (`refuses`) raises, tagged, so that the
-    caller can name its plugin; so does any implementation called outside a
-    `Plugins` call.
+    caller can name its plugin.
     """
 
     @functools.wraps(function)
@@ -140,12 +145,10 @@ def _isolated(function: _F, refuses: bool) -> _F:
         try:
             return function(*args, **kwargs)
         except (Exception, SystemExit) as exc:
-            failures = getattr(_calls, "failures", None)
-            if refuses or failures is None:
+            if refuses:
                 exc._spoc_raised_in = (isolated, args[:1])  # type: ignore[union-attr]
                 raise
-            failures.append((isolated, args[:1], exc))
-            return None
+            return Failed(isolated, args[:1], exc)
 
     return isolated  # type: ignore[return-value]
 
@@ -515,24 +518,21 @@ class Plugins:
         return self._call(hook, getattr(self._manager.hook, hook), kwargs)
 
     def _call(self, hook: str, caller: pluggy.HookCaller, kwargs: dict[str, Any]) -> list[Any]:
-        failures: list[_Failure] = []
         with self._lock:
-            outer, _calls.failures = getattr(_calls, "failures", None), failures
             try:
                 results: list[Any] = caller(**kwargs)
-                return results
             except Exception:  # a hook wrapper, or an implementation not marked with spoc.hookimpl
                 logger.exception("server %r: hook %r raised outside its implementations; it goes on", self.owner, hook)
                 return []
-            finally:
-                _calls.failures = outer
-                for isolated, bound, exc in failures:
-                    logger.error(
-                        "spoc plugin %r raised in hook %r; the server and the other plugins go on",
-                        self._plugin_of(hook, isolated, bound),
-                        hook,
-                        exc_info=exc,
-                    )
+        for result in results:
+            if type(result) is Failed:
+                logger.error(
+                    "spoc plugin %r raised in hook %r; the server and the other plugins go on",
+                    self._plugin_of(hook, result.isolated, result.bound),
+                    hook,
+                    exc_info=result.exception,
+                )
+        return [result for result in results if type(result) is not Failed] if results else results
 
     def _plugin_of(self, hook: str, isolated: Callable[..., Any], bound: tuple[object, ...]) -> str:
         """The name of the plugin whose implementation of `hook` is `isolated` (called with `bound` first)."""

@@ -14,7 +14,25 @@ import threading
 import traceback
 from collections.abc import Iterable
 
-__all__ = ["format_stacks"]
+__all__ = ["format_stacks", "thread_stack"]
+
+
+def thread_stack(ident: int) -> str | None:
+    """The formatted Python stack of thread `ident`, or None when it runs none (or no longer exists).
+
+    Read while that thread runs: CPython 3.11 may hand a walk of another
+    thread's frames a frame half made (its ``f_back`` not yet a frame, say).
+    The walk is then taken again, from the thread's frame as it is by then.
+    """
+    for _ in range(5):
+        frame = sys._current_frames().get(ident)
+        if frame is None:
+            return None
+        try:
+            return "".join(traceback.format_stack(frame))
+        except (AttributeError, ValueError):
+            continue
+    return "  <the stack changed under each of five reads>\n"
 
 
 def format_stacks(threads: Iterable[int] | None = None, loop: asyncio.AbstractEventLoop | None = None) -> str:
@@ -25,7 +43,7 @@ def format_stacks(threads: Iterable[int] | None = None, loop: asyncio.AbstractEv
     idents = [i for i in frames if i != me] if threads is None else [i for i in threads if i in frames]
     parts = []
     for ident in idents:
-        stack = "".join(traceback.format_stack(frames[ident]))
+        stack = thread_stack(ident) or "  <no Python stack>\n"
         parts.append(f"Thread {names.get(ident, '?')!r} ({ident}):\n{stack}")
     if loop is not None and not loop.is_closed():
         parts.extend(_task_stacks(loop))

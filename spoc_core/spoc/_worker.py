@@ -16,10 +16,8 @@ import inspect
 import logging
 import os
 import pickle
-import sys
 import threading
 import time
-import traceback
 import types
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,7 +27,7 @@ from ._errors import BackendError, ErrorRecord, Phase, SpocError, WorkerStartErr
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch, SignalWake
 from ._signals import signal_name
-from ._stacks import format_stacks
+from ._stacks import format_stacks, thread_stack
 
 if TYPE_CHECKING:
     from ._backend import WorkerChannel
@@ -408,8 +406,7 @@ class AbstractWorker(abc.ABC):
         worker's body runs in its child: there, in its child, this gives it).
         """
         ident = self._body_thread
-        frame = None if ident is None else sys._current_frames().get(ident)
-        return None if frame is None else "".join(traceback.format_stack(frame))
+        return None if ident is None else thread_stack(ident)
 
     def dump_stack(self) -> None:
         """Log the stacks the worker's body is at, whole, headed by the worker's name and pid.
