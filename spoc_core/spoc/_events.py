@@ -1,7 +1,7 @@
-"""The one record every worker sends to its server, and the outcome of a worker's life.
+"""The one kind of event every worker sends to its server, and the outcome of a worker's life.
 
 Thread and process workers alike describe what happens to them with
-`WorkerEvent` records; the server's monitor receives them in the order each
+`WorkerEvent` objects; the server's monitor receives them in the order each
 worker emitted them. When a worker has ended, the server sums its life up in a
 `WorkerExit`.
 """
@@ -21,10 +21,10 @@ from ._signals import signal_name
 __all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "decode_event", "encode_event", "make_event"]
 
 EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record", "stack"]
-"""The kinds of lifecycle record:
+"""The kinds of event:
 
 - ``"startup"``: setup() completed; main() is about to run.
-- ``"error"``: a phase raised; the record carries an `ErrorRecord`.
+- ``"error"``: a phase raised; the event carries an `ErrorRecord`.
 - ``"shutdown"``: teardown() completed.
 - ``"exit"``: the worker's body has returned; `exitcode` is in ``data``.
 - ``"stopping"``: the worker was asked to stop (sent from where `stop()` was

@@ -1,9 +1,9 @@
-"""AbstractWorker: the lifecycle body, the stop flag, wait/sleep, context and the parent-side record.
+"""AbstractWorker: the lifecycle body, the stop flag, wait/sleep, context, and what the supervising side keeps.
 
 The same object plays two parts. Where the worker *lives* (its thread, or its
-child process) it runs the lifecycle body and emits `WorkerEvent` records.
+child process) it runs the lifecycle body and sends `WorkerEvent` objects.
 Where it is *supervised* (the process that started it) it receives those
-records and keeps `error`, `exitcode` and `exit_info` up to date. For a thread
+events and keeps `error`, `exitcode` and `exit_info` up to date. For a thread
 worker both parts are one process; for a process worker the child holds a copy.
 """
 
