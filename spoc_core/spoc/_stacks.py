@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections.abc import Iterable
 
-__all__ = ["format_stacks", "thread_stack"]
+__all__ = ["format_stacks", "task_stacks", "thread_stack"]
 
 
 def thread_stack(ident: int) -> str | None:
@@ -46,11 +46,12 @@ def format_stacks(threads: Iterable[int] | None = None, loop: asyncio.AbstractEv
         stack = thread_stack(ident) or "  <no Python stack>\n"
         parts.append(f"Thread {names.get(ident, '?')!r} ({ident}):\n{stack}")
     if loop is not None and not loop.is_closed():
-        parts.extend(_task_stacks(loop))
+        parts.extend(task_stacks(loop))
     return "".join(parts) or "  <no Python stack>\n"
 
 
-def _task_stacks(loop: asyncio.AbstractEventLoop) -> list[str]:
+def task_stacks(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """The await chain of each task of `loop`, headed by the task's name."""
     try:
         tasks = asyncio.all_tasks(loop)
     except RuntimeError:  # the loop changed its tasks while we read them, more than all_tasks retries

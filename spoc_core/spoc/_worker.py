@@ -27,7 +27,7 @@ from ._errors import BackendError, ErrorRecord, Phase, SpocError, WorkerStartErr
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch, SignalWake
 from ._signals import signal_name
-from ._stacks import format_stacks, thread_stack
+from ._stacks import format_stacks, task_stacks, thread_stack
 
 if TYPE_CHECKING:
     from ._backend import WorkerChannel
@@ -404,9 +404,15 @@ class AbstractWorker(abc.ABC):
 
         In the server's process that is a thread worker's stack (a process
         worker's body runs in its child: there, in its child, this gives it).
+        For an async worker, the await chain of each task of its event loop
+        follows the thread's stack: where ``main()`` is suspended is there.
         """
         ident = self._body_thread
-        return None if ident is None else thread_stack(ident)
+        stack = None if ident is None else thread_stack(ident)
+        loop = self._loop
+        if stack is None or loop is None:
+            return stack
+        return stack + "".join(task_stacks(loop))
 
     def dump_stack(self) -> None:
         """Log the stacks the worker's body is at, whole, headed by the worker's name and pid.
