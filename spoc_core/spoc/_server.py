@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
 
-from ._backend import KILL_GRACE, Backend, Runner, WorkerChannel, unknown_backend, wrong_worker_type
+from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
 from ._builtin_backends import BuiltinBackends
 from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
@@ -58,10 +58,8 @@ StopReason = Literal["signal", "stop", "workers_ended"]
 class _Run:
     """One run of one worker, as its server keeps it: the server is the only one that writes it."""
 
-    worker: AbstractWorker
+    worker: AbstractWorker  # holds its runner and channel itself (`_runner`, `_channel`): it needs them
     backend: Backend
-    channel: WorkerChannel | None = None
-    runner: Runner | None = None
     forced: bool = False
     """The server had to end it (terminated or killed past the deadline, killed on a second signal or by
     `Server.kill_worker`) or give up on it."""
@@ -326,22 +324,21 @@ class Server:
             backend = self._backend_for(worker)
             worker._check_startable()
             monitor = self._ensure_monitor()
-            run = _Run(worker, backend)
-            run.channel = WorkerChannel(
+            run = self._runs[worker.name] = _Run(worker, backend)
+            channel = WorkerChannel(
                 worker, monitor.sender(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
             )
-            self._runs[worker.name] = run
             self._running.add(worker.name)
             try:
-                run.runner = backend.launch(worker, run.channel)
+                runner = backend.launch(worker, channel)
             except BaseException:
                 self._running.discard(worker.name)
                 raise
             if worker._runner is None:  # the built-in workers keep their own; any other learns it here
-                worker._runner = run.runner
-            worker._channel = run.channel
+                worker._runner = runner
+            worker._channel = channel
             if worker.stop_requested:  # asked while it was launching: carry it there now
-                run.channel._carry_stop()
+                channel._carry_stop()
             return True
 
     # ------------------------------------------------------------------ restarting (for supervisors)
