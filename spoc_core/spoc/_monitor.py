@@ -18,11 +18,11 @@ worker's events arrive in the order the worker emitted them.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
 import os
-import select
 import threading
 import time
 from collections import deque
@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 from . import _fds
 from ._events import WorkerEvent
 from ._linux import wait_until_thread_exited
+from ._poll import Poller
 from ._signals import SERVER_SIGNALS
 
 __all__ = ["Monitor"]
@@ -68,9 +69,8 @@ class Monitor(Generic[Sender]):
         self._wake_w = _fds.track(wake_w)
         self._inbox: deque[tuple[Sender, WorkerEvent]] = deque()
         self._inbox_wake_pending = False
-        self._poller = select.poll()
-        self._poller.register(wake_r, select.POLLIN)
-        self._watched: dict[int, Callable[[], None]] = {}  # fd -> callback; touched by the monitor thread only
+        self._poller = Poller()  # touched by the monitor thread only
+        self._poller.watch(wake_r, self._read_wake_pipe)
         self._changes: list[tuple[int, Callable[[], None] | None]] = []  # watch/unwatch asked from other threads
         self._timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (deadline, order, action)
         self._timer_order = itertools.count()
@@ -120,11 +120,9 @@ class Monitor(Generic[Sender]):
         self.wake()
 
     def _apply(self, fd: int, on_readable: Callable[[], None] | None) -> None:
-        if self._watched.pop(fd, None) is not None:
-            self._poller.unregister(fd)
+        self._poller.unwatch(fd)
         if on_readable is not None:
-            self._watched[fd] = on_readable
-            self._poller.register(fd, select.POLLIN)
+            self._poller.watch(fd, functools.partial(self._ready, fd, on_readable))
 
     def call_later(self, delay: float, action: Callable[[], None]) -> None:
         """Run `action` on the monitor thread once `delay` seconds have passed (0: after what it handles now).
@@ -184,11 +182,7 @@ class Monitor(Generic[Sender]):
                 self._handle_inbox()
                 return
             try:
-                for fd, _ in self._poller.poll(self._poll_timeout()):
-                    if fd == self._wake_r:
-                        self._read_wake_pipe()
-                    else:
-                        self._ready(fd)
+                self._poller.poll(self._poll_timeout())
                 self._handle_inbox()
                 self._run_due_timers()
                 self._handle_inbox()  # what the timers' actions sent
@@ -207,24 +201,19 @@ class Monitor(Generic[Sender]):
             self._apply(fd, on_readable)
         return closing
 
-    def _ready(self, fd: int) -> None:
-        on_readable = self._watched.get(fd)
-        if on_readable is None:
-            return  # unwatched earlier in this batch
+    def _ready(self, fd: int, on_readable: Callable[[], None]) -> None:
         try:
             on_readable()
         except Exception:
             logger.exception("spoc monitor: the callback watching fd %d failed; the fd is no longer watched", fd)
             self._apply(fd, None)
 
-    def _poll_timeout(self) -> int | None:
-        """Milliseconds until the next timer (rounded up), or None to wait for an fd only."""
+    def _poll_timeout(self) -> float | None:
+        """Seconds until the next timer, or None to wait for an fd only."""
         if not self._timers:  # the common case, read without the lock: a timer added meanwhile wakes the poll
             return None
         with self._lock:
-            if not self._timers:
-                return None
-            return max(0, int((self._timers[0][0] - time.monotonic()) * 1000) + 1)
+            return self._timers[0][0] - time.monotonic() if self._timers else None
 
     def _run_due_timers(self) -> None:
         while self._timers:  # checked without the lock first: most wake-ups are events, not timers

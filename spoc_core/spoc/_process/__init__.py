@@ -3,7 +3,8 @@
 The rest of spoc reaches it only through the public `Backend` interface
 (`ProcessBackend`, which the server registers) and the worker class itself.
 
-- `_worker`: `ProcessWorker`, the user's class, and the parent's link to its child;
+- `_worker`: `ProcessWorker`, the user's class, and its start methods;
+- `_link`: the parent's link to one child: its control and event pipes;
 - `_backend`: `ProcessBackend`, which the server hands process workers to;
 - `_runners`: how the parent waits on a child, however it was made;
 - `_child`: the child's runtime: signals, the control pipe, the lifecycle body;

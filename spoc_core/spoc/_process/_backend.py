@@ -94,9 +94,9 @@ class ProcessBackend(Backend):
             plugins=self._children_plugins,
             server_name=self._server.name,
         )
-        child = worker._launch(fork_server, options, method)
-        worker._watch_with(channel)
-        return child
+        link = worker._launch(fork_server, options, method)
+        link.watch(channel.watch, channel.unwatch, channel.send)
+        return link.runner
 
     def _spawn_instead(self, worker: ProcessWorker) -> str:
         """``spawn`` for a ``fork`` worker that this server has no clean snapshot to fork from; warns once per name."""

@@ -33,7 +33,6 @@ import functools
 import multiprocessing
 import multiprocessing.connection
 import os
-import select
 import signal
 import sys
 import threading
@@ -46,6 +45,7 @@ from .._events import WorkerEvent, encode_event, make_event
 from .._latch import Latch, SignalWake
 from .._linux import set_parent_death_signal, set_process_title
 from .._plugins import ChildPlugins
+from .._poll import Poller
 from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
 from .._stacks import format_stacks
 from .._worker import AbstractWorker, LifecycleBody, set_process_worker
@@ -132,6 +132,8 @@ class _Control:
         self.outside_signal: int | None = None
         """A SIGTERM that made the worker stop without the server asking first."""
         self.started = False
+        self.orphaned = False
+        """The parent is gone (EOF on the control pipe, or ``H``): the worker stops, and must end in time."""
 
     def start(self) -> None:
         """Start watching (once), on a bare thread: nothing waits for it to come up.
@@ -170,27 +172,29 @@ class _Control:
             pass
 
     def _watch(self) -> None:
-        poller = select.poll()
-        poller.register(self.control_fd, select.POLLIN)
-        poller.register(self.signal_r, select.POLLIN)
-        while True:
-            for fd, _ in poller.poll():
-                data = os.read(fd, 256)
-                if fd == self.control_fd:
-                    if not data:
-                        return self._orphaned()
-                    self._requests(data)
-                elif b"H" in data:
-                    return self._orphaned()
-                elif b"T" in data:
-                    with self.lock:  # the verdict and its event stand together, or not at all once the body ended
-                        if self.finished.is_set():
-                            continue
-                        if not self.parent_asked:
-                            self.outside_signal = signal.SIGTERM
-                        self.worker._stop_on(signal.SIGTERM)
+        poller = Poller()
+        poller.watch(self.control_fd, self._on_control)
+        poller.watch(self.signal_r, self._on_signal)
+        while not self.orphaned:
+            poller.poll()
+        self._orphaned()
 
-    def _requests(self, data: bytes) -> None:
+    def _on_signal(self) -> None:
+        data = os.read(self.signal_r, 256)
+        if b"H" in data:
+            self.orphaned = True
+        elif b"T" in data:
+            with self.lock:  # the verdict and its event stand together, or not at all once the body ended
+                if self.finished.is_set():
+                    return
+                if not self.parent_asked:
+                    self.outside_signal = signal.SIGTERM
+                self.worker._stop_on(signal.SIGTERM)
+
+    def _on_control(self) -> None:
+        data = os.read(self.control_fd, 256)
+        if not data:
+            self.orphaned = True
         if b"S" in data:
             with self.lock:
                 self.parent_asked = True

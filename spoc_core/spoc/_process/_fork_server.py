@@ -36,9 +36,9 @@ it made has been reported.
 from __future__ import annotations
 
 import array
+import functools
 import os
 import pickle
-import select
 import signal
 import socket
 import struct
@@ -52,6 +52,7 @@ from typing import Any
 from .. import _fds
 from .._errors import WorkerStartError
 from .._linux import set_parent_death_signal, set_process_title
+from .._poll import Poller
 from .._signals import CHILD_SIGNALS, blocked
 from .._worker import AbstractWorker
 from ._child import ChildOptions, flush_std_streams, reset_after_fork
@@ -314,31 +315,27 @@ class _ForkServerLoop:
 
     def __init__(self, sock: socket.socket, wake_r: int, registered: Mapping[str, AbstractWorker]) -> None:
         self.sock = sock
-        self.wake_r = wake_r
         self.registered = registered
         self.forked: dict[int, int] = {}
         self.launched: dict[int, tuple[Any, int]] = {}
-        self.poller = select.poll()
-        self.poller.register(sock.fileno(), select.POLLIN)
-        self.poller.register(wake_r, select.POLLIN)
+        self.hung_up = False
+        self.poller = Poller()
+        self.poller.watch(sock.fileno(), self._on_request)
+        self.poller.watch(wake_r, functools.partial(_drain, wake_r))  # SIGCHLD: _reap_forked below
 
     def serve(self) -> None:
         """Serve until the server hangs up (no more requests) and every child made here has been reported."""
-        hung_up = False
-        while not (hung_up and not self.forked and not self.launched):
-            for fd, _ in self.poller.poll():
-                if fd == self.wake_r:
-                    _drain(fd)
-                elif fd in self.launched:
-                    self._launched_child_ended(fd)
-                elif not hung_up:
-                    received = _recv_request(self.sock)
-                    if received is None:
-                        hung_up = True
-                        self.poller.unregister(self.sock.fileno())
-                    else:
-                        self._handle(*received)
+        while not (self.hung_up and not self.forked and not self.launched):
+            self.poller.poll()
             self._reap_forked()
+
+    def _on_request(self) -> None:
+        received = _recv_request(self.sock)
+        if received is None:
+            self.hung_up = True
+            self.poller.unwatch(self.sock.fileno())
+        else:
+            self._handle(*received)
 
     def _handle(self, request: dict[str, Any], fds: list[int]) -> None:
         control_fd, event_fd, status_fd, *passed = fds
@@ -358,7 +355,7 @@ class _ForkServerLoop:
                 sentinel = pidfd(pid)  # its own death, not a pipe its children may hold open
                 sentinel = process.sentinel if sentinel is None else _fds.track(sentinel)
                 self.launched[sentinel] = (process, status_fd)
-                self.poller.register(sentinel, select.POLLIN)
+                self.poller.watch(sentinel, functools.partial(self._launched_child_ended, sentinel))
         except BaseException as exc:
             _write_all(status_fd, _PID.pack(-1) + f"{type(exc).__name__}: {exc}".encode(errors="replace"))
             _close_tracked(status_fd)
@@ -387,7 +384,7 @@ class _ForkServerLoop:
 
     def _launched_child_ended(self, sentinel: int) -> None:
         process, status_fd = self.launched.pop(sentinel)
-        self.poller.unregister(sentinel)
+        self.poller.unwatch(sentinel)
         if sentinel != process.sentinel:
             _close_tracked(sentinel)
         if process.exitcode is None:  # a forkserver child: multiprocessing's fork server reports it once reaped

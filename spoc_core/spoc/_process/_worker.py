@@ -1,4 +1,4 @@
-"""ProcessWorker, its start methods, and the parent's link to its child (the control and event pipes).
+"""ProcessWorker and its start methods.
 
 Start methods:
 
@@ -19,7 +19,7 @@ Start methods:
 
 Whatever the method, the child is made by `_start` and runs
 `_child.run_child`; it reports over an event pipe and takes stop requests
-over a control pipe, which this module's `ProcessWorker` holds in the parent.
+over a control pipe, whose parent ends the worker's `ChildLink` holds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -45,18 +45,19 @@ from typing import TYPE_CHECKING, Any
 from .. import _fds
 from .._aio import uvloop_enabled
 from .._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
-from .._events import WorkerEvent, decode_event, make_event
 from .._linux import other_threads, preload_for_children
+from .._poll import Poller
 from .._signals import CONTROL_SIGNAL, blocked
 from .._worker import AbstractWorker, check_own_backend
 from ._child import ChildOptions
 from ._fork_server import ForkServer
+from ._link import ChildLink
 from ._runners import ChildRunner, DirectChild, MultiprocessingChild, pidfds_work
 from ._start import fork_child, start_with_multiprocessing
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
 
 if TYPE_CHECKING:
-    from .._backend import WorkerChannel
+    pass
 
 __all__ = ["START_METHODS", "ProcessWorker", "default_start_method", "warn_spawn_instead"]
 
@@ -137,7 +138,7 @@ class ProcessWorker(AbstractWorker):
 
     backend: str = "process"
     """The backend that runs it: ``"process"``, or another a plugin registers (set it on a subclass)."""
-    _RUNTIME_ATTRS = AbstractWorker._RUNTIME_ATTRS | {"_control", "_events", "_control_lock"}
+    _RUNTIME_ATTRS = AbstractWorker._RUNTIME_ATTRS | {"_link"}
 
     start_method: str
 
@@ -161,9 +162,7 @@ class ProcessWorker(AbstractWorker):
 
     def _init_runtime(self) -> None:
         super()._init_runtime()
-        self._control: Connection | None = None
-        self._events: Connection | None = None
-        self._control_lock = threading.RLock()
+        self._link: ChildLink | None = None
 
     @property
     def pid(self) -> int | None:
@@ -187,7 +186,7 @@ class ProcessWorker(AbstractWorker):
             method = "spawn"
         self._launch(fork_server=None, options=ChildOptions(), method=method)
 
-    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> ChildRunner:
+    def _launch(self, fork_server: ForkServer | None, options: ChildOptions, method: str) -> ChildLink:
         """Start the child with start `method`, through `fork_server` when one is given and needed.
 
         `options` are as the server set them.
@@ -218,15 +217,13 @@ class ProcessWorker(AbstractWorker):
             raise
         control_r.close()
         events_w.close()
-        self._events = events_r
         self._runner = runner
+        self._link = link = ChildLink(self.name, control_w, events_r, runner)
         if not self.daemon:
             _join_at_exit(self)
-        with self._control_lock:
-            self._control = control_w
         if self._stop_requested:
             self._request_stop()
-        return runner
+        return link
 
     def _needs_fork_server(self) -> bool:
         """Whether a server must have its fork server make this worker's child (see `_fork_server`)."""
@@ -335,15 +332,9 @@ class ProcessWorker(AbstractWorker):
 
     def _control_write(self, request: bytes) -> None:
         """Write `request` to the child's control pipe and make it read it now (`CONTROL_SIGNAL`)."""
-        with self._control_lock:
-            control = self._control
-            if control is None:
-                return
-            try:
-                os.write(control.fileno(), request)
-            except OSError:  # the child is gone already
-                return
-        self.send_signal(CONTROL_SIGNAL)
+        link = self._link
+        if link is not None and link.request(request):
+            self.send_signal(CONTROL_SIGNAL)
 
     def send_signal(self, signum: int) -> None:
         """Send `signum` to the child process, if it is still running (never to a reused pid)."""
@@ -384,113 +375,21 @@ class ProcessWorker(AbstractWorker):
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the child to end, reading its events meanwhile; then release its fds."""
-        runner = self._runner
-        if runner is None:
+        if self._runner is None:
             raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
         if self._channel is not None:  # a server's monitor reads this worker
             self._finished.wait(timeout)
             return
-        _wait_reading_events(self, timeout)
-
-    def _read_event(self, send: Callable[[WorkerEvent], None]) -> bool:
-        """Deliver the next event from the pipe, which is readable; return False once it is closed.
-
-        One event per call: a monitor polls the pipe again anyway (an event
-        waiting behind this one keeps it readable), and asks nothing more of
-        the pipe than a single read while the worker runs.
-        """
-        events = self._events
-        if events is None:
-            return False
-        try:
-            data = events.recv_bytes()
-        except (EOFError, OSError):
-            return False
-        self._send_decoded(data, send)
-        return True
-
-    def _send_decoded(self, data: bytes, send: Callable[[WorkerEvent], None]) -> None:
-        try:
-            event = decode_event(data)
-        except Exception as exc:  # a record whose data only the child can rebuild: report it, read on
-            logger.error(
-                "worker %r sent an event the server cannot read (%s: %s); it is dropped",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
+        link = self._link
+        if link is None or self.exit_info is not None:
             return
-        send(event)
-
-    def _drain_events(self, send: Callable[[WorkerEvent], None]) -> bool:
-        """Deliver every event waiting in the pipe; return False once the pipe is closed."""
-        events = self._events
-        if events is None:
-            return False
-        try:
-            while events.poll():
-                self._send_decoded(events.recv_bytes(), send)
-        except (EOFError, OSError):
-            return False
-        return True
-
-    def _watch_with(self, channel: WorkerChannel) -> None:
-        """Have the server's monitor read the started child's events and notice its end, through `channel`."""
-        runner, events = self._runner, self._events
-        assert runner is not None and events is not None
-        events_fd, sentinel = events.fileno(), runner.sentinel
-
-        def on_events() -> None:
-            if not self._read_event(channel.send):  # the child closed its end
-                channel.unwatch(events_fd)
-                self._close_events()
-
-        def on_end() -> None:
-            channel.unwatch(sentinel)
-            if self._events is not None:
-                channel.unwatch(events_fd)
-            self._finish(channel.send)
-
-        channel.watch(events_fd, on_events)
-        channel.watch(sentinel, on_end)
-
-    def _finish(self, send: Callable[[WorkerEvent], None]) -> None:
-        """The child has ended: send its last events and its ``"exit"``, release every fd."""
-        runner = self._runner
-        assert runner is not None
-        runner.join(1.0)
-        self._drain_events(send)
-        send(make_event(self.name, "exit", exitcode=runner.exitcode))
-        self._release()
-
-    def _close_events(self) -> None:
-        """The child closed its end of the event pipe: stop reading it."""
-        with self._control_lock:
-            events, self._events = self._events, None
-        if events is not None:
-            _fds.untrack(events.fileno())
-            events.close()
-
-    def _release(self) -> None:
-        with self._control_lock:
-            for conn in (self._control, self._events):
-                if conn is not None:
-                    _fds.untrack(conn.fileno())
-                    conn.close()
-            self._control = None
-            self._events = None
-        runner = self._runner
-        if runner is not None:
-            runner.close()
-
-    def _wait_fds(self) -> list[int]:
-        """The fds `join` waits on outside a server: the child's sentinel and, while open, its event pipe."""
-        runner = self._runner
-        fds: list[int] = [] if runner is None else [runner.sentinel]
-        events = self._events
-        if events is not None:
-            fds.append(events.fileno())
-        return fds
+        poller = Poller()
+        link.watch(poller.watch, poller.unwatch, self._receive)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.exit_info is None:
+            poller.poll(None if deadline is None else deadline - time.monotonic())
+            if deadline is not None and time.monotonic() >= deadline:
+                return
 
 
 _non_daemon: weakref.WeakSet[ProcessWorker] = weakref.WeakSet()
@@ -508,20 +407,3 @@ def _join_non_daemon_workers() -> None:
     for worker in list(_non_daemon):
         if worker.is_alive():
             worker.join()
-
-
-def _wait_reading_events(worker: ProcessWorker, timeout: float | None) -> None:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    runner = worker._runner
-    assert runner is not None
-    while worker.exit_info is None:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        events = worker._events
-        ready = multiprocessing.connection.wait(worker._wait_fds(), remaining)
-        if events is not None and events.fileno() in ready and not worker._drain_events(worker._receive):
-            worker._close_events()
-        if runner.sentinel in ready or runner.poll() is not None:
-            worker._finish(worker._receive)
-            return
-        if not ready:
-            return
