@@ -70,17 +70,12 @@ class WorkerEvent:
     error: ErrorRecord | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Event delay: its fields as a tuple, not a dataclass's state dict, and rebuilt without the frozen
-        # __init__'s nine object.__setattr__ calls: the pickle is a third as long, and half as slow to read.
-        return (_rebuilt_event, (tuple(self.__dict__.values()),))
-
 
 _EVENT_FIELDS = tuple(WorkerEvent.__dataclass_fields__)
 
 
 def _rebuilt_event(values: tuple[Any, ...]) -> WorkerEvent:
-    """A `WorkerEvent` as it arrives from a child (see `WorkerEvent.__reduce__`)."""
+    """A `WorkerEvent` from its fields' values, as `encode_event` sends them."""
     event = object.__new__(WorkerEvent)
     event.__dict__.update(zip(_EVENT_FIELDS, values, strict=True))
     return event
@@ -95,22 +90,20 @@ def make_event(
     **data: Any,
 ) -> WorkerEvent:
     """Stamp a new event with the current process, thread and clocks."""
-    return WorkerEvent(
-        worker=worker,
-        kind=kind,
-        phase=phase,
-        pid=os.getpid(),
-        thread_id=threading.get_ident(),
-        monotonic=time.monotonic(),
-        wall=time.time(),
-        error=error,
-        data=data,
+    # Event delay: built as a decoded event is, past the frozen __init__ (nine object.__setattr__ calls after
+    # the stamp, a microsecond on the way of every event).
+    return _rebuilt_event(
+        (worker, kind, phase, os.getpid(), threading.get_ident(), time.monotonic(), time.time(), error, data)
     )
 
 
 def encode_event(event: WorkerEvent) -> bytes:
-    """The bytes that carry `event` from a child process to its server (a pickle; see `decode_event`)."""
-    return pickle.dumps(event, pickle.HIGHEST_PROTOCOL)
+    """The bytes that carry `event` from a child process to its server: a pickle of its fields' values.
+
+    Event delay: a tuple, not the object (whose pickle names its class, looked up again on every read, and
+    rebuilds it through the frozen __init__): 1.5 us less to write and 1.2 us less to read, of about 50.
+    """
+    return pickle.dumps(tuple(event.__dict__.values()), pickle.HIGHEST_PROTOCOL)
 
 
 def decode_event(data: bytes) -> WorkerEvent:
@@ -122,10 +115,10 @@ def decode_event(data: bytes) -> WorkerEvent:
         Exception: what unpickling raised for an event whose data the server
             cannot rebuild (a record's field of a class only the child can import).
     """
-    event = pickle.loads(data)
-    if not isinstance(event, WorkerEvent):
-        raise TypeError(f"expected a WorkerEvent, received {type(event).__name__}")
-    return event
+    values = pickle.loads(data)
+    if type(values) is not tuple or len(values) != len(_EVENT_FIELDS):
+        raise TypeError(f"expected an event's {len(_EVENT_FIELDS)} fields, received {type(values).__name__}")
+    return _rebuilt_event(values)
 
 
 @dataclass(frozen=True)
