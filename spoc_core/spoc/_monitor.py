@@ -184,8 +184,9 @@ class Monitor(Generic[Sender]):
             try:
                 self._poller.poll(self._poll_timeout())
                 self._handle_inbox()
-                self._run_due_timers()
-                self._handle_inbox()  # what the timers' actions sent
+                if self._timers:  # read without the lock: a timer added meanwhile wakes the poll
+                    self._run_due_timers()
+                    self._handle_inbox()  # what the timers' actions sent
             except Exception:
                 logger.exception("spoc monitor: unexpected error; it keeps running")
 
@@ -194,6 +195,8 @@ class Monitor(Generic[Sender]):
 
         A method of its own, so that no local of the loop keeps a callback (and its worker) alive.
         """
+        if not (self._changes or self._closing):  # read without the lock: a change made meanwhile wakes the poll
+            return False
         with self._lock:
             changes, self._changes = self._changes, []
             closing = self._closing
@@ -216,7 +219,7 @@ class Monitor(Generic[Sender]):
             return self._timers[0][0] - time.monotonic() if self._timers else None
 
     def _run_due_timers(self) -> None:
-        while self._timers:  # checked without the lock first: most wake-ups are events, not timers
+        while True:
             with self._lock:
                 if not self._timers or self._timers[0][0] > time.monotonic():
                     return
