@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import _thread
 import os
-import select
 import signal
 import threading
 import time
+
+from ._poll import Poller
 
 __all__ = ["Latch", "SignalWake"]
 
@@ -90,15 +91,11 @@ class SignalWake:
     def wait(self, latch: Latch, timeout: float | None) -> bool:
         """Wait on the thread that made this until `latch` is set or `timeout` passed; return whether it is set."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        poller = select.poll()
-        poller.register(self.read_fd, select.POLLIN)
+        poller = Poller()
+        poller.watch(self.read_fd, self.drain)  # the handlers of the signals that woke us run before the next bytecode
         while not latch.is_set():
-            if deadline is None:
-                poller.poll()
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return latch.is_set()
-                poller.poll(remaining * 1000 + 1)
-            self.drain()  # the handlers of the signals that woke us run before the next bytecode
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return latch.is_set()
+            poller.poll(remaining)
         return True
