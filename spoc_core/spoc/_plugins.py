@@ -1,20 +1,12 @@
 """One server's plugins: which are loaded, from where, and hook calls that cannot hurt the server.
 
-Plugins come from ``Server(plugins=[...])``, from the entry point group
-``spoc`` of the installed distributions (unless ``SPOC_DISABLE_PLUGIN_AUTOLOAD``
-is set), and from ``SPOC_PLUGINS`` (comma-separated: installed plugins' entry
-point names, loaded even when autoload is off, or importable ``module`` /
-``module:attribute`` paths; ``spoc run --plugin`` sets it). Any of them can be blocked by name, the entry point's or the
-distribution's: ``Server(disable_plugins=[...])`` or ``SPOC_DISABLE_PLUGINS``
-(comma-separated). They are loaded when the server starts, never at import
-time; the installed entry points are scanned once per process (and
-``sys.path``), and each entry point's module is imported once.
-
-Hooks are called through pluggy. Each implementation marked with `hookimpl`
-is isolated where it is marked: what it raises is logged once, with the
-plugin's and the hook's names, and the other implementations still run (a
-check hook's refusal propagates instead, naming the plugin). Hook calls of one
-server are serialised by one lock.
+Plugins come from ``Server(plugins=[...])``, the entry point group ``spoc``
+(unless ``SPOC_DISABLE_PLUGIN_AUTOLOAD`` is set) and ``SPOC_PLUGINS`` (entry
+point names, or ``module`` / ``module:attribute`` paths); any can be blocked
+by name (``disable_plugins``, ``SPOC_DISABLE_PLUGINS``). They load when the
+server starts; entry points are scanned once per process and ``sys.path``.
+Hooks are called through pluggy, one call at a time per server, each
+implementation isolated by `hookimpl` (see docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -126,7 +118,7 @@ def hookimpl(
 
 
 class Failed(NamedTuple):
-    """What an isolated implementation returns instead of raising: the caller logs it, naming the plugin."""
+    """What an isolated implementation returns instead of raising: `Plugins.call` logs it, naming the plugin."""
 
     isolated: Callable[..., Any]
     bound: tuple[object, ...]  # the object a method was called on, to tell two instances' methods apart
@@ -134,11 +126,7 @@ class Failed(NamedTuple):
 
 
 def _isolated(function: _F, refuses: bool) -> _F:
-    """`function`, returning a `Failed` for what it raises, among the hook's results, instead of raising.
-
-    A check hook's implementation (`refuses`) raises, tagged, so that the
-    caller can name its plugin.
-    """
+    """`function`, returning a `Failed` instead of raising; a check hook's (`refuses`) raises, tagged for the caller."""
 
     @functools.wraps(function)
     def isolated(*args: Any, **kwargs: Any) -> Any:
@@ -181,12 +169,8 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class ChildPlugin:
-    """A plugin that implements a hook of the child (`CHILD_HOOKS`), as it travels to a process worker's child.
-
-    Under ``fork`` it is the very object; pickled (spawn, forkserver, the fork
-    server) a module travels by its name and an entry point's plugin by its
-    entry point, each imported again in the child; any other object pickles.
-    """
+    """A plugin that implements a hook of the child (`CHILD_HOOKS`): a fork inherits it; pickled, a module
+    travels by its name and an entry point's plugin by its entry point; any other object pickles."""
 
     name: str
     plugin: object
@@ -217,8 +201,7 @@ _scanned: dict[tuple[str, ...], list[importlib.metadata.EntryPoint]] = {}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    """The group's entry points, scanned once per process and `sys.path`: a scan reads every
-    installed distribution's metadata, milliseconds that would otherwise delay each server's start."""
+    """The group's entry points, scanned once per process and `sys.path` (start latency: a scan takes milliseconds)."""
     key = tuple(sys.path)
     with _load_lock:
         if key not in _scanned:
@@ -271,17 +254,8 @@ def names_in(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _blocked_by_environment() -> set[str]:
-    return set(names_in(os.environ.get(DISABLE_ENV, "")))
-
-
-def _requested_by_environment() -> set[str]:
-    return set(names_in(os.environ.get(PLUGINS_ENV, "")))
-
-
 def _import_requested(path: str) -> object:
-    """The plugin `path` names in ``SPOC_PLUGINS`` when no installed entry point has that name:
-    a module (``pkg.module``) or an attribute of one (``pkg.module:plugin``)."""
+    """The module (``pkg.module``) or attribute (``pkg.module:plugin``) `path` in ``SPOC_PLUGINS`` names."""
     module_name, _, attribute = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -307,16 +281,10 @@ def _import_requested(path: str) -> object:
         ) from None
 
 
-def _autoload_disabled() -> bool:
-    return os.environ.get(AUTOLOAD_ENV, "").strip() not in ("", "0")
-
-
 def refused_by(exc: BaseException) -> str | None:
-    """Who refused a worker's settings, when `exc` is the TypeError or ValueError a check hook raised to do so.
+    """The plugin whose check hook raised `exc`, a TypeError or ValueError refusing a worker's settings, else None.
 
-    For ``spoc run``, which then prints the message alone: it names the
-    worker, the setting and the value, and the plugin's frames say nothing
-    more. Any other exception from a check hook is a bug, with a traceback.
+    ``spoc run`` then prints the message alone; any other exception from a check hook is a bug, with a traceback.
     """
     if not isinstance(exc, TypeError | ValueError):
         return None
@@ -331,11 +299,7 @@ _R = TypeVar("_R")
 def raises_refusals_here(method: Callable[_P, _R]) -> Callable[_P, _R]:
     """Make a public method raise a check hook's refusal (`refused_by`) from itself, without the frames below.
 
-    The message names the worker, the setting, its value and the plugin;
-    the frames of spoc and of the plugin under the user's call say nothing
-    more, so the user's traceback ends at the line that called spoc, and one
-    frame of spoc's. Nested public calls (``run_forever`` calling ``start``)
-    trim again: one frame stays.
+    The message says it all: the user's traceback ends at their call, and one frame of spoc's.
     """
 
     @functools.wraps(method)
@@ -395,11 +359,11 @@ class Plugins:
         with self._lock:
             if self._loaded:
                 return
-            blocked = self._disabled | _blocked_by_environment()
+            blocked = self._disabled | set(names_in(os.environ.get(DISABLE_ENV, "")))
             matched: set[str] = set()
             given = {_name_of(plugin) for plugin in self._explicit}
-            requested = _requested_by_environment()
-            autoload = not _autoload_disabled()
+            requested = set(names_in(os.environ.get(PLUGINS_ENV, "")))
+            autoload = os.environ.get(AUTOLOAD_ENV, "").strip() in ("", "0")
             if autoload or requested:
                 for entry_point in _entry_points():
                     if not autoload and entry_point.name not in requested:
@@ -471,8 +435,7 @@ class Plugins:
     def _send_to_children(
         self, plugin: object, name: str, hooks: tuple[str, ...], entry_point: tuple[str, str] | None
     ) -> None:
-        """Keep a plugin that implements a hook of the child (`CHILD_HOOKS`) for process workers' children;
-        it must pickle."""
+        """Keep a plugin that implements a hook of the child (`CHILD_HOOKS`) for the children; it must pickle."""
         in_child = [hook for hook in CHILD_HOOKS if hook in hooks]
         if not in_child:
             return
@@ -546,12 +509,9 @@ class Plugins:
         return str(getattr(isolated, "__qualname__", isolated))
 
     def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call each plugin's implementation of `hook`; return (plugin name, result) for each non-None,
-        in registration order.
+        """(plugin name, result) for each non-None result of `hook`, in registration order: one call per plugin.
 
-        For the hooks whose results the server uses (``backend_register``),
-        where a conflict must name the plugins involved: one pluggy call per
-        implementation, through a hook caller that holds that plugin alone.
+        For ``backend_register``, where a conflict must name the plugins.
         """
         results: list[tuple[str, Any]] = []
         with self._lock:
@@ -562,8 +522,7 @@ class Plugins:
         return results
 
     def check(self, hook: str, **kwargs: Any) -> None:
-        """Call a check hook (`CHECK_HOOKS`) through pluggy; what an implementation raises propagates,
-        with a note naming the plugin."""
+        """Call a check hook (`CHECK_HOOKS`); what an implementation raises propagates, naming the plugin."""
         if hook not in self.implemented:
             return
         with self._lock:
@@ -584,17 +543,13 @@ class Plugins:
 
 
 class ChildPlugins:
-    """The server's plugins that implement a hook of the child (`CHILD_HOOKS`), as they travel to a
-    process worker's child.
+    """The server's plugins that implement a hook of the child (`CHILD_HOOKS`), as they travel to the children.
 
-    `prepare` registers them where it is called: the parent does, before it
-    forks, so that a forked child finds them registered (start latency:
-    building a plugin manager in a freshly forked child costs most of a
-    millisecond in copy-on-write faults, on the path of every start and
-    restart). Pickled, it travels as its members (`ChildPlugin`) and a token:
-    where it arrives in a fork of the process that made it (the server's fork
-    server, and its children), it is that very object, registered; elsewhere
-    (spawn) the members are registered again.
+    The parent registers them (`prepare`) before it forks: start latency, a
+    plugin manager built in a fresh fork costs most of a millisecond. Pickled
+    into a fork of the process that made it (the fork server, its children)
+    it is that very object again (its token); elsewhere (spawn) the members
+    are registered anew.
     """
 
     def __init__(self, owner: str, members: tuple[ChildPlugin, ...], token: tuple[int, int] | None = None) -> None:
