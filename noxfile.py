@@ -61,8 +61,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core (its pytest plugin included) and every plugin's package."""
-    # pytest: spoc.testing is a pytest plugin; prometheus_client: spoc-plugin-metrics' dependency (typed)
-    session.install(".[uvloop,proctitle]", "mypy>=1.10", "pytest>=7.4", "prometheus_client>=0.17")
+    # pytest: spoc.testing is a pytest plugin; prometheus_client, redis: spoc-plugin-metrics' and
+    # spoc-plugin-redis' dependencies (typed)
+    session.install(".[uvloop,proctitle]", "mypy>=1.10", "pytest>=7.4", "prometheus_client>=0.17", "redis>=5")
     session.run("mypy")  # the core and every plugin's package (pyproject.toml: [tool.mypy] files)
 
 

@@ -1,0 +1,228 @@
+"""The Redis side of one stream worker: read, acknowledge, retry, dead-letter and claim jobs, through outages.
+
+Every call goes through `Consumer._call`, which rides out a lost connection:
+one log line when Redis goes away, one when it is back, retries with backoff
+in between (a read gives up when the worker is asked to stop; an
+acknowledgement does not, so that a job done is never done twice because its
+acknowledgement was lost). A group that vanished (Redis restarted without
+persistence) is created again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from ._settings import Settings
+
+__all__ = ["Consumer", "Job"]
+
+logger = logging.getLogger("spoc.redis")
+
+_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+_BACKOFF_FIRST, _BACKOFF_MOST = 0.1, 5.0
+_LAST_TRIES = 5.0
+"""Seconds a stopping worker keeps trying to write what it owes Redis (an acknowledgement, a dead letter)
+while Redis is away. Past them the job stays pending, and another consumer claims it."""
+
+
+@dataclass
+class Job:
+    """One job: an entry of the stream, as `StreamWorker.handle` gets it.
+
+    Attributes:
+        id: the entry's id in the stream (``"1700000000000-0"``).
+        fields: the entry's fields, as strings.
+        deliveries: how many times it has been handed to a consumer, this time included (1 on its first run).
+    """
+
+    id: str
+    fields: dict[str, str] = field(default_factory=dict)
+    deliveries: int = 1
+
+
+class Consumer:
+    """One worker's consumer in its stream's group."""
+
+    def __init__(self, settings: Settings, worker: str, running: Callable[[], bool]) -> None:
+        self.settings = settings
+        self.worker = worker
+        self._running = running
+        self.client = redis.Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5.0,
+            socket_timeout=settings.block + 10.0,  # a read blocks `block` seconds; past that the link is dead
+            health_check_interval=30,
+        )
+        self._lost = False
+        self._claim_cursor = "0-0"
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ------------------------------------------------------------------ the calls
+
+    def _call(self, what: str, call: Callable[[], Any], *, give_up_on_stop: bool) -> Any:
+        """`call()`'s reply (redis-py's are untyped), retried with backoff while Redis is away; None when the
+        worker stopped meanwhile."""
+        delay = _BACKOFF_FIRST
+        stopped_at: float | None = None
+        while True:
+            try:
+                result = call()
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                logger.warning(
+                    "worker %r: group %r of stream %r is gone (Redis lost its data?); creating it again",
+                    self.worker,
+                    self.settings.group,
+                    self.settings.stream,
+                )
+                self.ensure_group()
+                continue
+            except _OUTAGE as exc:
+                if not self._lost:
+                    self._lost = True
+                    logger.error(
+                        "worker %r lost Redis at %s (%s: %s); retrying",
+                        self.worker,
+                        self._where(),
+                        type(exc).__name__,
+                        exc,
+                    )
+                if not self._running():
+                    stopped_at = time.monotonic() if stopped_at is None else stopped_at
+                    if give_up_on_stop or time.monotonic() - stopped_at > _LAST_TRIES:
+                        if not give_up_on_stop:
+                            logger.error("worker %r: Redis is still away; %s given up on", self.worker, what)
+                        return None
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MOST)
+                continue
+            if self._lost:
+                self._lost = False
+                logger.warning("worker %r: Redis is back (%s)", self.worker, what)
+            return result
+
+    def _where(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+    def ensure_group(self) -> None:
+        """Create the stream and its group when missing; the group starts at the stream's first entry."""
+        try:
+            self.client.xgroup_create(self.settings.stream, self.settings.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def connect(self) -> None:
+        self._call("group", self.ensure_group, give_up_on_stop=True)
+
+    def read(self, count: int, block: float) -> list[Job]:
+        """Up to `count` new jobs, waiting up to `block` seconds for the first."""
+        s = self.settings
+        reply = self._call(
+            "read",
+            lambda: self.client.xreadgroup(
+                s.group, s.consumer, {s.stream: ">"}, count=count, block=max(1, int(block * 1000))
+            ),
+            give_up_on_stop=True,
+        )
+        jobs: list[Job] = []
+        for _stream, entries in reply or []:
+            jobs.extend(Job(entry_id, entry_fields or {}) for entry_id, entry_fields in entries)
+        return jobs
+
+    def ack(self, job: Job) -> None:
+        s = self.settings
+        self._call("acknowledgement", lambda: self.client.xack(s.stream, s.group, job.id), give_up_on_stop=False)
+
+    def redeliver(self, job: Job) -> Job | None:
+        """Hand a failed job to this consumer again, counted as a delivery; None when it is gone from the stream."""
+        s = self.settings
+        entries = self._call(
+            "retry", lambda: self.client.xclaim(s.stream, s.group, s.consumer, 0, [job.id]), give_up_on_stop=False
+        )
+        for entry_id, entry_fields in entries or []:
+            if entry_id == job.id and entry_fields is not None:
+                return Job(job.id, entry_fields, job.deliveries + 1)
+        return None
+
+    def keep(self, ids: list[Any]) -> None:
+        """Tell the group this consumer still holds `ids` (their idle time starts again), so nobody claims them."""
+        s = self.settings
+        if ids:
+            self._call(
+                "keep",
+                lambda: self.client.xclaim(s.stream, s.group, s.consumer, 0, ids, justid=True),
+                give_up_on_stop=False,
+            )
+
+    def dead_letter(self, job: Job, exc: BaseException) -> None:
+        """Move `job` with its error to the dead-letter stream and acknowledge it, both or neither."""
+        s = self.settings
+        entry = {
+            **job.fields,
+            "spoc_stream": s.stream,
+            "spoc_job_id": job.id,
+            "spoc_deliveries": str(job.deliveries),
+            "spoc_error_type": type(exc).__name__,
+            "spoc_error": str(exc),
+            "spoc_traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        }
+
+        def move() -> Any:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xadd(s.dead_letter_stream, entry)  # type: ignore[arg-type]
+            pipe.xack(s.stream, s.group, job.id)
+            return pipe.execute()
+
+        self._call("dead letter", move, give_up_on_stop=False)
+
+    def claim(self) -> list[Job]:
+        """Jobs other consumers have held longer than `claim_idle`, now this one's; consumers that left and hold
+        nothing are removed from the group."""
+        s = self.settings
+        reply = self._call(
+            "claim",
+            lambda: self.client.xautoclaim(
+                s.stream, s.group, s.consumer, int(s.claim_idle * 1000), start_id=self._claim_cursor, count=s.batch
+            ),
+            give_up_on_stop=True,
+        )
+        if not reply:
+            return []
+        self._claim_cursor, entries = reply[0], reply[1]
+        jobs = [Job(entry_id, entry_fields) for entry_id, entry_fields in entries if entry_fields is not None]
+        for job in jobs:
+            pending = self._call(
+                "claim",
+                functools.partial(self.client.xpending_range, s.stream, s.group, job.id, job.id, 1),
+                give_up_on_stop=False,
+            )
+            if pending:
+                job.deliveries = int(pending[0]["times_delivered"])
+        if self._claim_cursor == "0-0":  # a whole pass over the group's pending jobs: a moment to tidy up
+            self._forget_departed()
+        return jobs
+
+    def _forget_departed(self) -> None:
+        s = self.settings
+        consumers = self._call("claim", lambda: self.client.xinfo_consumers(s.stream, s.group), give_up_on_stop=True)
+        for consumer in consumers or []:
+            if consumer["name"] != s.consumer and consumer["pending"] == 0 and consumer["idle"] > s.claim_idle * 1000:
+                self._call(
+                    "claim",
+                    functools.partial(self.client.xgroup_delconsumer, s.stream, s.group, consumer["name"]),
+                    give_up_on_stop=True,
+                )

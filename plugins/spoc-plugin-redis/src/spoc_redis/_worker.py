@@ -1,0 +1,260 @@
+"""StreamWorker: a spoc worker whose main() consumes a Redis stream, one `handle(job)` per entry."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from spoc import start_helper_thread
+
+from ._consumer import Consumer, Job
+from ._metrics import count_job
+from ._settings import Settings, settings_of
+
+__all__ = ["RECORD_TOPIC", "StreamWorker"]
+
+logger = logging.getLogger("spoc.redis")
+
+RECORD_TOPIC = "spoc_redis.job"
+"""The topic of the record each job's outcome sends to the server's plugins (see `StreamWorker`)."""
+
+_RETRY_FIRST, _RETRY_MOST = 0.5, 30.0
+
+
+class StreamWorker:
+    """Mix in before `ThreadWorker` or `ProcessWorker`: ``class Resize(StreamWorker, ProcessWorker)``.
+
+    Write ``handle(self, job)`` (plain or ``async def``); `StreamWorker`
+    supplies `main()`. A job is acknowledged only after `handle` returned; one
+    that raised is retried, with backoff, until it has been delivered
+    `max_deliveries` times, then moved with its error to `dead_letter_stream`
+    and acknowledged. On stop, the worker reads no new job and finishes the
+    ones it holds. Jobs another consumer has held longer than `claim_idle`
+    (its host died) are claimed and done here.
+
+    Each job's outcome is sent to the server's plugins as a record
+    (`RECORD_TOPIC`, with ``stream``, ``outcome``: ``done``, ``failed``,
+    ``retried``, ``dead`` or ``claimed``, and ``seconds`` where it ran).
+
+    Settings (class attributes, or ``plugin_options`` of the same name):
+    ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
+    ``concurrency``, ``claim_idle``, ``max_deliveries``,
+    ``dead_letter_stream``; see the docs page for each one's default.
+    """
+
+    stream: str = ""
+    group: str = ""
+    redis_url: str | None = None
+    consumer: str | None = None
+    batch: int = 10
+    block: float = 1.0
+    concurrency: int = 1
+    claim_idle: float = 60.0
+    max_deliveries: int = 5
+    dead_letter_stream: str | None = None
+
+    # What the worker base class provides (the mixin is always combined with one):
+    name: str
+    plugin_options: Any
+    is_running: bool
+    send_record: Callable[..., None]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "main", None) in (StreamWorker.main, StreamWorker._main_async):
+            cls.main = StreamWorker._main_async if _handle_is_async(cls) else StreamWorker.main  # type: ignore[method-assign,assignment]
+
+    def handle(self, job: Job) -> Any:
+        """Do one job. Return (anything) when it is done; raise to have it retried."""
+        raise NotImplementedError(f"{type(self).__name__} must define handle(self, job)")
+
+    def stream_settings(self, server: str | None = None) -> Settings:
+        """This worker's settings, resolved; raises ValueError naming a bad one (TypeError: no handle())."""
+        if type(self).handle is StreamWorker.handle:
+            raise TypeError(
+                f"worker {self.name!r} ({type(self).__name__}) defines no handle(self, job): write one (plain or "
+                f"async def); a mixin that defines it goes before StreamWorker among the bases"
+            )
+        return settings_of(
+            self,
+            server=server or getattr(self, "_spoc_redis_server", None),
+            handle_is_async=_handle_is_async(type(self)),
+        )
+
+    # ------------------------------------------------------------------ main, plain
+
+    def main(self) -> None:
+        run = _Run(self)
+        try:
+            while self.is_running:
+                for job in run.next_jobs(run.settings.batch):
+                    run.process(job, self._handle_sync)
+        finally:
+            run.close()
+
+    def _handle_sync(self, job: Job) -> None:
+        self.handle(job)
+
+    # ------------------------------------------------------------------ main, async
+
+    async def _main_async(self) -> None:
+        run = _Run(self)
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while self.is_running:
+                free = run.settings.concurrency - len(tasks)
+                if free == 0:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                for job in await loop.run_in_executor(None, run.next_jobs, free):
+                    task = loop.create_task(run.process_async(job, self.handle))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.wait(tasks)  # the jobs in flight finish: a stop loses none and redoes none
+        finally:
+            await loop.run_in_executor(None, run.close)
+
+
+def _handle_is_async(cls: type) -> bool:
+    return inspect.iscoroutinefunction(getattr(cls, "handle", None))
+
+
+class _Run:
+    """One run of a stream worker's main(): its consumer, the jobs it holds, and the thread that keeps them."""
+
+    def __init__(self, worker: StreamWorker) -> None:
+        self.worker = worker
+        self.settings = worker.stream_settings()
+        self.consumer = Consumer(self.settings, worker.name, lambda: bool(worker.is_running))
+        self.held: set[str] = set()
+        self.retries: list[tuple[float, Job]] = []  # (when, job), jobs that failed and wait for another try
+        self.lock = threading.Lock()
+        self.next_claim = 0.0
+        self.closing = threading.Event()
+        self.consumer.connect()
+        self.keeper = start_helper_thread(self._keep, f"spoc-redis-keeper:{worker.name}")
+
+    def close(self) -> None:
+        self.closing.set()
+        self.keeper.join()
+        self.consumer.close()
+
+    def _keep(self) -> None:
+        """Every third of `claim_idle`, tell the group this consumer still holds its jobs: a long job is never
+        claimed from a live consumer, while a dead one's are claimed once `claim_idle` has passed."""
+        while not self.closing.wait(self.settings.claim_idle / 3):
+            with self.lock:
+                ids = sorted(self.held)
+            try:
+                self.consumer.keep(ids)
+            except Exception:
+                logger.exception("worker %r: keeping its jobs failed", self.worker.name)
+
+    def next_jobs(self, count: int) -> list[Job]:
+        """The next jobs to do: a retry that is due, else claimed jobs when a claim is due, else new ones."""
+        now = time.monotonic()
+        with self.lock:
+            due = [job for when, job in self.retries if when <= now]
+            if due:
+                job = due[0]
+                self.retries = [(when, j) for when, j in self.retries if j is not job]
+        if due:
+            again = self.consumer.redeliver(job)
+            if again is None:
+                with self.lock:
+                    self.held.discard(job.id)
+                return []
+            self._report("retried")
+            return [again]
+        if now >= self.next_claim:
+            self.next_claim = now + self.settings.claim_idle / 2
+            claimed = self.consumer.claim()
+            if claimed:
+                self._report("claimed", jobs=len(claimed))
+                with self.lock:
+                    self.held.update(job.id for job in claimed)
+                return claimed
+        block = self.settings.block
+        with self.lock:
+            if self.retries:
+                block = max(0.001, min(block, min(when for when, _ in self.retries) - now))
+        jobs = self.consumer.read(count, block)
+        with self.lock:
+            self.held.update(job.id for job in jobs)
+        return jobs
+
+    def process(self, job: Job, handle: Callable[[Job], Any]) -> None:
+        if job.deliveries > self.settings.max_deliveries:  # its consumers died on it every time
+            self._dead(job, RuntimeError(f"delivered {job.deliveries} times without being done"))
+            return
+        began = time.monotonic()
+        try:
+            handle(job)
+        except Exception as exc:
+            self._failed(job, exc, time.monotonic() - began)
+        else:
+            self._done(job, time.monotonic() - began)
+
+    async def process_async(self, job: Job, handle: Callable[[Job], Any]) -> None:
+        loop = asyncio.get_running_loop()
+        if job.deliveries > self.settings.max_deliveries:
+            error = RuntimeError(f"delivered {job.deliveries} times without being done")
+            await loop.run_in_executor(None, self._dead, job, error)
+            return
+        began = time.monotonic()
+        try:
+            await handle(job)
+        except Exception as exc:
+            await loop.run_in_executor(None, self._failed, job, exc, time.monotonic() - began)
+        else:
+            await loop.run_in_executor(None, self._done, job, time.monotonic() - began)
+
+    def _done(self, job: Job, seconds: float) -> None:
+        self.consumer.ack(job)
+        with self.lock:
+            self.held.discard(job.id)
+        self._report("done", seconds)
+
+    def _report(self, outcome: str, seconds: float | None = None, jobs: int = 1) -> None:
+        """Tell the server's plugins (a record) and, when spoc-plugin-metrics is installed, its metrics."""
+        data: dict[str, Any] = {"stream": self.settings.stream, "outcome": outcome}
+        if seconds is not None:
+            data["seconds"] = seconds
+        if jobs != 1:
+            data["jobs"] = jobs
+        self.worker.send_record(RECORD_TOPIC, **data)
+        count_job(self.settings.stream, outcome, seconds, jobs)
+
+    def _failed(self, job: Job, exc: Exception, seconds: float) -> None:
+        s = self.settings
+        last = job.deliveries >= s.max_deliveries
+        logger.error(
+            "worker %r: job %s of stream %r failed (delivery %d of %d)%s",
+            self.worker.name,
+            job.id,
+            s.stream,
+            job.deliveries,
+            s.max_deliveries,
+            f"; it moves to {s.dead_letter_stream!r}" if last else "; it will be retried",
+            exc_info=exc,
+        )
+        self._report("failed", seconds)
+        if last:
+            self._dead(job, exc)
+            return
+        delay = min(_RETRY_MOST, _RETRY_FIRST * 2 ** (job.deliveries - 1), s.claim_idle / 3)
+        with self.lock:
+            self.retries.append((time.monotonic() + delay, job))
+
+    def _dead(self, job: Job, exc: BaseException) -> None:
+        self.consumer.dead_letter(job, exc)
+        with self.lock:
+            self.held.discard(job.id)
+        self._report("dead")

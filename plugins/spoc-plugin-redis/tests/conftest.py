@@ -1,0 +1,115 @@
+"""Shared fixtures: a real redis-server per test, and the core's harness (the spoc repository's ``tests/``).
+
+``redis-server`` comes from Debian's package, which ``.ci/run`` installs. Without it the tests that need it
+are skipped, with the reason; under CI (``SPOC_REQUIRE_REDIS=1``) a missing binary fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+
+from harness import app_factory, no_leftovers
+from spoc._linux import set_child_subreaper
+
+set_child_subreaper()
+
+__all__ = ["app_factory", "no_leftovers", "redis_url", "start_method"]
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+@pytest.fixture(params=["fork", "forkserver", "spawn"])
+def start_method(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, persistence off, its files in a temporary directory."""
+
+    def __init__(self, directory: Path) -> None:
+        if REDIS_SERVER is None:
+            if os.environ.get("SPOC_REQUIRE_REDIS") == "1":
+                pytest.fail("redis-server is missing, and SPOC_REQUIRE_REDIS=1 (CI) requires it")
+            pytest.skip("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it)")
+        self.binary = REDIS_SERVER
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (kept open by the server's process)
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start:\n{(self.directory / 'redis.log').read_text()}")
+                time.sleep(0.01)  # the server is not listening yet: nothing to wait on but the port
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()

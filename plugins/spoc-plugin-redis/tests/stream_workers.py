@@ -1,0 +1,61 @@
+"""Stream workers for the tests: importable by name, so that spawn and forkserver children find them.
+
+Each records what it did in Redis itself (list ``done``: the job ids it finished), so a test waits with a
+blocking pop on that list, whatever process the worker runs in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis
+
+from spoc import ProcessWorker, ThreadWorker
+from spoc_redis import Job, StreamWorker
+
+
+class Records:
+    """handle(): a job whose field ``fail`` is ``always``, or ``first`` on its first delivery, raises."""
+
+    stream = "jobs"
+    group = "workers"
+    block = 0.2
+    plugin_options: Any
+
+    def record(self, job: Job) -> None:
+        fail = job.fields.get("fail")
+        if fail == "always" or (fail == "first" and job.deliveries == 1):
+            raise ValueError(f"job {job.fields.get('n')} fails ({fail})")
+        client = redis.Redis.from_url(self.plugin_options["redis_url"])
+        try:
+            client.rpush("done", f"{job.fields.get('n')}:{job.deliveries}")
+        finally:
+            client.close()
+
+
+class SyncRecords(Records):
+    def handle(self, job: Job) -> None:
+        self.record(job)
+
+
+class AsyncRecords(Records):
+    async def handle(self, job: Job) -> None:
+        await asyncio.sleep(0.001)
+        await asyncio.get_running_loop().run_in_executor(None, self.record, job)
+
+
+class ThreadConsumer(SyncRecords, StreamWorker, ThreadWorker):
+    pass
+
+
+class ProcessConsumer(SyncRecords, StreamWorker, ProcessWorker):
+    pass
+
+
+class AsyncThreadConsumer(AsyncRecords, StreamWorker, ThreadWorker):
+    concurrency = 4
+
+
+class AsyncProcessConsumer(AsyncRecords, StreamWorker, ProcessWorker):
+    concurrency = 8

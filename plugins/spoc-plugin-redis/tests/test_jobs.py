@@ -1,0 +1,122 @@
+"""Jobs are done and acknowledged, failures retried, then dead-lettered: thread, process and async workers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import redis
+
+from spoc import Server
+from spoc.testing import HookRecorder, ServerFactory
+from spoc_redis import RECORD_TOPIC, plugin
+from stream_workers import AsyncProcessConsumer, AsyncThreadConsumer, ProcessConsumer, ThreadConsumer
+
+WAIT = 30  # seconds any one job may take to be reported done, on a loaded machine
+
+
+def add_jobs(client: redis.Redis, count: int, **fields: str) -> list[str]:
+    return [client.xadd("jobs", {"n": str(n), **fields}) for n in range(count)]
+
+
+def wait_done(client: redis.Redis, count: int) -> list[str]:
+    """The ``n:deliveries`` of `count` jobs, as the workers report them done (a blocking pop: no polling)."""
+    done = []
+    for _ in range(count):
+        item = client.blpop(["done"], timeout=WAIT)
+        assert item is not None, f"only {len(done)} of {count} jobs were done within {WAIT}s: {done}"
+        done.append(item[1])
+    return done
+
+
+def pending(client: redis.Redis) -> int:
+    return int(client.xpending("jobs", "workers")["pending"])
+
+
+def consumer(kind: str, redis_url: str, start_method: str = "fork", **options: Any) -> Any:
+    options = {"redis_url": redis_url, **options}
+    if kind == "thread":
+        return ThreadConsumer("consumer", plugin_options=options)
+    if kind == "async-thread":
+        return AsyncThreadConsumer("consumer", plugin_options=options)
+    if kind == "async-process":
+        return AsyncProcessConsumer("consumer", start_method=start_method, plugin_options=options)
+    return ProcessConsumer("consumer", start_method=start_method, plugin_options=options)
+
+
+KINDS = ["thread", "process", "async-thread", "async-process"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_job_is_done_once_and_acknowledged(
+    kind: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    add_jobs(client, 50)
+    server = spoc_server(consumer(kind, redis_url))
+    server.start()
+    done = wait_done(client, 50)
+    assert sorted(done) == sorted(f"{n}:1" for n in range(50))
+    server.stop()
+    assert server.join_all(WAIT) == []
+    assert pending(client) == 0
+    assert client.llen("done") == 0  # nothing done twice
+
+
+def test_process_workers_of_every_start_method(
+    start_method: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    add_jobs(client, 10)
+    spoc_server(consumer("process", redis_url, start_method)).start()
+    assert sorted(wait_done(client, 10)) == sorted(f"{n}:1" for n in range(10))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failed_job_is_retried_and_then_done(
+    kind: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    add_jobs(client, 3, fail="first")
+    spoc_server(consumer(kind, redis_url)).start()
+    assert sorted(wait_done(client, 3)) == ["0:2", "1:2", "2:2"]
+    for outcome in ("failed", "retried", "done"):
+        spoc_hooks.wait_for("worker_record", topic=RECORD_TOPIC, data={"outcome": outcome})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_job_that_always_fails_moves_to_the_dead_letter_stream(
+    kind: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    (bad,) = add_jobs(client, 1, fail="always")
+    add_jobs(client, 1)
+    server = spoc_server(consumer(kind, redis_url, max_deliveries=2))
+    server.start()
+    spoc_hooks.wait_for("worker_record", topic=RECORD_TOPIC, data={"outcome": "dead"}, timeout=WAIT)
+    ((_, entries),) = client.xread({"jobs:dead": "0"})
+    ((_, dead),) = entries
+    assert dead["spoc_job_id"] == bad and dead["spoc_deliveries"] == "2" and dead["fail"] == "always"
+    assert dead["spoc_error_type"] == "ValueError" and "fails (always)" in dead["spoc_error"]
+    assert "Traceback" in dead["spoc_traceback"]
+    assert wait_done(client, 1) == ["0:1"]  # the good job: the worker goes on
+    server.stop()
+    assert server.join_all(WAIT) == []
+    assert pending(client) == 0
+    assert all(worker.exit_info is not None and worker.exit_info.ok for worker in server.workers)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("batch", 0, "batch=0 must be a whole number >= 1"),
+        ("claim_idle", "soon", "claim_idle='soon' must be a number of seconds > 0"),
+        ("stream", "", "stream='' must be a non-empty string"),
+        ("concurrency", 4, "concurrency=4 needs an async def handle()"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_any_worker_starts(
+    option: str, value: object, message: str, redis_url: str
+) -> None:
+    server = Server("bad", plugins=[plugin])
+    server.add_worker(consumer("thread", redis_url, **{option: value}))
+    with pytest.raises(ValueError, match=re.escape(f"worker 'consumer' (ThreadConsumer): {message}")):
+        server.start()
+    assert not server.workers[0].started
