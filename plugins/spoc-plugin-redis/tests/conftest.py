@@ -42,9 +42,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server on a free loopback port, persistence off, its files in a temporary directory."""
+    """A redis-server on a free loopback port, its files in a temporary directory.
 
-    def __init__(self, directory: Path) -> None:
+    Persistence is off, unless `persistent`: then every write is in its append-only file before it is
+    answered, so a restart on the same port keeps every stream, group and acknowledgement.
+    """
+
+    def __init__(self, directory: Path, persistent: bool = False) -> None:
+        self.persistent = persistent
         if REDIS_SERVER is None:
             if os.environ.get("SPOC_REQUIRE_REDIS") == "1":
                 pytest.fail("redis-server is missing, and SPOC_REQUIRE_REDIS=1 (CI) requires it")
@@ -61,16 +66,8 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.directory)),
+                *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -97,8 +94,9 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
+def redis_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """The test's redis-server; ``@pytest.mark.persistent`` makes it keep its data across a restart."""
+    server = RedisServer(tmp_path, persistent=request.node.get_closest_marker("persistent") is not None)
     yield server
     server.stop()
 

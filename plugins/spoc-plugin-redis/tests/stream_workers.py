@@ -7,6 +7,7 @@ blocking pop on that list, whatever process the worker runs in.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import redis
@@ -59,3 +60,19 @@ class AsyncThreadConsumer(AsyncRecords, StreamWorker, ThreadWorker):
 
 class AsyncProcessConsumer(AsyncRecords, StreamWorker, ProcessWorker):
     concurrency = 8
+
+
+class SlowRecords(SyncRecords):
+    """Each job takes a few milliseconds: a Redis restart lands while jobs are in flight."""
+
+    def handle(self, job: Job) -> None:
+        time.sleep(0.005)
+        self.record(job)
+
+
+class SlowThreadConsumer(SlowRecords, StreamWorker, ThreadWorker):
+    pass
+
+
+class SlowProcessConsumer(SlowRecords, StreamWorker, ProcessWorker):
+    pass

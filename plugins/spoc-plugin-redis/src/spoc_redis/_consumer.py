@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -27,7 +28,9 @@ __all__ = ["Consumer", "Job"]
 logger = logging.getLogger("spoc.redis")
 
 _OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
-_BACKOFF_FIRST, _BACKOFF_MOST = 0.1, 5.0
+_BACKOFF_FIRST, _BACKOFF_MOST = 0.1, 2.0  # at most: a stop during an outage waits this long
+_READ_SLICE = 0.2
+"""Seconds one blocking read waits at most: a stop takes effect within them, whatever ``block`` is."""
 _LAST_TRIES = 5.0
 """Seconds a stopping worker keeps trying to write what it owes Redis (an acknowledgement, a dead letter)
 while Redis is away. Past them the job stays pending, and another consumer claims it."""
@@ -63,6 +66,7 @@ class Consumer:
             health_check_interval=30,
         )
         self._lost = False
+        self._lost_lock = threading.Lock()
         self._claim_cursor = "0-0"
 
     def close(self) -> None:
@@ -75,8 +79,12 @@ class Consumer:
         worker stopped meanwhile."""
         delay = _BACKOFF_FIRST
         stopped_at: float | None = None
+        recreate = False
         while True:
             try:
+                if recreate:
+                    self.ensure_group()
+                    recreate = False
                 result = call()
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
@@ -87,11 +95,12 @@ class Consumer:
                     self.settings.group,
                     self.settings.stream,
                 )
-                self.ensure_group()
+                recreate = True
                 continue
             except _OUTAGE as exc:
-                if not self._lost:
-                    self._lost = True
+                with self._lost_lock:  # the keeper thread calls too: one line per outage
+                    first, self._lost = not self._lost, True
+                if first:
                     logger.error(
                         "worker %r lost Redis at %s (%s: %s); retrying",
                         self.worker,
@@ -108,8 +117,9 @@ class Consumer:
                 time.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MOST)
                 continue
-            if self._lost:
-                self._lost = False
+            with self._lost_lock:
+                back, self._lost = self._lost, False
+            if back:
                 logger.warning("worker %r: Redis is back (%s)", self.worker, what)
             return result
 
@@ -129,15 +139,20 @@ class Consumer:
         self._call("group", self.ensure_group, give_up_on_stop=True)
 
     def read(self, count: int, block: float) -> list[Job]:
-        """Up to `count` new jobs, waiting up to `block` seconds for the first."""
+        """Up to `count` new jobs, waiting up to `block` seconds for the first (less once the worker stops)."""
         s = self.settings
-        reply = self._call(
-            "read",
-            lambda: self.client.xreadgroup(
-                s.group, s.consumer, {s.stream: ">"}, count=count, block=max(1, int(block * 1000))
-            ),
-            give_up_on_stop=True,
-        )
+        deadline = time.monotonic() + block
+        while True:
+            wait = max(0.001, min(_READ_SLICE, deadline - time.monotonic()))
+            reply = self._call(
+                "read",
+                functools.partial(
+                    self.client.xreadgroup, s.group, s.consumer, {s.stream: ">"}, count, max(1, round(wait * 1000))
+                ),
+                give_up_on_stop=True,
+            )
+            if reply or not self._running() or time.monotonic() >= deadline:
+                break
         jobs: list[Job] = []
         for _stream, entries in reply or []:
             jobs.extend(Job(entry_id, entry_fields or {}) for entry_id, entry_fields in entries)

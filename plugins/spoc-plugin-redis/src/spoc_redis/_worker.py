@@ -94,6 +94,8 @@ class StreamWorker:
             while self.is_running:
                 for job in run.next_jobs(run.settings.batch):
                     run.process(job, self._handle_sync)
+            for job in run.last_retries():
+                run.process(job, self._handle_sync)
         finally:
             run.close()
 
@@ -116,6 +118,8 @@ class StreamWorker:
                     task = loop.create_task(run.process_async(job, self.handle))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+            for job in await loop.run_in_executor(None, run.last_retries):
+                tasks.add(loop.create_task(run.process_async(job, self.handle)))
             if tasks:
                 await asyncio.wait(tasks)  # the jobs in flight finish: a stop loses none and redoes none
         finally:
@@ -188,6 +192,19 @@ class _Run:
         jobs = self.consumer.read(count, block)
         with self.lock:
             self.held.update(job.id for job in jobs)
+        return jobs
+
+    def last_retries(self) -> list[Job]:
+        """On stop: the jobs waiting for a retry, redelivered now for a last try before the worker ends (one
+        that fails again stays pending, for a consumer that runs to claim)."""
+        with self.lock:
+            waiting, self.retries = [job for _, job in self.retries], []
+        jobs = []
+        for job in waiting:
+            again = self.consumer.redeliver(job)
+            if again is not None:
+                self._report("retried")
+                jobs.append(again)
         return jobs
 
     def process(self, job: Job, handle: Callable[[Job], Any]) -> None:

@@ -1,0 +1,100 @@
+"""Redis going away is not a crash; an async handle() with many jobs in flight loses none of its failures."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+
+import pytest
+import redis
+
+from conftest import RedisServer
+from spoc.testing import ServerFactory
+from stream_workers import AsyncProcessConsumer, SlowProcessConsumer, SlowThreadConsumer
+
+WAIT = 60
+
+
+def drain(client: redis.Redis, count: int) -> list[str]:
+    done = []
+    while len({item.split(":")[0] for item in done}) < count:
+        item = client.blpop(["done"], timeout=WAIT)
+        assert item is not None, f"{len(done)} reports of {count} jobs within {WAIT}s: {sorted(done)}"
+        done.append(item[1])
+    return done
+
+
+class Seen(logging.Handler):
+    """Waits for a log line of the ``spoc.redis`` logger that contains a text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.lines.append(record.getMessage())
+            self.changed.notify_all()
+
+    def wait_for(self, text: str) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: any(text in line for line in self.lines), WAIT), self.lines
+
+
+@pytest.mark.persistent
+def test_a_redis_restart_mid_run_fails_no_worker_and_every_job_is_done(
+    redis_server: RedisServer, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    seen = Seen()
+    logging.getLogger("spoc.redis").addHandler(seen)
+    try:
+        options = {"redis_url": redis_server.url}
+        for n in range(300):
+            client.xadd("jobs", {"n": str(n)})
+        server = spoc_server(
+            SlowThreadConsumer("thread", plugin_options=options),
+            SlowProcessConsumer("process", plugin_options=options),
+        )
+        server.start()
+        assert client.blpop(["done"], timeout=WAIT) is not None  # jobs are being done
+        client.close()
+        redis_server.stop()  # mid-run: jobs are in flight in both workers
+        seen.wait_for("worker 'thread' lost Redis")
+        redis_server.start()  # the same port, the same data
+        seen.wait_for("worker 'thread': Redis is back")
+        done = drain(client, 299)  # every job but the one popped above
+        server.stop()
+        assert server.join_all(WAIT) == []
+    finally:
+        logging.getLogger("spoc.redis").removeHandler(seen)
+    assert all(worker.exit_info is not None and worker.exit_info.ok for worker in server.workers)
+    assert int(client.xpending("jobs", "workers")["pending"]) == 0
+    assert sum("worker 'thread' lost Redis" in line for line in seen.lines) == 1  # one line per outage
+    assert len(done) >= 299
+
+
+def test_an_async_handle_with_eight_jobs_in_flight_loses_no_failure(
+    redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    jobs = {}
+    for n in range(200):
+        fail = "always" if n % 20 == 0 else "first" if n % 3 == 0 else ""
+        jobs[client.xadd("jobs", {"n": str(n), "fail": fail})] = fail
+    worker = AsyncProcessConsumer("async", plugin_options={"redis_url": redis_url, "max_deliveries": 2})
+    server = spoc_server(worker)
+    server.start()
+    done = drain(client, 190)  # all but the ten that always fail
+    dead: dict[str, dict[str, str]] = {}
+    while len(dead) < 10:
+        reply = client.xread({"jobs:dead": max(dead, default="0")}, block=WAIT * 1000)
+        assert reply, f"only {len(dead)} of 10 jobs reached the dead-letter stream"
+        dead.update(reply[0][1])
+    server.stop()
+    assert server.join_all(WAIT) == []
+    assert {entry["spoc_job_id"] for entry in dead.values()} == {i for i, fail in jobs.items() if fail == "always"}
+    deliveries = collections.Counter(item.split(":")[1] for item in done)
+    first = sum(1 for fail in jobs.values() if fail == "first")
+    assert deliveries == {"1": 190 - first, "2": first}  # "first" jobs were done on their second delivery
+    assert int(client.xpending("jobs", "workers")["pending"]) == 0
