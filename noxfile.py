@@ -83,7 +83,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark, printed as ratios to raw floors measured in the same run."""
-    session.install(".[uvloop]", "./plugins/spoc-plugin-restart", "./plugins/spoc-plugin-metrics")
+    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS))
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -27,6 +27,10 @@
   thread; and one scrape of ``/metrics`` over HTTP from a server with 100
   process workers that counted, against prometheus_client's own HTTP server
   exposing a registry with the same families and series.
+- redis (with spoc-plugin-redis installed and redis-server on the machine): jobs per
+  second of one process StreamWorker with a no-op handle(), against a raw redis-py loop
+  (XREADGROUP of the same batch, XACK per job); and the seconds from the SIGKILL of a
+  consumer holding a job to that job done by another consumer, against claim_idle.
 
 Each benchmark runs in a fresh interpreter, with installed plugins not loaded; then the core's own
 figures (stop, start, is_running, memory, event delay) run again with every plugin in plugins/
@@ -761,6 +765,16 @@ def metrics_section(rounds: int) -> int:
     return missed
 
 
+def redis_section(rounds: int) -> int:
+    import redis_streams
+
+    why = redis_streams.missing()
+    if why is not None:
+        print(f"{'redis jobs/s, claim latency':<42} skipped: {why}")
+        return 0
+    return redis_streams.measure(max(3, rounds // 3), row)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -772,6 +786,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "event-delay": event_delay_section,
     "restart": restart_section,
     "metrics": metrics_section,
+    "redis": redis_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
