@@ -36,7 +36,11 @@ def redis_server() -> Iterator[str]:
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as directory:
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+            [
+                binary,
+                *("--port", str(port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", directory),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
