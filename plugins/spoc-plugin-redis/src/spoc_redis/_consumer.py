@@ -231,6 +231,11 @@ class Consumer:
             self._forget_departed()
         return jobs
 
+    @property
+    def claims_done(self) -> bool:
+        """Whether the last `claim` finished a pass over the group's pending jobs."""
+        return self._claim_cursor == "0-0"
+
     def _forget_departed(self) -> None:
         s = self.settings
         consumers = self._call("claim", lambda: self.client.xinfo_consumers(s.stream, s.group), give_up_on_stop=True)

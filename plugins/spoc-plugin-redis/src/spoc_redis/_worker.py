@@ -178,8 +178,9 @@ class _Run:
             self._report("retried")
             return [again]
         if now >= self.next_claim:
-            self.next_claim = now + self.settings.claim_idle / 2
             claimed = self.consumer.claim()
+            # While claims find jobs (a dead host's backlog), the pass over the pending jobs goes on at once.
+            self.next_claim = now if claimed and not self.consumer.claims_done else now + self.settings.claim_idle / 2
             if claimed:
                 self._report("claimed", jobs=len(claimed))
                 with self.lock:
