@@ -72,6 +72,7 @@ def test_a_killed_hosts_jobs_are_taken_over(
         f"all done {taken:.1f}s after the kill"
     )
     assert len(done) == JOBS
+    assert taken < CLAIM_IDLE + 10  # claim_idle, then the rest of the jobs: a few seconds on a loaded machine
     assert duplicates <= in_flight
     assert int(client.xpending("jobs", "hosts")["pending"]) == 0
 
