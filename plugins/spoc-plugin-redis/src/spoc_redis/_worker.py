@@ -93,14 +93,11 @@ class StreamWorker:
         try:
             while self.is_running:
                 for job in run.next_jobs(run.settings.batch):
-                    run.process(job, self._handle_sync)
+                    run.process(job, self.handle)
             for job in run.last_retries():
-                run.process(job, self._handle_sync)
+                run.process(job, self.handle)
         finally:
             run.close()
-
-    def _handle_sync(self, job: Job) -> None:
-        self.handle(job)
 
     # ------------------------------------------------------------------ main, async
 
@@ -114,7 +111,7 @@ class StreamWorker:
                 if free == 0:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                for job in await loop.run_in_executor(None, run.next_jobs, free):
+                for job in await loop.run_in_executor(None, run.next_jobs, min(free, run.settings.batch)):
                     task = loop.create_task(run.process_async(job, self.handle))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
