@@ -7,6 +7,7 @@ no-leftover check can wait for it, by pidfd, with a deadline.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,38 @@ def app_factory() -> Iterator[type[App]]:
     yield make  # type: ignore[misc]
     for app in started:
         app.close()
+
+
+class LogLines(logging.Handler):
+    """Collects a logger's lines; `wait_for` blocks until one contains a text (a marker, never a sleep)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.lines.append(record.getMessage())
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        with self.changed:
+            if not self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout):
+                raise TimeoutError(f"no log line with {text!r} within {timeout:g}s; lines: {self.lines}")
+            return next(line for line in self.lines if text in line)
+
+
+@contextmanager
+def log_lines(logger: str, level: int = logging.DEBUG) -> Iterator[LogLines]:
+    """The lines `logger` logs inside the block, at `level` and above."""
+    handler = LogLines()
+    target = logging.getLogger(logger)
+    previous = target.level
+    target.addHandler(handler)
+    target.setLevel(min(level, previous) if previous else level)
+    try:
+        yield handler
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(previous)

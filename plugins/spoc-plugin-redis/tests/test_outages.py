@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 
 import pytest
 import redis
 
 from conftest import RedisServer
+from harness import log_lines
 from spoc.testing import ServerFactory
 from stream_workers import AsyncProcessConsumer, SlowProcessConsumer, SlowThreadConsumer
 
@@ -25,31 +25,11 @@ def drain(client: redis.Redis, count: int) -> list[str]:
     return done
 
 
-class Seen(logging.Handler):
-    """Waits for a log line of the ``spoc.redis`` logger that contains a text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.changed:
-            self.lines.append(record.getMessage())
-            self.changed.notify_all()
-
-    def wait_for(self, text: str) -> None:
-        with self.changed:
-            assert self.changed.wait_for(lambda: any(text in line for line in self.lines), WAIT), self.lines
-
-
 @pytest.mark.persistent
 def test_a_redis_restart_mid_run_fails_no_worker_and_every_job_is_done(
     redis_server: RedisServer, client: redis.Redis, spoc_server: ServerFactory
 ) -> None:
-    seen = Seen()
-    logging.getLogger("spoc.redis").addHandler(seen)
-    try:
+    with log_lines("spoc.redis", logging.INFO) as seen:
         options = {"redis_url": redis_server.url}
         for n in range(300):
             client.xadd("jobs", {"n": str(n)})
@@ -67,8 +47,6 @@ def test_a_redis_restart_mid_run_fails_no_worker_and_every_job_is_done(
         done = drain(client, 299)  # every job but the one popped above
         server.stop()
         assert server.join_all(WAIT) == []
-    finally:
-        logging.getLogger("spoc.redis").removeHandler(seen)
     assert all(worker.exit_info is not None and worker.exit_info.ok for worker in server.workers)
     assert int(client.xpending("jobs", "workers")["pending"]) == 0
     assert sum("worker 'thread' lost Redis" in line for line in seen.lines) == 1  # one line per outage

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
-import time
+from collections.abc import Iterator
 
 import pytest
 
+from harness import LogLines, log_lines
 from restart_workers import BlocksItsLoop, BlocksItsLoopProcess, Busy, Steady, SteadyProcess, Stuck, StuckProcess
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_restart import ALIVE_TOPIC, Backoff, Supervisor
@@ -18,46 +18,14 @@ from supervision import data_of, running
 FAST = Backoff(initial=0.0, jitter=0.0)
 
 
-class LogWaiter(logging.Handler):
-    """Collects the restart plugin's log lines; wait_for blocks until one contains a text."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.changed:
-            self.lines.append(record.getMessage())
-            self.changed.notify_all()
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while True:
-                for line in self.lines:
-                    if text in line:
-                        return line
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no log line with {text!r} within {timeout:g}s; lines: {self.lines}")
-                self.changed.wait(remaining)
-
-
 @pytest.fixture
-def restart_log() -> LogWaiter:
-    handler = LogWaiter()
-    logger = logging.getLogger("spoc.restart")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(previous)
+def restart_log() -> Iterator[LogLines]:
+    with log_lines("spoc.restart") as lines:
+        yield lines
 
 
 def test_a_hung_thread_is_reported_with_its_stack_and_again_alive(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogWaiter
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines
 ) -> None:
     release = threading.Event()
     supervisor = Supervisor(watchdog_timeout=0.3)
@@ -76,7 +44,7 @@ def test_a_hung_thread_is_reported_with_its_stack_and_again_alive(
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_a_hung_process_is_reported_killed_and_restarted(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogWaiter, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines, start_method: str
 ) -> None:
     worker = StuckProcess("stuck", start_method=start_method, plugin_options={"watchdog_timeout": 0.3})
     server = spoc_server(worker, plugins=[Supervisor(backoff=FAST)], allow_errors=True)
@@ -93,7 +61,7 @@ def test_a_hung_process_is_reported_killed_and_restarted(
 
 
 def test_a_blocked_event_loop_is_reported_with_the_blocking_stack(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogWaiter
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines
 ) -> None:
     release = threading.Event()
     server = spoc_server(BlocksItsLoop("blocks", release), plugins=[Supervisor(watchdog_timeout=0.3)])
@@ -107,7 +75,7 @@ def test_a_blocked_event_loop_is_reported_with_the_blocking_stack(
 
 
 def test_a_blocked_event_loop_in_a_process_is_killed_and_restarted(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogWaiter
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines
 ) -> None:
     worker = BlocksItsLoopProcess("blocks", start_method="forkserver")
     server = spoc_server(worker, plugins=[Supervisor(watchdog_timeout=0.3, backoff=FAST)], allow_errors=True)
@@ -120,7 +88,7 @@ def test_a_blocked_event_loop_in_a_process_is_killed_and_restarted(
 
 
 def test_busy_and_waiting_workers_are_not_hung(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogWaiter
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines
 ) -> None:
     supervisor = Supervisor(watchdog_timeout=0.2)
     server = spoc_server(Busy("busy"), Steady("waits"), SteadyProcess("waits-in-child"), plugins=[supervisor])
@@ -133,7 +101,7 @@ def test_busy_and_waiting_workers_are_not_hung(
 
 
 def test_a_child_where_python_cannot_run_is_killed(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogWaiter
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines
 ) -> None:
     """A stopped process stands for one stuck in native code holding the GIL: its own watchdog cannot run."""
     server = spoc_server(
