@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
+from typing import Any
 
 import pytest
 import redis
 
 from conftest import RedisServer
 from harness import log_lines
+from spoc import hookimpl
 from spoc.testing import ServerFactory
-from stream_workers import AsyncProcessConsumer, SlowProcessConsumer, SlowThreadConsumer
+from spoc_redis import RECORD_TOPIC
+from stream_workers import AsyncProcessConsumer, SleepyProcessConsumer, SleepyThreadConsumer
 
 WAIT = 60
 
@@ -25,32 +29,55 @@ def drain(client: redis.Redis, count: int) -> list[str]:
     return done
 
 
+class DoneJobs:
+    """The ids of the jobs the workers report done (their records), waited on as they come."""
+
+    name = "done-jobs"
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.changed = threading.Condition()
+
+    @hookimpl
+    def worker_record(self, topic: str, data: dict[str, Any]) -> None:
+        if topic == RECORD_TOPIC and data["outcome"] == "done":
+            with self.changed:
+                self.ids.add(data["job"])
+                self.changed.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.ids) >= count, WAIT), f"{len(self.ids)} of {count} done"
+
+
 @pytest.mark.persistent
 def test_a_redis_restart_mid_run_fails_no_worker_and_every_job_is_done(
     redis_server: RedisServer, client: redis.Redis, spoc_server: ServerFactory
 ) -> None:
+    options = {"redis_url": redis_server.url}
+    jobs = {client.xadd("jobs", {"n": str(n)}) for n in range(300)}
+    done = DoneJobs()
+    server = spoc_server(
+        SleepyThreadConsumer("thread", plugin_options=options),
+        SleepyProcessConsumer("process", plugin_options=options),
+        plugins=[done],
+    )
     with log_lines("spoc.redis", logging.INFO) as seen:
-        options = {"redis_url": redis_server.url}
-        for n in range(300):
-            client.xadd("jobs", {"n": str(n)})
-        server = spoc_server(
-            SlowThreadConsumer("thread", plugin_options=options),
-            SlowProcessConsumer("process", plugin_options=options),
-        )
         server.start()
-        assert client.blpop(["done"], timeout=WAIT) is not None  # jobs are being done
-        client.close()
+        done.wait_for(1)  # jobs are being done
         redis_server.stop()  # mid-run: jobs are in flight in both workers
         seen.wait_for("worker 'thread' lost Redis")
         redis_server.start()  # the same port, the same data
         seen.wait_for("worker 'thread': Redis is back")
-        done = drain(client, 299)  # every job but the one popped above
+        done.wait_for(300)
         server.stop()
         assert server.join_all(WAIT) == []
+    assert done.ids == jobs
     assert all(worker.exit_info is not None and worker.exit_info.ok for worker in server.workers)
-    assert int(client.xpending("jobs", "workers")["pending"]) == 0
     assert sum("worker 'thread' lost Redis" in line for line in seen.lines) == 1  # one line per outage
-    assert len(done) >= 299
+    assert not [line for line in seen.lines if "failed" in line]  # an outage is no job's failure
+    with redis.Redis.from_url(redis_server.url) as fresh:
+        assert int(fresh.xpending("jobs", "workers")["pending"]) == 0
 
 
 def test_an_async_handle_with_eight_jobs_in_flight_loses_no_failure(

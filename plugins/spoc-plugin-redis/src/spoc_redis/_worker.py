@@ -39,7 +39,8 @@ class StreamWorker:
 
     Each job's outcome is sent to the server's plugins as a record
     (`RECORD_TOPIC`, with ``stream``, ``outcome``: ``done``, ``failed``,
-    ``retried``, ``dead`` or ``claimed``, and ``seconds`` where it ran).
+    ``retried``, ``dead`` or ``claimed``, ``job``: the job's id, and
+    ``seconds`` where it ran; a claim reports how many ``jobs`` instead).
 
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
@@ -172,7 +173,7 @@ class _Run:
                 with self.lock:
                     self.held.discard(job.id)
                 return []
-            self._report("retried")
+            self._report("retried", again)
             return [again]
         if now >= self.next_claim:
             claimed = self.consumer.claim()
@@ -201,7 +202,7 @@ class _Run:
         for job in waiting:
             again = self.consumer.redeliver(job)
             if again is not None:
-                self._report("retried")
+                self._report("retried", again)
                 jobs.append(again)
         return jobs
 
@@ -235,11 +236,13 @@ class _Run:
         self.consumer.ack(job)
         with self.lock:
             self.held.discard(job.id)
-        self._report("done", seconds)
+        self._report("done", job, seconds)
 
-    def _report(self, outcome: str, seconds: float | None = None, jobs: int = 1) -> None:
+    def _report(self, outcome: str, job: Job | None = None, seconds: float | None = None, jobs: int = 1) -> None:
         """Tell the server's plugins (a record) and, when spoc-plugin-metrics is installed, its metrics."""
         data: dict[str, Any] = {"stream": self.settings.stream, "outcome": outcome}
+        if job is not None:
+            data["job"] = job.id
         if seconds is not None:
             data["seconds"] = seconds
         if jobs != 1:
@@ -260,7 +263,7 @@ class _Run:
             f"; it moves to {s.dead_letter_stream!r}" if last else "; it will be retried",
             exc_info=exc,
         )
-        self._report("failed", seconds)
+        self._report("failed", job, seconds)
         if last:
             self._dead(job, exc)
             return
@@ -272,4 +275,4 @@ class _Run:
         self.consumer.dead_letter(job, exc)
         with self.lock:
             self.held.discard(job.id)
-        self._report("dead")
+        self._report("dead", job)
