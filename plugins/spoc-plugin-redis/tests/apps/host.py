@@ -1,8 +1,8 @@
 """One "host" of the scale-out tests: a server of two process consumers of the stream ``jobs``.
 
 Usage: ``python host.py NAME RECORD_FILE``, with ``SPOC_REDIS_URL`` set. Each job is written to the record
-file as ``<n> <host> <worker>`` and pushed to the list ``done`` (for the test to wait on), then takes a few
-milliseconds; every 50 jobs a worker prints a progress line.
+file as ``<n> <host> <worker>`` and pushed to the list ``done`` as ``<n> <host>`` (for the test to wait on),
+then takes a few milliseconds; every 50 jobs a worker prints a progress line.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Consumer(StreamWorker, ProcessWorker):
 
     def handle(self, job: Job) -> None:
         os.write(self.record, f"{job.fields['n']} {HOST} {self.name}\n".encode())  # one write: whole lines
-        self.done.rpush("done", job.fields["n"])
+        self.done.rpush("done", f"{job.fields['n']} {HOST}")
         time.sleep(0.003)
         self.count += 1
         if self.count % 50 == 0:
