@@ -116,10 +116,14 @@ class StreamWorker:
                     task = loop.create_task(run.process_async(job, self.handle))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-            for job in await loop.run_in_executor(None, run.last_retries):
-                tasks.add(loop.create_task(run.process_async(job, self.handle)))
             if tasks:
                 await asyncio.wait(tasks)  # the jobs in flight finish: a stop loses none and redoes none
+            last = [
+                loop.create_task(run.process_async(job, self.handle))
+                for job in await loop.run_in_executor(None, run.last_retries)
+            ]
+            if last:
+                await asyncio.wait(last)
         finally:
             await loop.run_in_executor(None, run.close)
 
