@@ -1,13 +1,9 @@
 """Event loops: the loop factory every async worker uses, uvloop, and run_async_safely.
 
-spoc never installs an event loop *policy* (deprecated from Python 3.12 on):
-it creates loops through a factory, which is uvloop's ``new_event_loop`` once
-`set_uvloop_if_available` has enabled it.
-
-The environment variable ``SPOC_UVLOOP`` decides for the program when set:
-``1`` enables uvloop as soon as spoc is imported, ``0`` keeps the standard
-loop even when the program calls `set_uvloop_if_available` (``spoc run
---uvloop`` / ``--no-uvloop`` set it).
+spoc installs no event loop policy (deprecated from 3.12): it creates loops
+through a factory, uvloop's once `set_uvloop_if_available` enabled it.
+``SPOC_UVLOOP=1`` enables uvloop at import, ``0`` keeps the standard loop
+whatever the program calls (``spoc run --uvloop`` / ``--no-uvloop``).
 """
 
 from __future__ import annotations
@@ -60,11 +56,7 @@ def set_uvloop_if_available() -> bool:
 
 
 def uvloop_choice(value: str) -> bool | None:
-    """What a ``SPOC_UVLOOP`` value asks for: True (``1``), False (``0``), None (empty: no choice).
-
-    Raises:
-        ValueError: any other value, with the variable's name and the two choices.
-    """
+    """What a ``SPOC_UVLOOP`` value asks for: True (``1``), False (``0``), None (empty); else ValueError."""
     value = value.strip()
     if value not in ("", "0", "1"):
         raise ValueError(f"{UVLOOP_ENV}={value!r}: use 1 (uvloop) or 0 (the standard asyncio loop)")
@@ -72,11 +64,7 @@ def uvloop_choice(value: str) -> bool | None:
 
 
 def apply_uvloop_environment() -> bool:
-    """Follow ``SPOC_UVLOOP``: ``1`` enables uvloop, ``0`` turns it off; return whether async workers now use uvloop.
-
-    Raises:
-        ValueError: the variable holds neither ``0`` nor ``1``.
-    """
+    """Follow ``SPOC_UVLOOP`` (``1`` on, ``0`` off; else ValueError); return whether async workers now use uvloop."""
     global _uvloop_factory
     choice = uvloop_choice(os.environ.get(UVLOOP_ENV, ""))
     if choice is False:
@@ -104,13 +92,8 @@ def loop_factory(use_uvloop: bool | None = None) -> LoopFactory:
 
 
 def run_in_new_loop(coro: Coroutine[Any, Any, T], factory: LoopFactory | None = None) -> T:
-    """Run `coro` to completion in a new event loop made by `factory`, then close the loop.
-
-    The equivalent of ``asyncio.run(coro, loop_factory=...)`` for every supported
-    Python (``loop_factory`` arrived in 3.12): async generators and the default
-    executor are shut down, leftover tasks cancelled, and the thread's current
-    loop reset afterwards.
-    """
+    """Run `coro` to completion in a new event loop made by `factory`, then close the loop: what
+    ``asyncio.run(coro, loop_factory=...)`` does from 3.12 on, for every supported Python."""
     loop = (factory or loop_factory())()
     try:
         asyncio.set_event_loop(loop)

@@ -1,16 +1,11 @@
 """Backends: where a worker's life runs, and the one channel it reports through.
 
-A worker names its backend (``worker.backend``: ``"thread"`` for a
-`ThreadWorker`, ``"process"`` for a `ProcessWorker`). When a server starts, it
-asks every plugin's ``backend_register`` hook for backends, the core's own two
-included, and hands each worker to the backend of that name. The backend
-starts the worker's body somewhere and returns a `Runner` the worker can be
-waited on with. The worker's events reach the server through its
-`WorkerChannel`: sent from this process, or read by the server's monitor
-thread from the file descriptors the backend asks it to watch. The server
-asks the backend to carry a stop (`Backend.stop`) and, past the shutdown
-deadline, to end a worker that will not stop. The server knows a backend by
-this interface only, the core's own two included.
+A worker names its backend (``worker.backend``); the server gets the
+backends from every plugin's ``backend_register`` hook, the core's two
+included, and knows them by this interface only. A backend starts a body
+and returns a `Runner`; the body's events reach the server through its
+`WorkerChannel`, sent from this process or read by the server's monitor
+from the fds the backend asks it to watch.
 """
 
 from __future__ import annotations

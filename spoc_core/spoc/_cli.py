@@ -24,10 +24,8 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None, noted_signals: list[int] | None = None) -> int:
     """Run the command with `argv` (default: the process's arguments); return the exit code.
 
-    `noted_signals` is where the ``spoc`` command's entry point notes SIGINT
-    and SIGTERM until ``spoc run`` installs its handlers (see `_spoc_command`):
-    ``spoc run`` starts nothing when one is there already. A signal noted
-    while another command runs changes nothing.
+    `noted_signals`: the SIGINT and SIGTERM the entry point noted before ``spoc run`` had its handlers (see
+    `_spoc_command`); ``spoc run`` starts nothing when one is there.
     """
     parser = _parser()
     args = parser.parse_args(argv)

@@ -1,9 +1,8 @@
 """Timeouts as users give them: checked where they are given, and "no limit" meaning no limit.
 
-A timeout is a number of seconds greater than 0 (``join_all`` takes 0 too:
-do not wait), or ``None`` or ``math.inf`` for no limit. Anything else, a
-string, a bool, a negative number or NaN, is refused where it is given, with
-a message that names the parameter; never accepted, only to fail at shutdown.
+A timeout is seconds > 0 (``join_all`` takes 0 too), or ``None`` or
+``math.inf`` for no limit; anything else is refused where it is given, naming
+the parameter, never accepted only to fail at shutdown.
 """
 
 from __future__ import annotations
@@ -35,10 +34,6 @@ def check_timeout(value: object, where: str, *, zero: bool = False) -> float:
 
 
 def wait_time(seconds: float) -> float | None:
-    """What to pass as a wait's timeout: None for no limit, as for any timeout too large for the platform.
-
-    ``Lock.acquire`` and ``Condition.wait`` raise OverflowError beyond
-    `threading.TIMEOUT_MAX` (about 292 years); a user's "as long as it takes"
-    (1e10, inf) must mean exactly that.
-    """
+    """A wait's timeout: None for no limit, and for one past `threading.TIMEOUT_MAX` (a user's 1e10 or inf),
+    where ``Lock.acquire`` and ``Condition.wait`` would raise OverflowError."""
     return None if seconds > threading.TIMEOUT_MAX else max(0.0, seconds)

@@ -1,11 +1,8 @@
 """Exceptions, warnings and the error record that carries a worker's failure to its server.
 
-A worker's exception usually happens in another thread or another process. The
-server needs more than the exception object there: a process boundary may not
-let the object through (many exceptions do not pickle), so `ErrorRecord` keeps
-the facts that always travel -- the type name, the message, the formatted
-traceback and the phase -- and the exception itself only when it survives a
-pickle round trip.
+Many exceptions do not pickle, so `ErrorRecord` keeps what always travels
+from a child (type name, message, formatted traceback, phase), and the
+exception itself only when it survives a pickle round trip.
 """
 
 from __future__ import annotations
@@ -169,12 +166,8 @@ def _message_of(exc: BaseException) -> str:
 
 
 def stacklevel_outside_spoc() -> int:
-    """The ``stacklevel`` that makes a `warnings.warn` in the caller point at the user's line.
-
-    That is the first frame outside the spoc package: the user's
-    ``server.start()`` or ``add_worker()``, however deep in spoc the warning
-    is raised (on a thread spoc started, the thread's bootstrap).
-    """
+    """The ``stacklevel`` that makes a `warnings.warn` in the caller point at the first frame outside spoc:
+    the user's line, however deep in spoc the warning is raised."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame = sys._getframe(1)
     level = 1

@@ -1,10 +1,4 @@
-"""The one kind of event every worker sends to its server, and the outcome of a worker's life.
-
-Thread and process workers alike describe what happens to them with
-`WorkerEvent` objects; the server's monitor receives them in the order each
-worker emitted them. When a worker has ended, the server sums its life up in a
-`WorkerExit`.
-"""
+"""The one kind of event every worker sends to its server (`WorkerEvent`), and how its life ended (`WorkerExit`)."""
 
 from __future__ import annotations
 
@@ -107,14 +101,8 @@ def encode_event(event: WorkerEvent) -> bytes:
 
 
 def decode_event(data: bytes) -> WorkerEvent:
-    """The event `encode_event` turned into `data`.
-
-    An `ErrorRecord` whose exception cannot be rebuilt here arrives without it.
-
-    Raises:
-        Exception: what unpickling raised for an event whose data the server
-            cannot rebuild (a record's field of a class only the child can import).
-    """
+    """The event `encode_event` turned into `data` (an `ErrorRecord` whose exception cannot be rebuilt here
+    arrives without it); raises what unpickling raised for data only the child can rebuild."""
     values = pickle.loads(data)
     if type(values) is not tuple or len(values) != len(_EVENT_FIELDS):
         raise TypeError(f"expected an event's {len(_EVENT_FIELDS)} fields, received {type(values).__name__}")

@@ -1,9 +1,8 @@
 """The file descriptors spoc opens for supervision, so that a forked child can close them.
 
-A forked child inherits every fd of its parent. A child that keeps a copy of a
-sibling's control pipe makes that sibling deaf to its parent's death (EOF never
-comes while a copy is open). spoc records each supervising fd it opens here;
-right after a fork, the child closes all of them except its own.
+A child that kept a copy of a sibling's control pipe would make that sibling
+deaf to its parent's death (no EOF while a copy is open): right after a fork,
+the child closes every fd recorded here but its own.
 """
 
 from __future__ import annotations
@@ -31,11 +30,8 @@ def untrack(fd: int) -> None:
 
 
 def close_all_tracked(keep: frozenset[int] = frozenset()) -> None:
-    """In a freshly forked child: close every inherited supervising fd except `keep`.
-
-    No lock is taken: the child is single-threaded right after the fork, and a
-    lock another thread held at fork time would never be released here.
-    """
+    """In a freshly forked child: close every inherited supervising fd except `keep`. No lock: one another
+    thread held at the fork would never be released here."""
     for fd in list(_tracked):
         if fd not in keep:
             try:

@@ -16,12 +16,10 @@ __all__ = ["Latch", "SignalWake"]
 class Latch:
     """Like a `threading.Event` that is never cleared, and safe to set from a signal handler.
 
-    That is its reason (correctness): `AbstractWorker.stop()` may be called
-    from a signal handler, which runs on the main thread between any two
-    bytecodes. `threading.Event.set` takes its condition's lock, which the
-    interrupted thread may hold at that instant (inside its own `wait`): the
-    handler would then wait for itself for ever. `set` here only releases a
-    lock, which never blocks. A latch is one lock, held until `set()`.
+    Correctness: `stop()` may run in a signal handler, between any two
+    bytecodes of the main thread; `Event.set` takes a lock that thread may
+    hold (in its own `wait`), and would wait for itself. A latch is one lock,
+    held until `set()` releases it, which never blocks.
     """
 
     __slots__ = ("_lock", "_set")
@@ -57,14 +55,10 @@ class Latch:
 class SignalWake:
     """Wakes a wait on the main thread for every signal, so that Python runs the handlers at once.
 
-    Python runs a signal handler on the main thread between bytecodes. A
-    main thread blocked in a lock wait is woken by the signal's EINTR, runs the
-    handler and waits again, but a signal that lands between the handler and
-    the next wait is seen only when the wait ends: a worker's own SIGHUP
-    handler would run a minute late, once its ``self.wait(60)`` returns. Made
-    the process's wake-up fd, this pipe gets a byte for every signal, and a
-    wait that polls it cannot miss one. The bytes only wake the wait; nothing
-    reads a meaning into them (a handler the worker installs just runs).
+    A signal landing between a handler and the next lock wait would be seen
+    only when the wait ends (a worker's SIGHUP handler a minute late, after
+    ``self.wait(60)``). Made the wake-up fd, this pipe gets a byte for every
+    signal, and a wait that polls it misses none; the bytes mean nothing else.
     """
 
     def __init__(self) -> None:

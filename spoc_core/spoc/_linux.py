@@ -104,16 +104,10 @@ def is_single_threaded() -> bool:
 def other_threads() -> str | None:
     """The threads that make forking this process unsafe, for a message; None when there are none.
 
-    Every OS thread besides the caller counts, native ones too, except:
-
-    - multiprocessing's queue feeder threads: multiprocessing resets a
-      queue's thread-side state in a forked child (``Queue._after_fork``, run
-      by `_child.reset_after_fork`), which its own ``fork`` start method
-      relies on, and a queue filled before the server starts is the guide's
-      own pattern;
-    - a Python thread that has finished and is only exiting: an OS thread
-      that Python no longer lists is given a moment to go (see
-      `wait_until_thread_exited`) before it counts as a native thread.
+    Every OS thread but the caller's counts, native ones too, except
+    multiprocessing's queue feeders (a forked child resets its queues, as
+    multiprocessing's own fork relies on) and a finished Python thread that
+    is still exiting (`wait_until_thread_exited`).
     """
     if is_single_threaded():
         return None
@@ -138,13 +132,10 @@ def other_threads() -> str | None:
 def wait_until_thread_exited(native_id: int | None, timeout: float = 0.1) -> None:
     """Wait (briefly) for an OS thread that Python no longer lists to be gone.
 
-    `Thread.join()` returns as soon as the thread has released its Python
-    state; the OS thread exits microseconds later. Until then the process
-    does not count as single-threaded, and a server started right after
-    another (its monitor just joined) would lose its one safe moment to fork
-    directly (correctness: no fork from a threaded program). There is no fd to
-    wait on for a thread's exit, so this yields the CPU until /proc no longer
-    lists it.
+    Correctness: `Thread.join()` returns microseconds before the OS thread
+    exits, and until then a server started right after another would not
+    find the process single-threaded, its one safe moment to fork. No fd
+    tells a thread's exit, so this yields the CPU until /proc no longer lists it.
     """
     if native_id is None:
         return

@@ -1,9 +1,7 @@
 """The logging ``spoc run`` sets up when the application has not: one readable line per event, on stderr.
 
-It goes through the standard `logging` module, so an application that
-configures logging itself (at import, with ``logging.basicConfig`` or
-``logging.config``) keeps its own handlers and format; ``--log-level`` then
-only sets the root logger's level.
+An application that configures logging itself keeps its handlers and
+format; ``--log-level`` then only sets the root logger's level.
 """
 
 from __future__ import annotations

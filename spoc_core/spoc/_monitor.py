@@ -1,19 +1,12 @@
 """The monitor: the one thread per server that receives every event and notices every death.
 
-It blocks in a single ``poll()`` on its wake-up pipe and on every file
-descriptor a backend asked it to watch (`WorkerChannel.watch`: for the
-process backend, each child's event pipe and its pidfd), and calls the
-backend's callback for each one that turns readable; nothing polls with
-sleeps. Events reach it through each worker's channel (`sender`): a thread
-worker's from its own thread, which pokes the wake-up pipe; a process
-worker's from the callback that read them, on this very thread. During
-`Server.run_forever` the wake-up pipe is also the process's signal wakeup fd,
-so Python's C-level signal handler writes each signal's number there, from
-whichever thread the kernel delivered it to.
-
-Because it is the only thread that handles events, whatever it calls (the
-server's bookkeeping, and plugin hooks) is never called concurrently, and each
-worker's events arrive in the order the worker emitted them.
+It blocks in one ``poll()`` on its wake-up pipe and every fd a backend asked
+it to watch (`WorkerChannel.watch`), and calls the backend's callback for
+each readable one. Events arrive through each worker's `sender`: from a
+thread worker's thread (which pokes the wake-up pipe), or from a callback on
+this thread. Under `Server.run_forever` the wake-up pipe is also the signal
+wakeup fd. Being the only thread that handles events, it never runs two
+hooks of a server at once, and keeps each worker's events in order.
 """
 
 from __future__ import annotations
@@ -46,13 +39,8 @@ Sender = TypeVar("Sender")
 
 
 class Monitor(Generic[Sender]):
-    """Receives the events of a server's workers on one thread; see the module docstring.
-
-    Args:
-        on_event: called for each event, with what `sender` was given for its sender.
-        on_signal: called with the number of each signal the server's handlers caught.
-        name: the thread's name.
-    """
+    """Receives the events of a server's workers on one thread (see the module docstring): `on_event` gets
+    each with what `sender` was given for its sender, `on_signal` each signal's number."""
 
     def __init__(
         self,
@@ -125,12 +113,8 @@ class Monitor(Generic[Sender]):
             self._poller.watch(fd, functools.partial(self._ready, fd, on_readable))
 
     def call_later(self, delay: float, action: Callable[[], None]) -> None:
-        """Run `action` on the monitor thread once `delay` seconds have passed (0: after what it handles now).
-
-        The monitor's poll wakes for it, so nothing polls with sleeps; what the
-        action does is serialised with the events, like a hook. Pending actions
-        are dropped when the monitor closes.
-        """
+        """Run `action` on the monitor thread, serialised with the events, once `delay` seconds have passed
+        (the poll wakes for it). Pending actions are dropped when the monitor closes."""
         with self._lock:
             deadline = time.monotonic() + max(0.0, delay)
             heapq.heappush(self._timers, (deadline, next(self._timer_order), action))
@@ -154,11 +138,8 @@ class Monitor(Generic[Sender]):
                 pass
 
     def close(self) -> None:
-        """Stop the thread once it has handled what is pending, and release its fds.
-
-        Called once every worker has ended: a backend has stopped watching
-        their fds by then, and any fd still watched is dropped.
-        """
+        """Stop the thread once it has handled what is pending, and release its fds (once every worker has
+        ended; an fd still watched is dropped)."""
         with self._lock:
             self._closing = True
             self._write(_WAKE)

@@ -316,14 +316,8 @@ def raises_refusals_here(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 class Plugins:
-    """The plugins of one server and the way its hooks are called.
-
-    Args:
-        owner: the server's name, for messages.
-        explicit: plugins given to the server (modules or objects).
-        disabled: names of plugins not to load (entry point or distribution names).
-        hooks: the hookspecs (a child's plugins need only the child's).
-    """
+    """The plugins of one server (named `owner` in messages), and the way its hooks are called; `hooks`: the
+    hookspecs (a child's plugins need only the child's)."""
 
     def __init__(
         self,

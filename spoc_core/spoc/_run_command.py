@@ -1,17 +1,11 @@
 """``spoc run TARGET``: import a server (or workers) and run it until a signal, then exit with its outcome.
 
-Exit codes: 0 after a clean shutdown (by signal, or every worker ended
-cleanly); 1 when a worker failed, shutdown had to force, the server could not
-start, or the application's code raised while loading; 2 for usage errors
-(bad options or environment values, a target that cannot be found or is
-not something spoc can run); 128 + the signal's number when a signal
-arrives before the server runs.
-
-Every option can also be set by an environment variable, named in its help
-(the option wins). The plugin and uvloop options work through
-``SPOC_DISABLE_PLUGIN_AUTOLOAD``, ``SPOC_PLUGINS`` and ``SPOC_UVLOOP``, which
-the core reads itself, so they apply to a Server the application built and
-to every server it builds later.
+Exit codes: 0 after a clean shutdown; 1 when a worker failed, shutdown had
+to force, the server could not start, or the application's code raised while
+loading; 2 for usage errors; 128 + the signal's number when a signal arrives
+before the server runs. Each option has an environment variable (the option
+wins); the plugin and uvloop options set the ones the core reads itself, so
+they reach every Server the application builds.
 """
 
 from __future__ import annotations

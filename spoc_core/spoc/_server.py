@@ -344,11 +344,8 @@ class Server:
     # ------------------------------------------------------------------ restarting (for supervisors)
 
     def _may_start_workers_later(self) -> bool:
-        """Whether workers may start after `start()`: a reload under `run_forever()`, or a plugin's restarts.
-
-        The ``process`` backend asks it at start: its fork server, forked
-        then, is what later ``fork`` workers come from.
-        """
+        """Whether workers may start after `start()` (a reload under `run_forever()`, a plugin's restarts): the
+        ``process`` backend then forks its fork server at start."""
         return self._handling_signals or any(info.source != "builtin" for info in self._plugins.infos)
 
     def restart_worker(self, worker: AbstractWorker, delay: float = 0.0) -> AbstractWorker | None:

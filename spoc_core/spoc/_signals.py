@@ -80,11 +80,8 @@ def unblock(signals: tuple[int, ...]) -> None:
 
 @contextmanager
 def blocked(signals: tuple[int, ...] = CHILD_SIGNALS) -> Iterator[None]:
-    """Block `signals` in the calling thread; a child process or a thread started meanwhile inherits the mask.
-
-    A worker's child unblocks them once its handlers are in place, so a Ctrl+C
-    that lands while it is being born is never a KeyboardInterrupt there.
-    """
+    """Block `signals` in the calling thread; a child or thread started meanwhile inherits the mask, and a
+    worker's child unblocks them once its handlers are in place (no KeyboardInterrupt while it is born)."""
     previous = _raw.pthread_sigmask(signal.SIG_BLOCK, [int(signum) for signum in signals])
     try:
         yield
@@ -98,18 +95,12 @@ def handlers_installed(
 ) -> Iterator[bool]:
     """For the duration of the block, handle `signals` and make every signal write its number to `wakeup_fd`.
 
-    The kernel may deliver a signal to any thread, while Python runs
-    `handler` only on the main thread, and only once that thread runs Python
-    code again: a main thread blocked in a lock wait would never see it. The
-    C-level handler writes the signal number to `wakeup_fd` at once, from
-    whichever thread received the signal; the reader of that fd is where the
-    signal is acted on, and `handler` only records it.
-
-    The previous handlers and wakeup fd are restored afterwards, except that
-    a stop signal (`SHUTDOWN_SIGNALS`) repeated before the monotonic time
-    `repeats_until()` returns is dropped (see `_LateRepeats`). Yields False
-    (and installs nothing) outside the main thread, where Python does not
-    allow signal handlers.
+    Python runs `handler` only on the main thread, once it runs Python code
+    again; the C-level handler writes to `wakeup_fd` at once, from any thread,
+    so its reader acts on the signal and `handler` only records it. Afterwards
+    the previous handlers and wakeup fd come back, but a stop signal repeated
+    before `repeats_until()` is dropped (`_LateRepeats`). Yields False, and
+    installs nothing, outside the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield False
@@ -155,12 +146,8 @@ def start_helper_thread(target: Callable[[], object], name: str) -> threading.Th
 
 
 class _LateRepeats:
-    """A handler that drops a stop signal repeated until `until`, then gives the signal back to `previous`.
-
-    Installed when run_forever() returns after a stop signal: the copy a
-    supervisor sends to the process group a moment after the one to the pid
-    must not kill the program while it exits.
-    """
+    """Drops a stop signal repeated until `until`, then hands it to `previous`: once run_forever() returned,
+    the copy a supervisor sends to the group just after the pid must not kill the program as it exits."""
 
     def __init__(self, previous: Handler | int, until: float) -> None:
         self.previous = previous

@@ -1,9 +1,7 @@
 """The text of a stack dump: the Python stacks of a worker's threads and its event loop's tasks.
 
-Used where the worker lives: in the server's process for a thread worker (its
-body's thread), in a process worker's child for that child (every thread but
-the one that formats the dump). The text is built whole before it is written
-anywhere, so two dumps never interleave.
+Used where the worker lives; the text is built whole before it is written,
+so two dumps never interleave.
 """
 
 from __future__ import annotations
@@ -20,9 +18,8 @@ __all__ = ["format_stacks", "task_stacks", "thread_stack"]
 def thread_stack(ident: int) -> str | None:
     """The formatted Python stack of thread `ident`, or None when it runs none (or no longer exists).
 
-    Read while that thread runs: CPython 3.11 may hand a walk of another
-    thread's frames a frame half made (its ``f_back`` not yet a frame, say).
-    The walk is then taken again, from the thread's frame as it is by then.
+    A walk of a running thread's frames may meet a frame half made (CPython
+    3.11): it is then taken again, from that thread's frame as it is by then.
     """
     for _ in range(5):
         frame = sys._current_frames().get(ident)

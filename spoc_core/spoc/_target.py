@@ -1,14 +1,10 @@
 """What ``spoc run TARGET`` runs: import ``module:attribute`` or ``path/to/file.py:attribute`` and make a Server of it.
 
 The attribute may be a `Server`, a worker, a list or tuple of workers, a
-callable that returns one of those when called without arguments, or a
-worker class (one worker of it is run, named after the class). Workers are put in a Server named after the target.
-
-A target that cannot be found or has the wrong type raises `TargetError`,
-whose message says what was looked for and what was found: ``spoc run``
-exits with 2 for it, as for any usage error. An exception raised by the
-user's own code (while importing the module, or in the factory) propagates
-as it is, traceback and all.
+worker class (one worker, named after it), or a callable that returns one of
+those. A target that cannot be found or has the wrong type raises
+`TargetError`, saying what was looked for and found (exit code 2); what the
+user's own code raises propagates as it is.
 """
 
 from __future__ import annotations
@@ -98,11 +94,8 @@ def _import_module(name: str) -> ModuleType:
 
 
 def _import_file(path: Path) -> ModuleType:
-    """Import a file as the module named after it, with its directory first on sys.path.
-
-    Under that name a ProcessWorker class defined in the file can be found
-    again by a spawn or forkserver child, which imports it the same way.
-    """
+    """Import a file as the module named after it, its directory first on sys.path: a spawn or forkserver
+    child finds a ProcessWorker class of the file again under that name."""
     if path.suffix != ".py":
         raise TargetError(f"{str(path)!r} is not a Python file; give path/to/file.py:attribute")
     if not path.is_file():

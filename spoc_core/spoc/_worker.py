@@ -1,10 +1,8 @@
 """AbstractWorker: the lifecycle body, the stop flag, wait/sleep, context, and what the supervising side keeps.
 
-The same object plays two parts. Where the worker *lives* (its thread, or its
-child process) it runs the lifecycle body and sends `WorkerEvent` objects.
-Where it is *supervised* (the process that started it) it receives those
-events and keeps `error`, `exitcode` and `exit_info` up to date. For a thread
-worker both parts are one process; for a process worker the child holds a copy.
+The same object plays two parts: where the worker *lives* (its thread, or a
+copy in its child) it runs the body and sends events; where it is
+*supervised* it takes them in and keeps `error`, `exitcode` and `exit_info`.
 """
 
 from __future__ import annotations
@@ -298,12 +296,8 @@ class AbstractWorker(abc.ABC):
         self._stop_on(None)
 
     def _stop_on(self, signum: int | None) -> None:
-        """`stop()`; with `signum`, where the body lives, because that signal came from outside the server.
-
-        The server is told which signal it was (a ``"stopping"`` event with
-        ``signal`` in its data), so that it can tell the stop it asked for
-        from one it did not.
-        """
+        """`stop()`; with `signum` (where the body lives) for a signal from outside the server, which the
+        ``"stopping"`` event names, so the server can tell a stop it asked for from one it did not."""
         first = not self._stop_requested
         if first:
             self._stop_requested = True

@@ -26,20 +26,13 @@ logger = logging.getLogger("spoc")
 class ProcessBackend(Backend):
     """Runs each `ProcessWorker` in a child process; see `_worker` for the start methods and `_fork_server`.
 
-    In `prepare`, while the program is still single-threaded at
-    `Server.start()`, ``fork`` workers are forked directly and then, when a
-    worker needs it now or workers may start later (under `run_forever`, whose
-    reload starts every worker again, or with any plugin active, which may
-    restart workers), the server's fork server is forked, before the server
-    starts any thread. Otherwise it is not: it costs one fork at start, 70%
-    of a fork worker's start latency. It makes the ``spawn`` workers and every
-    ``fork`` worker started later (a restart, a reload, a worker added after
-    start); ``forkserver`` workers come from multiprocessing's fork server
-    when spoc started it with its preload (else from the server's too). No
-    ``fork`` child is ever forked from a program that runs threads: where no
-    clean snapshot exists (the program already ran threads at start, or the
-    server forked no fork server then), a ``fork`` worker is started with
-    ``spawn`` instead, with one `SpocWarning` that says why.
+    In `prepare`, while the program is single-threaded, ``fork`` workers are
+    forked directly; then the fork server is forked when a worker needs it now
+    or workers may start later (under `run_forever`, or with a plugin active),
+    and not otherwise (start latency: it costs 70% of a fork worker's start).
+    It makes the ``spawn`` workers and the ``fork`` ones started later. With
+    no clean snapshot to fork from, a ``fork`` worker is spawned instead, with
+    a `SpocWarning` that says why.
     """
 
     name = "process"

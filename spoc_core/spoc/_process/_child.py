@@ -1,28 +1,14 @@
-"""The life of a process worker inside its child process.
+"""The life of a process worker inside its child process, whatever start method made it.
 
-Whatever start method made the child, it arrives here with its worker, the
-read end of its control pipe and the write end of its event pipe. Here it:
-
-- takes over its signals: SIGINT is ignored (Ctrl+C reaches the whole process
-  group; the parent decides), SIGHUP and SIGUSR1 are ignored too unless the
-  worker installs its own handler (the server gives them their meaning), a
-  first SIGTERM stops the worker gracefully and a second one ends the process;
-- takes requests from the server over the control pipe: ``S`` stop, ``D``
-  send the stacks of every thread; `CONTROL_SIGNAL` says "read it now", and
-  EOF on it means the parent is gone;
-- watches its parent: EOF on the control pipe, or the parent-death signal
-  (`CONTROL_SIGNAL`), stops the worker, and if the worker has not ended
-  within the orphan timeout the process dumps its stacks and exits, so no
-  worker outlives its server;
-- runs the lifecycle body and sends every event to the parent, in order.
-
-A SIGTERM the server did not send (someone ran ``kill`` on the child) stops
-the worker gracefully too; the child then ends by that SIGTERM once its
-teardown has run (exit code -15), and tells its server it stopped on that
-signal, so that the server can tell a stop it asked for from one it did not.
-The child's wake-up fd only wakes the worker's waits on the main thread
-(`SignalWake`); no byte written there is read as a request, so a handler the
-worker installs for any signal just runs, at once.
+- Signals: SIGINT is ignored (the parent decides); SIGHUP and SIGUSR1 too,
+  unless the worker installs a handler; a first SIGTERM stops the worker
+  gracefully, a second ends the process. A SIGTERM the server did not send
+  is reported as such, and the child ends by it after its teardown.
+- Requests come over the control pipe (``S`` stop, ``D`` stacks), with
+  `CONTROL_SIGNAL` to read them now; EOF there, or the parent-death signal,
+  means the parent is gone: the worker stops, and the process exits with its
+  stacks dumped if it has not ended within the orphan timeout.
+- The lifecycle body runs, and every event goes to the parent, in order.
 """
 
 from __future__ import annotations
@@ -59,15 +45,10 @@ ORPHAN_EXIT_CODE = 70
 class ChildOptions:
     """What the parent tells a child about how to run.
 
-    Attributes:
-        use_uvloop: run an async worker's loop on uvloop.
-        parent_death_signal: whether PR_SET_PDEATHSIG is reliable for this
-            child (it was forked by a thread that lives as long as its parent).
-        expected_parent: the pid the child's parent must have right after the
-            fork, or 0 when the child is not the parent's direct child.
-        orphan_timeout: seconds an orphaned worker gets to finish its teardown.
-        plugins: the server's plugins that implement ``child_starting`` or ``child_stopping``.
-        server_name: the name of the server that started the worker.
+    ``parent_death_signal``: PR_SET_PDEATHSIG is reliable (the forking thread
+    lives as long as the parent); ``expected_parent``: the pid the parent must
+    have right after the fork (0: not a direct child); ``orphan_timeout``: the
+    seconds an orphan gets to finish; ``plugins``: those with child hooks.
     """
 
     use_uvloop: bool = False
@@ -79,12 +60,8 @@ class ChildOptions:
 
     @property
     def told_of_parent_death_by_signal(self) -> bool:
-        """Whether the death of the process that supervises this child reaches it as a signal.
-
-        True when the parent-death signal is armed and the parent is the
-        server or its fork server (which dies with it); not under
-        multiprocessing's fork server, which may outlive the server.
-        """
+        """Whether the supervisor's death reaches this child as a signal: armed, and the parent is the server
+        or its fork server (not multiprocessing's, which may outlive the server)."""
         return self.parent_death_signal and self.expected_parent != 0
 
 
@@ -136,25 +113,16 @@ class _Control:
         """The parent is gone (EOF on the control pipe, or ``H``): the worker stops, and must end in time."""
 
     def start(self) -> None:
-        """Start watching (once), on a bare thread: nothing waits for it to come up.
-
-        A bare thread (correctness): this runs from signal handlers, and
-        `threading.Thread.start` takes threading's locks and waits for the
-        thread, which the interrupted main thread may hold or be needed for.
-        """
+        """Start watching (once), on a bare thread (correctness: this runs from signal handlers, where
+        `threading.Thread.start` could wait on a lock the interrupted main thread holds)."""
         if not self.started:
             self.started = True
             with blocked(ALL_SIGNALS):  # signals go to the main thread, where Python runs the worker's handlers
                 _thread.start_new_thread(self._watch, ())
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        """A first SIGTERM asks for a graceful stop; a second one ends the process.
-
-        SIGTERMs are counted, not stop requests: under systemd's control-group
-        kill the parent and the child get SIGTERM together, and the parent's
-        stop request may arrive first. That must not make the child's own
-        SIGTERM count as a second one.
-        """
+        """A first SIGTERM asks for a graceful stop; a second one ends the process. SIGTERMs are counted, not
+        stop requests: under a control-group kill the server's stop request may arrive before the child's own."""
         self.sigterms += 1
         if self.sigterms > 1:
             die_by_signal(signal.SIGTERM)
@@ -224,18 +192,12 @@ def _server_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: ChildOptions) -> int:
-    """Run `worker` in this (child) process; return its exit code.
+    """Run `worker` in this child (its signals blocked or ignored); return its exit code, negative for the
+    signal to end the process by once it has cleaned up (`die_by_signal`).
 
-    Called with the child signals blocked or ignored (see `_signals.blocked`).
-    A negative code asks the caller to end the process by that signal once
-    it has cleaned up (`die_by_signal`): the worker stopped on a SIGTERM its
-    server did not send.
-
-    The control thread starts once the first event is sent, or when a
-    signal needs it: the parent's death reaches the child as the parent-death
-    signal until then. A thread started before the "startup" event would
-    compete with it for the GIL and a core, and delay it by a quarter of a
-    fork's whole start-up time.
+    Start latency: the control thread starts with the first event (or a
+    signal that needs it); one started before "startup" competes with it for
+    the GIL and delays it by a quarter of a fork's start-up time.
     """
     worker._init_runtime()
     multiprocessing.current_process().name = f"spoc:{worker.name}"  # logging's processName

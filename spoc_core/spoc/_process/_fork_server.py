@@ -1,36 +1,19 @@
-"""The fork server: a clean single-threaded process that makes a server's children.
+"""The fork server: a clean single-threaded process that makes a server's children once the server runs threads.
 
-Forking a process that runs threads can deadlock the child on a lock another
-thread held at that instant (and warns from Python 3.12 on). So the process
-backend forks a fork server in `Server.start()`, *before* the server's
-monitor and thread workers exist, whenever one will be needed: a worker that
-cannot be forked directly at start, or a server that may start workers
-later (under `run_forever`, whose reload starts every worker again, or with
-a plugin active, which may restart them). It
-then makes the server's children that cannot be forked directly: ``fork``
-workers started once threads run (a worker added later or restarted
-included) and ``spawn`` workers (and ``forkserver`` ones when
-multiprocessing's fork server was not started by spoc). It has no other
-thread, holds no lock, and ignores the shutdown signals, so every child it
-makes is born with Ctrl+C ignored.
+A fork of a process that runs threads can deadlock on a lock another thread
+held. So the process backend forks this server in `Server.start()`, before
+any thread, when it will be needed (see `ProcessBackend`); it then makes the
+``fork`` children started later and the ``spawn`` ones. It has no other
+thread and ignores the shutdown signals, so its children are born with
+Ctrl+C ignored. Being a fork of the program at start, it hands a registered
+worker to its child as it is, unpickled (sockets and queues included), and
+the child sees ``__main__``; a worker added later is pickled to it, with the
+fds of its pipes and queues passed along.
 
-The fork server is a fork of the program as it was when the server started,
-so a child still sees the program's ``__main__`` (the guide's scripts need
-no ``if __name__ == "__main__":`` guard) and the workers that were
-registered then as they were, unpickled: a worker registered before start
-reaches its child with its attributes as they are, sockets and
-multiprocessing queues included. A worker added after start is pickled to
-the fork server, with the fds of its multiprocessing pipes and queues passed
-along.
-
-Protocol. The server sends a request over a UNIX socket, with the child's
-control pipe, its event pipe, a status pipe and any passed fds attached
-(SCM_RIGHTS). The fork server starts the child (`_start`), answers its pid on
-the status pipe (or -1 and the reason), and writes its exit status there
-once it has ended; the status pipe is the server's sentinel (`ForkedChild`).
-When the server hangs up (its shutdown began: `ForkServer.hang_up`, or it
-closes), the fork server takes no more requests and exits once every child
-it made has been reported.
+Protocol: a request over a UNIX socket carries the child's control, event and
+status pipes (SCM_RIGHTS). The answer on the status pipe is the pid (or -1
+and the reason), then the exit status: that pipe is the server's sentinel
+(`ForkedChild`). Once the server hangs up, it exits after its last child.
 """
 
 from __future__ import annotations
@@ -69,13 +52,8 @@ _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
 
 @dataclass(frozen=True)
 class _Held:
-    """What the server remembers of a worker the fork server holds in its memory.
-
-    Not the worker itself: a worker that has ended and been replaced must
-    become garbage (with everything it held), so the server keeps a weak
-    reference, and for a fresh instance's sake its type and the very tuple of
-    its constructor arguments (`AbstractWorker.fresh_instance` passes it on).
-    """
+    """What the server remembers of a worker the fork server holds: a weak reference (an ended worker must
+    become garbage), its type and the very tuple of its constructor arguments (for its fresh instances)."""
 
     worker: weakref.ref[AbstractWorker]
     kind: type[AbstractWorker]
@@ -129,13 +107,8 @@ class ForkServer:
         return held is not None and held.worker() is worker
 
     def _rebuilds(self, worker: AbstractWorker) -> bool:
-        """Whether `worker` is a fresh instance (`fresh_instance`) of a worker the fork server holds.
-
-        The fork server then rebuilds a restarted fork worker from its own copy of
-        that one, as `fresh_instance` would: nothing is pickled, and what the
-        constructor arguments hold (a multiprocessing.Event made before the
-        server started, say, which cannot be pickled) is what a fork inherits.
-        """
+        """Whether `worker` is a fresh instance of one the fork server holds, which it then rebuilds from its own
+        copy: nothing is pickled, and the constructor arguments are what a fork inherits."""
         held = self._held.get(worker.name)
         if held is None or held.worker() is worker or held.kind is not type(worker):
             return False
@@ -181,11 +154,7 @@ class ForkServer:
         return ForkedChild(pid, _fds.track(status_r))
 
     def hang_up(self) -> None:
-        """Say that no request will come any more: the fork server exits once every child it made has ended.
-
-        The socket stays open for `close`, which reaps the fork server; a `launch`
-        after this raises WorkerStartError.
-        """
+        """No request will come any more: the fork server exits after its last child (`close` reaps it)."""
         with self._lock:
             if self._sock is None or self._hung_up:
                 return
@@ -259,15 +228,8 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
 
 
 def _renew_locks_it_needs() -> None:
-    """Give the fork server fresh copies of the locks its own work takes.
-
-    The fork server is forked from a program that may already run threads (its
-    own, or a multiprocessing queue's feeder). A lock one of them held at that
-    instant stays held forever in the copy: a garbage-collected semaphore's
-    finalizer holding multiprocessing's resource-tracker lock is enough to
-    freeze every spawn launch. The fork server has no other thread, so nothing can
-    legitimately hold these locks here.
-    """
+    """Fresh copies of the locks the fork server's work takes: one a thread of the program held at the fork
+    (a queue's feeder, a finalizer in the resource tracker) would stay held for ever, and freeze every spawn."""
     import multiprocessing.forkserver as mp_forkserver
     import multiprocessing.resource_tracker as mp_resource_tracker
 
@@ -281,12 +243,8 @@ def _renew_locks_it_needs() -> None:
 
 
 def _forget_inherited_forkserver() -> None:
-    """Drop multiprocessing's record of the parent's fork server: it is not this process's child.
-
-    Left as is, multiprocessing would ``waitpid`` on it (and fail) and keep it
-    alive through the inherited pipe; the fork server starts a fork server of its
-    own when a worker needs one.
-    """
+    """Drop multiprocessing's record of the parent's forkserver, not this process's child (it would be waited
+    on, and kept alive through the inherited pipe); this process starts its own when a worker needs one."""
     import multiprocessing.forkserver as mp_forkserver
 
     forkserver = getattr(mp_forkserver, "_forkserver", None)
@@ -306,11 +264,9 @@ def _forget_inherited_forkserver() -> None:
 class _ForkServerLoop:
     """The fork server's loop: make children on request, report their pids and exit statuses.
 
-    ``fork`` children are forked here and reaped here. ``spawn`` and
-    ``forkserver`` children are made by multiprocessing, called from here so
-    that they are born with this process's signal dispositions (shutdown
-    signals ignored) instead of the server's; their multiprocessing sentinel
-    tells when they end.
+    ``fork`` children are forked and reaped here; ``spawn`` and ``forkserver``
+    ones are made by multiprocessing called from here (so born with the
+    shutdown signals ignored), and watched through their pidfd or sentinel.
     """
 
     def __init__(self, sock: socket.socket, wake_r: int, registered: Mapping[str, AbstractWorker]) -> None:

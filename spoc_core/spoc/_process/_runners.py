@@ -1,11 +1,9 @@
 """How the parent waits on a child process and reads its exit code, whoever made it.
 
-A `ChildRunner` is the `Runner` the process backend returns for a worker:
-`DirectChild` for a child this process forked (reaped by its pid),
-`MultiprocessingChild` for one multiprocessing started (spawn, forkserver),
-`ForkedChild` for one the server's fork server made (its exit code comes
-over the status pipe, `STATUS`). A child's death is read from its pidfd
-where the kernel has them, never from a pipe its own children may hold open.
+`DirectChild` (forked here, reaped by pid), `MultiprocessingChild` (spawn,
+forkserver) and `ForkedChild` (made by the fork server; its exit code comes on
+the status pipe). A death is read from the child's pidfd where the kernel has
+them, never from a pipe its own children may hold open.
 """
 
 from __future__ import annotations
@@ -49,11 +47,7 @@ def pidfds_work() -> bool:
 
 
 def pidfd(pid: int) -> int | None:
-    """An fd that turns readable when process `pid` has exited, or None where the kernel has no pidfds.
-
-    A child's death is read from the child itself, never from a pipe its own
-    children may have inherited and keep open after it died.
-    """
+    """An fd that turns readable when process `pid` has exited, or None where the kernel has no pidfds."""
     try:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -66,11 +60,8 @@ def readable(fd: int, timeout: float | None) -> bool:
 
 
 class ChildRunner:
-    """What the server needs of a running child process, however it was made.
-
-    Subclasses say how to `poll()`, `join()` and `close()`; liveness, the exit
-    code and signals are read through `poll()` alike for all of them.
-    """
+    """What the server needs of a running child process, however it was made: subclasses say how to `poll()`,
+    `join()` and `close()`, and the rest goes through `poll()`."""
 
     pid: int | None
     sentinel: int
@@ -113,12 +104,8 @@ class ChildRunner:
 
 
 class DirectChild(ChildRunner):
-    """The runner on a child forked by this process: reaped by its pid, watched through its `sentinel`.
-
-    The sentinel is the child's pidfd, or, on kernels without pidfds, the
-    read end of a pipe whose write end only the child holds (a grandchild that
-    inherits it then delays the news). Only this child's pid is ever waited for.
-    """
+    """A child forked by this process: reaped by its pid, watched through its `sentinel` (its pidfd, or without
+    pidfds a pipe whose write end only the child holds)."""
 
     pid: int
 
@@ -228,12 +215,8 @@ def read_exactly(fd: int, size: int) -> bytes:
 
 
 def _forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
-    """spoc joins its children itself: keep multiprocessing's exit handler from joining them too.
-
-    multiprocessing joins every non-daemon child it started when the
-    interpreter exits, which would override ``daemon=True``; and marking the
-    process daemonic would forbid the worker to start processes of its own.
-    """
+    """spoc joins its children itself: keep multiprocessing's exit handler from joining them too (marking them
+    daemonic instead would forbid a worker to start processes of its own)."""
     children = getattr(multiprocessing.process, "_children", None)
     if isinstance(children, set):
         children.discard(process)

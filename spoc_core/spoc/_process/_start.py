@@ -1,13 +1,9 @@
 """The one way a child process is made to run a worker, whoever makes it: the server or its fork server.
 
-`fork_child` forks and runs the worker in the child; `start_with_multiprocessing`
-has multiprocessing make the child (``spawn``, ``forkserver``). Forking does
-what multiprocessing's fork start method does around the fork (flush the
-standard streams before it; run multiprocessing's exit handlers and
-``os._exit`` after it, so the child never returns into the parent's code) and
-nothing more: multiprocessing's own bootstrap (a Process object, stdin swapped
-for /dev/null) costs a freshly forked child a third of its start-up time,
-mostly in copy-on-write faults (start latency).
+`fork_child` forks and does what multiprocessing's fork does around it
+(flush the streams; after the life, its exit handlers and ``os._exit``) and no
+more: start latency, its bootstrap costs a fresh fork a third of its start-up
+time. `start_with_multiprocessing` has multiprocessing make the child.
 """
 
 from __future__ import annotations
@@ -45,13 +41,8 @@ def fork_child(
     keep: frozenset[int] = frozenset(),
     first: Callable[[], None] | None = None,
 ) -> int:
-    """Fork a child that runs the worker `worker()` returns there; return its pid.
-
-    In the child: `first()` (what the forking process must undo first), then
-    every fd spoc tracks is closed but the pipes and `keep`, then `worker()`
-    (a failure is reported as a setup error of worker `name` on the event
-    pipe) and its life.
-    """
+    """Fork a child that runs the worker `worker()` returns there; return its pid. In the child: `first()`,
+    then every tracked fd but the pipes and `keep` is closed, then `worker()` (a failure is a setup error)."""
 
     def child() -> int:
         if first is not None:

@@ -1,11 +1,9 @@
 """What may travel to a child process: the unpicklable-attribute finder and the thread-only check.
 
-When a worker cannot be pickled, pickle says "cannot pickle '_thread.lock'
-object" and nothing more. spoc walks the worker's attributes to name the one
-at fault (``self.jobs.mutex``). It also looks for objects that pickle or fork
-fine but only ever work between threads of one process (`queue.Queue`,
-`threading.Event` ...): on a ProcessWorker each side gets its own copy, and
-nothing put on one side ever arrives on the other.
+Pickle says "cannot pickle '_thread.lock' object" and no more: spoc names the
+attribute at fault (``self.jobs.mutex``). It also finds objects that only work
+between threads (`queue.Queue`, `threading.Event`...), of which each side of
+a ProcessWorker gets its own copy.
 """
 
 from __future__ import annotations
@@ -62,12 +60,8 @@ class PassedFd:
 
 
 class FdCollector:
-    """Plays multiprocessing's spawning Popen while an object is pickled: collects the fds to send.
-
-    multiprocessing lets pipes, queues and locks be pickled only "while
-    spawning"; with this stand-in in place they pickle, and the fds they need
-    are collected in `fds` to be sent alongside (SCM_RIGHTS).
-    """
+    """Plays multiprocessing's spawning Popen while an object is pickled, so that its pipes, queues and locks
+    pickle: the fds they need are collected in `fds`, to be sent alongside (SCM_RIGHTS)."""
 
     DupFd = PassedFd
 
@@ -106,11 +100,8 @@ def _children(obj: object, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def _own_state(obj: object) -> object:
-    """The attributes to look into: a worker's picklable state, or a plain object's __dict__.
-
-    Other objects' ``__getstate__`` is not called: it may refuse (multiprocessing
-    objects outside spawning) or have side effects.
-    """
+    """The attributes to look into: a worker's picklable state, or an object's __dict__ (another object's
+    ``__getstate__`` may refuse, or have side effects)."""
     from .._worker import AbstractWorker
 
     if isinstance(obj, AbstractWorker):

@@ -1,25 +1,17 @@
 """ProcessWorker and its start methods.
 
-Start methods:
+- ``"fork"`` (Linux's default): forked directly while the program is
+  single-threaded (at `Server.start()`, or on its own), else by the server's
+  fork server; never from a program that runs threads (multiprocessing's
+  queue feeders aside): with no clean snapshot it is spawned instead, with a
+  `SpocWarning` that says why (`warn_spawn_instead`).
+- ``"spawn"`` and ``"forkserver"``: multiprocessing's, the worker pickled to a
+  fresh interpreter (scripts need the ``__main__`` guard); under a Server
+  born with Ctrl+C ignored, from the fork server or a forkserver with spoc's
+  preload (`_forkserver_preload`).
 
-- ``"fork"`` (the default on Linux): under a Server, the child is forked
-  directly while the program is still single-threaded (in `Server.start()`),
-  and otherwise by the server's fork server (see `_fork_server`). A worker started
-  on its own, outside a Server, is forked directly from the calling thread.
-  No child is forked from a process that runs other threads (but
-  multiprocessing's queue feeders, whose queues reset themselves in a forked
-  child): without a clean snapshot to fork from, the worker is started with
-  ``spawn`` instead, with one `SpocWarning` that says why (`warn_spawn_instead`).
-- ``"spawn"`` and ``"forkserver"``: multiprocessing's own; the worker is
-  pickled to a fresh interpreter. Scripts then need the
-  ``if __name__ == "__main__":`` guard, as with any multiprocessing program.
-  Under a Server, spawn children are launched by the fork server, and
-  forkserver children by multiprocessing's fork server started with spoc's
-  preload (`_forkserver_preload`): either way they are born with Ctrl+C ignored.
-
-Whatever the method, the child is made by `_start` and runs
-`_child.run_child`; it reports over an event pipe and takes stop requests
-over a control pipe, whose parent ends the worker's `ChildLink` holds.
+The child is made by `_start` and runs `_child.run_child`; its pipes' parent
+ends are the worker's `ChildLink`.
 """
 
 from __future__ import annotations
