@@ -195,7 +195,9 @@ def test_a_child_stopped_from_outside_is_reported_not_taken_for_a_requested_stop
     pids = ready_pids(app, 3)
     os.kill(pids["process-2"], signal.SIGTERM)  # an operator's `kill <pid>`
     app.expect(r"worker 'process-2' was stopped by SIGTERM from outside its server", stream="stderr")
-    assert "TEARDOWN process-2" in app.stdout  # gracefully: its teardown ran
+    # Gracefully: its teardown ran. Waited for, not read at once: the child wrote it before it exited, but the
+    # test's stdout reader may take it in after the stderr reader took in the server's line about that exit.
+    app.expect(r"TEARDOWN process-2", timeout=5)
     app.signal(signal.SIGTERM)
     assert app.wait() == 1
     assert "failed=process-2" in app.stdout
