@@ -22,9 +22,6 @@ class Poller:
         self._poll = select.poll()
         self._callbacks: dict[int, Callable[[], None]] = {}
 
-    def __contains__(self, fd: int) -> bool:
-        return fd in self._callbacks
-
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call `on_readable()` from `poll` each time `fd` is readable (or at EOF), until `unwatch(fd)`."""
         self._callbacks[fd] = on_readable

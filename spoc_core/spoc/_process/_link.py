@@ -50,10 +50,13 @@ class ChildLink:
         return True
 
     def watch(self, watch: Watch, unwatch: Callable[[int], None], send: Send) -> None:
-        """Have `watch` call back when the child's events can be read (they go to `send`) and when it ends."""
+        """Have `watch` call back when the child's events can be read (they go to `send`) and when it ends.
+
+        Callable again (a `ProcessWorker.join` that timed out, then another): a pipe the child has closed
+        meanwhile is no longer watched.
+        """
         events = self._events
-        assert events is not None
-        events_fd, sentinel = events.fileno(), self.runner.sentinel
+        events_fd, sentinel = (-1 if events is None else events.fileno()), self.runner.sentinel
 
         def on_events() -> None:
             if not self._read(send):  # the child closed its end
@@ -62,7 +65,7 @@ class ChildLink:
 
         def on_end() -> None:
             unwatch(sentinel)
-            if self._events is not None:
+            if self._events is not None:  # still open, so still watched (its number is not someone else's yet)
                 unwatch(events_fd)
             self.runner.join(1.0)
             self._read(send, drain=True)  # what the child sent last
@@ -74,7 +77,8 @@ class ChildLink:
                 _close(control)
             self.runner.close()
 
-        watch(events_fd, on_events)
+        if events is not None:
+            watch(events_fd, on_events)
         watch(sentinel, on_end)
 
     def _read(self, send: Send, drain: bool = False) -> bool:

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _fds
 from .._aio import uvloop_enabled
@@ -47,9 +47,6 @@ from ._link import ChildLink
 from ._runners import ChildRunner, DirectChild, MultiprocessingChild, pidfds_work
 from ._start import fork_child, start_with_multiprocessing
 from ._transfer import find_thread_only, find_unpicklable, pickle_for_child, thread_only_advice
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["START_METHODS", "ProcessWorker", "default_start_method", "warn_spawn_instead"]
 

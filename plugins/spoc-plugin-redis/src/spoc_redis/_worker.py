@@ -187,7 +187,9 @@ class _Run:
                 self._report("claimed", jobs=len(claimed))
                 with self.lock:
                     self.held.update(job.id for job in claimed)
-                return claimed
+                for job in [job for job in claimed if job.deliveries > self.settings.max_deliveries]:  # died on it
+                    self._dead(job, RuntimeError(f"delivered {job.deliveries} times without being done"))
+                return [job for job in claimed if job.deliveries <= self.settings.max_deliveries]
         block = self.settings.block
         with self.lock:
             if self.retries:
@@ -211,9 +213,6 @@ class _Run:
         return jobs
 
     def process(self, job: Job, handle: Callable[[Job], Any]) -> None:
-        if job.deliveries > self.settings.max_deliveries:  # its consumers died on it every time
-            self._dead(job, RuntimeError(f"delivered {job.deliveries} times without being done"))
-            return
         began = time.monotonic()
         try:
             handle(job)
@@ -224,10 +223,6 @@ class _Run:
 
     async def process_async(self, job: Job, handle: Callable[[Job], Any]) -> None:
         loop = asyncio.get_running_loop()
-        if job.deliveries > self.settings.max_deliveries:
-            error = RuntimeError(f"delivered {job.deliveries} times without being done")
-            await loop.run_in_executor(None, self._dead, job, error)
-            return
         began = time.monotonic()
         try:
             await handle(job)
