@@ -67,6 +67,9 @@ class Consumer:
         )
         self._lost = False
         self._lost_lock = threading.Lock()
+        self.recovered = False
+        """Redis was away: jobs delivered to this consumer may be pending while it never got them (a read whose
+        reply was lost), to be taken back with `own_pending`."""
         self._claim_cursor = "0-0"
 
     def close(self) -> None:
@@ -120,6 +123,7 @@ class Consumer:
             with self._lost_lock:
                 back, self._lost = self._lost, False
             if back:
+                self.recovered = True
                 logger.warning("worker %r: Redis is back (%s)", self.worker, what)
             return result
 
@@ -172,6 +176,24 @@ class Consumer:
             if entry_id == job.id and entry_fields is not None:
                 return Job(job.id, entry_fields, job.deliveries + 1)
         return None
+
+    def own_pending(self, held: set[str]) -> list[Job]:
+        """The jobs pending for this consumer that it does not hold (a read whose reply an outage lost), handed
+        to it again: done now, not `claim_idle` later."""
+        s = self.settings
+        self.recovered = False
+        pending = self._call(
+            "recovery",
+            functools.partial(self.client.xpending_range, s.stream, s.group, "-", "+", 1000, s.consumer),
+            give_up_on_stop=True,
+        )
+        lost = [entry for entry in pending or [] if entry["message_id"] not in held]
+        jobs = []
+        for entry in lost:
+            job = self.redeliver(Job(entry["message_id"], {}, int(entry["times_delivered"])))
+            if job is not None:
+                jobs.append(job)
+        return jobs
 
     def keep(self, ids: list[Any]) -> None:
         """Tell the group this consumer still holds `ids` (their idle time starts again), so nobody claims them."""

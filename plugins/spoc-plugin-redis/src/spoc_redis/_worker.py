@@ -164,8 +164,17 @@ class _Run:
                 logger.exception("worker %r: keeping its jobs failed", self.worker.name)
 
     def next_jobs(self, count: int) -> list[Job]:
-        """The next jobs to do: a retry that is due, else claimed jobs when a claim is due, else new ones."""
+        """The next jobs to do: after an outage the ones it lost, else a retry that is due, else claimed jobs when a
+        claim is due, else new ones."""
         now = time.monotonic()
+        if self.consumer.recovered:
+            with self.lock:
+                held = set(self.held)
+            lost = self.consumer.own_pending(held)
+            with self.lock:
+                self.held.update(job.id for job in lost)
+            if lost:
+                return lost
         with self.lock:
             due = [job for when, job in self.retries if when <= now]
             if due:
