@@ -172,6 +172,11 @@ def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App]
     app.expect("IN-MAIN", count=4)  # main() is on every stack (READY comes just before it is called)
     app.signal(signal.SIGUSR1)
     app.expect(r"stack of worker '(\S+)'", stream="stderr", count=4)
+    app.signal(signal.SIGTERM)  # nothing stopped meanwhile
+    assert app.wait() == 0
+    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True started=4" in app.stdout
+    # Read once the program has exited: the test reads stderr line by line, and the last block's lines may
+    # still be on their way when its header is in (each block is written whole, and ends at the next record).
     blocks = stack_blocks(app.stderr)
     assert sorted(blocks) == ["async-1", "process-1", "process-2", "thread-1"]
     for name, lines in blocks.items():
@@ -180,9 +185,6 @@ def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App]
         assert "in main" in text, text  # the body's own frame
         assert "stack of worker" not in text  # never another worker's lines inside
     assert "Task " in "\n".join(blocks["async-1"])
-    app.signal(signal.SIGTERM)  # nothing stopped meanwhile
-    assert app.wait() == 0
-    assert "RESULT reason=signal signal=SIGTERM forced=False ok=True started=4" in app.stdout
 
 
 # ---------------------------------------------------------------------- a child stopped from outside (point 5)
