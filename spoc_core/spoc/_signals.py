@@ -22,10 +22,8 @@ __all__ = [
     "STACK_DUMP_SIGNAL",
     "blocked",
     "handlers_installed",
-    "set_handler",
     "signal_name",
     "start_helper_thread",
-    "unblock",
 ]
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -55,38 +53,16 @@ CHILD_SIGNALS = (*SERVER_SIGNALS, CONTROL_SIGNAL)
 
 Handler = Callable[[int, FrameType | None], object]
 
-try:
-    import _signal as _c_signal  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # not CPython
-    _c_signal = signal
-_raw: Any = _c_signal
-"""The C module under `signal`: the same calls without the conversions to and from enums.
-
-The wrappers in `signal` turn every number and handler into an enum member
-(and the previous handler back), which runs enough Python to cost a freshly
-forked child a tenth of its start-up time in copy-on-write faults.
-"""
-
-
-def set_handler(signum: int, handler: Handler | int) -> None:
-    """``signal.signal(signum, handler)`` without the enum conversions, for a child's start-up."""
-    _raw.signal(int(signum), int(handler) if isinstance(handler, int) else handler)
-
-
-def unblock(signals: tuple[int, ...]) -> None:
-    """Unblock `signals` in the calling thread, without the enum conversions."""
-    _raw.pthread_sigmask(signal.SIG_UNBLOCK, [int(signum) for signum in signals])
-
 
 @contextmanager
 def blocked(signals: tuple[int, ...] = CHILD_SIGNALS) -> Iterator[None]:
     """Block `signals` in the calling thread; a child or thread started meanwhile inherits the mask, and a
     worker's child unblocks them once its handlers are in place (no KeyboardInterrupt while it is born)."""
-    previous = _raw.pthread_sigmask(signal.SIG_BLOCK, [int(signum) for signum in signals])
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         yield
     finally:
-        _raw.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from .._latch import Latch, SignalWake
 from .._linux import set_parent_death_signal, set_process_title
 from .._plugins import ChildPlugins
 from .._poll import Poller
-from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked, set_handler, unblock
+from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked
 from .._stacks import format_stacks
 from .._worker import AbstractWorker, LifecycleBody, set_process_worker
 
@@ -207,12 +207,12 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     except ValueError:  # not the main thread (set_wakeup_fd refuses): nothing was inherited either
         pass
     control = _Control(worker, control_fd, options)
-    set_handler(signal.SIGINT, signal.SIG_IGN)
-    set_handler(signal.SIGTERM, control.on_sigterm)
-    set_handler(signal.SIGHUP, _server_signal)
-    set_handler(signal.SIGUSR1, _server_signal)
-    set_handler(CONTROL_SIGNAL, control.on_control_signal)
-    unblock(CHILD_SIGNALS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, control.on_sigterm)
+    signal.signal(signal.SIGHUP, _server_signal)
+    signal.signal(signal.SIGUSR1, _server_signal)
+    signal.signal(CONTROL_SIGNAL, control.on_control_signal)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_SIGNALS)
     if options.parent_death_signal:
         set_parent_death_signal(CONTROL_SIGNAL)
     if options.expected_parent and os.getppid() != options.expected_parent:
@@ -245,7 +245,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         # means nothing here any more, and interpreter exit would reset a Python handler to the default action
         # (the server sends its control signal right after its write; the group's copy of a SIGTERM comes late).
         for signum in (CONTROL_SIGNAL, signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM):
-            set_handler(signum, signal.SIG_IGN)
+            signal.signal(signum, signal.SIG_IGN)
     if control.outside_signal is not None:  # cleared when the server asked for the stop
         return -control.outside_signal
     return code
