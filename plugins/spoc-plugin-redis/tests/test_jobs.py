@@ -11,7 +11,7 @@ import redis
 from spoc import Server
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_redis import RECORD_TOPIC, plugin
-from stream_workers import AsyncProcessConsumer, AsyncThreadConsumer, ProcessConsumer, ThreadConsumer
+from stream_workers import AsyncProcessConsumer, AsyncThreadConsumer, ProcessConsumer, Quick, ThreadConsumer
 
 WAIT = 30  # seconds any one job may take to be reported done, on a loaded machine
 
@@ -61,6 +61,22 @@ def test_every_job_is_done_once_and_acknowledged(
     assert server.join_all(WAIT) == []
     assert pending(client) == 0
     assert client.llen("done") == 0  # nothing done twice
+
+
+def test_fast_jobs_are_acknowledged_together_and_all_of_them_by_the_stop(
+    redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    add_jobs(client, 499)
+    client.xadd("jobs", {"n": "499", "last": "yes"})
+    server = spoc_server(Quick("quick", plugin_options={"redis_url": redis_url}))
+    server.start()
+    assert wait_done(client, 1) == ["499"]  # one consumer does the jobs in order: the other 499 are done
+    server.stop()
+    assert server.join_all(WAIT) == []
+    assert pending(client) == 0
+    acknowledgements = int(client.info("commandstats")["cmdstat_xack"]["calls"])
+    print(f"\n500 jobs acknowledged in {acknowledgements} XACKs")
+    assert acknowledgements < 500  # those done while one XACK was on its way went in the next
 
 
 def test_process_workers_of_every_start_method(

@@ -162,9 +162,10 @@ class Consumer:
             jobs.extend(Job(entry_id, entry_fields or {}) for entry_id, entry_fields in entries)
         return jobs
 
-    def ack(self, job: Job) -> None:
+    def ack(self, ids: list[str]) -> None:
+        """Acknowledge the jobs `ids`, in one XACK."""
         s = self.settings
-        self._call("acknowledgement", lambda: self.client.xack(s.stream, s.group, job.id), give_up_on_stop=False)
+        self._call("acknowledgement", lambda: self.client.xack(s.stream, s.group, *ids), give_up_on_stop=False)
 
     def redeliver(self, job: Job) -> Job | None:
         """Hand a failed job to this consumer again, counted as a delivery; None when it is gone from the stream."""
