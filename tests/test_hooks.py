@@ -23,6 +23,7 @@ from workers_for_tests import (
     SendsRecordsThread,
     StopsItself,
     WaitsForStop,
+    WritesBothStreams,
 )
 
 # ---------------------------------------------------------------------- backends and checks
@@ -274,6 +275,108 @@ def test_hook_worker_exited(spoc_server: ServerFactory, spoc_hooks: HookRecorder
     assert {name: info.outcome for name, info in exits.items()} == {n: n for n in exits}
     assert exits["killed"].exitcode == -9 and exits["failed"].error is not None
     assert exits["stopped"].stop_requested and not exits["clean"].stop_requested
+
+
+class CapturesOutput:
+    """Gives each process worker's child pipes for its stdout and stderr, read on the monitor thread; once the
+    worker has ended, reads what is left and notes whether the pipe was at its end (no write end left open)."""
+
+    name = "captures-output"
+
+    def __init__(self) -> None:
+        self.output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+        self.reading: dict[int, tuple[int, Any]] = {}  # read end: the fd number it captures, the channel
+        self.at_end: list[bool] = []
+
+    @hookimpl
+    def worker_stdio(self, channel: Any) -> dict[int, int]:
+        given = {}
+        for number in (1, 2):
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)
+            self.reading[read_end] = (number, channel)
+            channel.watch(read_end, lambda fd=read_end: self._read(fd))
+            given[number] = write_end
+        return given
+
+    def _read(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        self.output[self.reading[fd][0]] += data
+        return not data
+
+    @hookimpl
+    def worker_exited(self) -> None:
+        for fd, (_, channel) in list(self.reading.items()):
+            while not (ended := self._read(fd)):
+                try:
+                    os.read(fd, 0)
+                except BlockingIOError:
+                    break
+            self.at_end.append(ended)
+            channel.unwatch(fd)
+            os.close(fd)
+            del self.reading[fd]
+
+
+def test_hook_worker_stdio(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """The child writes to the plugin's pipes, under every start method and after a restart (the fork server's
+    children); the server closes its copies of the write ends, so the pipes are at their end once it has ended."""
+    capture = CapturesOutput()
+    server = spoc_server(WritesBothStreams("writer", start_method=start_method), plugins=[capture])
+    server.start()
+    first = spoc_hooks.wait_for("worker_started", worker="writer")["event"].pid
+    spoc_hooks.wait_for("worker_exited", worker="writer")
+    fresh = server.restart_worker(server.workers[0])
+    assert fresh is not None
+    second = spoc_hooks.wait_for("worker_started", worker=lambda w: w.restarts == 1)["event"].pid
+    spoc_hooks.wait_for("worker_exited", worker=lambda w: w.restarts == 1)
+    server.stop()
+    assert server.join_all(10) == []
+    assert capture.output[1].decode().splitlines() == [f"out writer {first}", f"out writer {second}"]
+    assert capture.output[2].decode().splitlines() == [f"err writer {first}", f"err writer {second}"]
+    assert capture.at_end == [True] * 4
+
+
+class GivesPipes:
+    """Gives the child the write ends of new pipes for `numbers` (or returns `result` as it is)."""
+
+    def __init__(self, name: str, numbers: tuple[int, ...] = (), result: object = None) -> None:
+        self.name = name
+        self.numbers = numbers
+        self.result = result
+        self.read_ends: dict[int, int] = {}
+
+    @hookimpl
+    def worker_stdio(self) -> object:
+        if not self.numbers:
+            return self.result
+        given = {}
+        for number in self.numbers:
+            self.read_ends[number], given[number] = os.pipe()
+        return given
+
+
+def test_worker_stdio_the_first_plugin_has_a_number_and_a_wrong_result_is_named(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = GivesPipes("first", (1,)), GivesPipes("second", (1, 2))
+    wrong = GivesPipes("wrong", result={3: 1})
+    server = spoc_server(WritesBothStreams("writer"), plugins=[first, second, wrong])
+    server.start()
+    spoc_hooks.wait_for("worker_exited", worker="writer")
+    server.stop()
+    assert server.join_all(10) == []
+    assert os.read(first.read_ends[1], 1024).startswith(b"out writer")
+    assert os.read(second.read_ends[1], 1024) == b""  # closed by the server, never given to the child
+    assert os.read(second.read_ends[2], 1024).startswith(b"err writer")
+    for fd in (*first.read_ends.values(), *second.read_ends.values()):
+        os.close(fd)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "spoc plugin 'wrong': worker_stdio returned {3: 1} for worker 'writer'" in "\n".join(messages)
+    assert any("spoc plugins 'first' and 'second' both give its fd 1" in m for m in messages)
 
 
 # ---------------------------------------------------------------------- in the child

@@ -426,3 +426,14 @@ class TearsDownWhenReleased(ProcessWorker):
 
     def teardown(self) -> None:
         self.release.wait(30)
+
+
+class WritesBothStreams(ProcessWorker):
+    """Writes a line to stdout through print() and one to fd 2 through os.write, as a C library would.
+
+    (print() to the interpreter's own stdout: pytest's capture replaces sys.stdout by a file of its own.)
+    """
+
+    def main(self) -> None:
+        print(f"out {self.name} {os.getpid()}", file=sys.__stdout__, flush=True)
+        os.write(2, f"err {self.name} {os.getpid()}\n".encode())

@@ -34,4 +34,4 @@ class BuiltinBackends:
     @hookimpl
     def backend_register(self, server: Server) -> list[Backend]:
         """The core's two backends, for `server`."""
-        return [ProcessBackend(server, self._plugins.for_children, self._may_start_workers_later), ThreadBackend()]
+        return [ProcessBackend(server, self._plugins, self._may_start_workers_later), ThreadBackend()]

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from ._backend import Backend
+    from ._backend import Backend, WorkerChannel
     from ._errors import ErrorRecord
     from ._events import WorkerEvent, WorkerExit
     from ._server import Server, StopReason
@@ -55,6 +55,7 @@ __all__ = [
     "worker_exited",
     "worker_record",
     "worker_started",
+    "worker_stdio",
     "worker_stopping",
 ]
 
@@ -208,6 +209,34 @@ def worker_event(server: Server, worker: AbstractWorker, event: WorkerEvent) -> 
     :param event: the event.
 
     The return value is ignored.
+    """
+
+
+@hookspec
+def worker_stdio(server: Server, worker: AbstractWorker, channel: WorkerChannel) -> Mapping[int, int] | None:
+    """Return the fds a process worker's child is to have as its stdout (1) and stderr (2), or None.
+
+    Called in the server right before the ``process`` backend starts each
+    child (its restarts included), on the thread that starts it; not for
+    thread workers. The returned mapping, ``{1: fd, 2: fd}`` or either one,
+    names fds open in the server (the write ends of pipes, a file): the child
+    gets each at that number before anything of the worker runs there (under
+    every start method, the fork server's children included), so all it
+    writes to it, from ``print`` to a C library or a crash message, goes
+    there. The server owns the returned fds from then on and closes its
+    copies once the child has its own, so that the read end of a pipe sees
+    EOF when the child (and any process it started) has ended.
+
+    :param server: the server.
+    :param worker: the worker about to start.
+    :param channel: the worker's channel for this run: `WorkerChannel.watch`
+        has the server's monitor thread read the other ends, in order with
+        the worker's events.
+
+    The first plugin (in the order they were registered) to give an fd number
+    has it; another plugin's fd for the same number is closed, and the
+    conflict is logged naming both. A result that is not a mapping of 1 or 2
+    to an fd is logged, naming the plugin, and ignored.
     """
 
 

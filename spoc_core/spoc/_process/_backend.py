@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .._backend import KILL_GRACE, Backend, Runner, WorkerChannel
 from .._linux import other_threads
-from .._plugins import ChildPlugins
+from .._plugins import Plugins
 from .._worker import AbstractWorker
 from ._child import ChildOptions
 from ._fork_server import ForkServer
@@ -38,11 +39,9 @@ class ProcessBackend(Backend):
     name = "process"
     worker_type = ProcessWorker
 
-    def __init__(
-        self, server: Server, children_plugins: ChildPlugins, may_start_workers_later: Callable[[], bool]
-    ) -> None:
+    def __init__(self, server: Server, plugins: Plugins, may_start_workers_later: Callable[[], bool]) -> None:
         self._server = server
-        self._children_plugins = children_plugins
+        self._plugins = plugins
         self._may_start_workers_later = may_start_workers_later
         self._fork_server: ForkServer | None = None
         self._no_fork_server = (
@@ -82,14 +81,55 @@ class ProcessBackend(Backend):
             fork_server = self._fork_server
             if fork_server is None and method == "fork":
                 method = self._spawn_instead(worker)
+        stdio = self._stdio_for(worker, channel)
         options = ChildOptions(
             orphan_timeout=self._server.shutdown_timeout,
-            plugins=self._children_plugins,
+            plugins=self._plugins.for_children,
             server_name=self._server.name,
+            stdio=stdio,
         )
-        link = worker._launch(fork_server, options, method)
+        try:
+            link = worker._launch(fork_server, options, method)
+        finally:
+            _close(fd for _, fd in stdio)  # the child has its copies (or was not started)
         link.watch(channel.watch, channel.unwatch, channel.send)
         return link.runner
+
+    def _stdio_for(self, worker: ProcessWorker, channel: WorkerChannel) -> tuple[tuple[int, int], ...]:
+        """The (fd number, fd) pairs the plugins' `worker_stdio` give `worker`'s child; the first to give a
+        number has it, the others' fds are closed."""
+        if "worker_stdio" not in self._plugins.implemented:
+            return ()
+        chosen: dict[int, tuple[str, int]] = {}
+        given = self._plugins.collect("worker_stdio", server=self._server, worker=worker, channel=channel)
+        for plugin, result in given:
+            if not isinstance(result, Mapping) or not all(
+                number in (1, 2) and isinstance(fd, int) and fd >= 0 for number, fd in result.items()
+            ):
+                logger.error(
+                    "spoc plugin %r: worker_stdio returned %r for worker %r; return a mapping of 1 (stdout) "
+                    "and 2 (stderr) to open fds, or None. Ignored",
+                    plugin,
+                    result,
+                    worker.name,
+                )
+                if isinstance(result, Mapping):
+                    _close(fd for fd in result.values() if isinstance(fd, int) and fd >= 0)
+                continue
+            for number, fd in result.items():
+                if number in chosen:
+                    logger.warning(
+                        "worker %r: spoc plugins %r and %r both give its fd %d (worker_stdio); %r has it",
+                        worker.name,
+                        chosen[number][0],
+                        plugin,
+                        number,
+                        chosen[number][0],
+                    )
+                    _close([fd])
+                else:
+                    chosen[number] = (plugin, fd)
+        return tuple((number, fd) for number, (_, fd) in sorted(chosen.items()))
 
     def _spawn_instead(self, worker: ProcessWorker) -> str:
         """``spawn`` for a ``fork`` worker that this server has no clean snapshot to fork from; warns once per name."""
@@ -145,3 +185,11 @@ class ProcessBackend(Backend):
         fork_server, self._fork_server = self._fork_server, None
         if fork_server is not None:
             fork_server.close()
+
+
+def _close(fds: Iterable[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

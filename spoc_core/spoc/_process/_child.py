@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from .. import _fds
@@ -48,7 +48,9 @@ class ChildOptions:
     ``parent_death_signal``: PR_SET_PDEATHSIG is reliable (the forking thread
     lives as long as the parent); ``expected_parent``: the pid the parent must
     have right after the fork (0: not a direct child); ``orphan_timeout``: the
-    seconds an orphan gets to finish; ``plugins``: those with child hooks.
+    seconds an orphan gets to finish; ``plugins``: those with child hooks;
+    ``stdio``: (fd number, fd) pairs the plugins' `worker_stdio` gave, each
+    installed at its number (1, 2) before anything of the worker runs.
     """
 
     use_uvloop: bool = False
@@ -57,6 +59,7 @@ class ChildOptions:
     orphan_timeout: float = 5.0
     plugins: ChildPlugins = field(default_factory=lambda: ChildPlugins("", ()))
     server_name: str = ""
+    stdio: tuple[tuple[int, int], ...] = ()
 
     @property
     def told_of_parent_death_by_signal(self) -> bool:
@@ -199,6 +202,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     signal that needs it); one started before "startup" competes with it for
     the GIL and delays it by a quarter of a fork's start-up time.
     """
+    redirect_stdio(options.stdio)
     worker._init_runtime()
     multiprocessing.current_process().name = f"spoc:{worker.name}"  # logging's processName
     set_process_title(f"spoc: {options.server_name}/{worker.name}" if options.server_name else f"spoc: {worker.name}")
@@ -268,13 +272,29 @@ def reset_after_fork(keep: frozenset[int]) -> None:
         run_after_forkers()
 
 
+def redirect_stdio(stdio: tuple[tuple[int, int], ...]) -> None:
+    """Make each fd number of `stdio` a copy of its fd (then closed): what was written before goes where it was."""
+    if stdio:
+        flush_std_streams()
+    for number, fd in stdio:
+        if fd != number:
+            os.dup2(fd, number)
+            os.close(fd)
+
+
 def process_entry(
     worker: AbstractWorker,
     control: multiprocessing.connection.Connection,
     events: multiprocessing.connection.Connection,
     options: ChildOptions,
+    stdio: tuple[tuple[int, multiprocessing.connection.Connection], ...] = (),
 ) -> None:
-    """Target of the multiprocessing.Process that runs a worker (spawn, forkserver)."""
+    """Target of the multiprocessing.Process that runs a worker (spawn, forkserver); `stdio`'s fds travel as
+    connections, as the pipes do."""
+    if stdio:
+        options = replace(options, stdio=tuple((number, os.dup(conn.fileno())) for number, conn in stdio))
+        for _, conn in stdio:
+            conn.close()
     code = run_child(worker, control.fileno(), events.fileno(), options)
     if code < 0:
         run_multiprocessing_exit()

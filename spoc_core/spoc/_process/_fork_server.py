@@ -29,7 +29,7 @@ import threading
 import traceback
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import _fds
@@ -126,7 +126,8 @@ class ForkServer:
         else:
             payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
-        request["options"] = options
+        request["options"] = replace(options, stdio=())
+        request["stdio"] = [number for number, _ in options.stdio]  # their fds go first among the passed ones
         request["method"] = method
         body = pickle.dumps(request)
         status_r, status_w = os.pipe()
@@ -134,7 +135,7 @@ class ForkServer:
             with self._lock:
                 if self._sock is None or self._hung_up:
                     raise WorkerStartError(f"worker {worker.name!r}: the server's fork server is closed")
-                fds = array.array("i", [control_fd, event_fd, status_w, *passed])
+                fds = array.array("i", [control_fd, event_fd, status_w, *(fd for _, fd in options.stdio), *passed])
                 self._sock.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
                 self._sock.sendall(body)
         except OSError as exc:
@@ -296,6 +297,9 @@ class _ForkServerLoop:
     def _handle(self, request: dict[str, Any], fds: list[int]) -> None:
         control_fd, event_fd, status_fd, *passed = fds
         _fds.track(status_fd)
+        numbers = request["stdio"]
+        stdio, passed = passed[: len(numbers)], passed[len(numbers) :]
+        request["options"] = replace(request["options"], stdio=tuple(zip(numbers, stdio, strict=True)))
         try:
             if request["method"] == "fork":
                 pid = self._fork(request, control_fd, event_fd, passed)
@@ -317,7 +321,7 @@ class _ForkServerLoop:
             _close_tracked(status_fd)
             return
         finally:
-            for fd in (control_fd, event_fd, *passed):
+            for fd in (control_fd, event_fd, *stdio, *passed):
                 os.close(fd)
         _write_all(status_fd, _PID.pack(pid))
 

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -79,13 +80,16 @@ def start_with_multiprocessing(
     """Have multiprocessing start a child (`method`: ``spawn`` or ``forkserver``) that runs `worker`."""
     control = Connection(os.dup(control_fd), writable=False)
     events = Connection(os.dup(event_fd), readable=False)
+    stdio = tuple((number, Connection(os.dup(fd))) for number, fd in options.stdio)
     try:
         context: Any = multiprocessing.get_context(method)
         process: multiprocessing.process.BaseProcess = context.Process(
-            target=process_entry, args=(worker, control, events, options), name=f"spoc:{worker.name}"
+            target=process_entry,
+            args=(worker, control, events, replace(options, stdio=()), stdio),
+            name=f"spoc:{worker.name}",
         )
         process.start()
     finally:
-        control.close()
-        events.close()
+        for conn in (control, events, *(conn for _, conn in stdio)):
+            conn.close()
     return process
