@@ -81,3 +81,13 @@ class WrappingOrdered(Ordered):
     def child_starting(self, worker: Any) -> Any:
         self.report(worker)
         return (yield)
+
+
+class AnnouncesEvents:
+    """An object plugin whose child_event sends a record naming the event about to be sent (so it arrives first)."""
+
+    name = "announces-events"
+
+    @hookimpl
+    def child_event(self, worker: Any, event: Any) -> None:
+        worker.send_record("test.child_event", kind=event.kind, pid=os.getpid(), same=event.worker == worker.name)

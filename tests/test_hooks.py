@@ -397,6 +397,25 @@ def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     assert not spoc_hooks.of("child_starting")  # and never in the server's process
 
 
+def test_hook_child_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+    """It runs in the child right before each lifecycle event is sent (not before records, its own included)."""
+    clean, failed = ExitsAtOnce("clean", start_method=start_method), Raises("failed", start_method=start_method)
+    server = spoc_server(clean, failed, plugins=[child_hook_plugin.AnnouncesEvents()], allow_errors=True)
+    server.start()
+    for worker in (clean, failed):
+        spoc_hooks.wait_for("worker_exited", worker=worker.name)
+        events = [c["event"] for c in spoc_hooks.of("worker_event", worker=worker.name)]
+        kinds = [e.kind if e.kind != "record" else f"announced {e.data['fields']['kind']}" for e in events]
+        if worker is clean:
+            expected = ["announced startup", "startup", "announced shutdown", "shutdown"]
+        else:
+            expected = ["announced startup", "startup", "announced error", "error", "announced shutdown", "shutdown"]
+        assert kinds[: len(expected)] == expected and kinds[len(expected) :] in ([], ["exit"])
+        for call in spoc_hooks.of("worker_record", worker=worker.name):
+            assert call["data"]["pid"] == worker.pid and call["data"]["same"]
+    assert not spoc_hooks.of("child_event")  # never in the server's process
+
+
 def test_hook_child_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
     """It runs in the child after teardown, however the body ended, and its records arrive before the exit."""
     clean, failed = ExitsAtOnce("clean", start_method=start_method), Raises("failed", start_method=start_method)

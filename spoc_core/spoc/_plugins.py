@@ -60,7 +60,7 @@ Source = Literal["builtin", "explicit", "entry point"]
 CHECK_HOOKS = frozenset({"worker_check"})
 """Hooks whose exceptions are not isolated: they refuse the worker, and the caller sees why."""
 
-CHILD_HOOKS = ("child_starting", "child_stopping")
+CHILD_HOOKS = ("child_starting", "child_event", "child_stopping")
 """Hooks that run inside process workers' children: the plugins implementing one travel there."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -481,9 +481,10 @@ class AbstractWorker(abc.ABC):
                 event.error.phase,
                 event.error.message or event.error.type_name,
                 event.error.traceback.rstrip("\n"),
+                extra=self._lifecycle_extra("error"),
             )
         elif event.kind == "startup":
-            logger.info("worker %r started (pid %d)", self.name, event.pid)
+            logger.info("worker %r started (pid %d)", self.name, event.pid, extra=self._lifecycle_extra("startup"))
         elif event.kind == "stopping":  # also when a process worker's child stopped itself
             signum = event.data.get("signal")
             if signum is None:
@@ -499,6 +500,10 @@ class AbstractWorker(abc.ABC):
             self._teardown_duration = duration if isinstance(duration, float) else None
         elif event.kind == "exit":
             self._set_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
+
+    def _lifecycle_extra(self, kind: str) -> dict[str, str]:
+        """The fields of the log record of one of the worker's lifecycle events (docs/plugins.md, "Log records")."""
+        return {"spoc_worker": self.name, "spoc_event": kind}
 
     def _set_exit(self, exitcode: int | None, *, forced: bool = False) -> WorkerExit:
         if self.exit_info is not None:
@@ -517,19 +522,21 @@ class AbstractWorker(abc.ABC):
             teardown_duration=self._teardown_duration,
         )
         self.exit_info = info
+        extra = self._lifecycle_extra("exit")
         if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal:
             logger.error(
                 "worker %r was stopped by %s from outside its server (a stop the server did not ask for); "
                 "its teardown ran",
                 self.name,
                 info.signal,
+                extra=extra,
             )
         elif info.outcome == "killed" and info.signal is not None:
-            logger.error("worker %r was killed by %s", self.name, info.signal)
+            logger.error("worker %r was killed by %s", self.name, info.signal, extra=extra)
         elif info.outcome == "failed" and self.error is None:
-            logger.error("worker %r exited with code %s", self.name, exitcode)
+            logger.error("worker %r exited with code %s", self.name, exitcode, extra=extra)
         else:
-            logger.info("worker %r ended (%s)", self.name, info.outcome)
+            logger.info("worker %r ended (%s)", self.name, info.outcome, extra=extra)
         self._finished.set()
         return info
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "backend_register",
+    "child_event",
     "child_starting",
     "child_stopping",
     "hookspec",
@@ -347,6 +348,26 @@ def child_starting(worker: AbstractWorker, server_name: str) -> None:
     The return value is ignored. When an implementation raises, the error is
     logged in the child (its stderr, unless logging is configured there) and
     the worker starts anyway.
+    """
+
+
+@hookspec
+def child_event(worker: AbstractWorker, event: WorkerEvent) -> None:
+    """Called inside a process worker's child right before it sends a lifecycle event to the server.
+
+    Runs in the child, on the thread that sends the event (the body's), for
+    the kinds ``"startup"``, ``"error"``, ``"stopping"`` and ``"shutdown"``;
+    not for records, nor for thread workers. For a plugin that marks the
+    moment in what the child writes: spoc-plugin-logging writes a marker to
+    the child's stdout and stderr, so that the server writes each line the
+    worker printed on the right side of the event. Plugins implementing it
+    travel to children as for `child_starting`.
+
+    :param worker: the worker, in the child.
+    :param event: the event about to be sent.
+
+    The return value is ignored. When an implementation raises, the error is
+    logged in the child and the event is sent all the same.
     """
 
 

@@ -39,6 +39,8 @@ from .._worker import AbstractWorker, LifecycleBody, set_process_worker
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
 
 ORPHAN_EXIT_CODE = 70
+ANNOUNCED_KINDS = frozenset({"startup", "error", "stopping", "shutdown"})
+"""The events a child's ``child_event`` hooks hear of before they are sent: the lifecycle's, not records."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,14 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
 
     def call_plugins(hook: str) -> None:
         options.plugins.call(hook, worker=worker, server_name=options.server_name)
+
+    if options.plugins and "child_event" in options.plugins.prepare().implemented:
+        send_now = send
+
+        def send(event: WorkerEvent) -> None:
+            if event.kind in ANNOUNCED_KINDS:
+                options.plugins.call("child_event", worker=worker, event=event)
+            send_now(event)
 
     set_process_worker(worker)
     try:
