@@ -191,6 +191,13 @@ def test_a_bad_target_is_a_usage_error_that_says_what_was_found(target: str, mes
         ([], {"SPOC_LOG_LEVEL": "loud"}, "SPOC_LOG_LEVEL: 'loud' is not a log level"),
         ([], {"SPOC_UVLOOP": "yes"}, "SPOC_UVLOOP='yes': use 1 (uvloop) or 0"),
         (["--plugin", "no_such_plugin"], {}, "--plugin 'no_such_plugin': no installed spoc plugin has that name"),
+        (["--log-format", "yaml"], {}, "--log-format 'yaml': use one of json, console, logfmt"),
+        (
+            ["--log-format", "json"],
+            {},
+            "--log-format 'json': log formats are written by spoc-plugin-logging, which is not active for server",
+        ),
+        ([], {"SPOC_LOG_FORMAT": "logfmt"}, "SPOC_LOG_FORMAT 'logfmt': log formats are written by spoc-plugin-logging"),
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
     ],
 )

@@ -31,12 +31,16 @@ from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
 from ._signals import RELOAD_SIGNAL, SERVER_SIGNALS, SHUTDOWN_SIGNALS, STACK_DUMP_SIGNAL, signal_name
 from ._target import EXPECTED, TargetError, load_server
 
-__all__ = ["LOG_LEVEL_ENV", "SHUTDOWN_TIMEOUT_ENV", "add_run_command", "run"]
+__all__ = ["LOG_FORMAT_ENV", "LOG_LEVEL_ENV", "SHUTDOWN_TIMEOUT_ENV", "add_run_command", "run"]
 
 logger = logging.getLogger("spoc")
 
 SHUTDOWN_TIMEOUT_ENV = "SPOC_SHUTDOWN_TIMEOUT"
 LOG_LEVEL_ENV = "SPOC_LOG_LEVEL"
+LOG_FORMAT_ENV = "SPOC_LOG_FORMAT"
+LOG_FORMATS = ("json", "console", "logfmt")
+LOGGING_PLUGIN = "logging"
+"""The plugin that writes the log formats: spoc-plugin-logging, under its entry point's name."""
 
 USAGE_ERROR = 2
 
@@ -85,6 +89,15 @@ def add_run_command(commands: Any) -> None:
         help=f"{', '.join(LEVELS)} (env {LOG_LEVEL_ENV}; default INFO)",
     )
     run_parser.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help=(
+            f"{', '.join(LOG_FORMATS)}: one structured stream of every worker's output and events, written by "
+            f"spoc-plugin-logging, which must be installed (env {LOG_FORMAT_ENV}; default: console on a terminal, "
+            f"json otherwise)"
+        ),
+    )
+    run_parser.add_argument(
         "--no-plugins",
         action="store_true",
         default=None,
@@ -122,6 +135,8 @@ class RunSettings:
     target: str
     shutdown_timeout: float
     log_level: int | None
+    log_format: tuple[str, str] | None
+    """The format asked for, and where (the option or the environment variable)."""
     no_plugins: bool
     """--no-plugins was given (``SPOC_DISABLE_PLUGIN_AUTOLOAD`` in the environment is read by the core itself)."""
     plugins: tuple[str, ...]
@@ -134,6 +149,9 @@ class RunSettings:
             args.shutdown_timeout, "--shutdown-timeout", SHUTDOWN_TIMEOUT_ENV, environ
         )
         level_text, level_source = _given(args.log_level, "--log-level", LOG_LEVEL_ENV, environ)
+        format_text, format_source = _given(args.log_format, "--log-format", LOG_FORMAT_ENV, environ)
+        if format_text is not None and format_text not in LOG_FORMATS:
+            raise UsageError(f"{format_source} {format_text!r}: use one of {', '.join(LOG_FORMATS)}")
         if any(not name.strip() for name in args.plugin):
             raise UsageError("--plugin needs a plugin name or a module")
         plugins = names_in(environ.get(PLUGINS_ENV, "")) + [name.strip() for name in args.plugin]
@@ -147,6 +165,7 @@ class RunSettings:
             target=args.target,
             shutdown_timeout=_timeout(timeout_text, timeout_source),
             log_level=_level(level_text, level_source),
+            log_format=None if format_text is None else (format_text, format_source),
             no_plugins=bool(args.no_plugins),
             plugins=tuple(dict.fromkeys(plugins)),
             uvloop=uvloop,
@@ -224,6 +243,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"spoc run: loading {settings.target!r} raised:", file=sys.stderr)
         traceback.print_exception(type(exc), exc, _without_spoc_frames(exc.__traceback__), file=sys.stderr)
         return 1
+    if settings.log_format is not None and not _logging_plugin_active(server):
+        name, source = settings.log_format
+        return _usage_error(
+            f"{source} {name!r}: log formats are written by spoc-plugin-logging, which is not active for server "
+            f"{server.name!r}: pip install spoc-plugin-logging (or unblock it), or drop {source}"
+        )
     configure_logging(settings.log_level)
     try:
         result = server.run_forever(shutdown_timeout=settings.shutdown_timeout)
@@ -244,6 +269,13 @@ def _run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _logging_plugin_active(server: Server) -> bool:
+    try:
+        return any(plugin.name == LOGGING_PLUGIN for plugin in server.plugins)
+    except SpocError:  # a plugin that fails to load: run_forever() reports it
+        return True
+
+
 def _without_spoc_frames(tb: TracebackType | None) -> TracebackType | None:
     """The traceback from the first frame of the application's code: spoc's own loading frames say nothing."""
     package = os.path.dirname(__file__) + os.sep
@@ -259,6 +291,10 @@ def _usage_error(message: str) -> int:
 
 def _apply_to_environment(settings: RunSettings) -> None:
     """Hand the plugin and uvloop choices to the core through the variables it reads itself."""
+    if settings.log_format is not None:
+        os.environ[LOG_FORMAT_ENV] = settings.log_format[0]
+    if settings.log_level is not None:  # for the children that configure their logging afresh (spawn)
+        os.environ[LOG_LEVEL_ENV] = logging.getLevelName(settings.log_level)
     if settings.no_plugins:
         os.environ[AUTOLOAD_ENV] = "1"
     if settings.plugins:
