@@ -1,0 +1,107 @@
+"""The plugin's part inside a process worker's child: line-buffered streams, log records as frames, faulthandler.
+
+The child's fd 1 and 2 are the pipes the server reads (`worker_stdio`). Here
+``sys.stdout`` becomes line-buffered, so that a line printed is in the pipe
+before the next statement runs (a SIGKILL loses no printed line); the root
+logger writes each record to fd 1 as a frame of data (`_records`), in order
+with what the worker prints; and faulthandler writes a crash's stack to fd 2.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from ._process_hooks import forget_in_child
+from ._records import EVENT_MARK, frame_of, log_record_fields
+
+__all__ = ["ChildLogHandler", "flush_streams", "mark_event", "prepare_child"]
+
+LEVEL_ENV = "SPOC_LOG_LEVEL"
+"""The level a child whose logging nobody configured logs at (``spoc run --log-level`` sets it); default INFO."""
+
+MARKED_KINDS = frozenset({"startup", "error"})
+"""The events whose records the plugin writes: each line must land on its side of them."""
+
+
+class ChildLogHandler(logging.Handler):
+    """Writes each record to fd 1 as a frame, in order with what the worker prints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._write_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = frame_of(log_record_fields(record))
+            with self._write_lock:
+                _flush(sys.stdout)  # what the worker printed before the record comes first
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(1, view) :]
+        except Exception:
+            self.handleError(record)
+
+
+def _flush(stream: Any) -> None:
+    try:
+        if stream is not None:
+            stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _line_buffered(stream: Any, fd: int) -> Any:
+    """`stream` line-buffered when it writes to `fd`; else a new line-buffered text stream on `fd`."""
+    try:
+        if isinstance(stream, io.TextIOWrapper) and stream.fileno() == fd:
+            stream.reconfigure(line_buffering=True)
+            return stream
+    except (OSError, ValueError):
+        pass
+    _flush(stream)
+    return open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+
+
+def prepare_child() -> None:
+    """In the child, before the worker's setup (see the module docstring)."""
+    inherited = forget_in_child()
+    root = logging.getLogger()
+    if not root.handlers and root.level == logging.WARNING:  # a fresh interpreter's logging (spawn, forkserver)
+        level = os.environ.get(LEVEL_ENV, "").strip().upper()
+        try:
+            root.setLevel(int(level) if level.isdigit() else level or logging.INFO)
+        except ValueError:  # spoc run has checked it: one from elsewhere that means nothing leaves INFO
+            root.setLevel(logging.INFO)
+    for handler in inherited:
+        root.removeHandler(handler)
+    if not any(isinstance(h, ChildLogHandler) for h in root.handlers):
+        root.addHandler(ChildLogHandler())
+    sys.stdout = _line_buffered(sys.stdout, 1)
+    sys.stderr = _line_buffered(sys.stderr, 2)
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+
+
+def mark_event(kind: str) -> None:
+    """Right before the child sends event `kind`: the marker, after what the streams buffered, in both pipes."""
+    if kind not in MARKED_KINDS:
+        return
+    _flush(sys.stdout)
+    _flush(sys.stderr)
+    marker = EVENT_MARK + kind.encode() + b"\n"
+    for fd in (1, 2):
+        try:
+            os.write(fd, marker)
+        except OSError:
+            pass
+
+
+def flush_streams() -> None:
+    """What the streams buffered, into the pipes (the worker has ended)."""
+    _flush(sys.stdout)
+    _flush(sys.stderr)

@@ -1,0 +1,371 @@
+"""The `Logging` plugin: its hooks, server side and child side."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import spoc
+
+from . import _process_hooks
+from ._capture import RAW_LEVELS, ChildOutput
+from ._formats import FORMAT_ENV, Render, choose_format, renderer
+from ._in_child import flush_streams, mark_event, prepare_child
+from ._records import log_record_fields
+from ._writer import DEFAULT_BUFFER, Writer, writer_for
+
+__all__ = ["InstalledLogging", "Logging"]
+
+logger = logging.getLogger("spoc.logging")
+
+RECORD_TOPIC = "logging.record"
+"""The topic of a thread worker's lines and log records, sent through its channel to keep them in order."""
+
+FLUSH_AT_STOP = 2.0
+"""Seconds the last lines get to reach a slow destination once a server has stopped, within its shutdown
+deadline (its stop and `Server.shutdown_timeout`)."""
+
+_routes: weakref.WeakKeyDictionary[spoc.AbstractWorker, Logging] = weakref.WeakKeyDictionary()
+_active: list[Logging] = []  # the plugins of the servers running in this process, the latest last
+
+
+def _route_worker(worker: spoc.AbstractWorker) -> Logging | None:
+    """The plugin serving a thread worker's server, for the text the worker writes."""
+    plugin = _routes.get(worker)
+    return plugin if plugin is not None and isinstance(worker, spoc.ThreadWorker) else None
+
+
+def _route_record(record: logging.LogRecord) -> Logging | None:
+    """The plugin a log record of the server's process goes to: its worker's, else the latest server's."""
+    worker = spoc.current_worker()
+    plugin = _routes.get(worker) if worker is not None else None
+    if plugin is None:
+        plugin = _active[-1] if _active else None
+    return plugin
+
+
+class Logging:
+    """One ordered, structured log stream for every worker of a server, thread or process.
+
+    Args:
+        format: ``"json"``, ``"console"`` or ``"logfmt"``; None: the
+            environment variable ``SPOC_LOG_FORMAT``, else ``console`` when the
+            destination is a terminal and ``json`` when it is not.
+        destination: the fd the stream is written to (default 1, the server's
+            stdout).
+        tail_lines: how many of a process worker's last lines of output are
+            attached to its error and exit records (default 50; 0: none).
+        max_line: a captured line longer than this many bytes is written in
+            parts, each marked ``"partial": true``.
+        buffer: bytes of lines that may wait for a slow destination; past
+            them, lines are dropped (and how many is written once the
+            destination takes lines again), so that the server never waits
+            for its output.
+
+    Raises:
+        ValueError: a format, `tail_lines` or `max_line` that cannot be used; the message names it.
+    """
+
+    name = "logging"
+
+    def __init__(
+        self,
+        format: str | None = None,
+        *,
+        destination: int = 1,
+        tail_lines: int = 50,
+        max_line: int = 1 << 20,
+        buffer: int = DEFAULT_BUFFER,
+    ) -> None:
+        if format is not None:
+            choose_format(format, destination)  # raises, naming the value
+        if not isinstance(tail_lines, int) or tail_lines < 0:
+            raise ValueError(f"Logging(tail_lines={tail_lines!r}): give a number of lines, 0 or more")
+        if not isinstance(max_line, int) or max_line < 1024:
+            raise ValueError(f"Logging(max_line={max_line!r}): give a number of bytes, 1024 or more")
+        if not isinstance(buffer, int) or buffer < 1024:
+            raise ValueError(f"Logging(buffer={buffer!r}): give a number of bytes, 1024 or more")
+        self.format = format
+        self.destination = destination
+        self.tail_lines = tail_lines
+        self.max_line = max_line
+        self.buffer = buffer
+        self._render: Render | None = None
+        self._writer: Writer | None = None
+        self._servers: weakref.WeakKeyDictionary[spoc.AbstractWorker, str] = weakref.WeakKeyDictionary()
+        self._children: dict[int, ChildOutput] = {}  # by id() of the worker
+        self._partial: dict[tuple[int, str], str] = {}  # a thread worker's text not ended by a newline yet
+        self._serving: set[str] = set()  # the servers it writes the stream of, by name
+        self._stop_began: dict[str, float] = {}  # by server name: when its stop began (monotonic)
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What travels to a child: the settings (the child writes to the pipes, not to the destination)."""
+        return {k: getattr(self, k) for k in ("format", "destination", "tail_lines", "max_line", "buffer")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state.pop("format"), **state)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"Logging(format={self.format!r}, destination={self.destination}, tail_lines={self.tail_lines})"
+
+    # ------------------------------------------------------------------ writing
+
+    def _emit(self, records: list[dict[str, Any]]) -> None:
+        render, writer = self._render, self._writer
+        if render is None or writer is None:
+            return
+        writer.write(b"".join(render(record) for record in records), len(records))
+
+    def log_record(self, record: logging.LogRecord) -> None:
+        """A record of the server's process (`_process_hooks.ServerLogHandler`).
+
+        spoc's own record of a worker's start, failure or end is left out: the
+        plugin writes its own, from the hooks. A thread worker's record goes
+        through its channel, in order with its events.
+        """
+        if hasattr(record, "spoc_event"):
+            return
+        fields = log_record_fields(record)
+        worker = spoc.current_worker()
+        if worker is not None and isinstance(worker, spoc.ThreadWorker):
+            self._from_thread_worker(worker, fields)
+            return
+        named = getattr(record, "spoc_worker", None)
+        if isinstance(named, str):
+            fields["worker"] = named
+            for output in list(self._children.values()):
+                if output.worker.name == named:
+                    output.drain()
+        fields.setdefault("pid", os.getpid())
+        self._emit([_ordered(fields)])
+
+    def thread_text(self, worker: spoc.AbstractWorker, stream: str, text: str) -> None:
+        """Text a thread worker wrote to ``sys.stdout`` or ``sys.stderr``: its whole lines are written."""
+        key = (id(worker), stream)
+        with self._lock:
+            text = self._partial.pop(key, "") + text
+            lines = text.split("\n")
+            if lines[-1]:
+                self._partial[key] = lines[-1]
+        now = time.time()
+        for line in lines[:-1]:
+            self._from_thread_worker(worker, self._line_fields(stream, line, now))
+
+    @staticmethod
+    def _line_fields(stream: str, line: str, now: float) -> dict[str, Any]:
+        return {"timestamp": now, "level": RAW_LEVELS[stream], "event": line, "stream": stream}
+
+    def _from_thread_worker(self, worker: spoc.AbstractWorker, fields: dict[str, Any]) -> None:
+        """Send `fields` through the worker's channel (`worker_record` writes them), so that they stand in order
+        with its lifecycle events; outside its body, write them now."""
+        try:
+            worker.send_record(RECORD_TOPIC, **fields)
+        except spoc.SpocError:
+            self._emit([self._complete(worker, fields)])
+
+    def _complete(self, worker: spoc.AbstractWorker, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """`fields` of a thread worker's record with the worker's, the pid and the server's names."""
+        return _ordered({**fields, "worker": worker.name, "pid": os.getpid(), "server": self._servers.get(worker)})
+
+    @spoc.hookimpl
+    def worker_record(self, worker: spoc.AbstractWorker, topic: str, data: dict[str, Any]) -> None:
+        if topic == RECORD_TOPIC and worker in self._servers:
+            self._emit([self._complete(worker, data)])
+
+    def _lifecycle(self, worker: spoc.AbstractWorker, level: str, event: str, **fields: Any) -> None:
+        record = {
+            "timestamp": time.time(),
+            "level": level,
+            "event": event,
+            "worker": worker.name,
+            "pid": worker.pid if isinstance(worker, spoc.ProcessWorker) else os.getpid(),
+            "server": self._servers.get(worker),
+            "logger": "spoc",
+            **fields,
+        }
+        self._emit([record])
+
+    def _dropped_line(self, count: int) -> bytes:
+        render = self._render
+        record = {
+            "timestamp": time.time(),
+            "level": "warning",
+            "event": f"{count} line{'s' if count != 1 else ''} dropped: the destination did not keep up",
+            "logger": "spoc.logging",
+            "dropped": count,
+        }
+        return render(record) if render is not None else b""
+
+    # ------------------------------------------------------------------ the server
+
+    def _asked(self) -> bool:
+        """Whether this plugin writes the stream: a `Logging` given to a server always does."""
+        return True
+
+    @spoc.hookimpl
+    def server_starting(self, server: spoc.Server) -> None:
+        if not self._asked():
+            return
+        self._serving.add(server.name)
+        try:
+            name = choose_format(self.format, self.destination)
+        except ValueError as exc:  # SPOC_LOG_FORMAT: the plugin's default, and say why
+            name = choose_format(None, self.destination) if not os.environ.get(FORMAT_ENV) else "json"
+            logger.error("%s; writing %s", exc, name)
+        self._render = renderer(name, self.destination)
+        self._writer = writer_for(self.destination)
+        self._writer.report_dropped = self._dropped_line
+        self._writer.buffer = self.buffer
+        _active.append(self)
+        _process_hooks.install(_route_worker, _route_record)
+
+    @spoc.hookimpl
+    def server_started(self, server: spoc.Server) -> None:
+        if server.name in self._serving and self._writer is not None:
+            self._writer.open()
+
+    @spoc.hookimpl
+    def server_stopping(self, server: spoc.Server) -> None:
+        if server.name in self._serving:
+            self._stop_began.setdefault(server.name, time.monotonic())
+
+    @spoc.hookimpl
+    def server_stopped(self, server: spoc.Server) -> None:
+        if server.name not in self._serving:
+            return
+        self._serving.discard(server.name)
+        for key, output in list(self._children.items()):
+            if output.server == server.name:
+                output.close()
+                del self._children[key]
+        _process_hooks.uninstall()
+        if self in _active:
+            _active.remove(self)
+        if self._writer is not None:
+            now = time.monotonic()
+            stop_deadline = self._stop_began.pop(server.name, now) + server.shutdown_timeout
+            self._writer.close(max(now + 0.1, min(now + FLUSH_AT_STOP, stop_deadline)))
+
+    # ------------------------------------------------------------------ workers, in the server
+
+    @spoc.hookimpl
+    def worker_check(self, server: spoc.Server, worker: spoc.AbstractWorker) -> None:
+        if self._asked():
+            _routes[worker] = self
+            self._servers[worker] = server.name
+
+    @spoc.hookimpl
+    def worker_stdio(
+        self, server: spoc.Server, worker: spoc.AbstractWorker, channel: spoc.WorkerChannel
+    ) -> dict[int, int] | None:
+        if server.name not in self._serving:
+            return None
+        previous = self._children.pop(id(worker), None)
+        if previous is not None:
+            previous.close()
+        output = ChildOutput(worker, server.name, channel, self._emit, self.tail_lines, self.max_line)
+        self._children[id(worker)] = output
+        return {1: output.pipe_for(1), 2: output.pipe_for(2)}
+
+    def _drain(self, worker: spoc.AbstractWorker) -> ChildOutput | None:
+        output = self._children.get(id(worker))
+        if output is not None:
+            output.drain()
+        return output
+
+    @spoc.hookimpl
+    def worker_started(self, worker: spoc.AbstractWorker) -> None:
+        if worker not in self._servers:
+            return
+        output = self._drain(worker)
+        restarts = worker.restarts
+        if restarts:
+            self._lifecycle(
+                worker, "info", f"worker restarted (restart {restarts})", lifecycle="restarted", restarts=restarts
+            )
+        else:
+            self._lifecycle(worker, "info", "worker started", lifecycle="started")
+        if output is not None:
+            output.release()
+
+    @spoc.hookimpl
+    def worker_error(self, worker: spoc.AbstractWorker, error: spoc.ErrorRecord) -> None:
+        if worker not in self._servers:
+            return
+        output = self._drain(worker)
+        fields: dict[str, Any] = {
+            "lifecycle": "error",
+            "phase": error.phase,
+            "exception": {"type": error.type_name, "message": error.message, "traceback": error.traceback},
+        }
+        if output is not None and output.tail:
+            fields["tail"] = list(output.tail)
+        message = error.message or error.type_name
+        self._lifecycle(worker, "error", f"worker failed in {error.phase}(): {message}", **fields)
+        if output is not None:
+            output.release()
+
+    @spoc.hookimpl
+    def worker_exited(self, worker: spoc.AbstractWorker, exit_info: spoc.WorkerExit) -> None:
+        if worker not in self._servers:
+            return
+        output = self._children.pop(id(worker), None)
+        if output is not None:
+            output.close()
+        self._flush_partial(worker)
+        fields: dict[str, Any] = {"lifecycle": "exited", "outcome": exit_info.outcome, "exitcode": exit_info.exitcode}
+        if exit_info.signal is not None:
+            fields["signal"] = exit_info.signal
+        if not exit_info.ok and exit_info.error is None and output is not None and output.tail:
+            fields["tail"] = list(output.tail)  # killed, or exited on its own: its error record did not show it
+        level = "info" if exit_info.ok else "error"
+        self._lifecycle(worker, level, f"worker exited ({exit_info.outcome})", **fields)
+
+    def _flush_partial(self, worker: spoc.AbstractWorker) -> None:
+        with self._lock:
+            texts = [(key, self._partial.pop(key)) for key in list(self._partial) if key[0] == id(worker)]
+        now = time.time()
+        if texts:
+            self._emit([self._complete(worker, self._line_fields(key[1], text, now)) for key, text in texts])
+
+    # ------------------------------------------------------------------ inside a process worker's child
+
+    @spoc.hookimpl
+    def child_starting(self) -> None:
+        if self._asked():
+            prepare_child()
+
+    @spoc.hookimpl
+    def child_event(self, event: spoc.WorkerEvent) -> None:
+        if self._asked():
+            mark_event(event.kind)
+
+    @spoc.hookimpl
+    def child_stopping(self) -> None:
+        if self._asked():
+            flush_streams()
+
+
+_FIRST = ("timestamp", "level", "event", "worker", "pid", "server", "logger", "stream")
+
+
+def _ordered(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` with the common ones first, in their order."""
+    ordered = {key: fields[key] for key in _FIRST if key in fields}
+    ordered.update((key, value) for key, value in fields.items() if key not in ordered)
+    return ordered
+
+
+class InstalledLogging(Logging):
+    """The plugin the entry point installs: it writes the stream only when asked, by ``SPOC_LOG_FORMAT`` (which
+    ``spoc run --log-format`` sets). Installed and unasked, it changes nothing: a program's output stays where
+    it went, as it was."""
+
+    def _asked(self) -> bool:
+        return bool(os.environ.get(FORMAT_ENV, "").strip())

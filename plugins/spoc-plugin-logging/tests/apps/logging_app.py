@@ -1,0 +1,160 @@
+"""The programs the plugin's tests run under `spoc run`, chosen by SPOC_TEST_APP (and SPOC_TEST_SIDE, a file).
+
+- ``order``: a thread, an async and a process worker (each start method) print numbered lines and log records
+  in setup, main and teardown, then end.
+- ``flood_kill``: a process worker prints numbers as fast as it can, noting in the side file how many it wrote.
+- ``long_lines``: two process workers print 64 KiB lines of their own letter at once.
+- ``segfault``, ``abort``: a process worker prints, then crashes.
+- ``setup_fails``: a process worker says what it does at boot, then fails in setup().
+- ``flood``: two process workers print as fast as they can until they are stopped.
+- ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
+  FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import sys
+
+from spoc import ProcessWorker, Server, ThreadWorker
+from spoc_logging import Logging
+
+log = logging.getLogger("app")
+MODE = os.environ.get("SPOC_TEST_APP", "order")
+SIDE = os.environ.get("SPOC_TEST_SIDE", "")
+
+
+def note(count: int) -> None:
+    """Write `count` to the side file, whole (a reader never sees half a number)."""
+    with open(SIDE + ".tmp", "w") as f:
+        f.write(str(count))
+    os.replace(SIDE + ".tmp", SIDE)
+
+
+class Numbered:
+    name: str
+
+    def setup(self) -> None:
+        print(f"{self.name} setup")
+
+    def main(self) -> None:
+        for i in range(5):
+            print(f"{self.name} line {i}")
+            log.info("%s record %d", self.name, i, extra={"i": i})
+
+    def teardown(self) -> None:
+        print(f"{self.name} teardown", file=sys.stderr)
+
+
+class NumberedThread(Numbered, ThreadWorker):
+    pass
+
+
+class NumberedProcess(Numbered, ProcessWorker):
+    pass
+
+
+class NumberedAsync(ThreadWorker):
+    async def setup(self) -> None:
+        print(f"{self.name} setup")
+
+    async def main(self) -> None:
+        for i in range(5):
+            await asyncio.sleep(0)
+            print(f"{self.name} line {i}")
+            log.info("%s record %d", self.name, i, extra={"i": i})
+
+    async def teardown(self) -> None:
+        print(f"{self.name} teardown", file=sys.stderr)
+
+
+class FloodsUntilKilled(ProcessWorker):
+    restart_policy = "never"
+
+    def main(self) -> None:
+        i = 0
+        while True:
+            print(i)
+            i += 1
+            if i % 1000 == 0:
+                note(i)
+
+
+class LongLines(ProcessWorker):
+    restart_policy = "never"
+
+    def main(self) -> None:
+        line = self.name[0] * 65536
+        for _ in range(20):
+            print(line)
+
+
+class Crashes(ProcessWorker):
+    restart_policy = "never"
+
+    def main(self) -> None:
+        for i in range(3):
+            print(f"about to crash {i}")
+        if MODE == "segfault":
+            ctypes.string_at(0)
+        os.abort()
+
+
+class FailsAtBoot(ProcessWorker):
+    restart_policy = "never"
+
+    def setup(self) -> None:
+        print("reading the configuration")
+        print("connecting to the database at db:5432", file=sys.stderr)
+        raise ConnectionRefusedError("db:5432 refused the connection")
+
+    def main(self) -> None:
+        pass
+
+
+class Floods(ProcessWorker):
+    def main(self) -> None:
+        i = 0
+        line = "x" * 200
+        while self.is_running:
+            print(i, line)
+            i += 1
+            if SIDE and i == 100_000:
+                note(i)
+
+
+class Bursts(ProcessWorker):
+    def main(self) -> None:
+        line = "x" * 200
+        for i in range(20_000):
+            print(i, line)
+        with open(SIDE, "w") as fifo:
+            fifo.write(f"done {self.name}\n")
+        while not self.wait(60):
+            pass
+
+
+server = Server("logging-app", plugins=[Logging(buffer=1 << 16)] if MODE == "burst" else [])
+if MODE == "order":
+    server.add_worker(NumberedThread("thread"))
+    server.add_worker(NumberedAsync("async"))
+    for method in ("fork", "forkserver", "spawn"):
+        server.add_worker(NumberedProcess(method, start_method=method))
+elif MODE == "flood_kill":
+    server.add_worker(FloodsUntilKilled("flood"))
+elif MODE == "long_lines":
+    server.add_worker(LongLines("a-writer"))
+    server.add_worker(LongLines("b-writer"))
+elif MODE in ("segfault", "abort"):
+    server.add_worker(Crashes("crasher"))
+elif MODE == "setup_fails":
+    server.add_worker(FailsAtBoot("booter"))
+elif MODE == "burst":
+    server.add_worker(Bursts("burst-1"))
+    server.add_worker(Bursts("burst-2"))
+elif MODE == "flood":
+    server.add_worker(Floods("flood-1"))
+    server.add_worker(Floods("flood-2"))

@@ -1,0 +1,47 @@
+"""The plugin is installed and discovered: every server gets it, a given Logging replaces it, `spoc plugins` lists it"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from spoc import Server
+from spoc_logging import Logging
+
+
+def test_the_plugin_is_installed_and_discovered() -> None:
+    (info,) = [p for p in Server().plugins if p.name == "logging"]
+    assert (info.source, info.distribution) == ("entry point", "spoc-plugin-logging")
+    assert {"worker_stdio", "child_starting", "child_event", "worker_exited"} <= set(info.hooks)
+    listing = subprocess.run([sys.executable, "-m", "spoc", "plugins"], capture_output=True, text=True, timeout=60)
+    assert "logging" in listing.stdout and "spoc-plugin-logging" in listing.stdout
+
+
+def test_a_given_logging_object_replaces_the_installed_one() -> None:
+    server = Server(plugins=[Logging(format="logfmt")])
+    assert [(p.name, p.source) for p in server.plugins if p.name == "logging"] == [("logging", "explicit")]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"format": "xml"}, "Logging(format=...) is 'xml': use one of json, console, logfmt"),
+        ({"tail_lines": -1}, "Logging(tail_lines=-1): give a number of lines, 0 or more"),
+        ({"max_line": 10}, "Logging(max_line=10): give a number of bytes, 1024 or more"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Logging(**arguments)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+def test_under_nox_the_installed_package_is_what_is_tested() -> None:
+    if os.environ.get("SPOC_TEST_INSTALLED_PLUGIN") != "spoc-plugin-logging":
+        pytest.skip("run by nox (SPOC_TEST_INSTALLED_PLUGIN), against the installed plugin")
+    import spoc_logging
+
+    assert "site-packages" in spoc_logging.__file__

@@ -1,0 +1,103 @@
+"""One stream, in order: every worker's lines, records and lifecycle, parsed back from `spoc run --log-format json`."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+
+from harness import App
+from runs import records, spoc_run
+
+WORKERS = ("thread", "async", "fork", "forkserver", "spawn")
+
+
+def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(app_factory: type[App]) -> None:
+    program = spoc_run(app_factory, "order", "--log-format", "json")
+    assert program.wait() == 0, program.stderr
+    stream = records(program.stdout)  # every line on stdout is JSON
+    assert stream, program.stderr
+    for name in WORKERS:
+        mine = [r for r in stream if r.get("worker") == name]
+        said = [r.get("lifecycle") or r["event"] for r in mine]
+        assert said == [
+            f"{name} setup",
+            "started",
+            *(text for i in range(5) for text in (f"{name} line {i}", f"{name} record {i}")),
+            f"{name} teardown",
+            "exited",
+        ], name
+        pid = mine[0]["pid"]
+        for record in mine:
+            assert record["server"] == "logging-app" and record["pid"] == pid
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["timestamp"])
+        lines = [r for r in mine if "stream" in r]
+        assert [r["stream"] for r in lines] == ["stdout"] * 6 + ["stderr"]
+        logged = [r for r in mine if r.get("logger") == "app"]
+        assert [(r["level"], r["i"]) for r in logged] == [("info", i) for i in range(5)]
+        (exited,) = [r for r in mine if r.get("lifecycle") == "exited"]
+        assert (exited["outcome"], exited["exitcode"], exited["level"]) == ("clean", 0, "info")
+    assert {r["pid"] for r in stream if r.get("worker") in ("thread", "async")} == {program.pid}
+    assert len({r["pid"] for r in stream if r.get("worker") in ("fork", "forkserver", "spawn")}) == 3
+    # spoc's own records are there once, as the plugin's lifecycle records: not a second time as text
+    assert not [r for r in stream if r["event"].startswith("worker 'fork' started")]
+    assert any(r["event"] == "server 'logging-app' starting 5 workers" and r["logger"] == "spoc" for r in stream)
+
+
+@pytest.mark.parametrize("fmt", ["console", "logfmt"])
+def test_the_other_formats_carry_the_same_fields(app_factory: type[App], fmt: str) -> None:
+    program = spoc_run(app_factory, "order", env={"SPOC_LOG_FORMAT": fmt})
+    assert program.wait() == 0, program.stderr
+    out = program.stdout
+    if fmt == "logfmt":
+        assert re.search(
+            r'^timestamp=\S+Z level=info event="fork line 0" worker=fork pid=\d+ server=logging-app '
+            r"stream=stdout$",
+            out,
+            re.MULTILINE,
+        ), out
+        assert re.search(
+            r'event="spawn record 3" worker=spawn pid=\d+ server=logging-app logger=app i=3$', out, re.MULTILINE
+        ), out
+    else:
+        assert re.search(
+            r"^\d\d:\d\d:\d\d\.\d{3} INFO    fork\[\d+\]: fork line 0  stream=stdout$", out, re.MULTILINE
+        ), out
+        assert "\x1b[" not in out  # not a terminal: no colour
+
+
+def test_spoc_run_refuses_an_unknown_format_naming_it(app_factory: type[App]) -> None:
+    program = spoc_run(app_factory, "order", "--log-format", "yaml")
+    assert program.wait() == 2
+    assert "--log-format 'yaml': use one of json, console, logfmt" in program.stderr
+
+
+def test_a_stop_by_signal_ends_the_stream_with_every_worker_s_exit(app_factory: type[App]) -> None:
+    program = spoc_run(app_factory, "flood", "--log-format", "json")
+    program.expect(r'"worker":"flood-2".*"lifecycle":"started"')
+    program.signal(signal.SIGTERM)
+    assert program.wait() == 0, program.stderr[-3000:]
+    stream = records(program.stdout)
+    for name in ("flood-1", "flood-2"):
+        mine = [r for r in stream if r.get("worker") == name]
+        assert mine[-1]["lifecycle"] == "exited" and mine[-1]["outcome"] == "stopped"
+        numbers = [int(r["event"].split()[0]) for r in mine if r.get("stream") == "stdout"]
+        assert numbers == list(range(len(numbers)))  # none lost, none twice, in order
+
+
+def test_installed_and_not_asked_it_changes_nothing(app_factory: type[App]) -> None:
+    program = spoc_run(app_factory, "order", env={"SPOC_LOG_FORMAT": ""})
+    assert program.wait() == 0, program.stderr
+    assert "fork line 0" in program.stdout.splitlines()  # as the worker printed it
+    assert "{" not in program.stdout
+    assert re.search(r"INFO +spoc: worker 'spawn' started \(pid \d+\)", program.stderr)  # spoc run's own lines
+
+
+def test_spoc_run_refuses_a_format_when_the_plugin_is_blocked(app_factory: type[App]) -> None:
+    program = spoc_run(app_factory, "order", "--log-format", "json", env={"SPOC_DISABLE_PLUGINS": "logging"})
+    assert program.wait() == 2
+    assert (
+        "--log-format 'json': log formats are written by spoc-plugin-logging, which is not active for server "
+        "'logging-app': pip install spoc-plugin-logging (or unblock it), or drop --log-format"
+    ) in program.stderr
