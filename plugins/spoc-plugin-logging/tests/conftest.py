@@ -8,9 +8,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 
+import pytest
+
 from harness import app_factory, no_leftovers
 from spoc._linux import set_child_subreaper
 
 set_child_subreaper()
 
-__all__ = ["app_factory", "no_leftovers"]
+__all__ = ["app_factory", "no_leftovers", "start_method"]
+
+
+@pytest.fixture(params=["fork", "forkserver", "spawn"])
+def start_method(request: pytest.FixtureRequest) -> str:
+    """The process workers' start method (the test app reads it from SPOC_TEST_START_METHOD)."""
+    return str(request.param)

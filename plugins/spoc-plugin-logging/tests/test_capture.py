@@ -12,9 +12,10 @@ from harness import App
 from runs import records, spoc_run
 
 
-def test_every_line_written_before_a_sigkill_arrives(app_factory: type[App], tmp_path: Path) -> None:
+def test_every_line_written_before_a_sigkill_arrives(app_factory: type[App], tmp_path: Path, start_method: str) -> None:
     side = tmp_path / "written"
-    program = spoc_run(app_factory, "flood_kill", "--log-format", "json", env={"SPOC_TEST_SIDE": str(side)})
+    env = {"SPOC_TEST_SIDE": str(side), "SPOC_TEST_START_METHOD": start_method}
+    program = spoc_run(app_factory, "flood_kill", "--log-format", "json", env=env)
     (line,) = program.expect(r'"event":"20000","worker":"flood","pid":(\d+)')  # killed while it floods
     os.kill(int(line.group(1)), signal.SIGKILL)
     noted = int(side.read_text())  # the worker wrote at least this many lines before it was killed
@@ -28,8 +29,9 @@ def test_every_line_written_before_a_sigkill_arrives(app_factory: type[App], tmp
     assert exited["tail"] == [str(n) for n in numbers[-50:]]  # the last lines come with the death
 
 
-def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "long_lines", "--log-format", "json")
+def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(app_factory: type[App], start_method: str) -> None:
+    env = {"SPOC_TEST_START_METHOD": start_method}
+    program = spoc_run(app_factory, "long_lines", "--log-format", "json", env=env)
     assert program.wait() == 0, program.stderr[-2000:]
     lines = [r for r in records(program.stdout) if r.get("stream") == "stdout"]
     assert sorted(r["worker"] for r in lines) == ["a-writer"] * 20 + ["b-writer"] * 20
@@ -39,9 +41,9 @@ def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(app_factory:
 
 @pytest.mark.parametrize("crash", ["segfault", "abort"])
 def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_with_its_end(
-    app_factory: type[App], crash: str
+    app_factory: type[App], crash: str, start_method: str
 ) -> None:
-    program = spoc_run(app_factory, crash, "--log-format", "json")
+    program = spoc_run(app_factory, crash, "--log-format", "json", env={"SPOC_TEST_START_METHOD": start_method})
     assert program.wait() == 1
     mine = [r for r in records(program.stdout) if r.get("worker") == "crasher"]
     errors = [r["event"] for r in mine if r.get("stream") == "stderr"]
@@ -56,8 +58,10 @@ def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_wit
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
-def test_a_worker_that_fails_at_boot_says_why_with_its_error(app_factory: type[App], fmt: str) -> None:
-    program = spoc_run(app_factory, "setup_fails", "--log-format", fmt)
+def test_a_worker_that_fails_at_boot_says_why_with_its_error(
+    app_factory: type[App], fmt: str, start_method: str
+) -> None:
+    program = spoc_run(app_factory, "setup_fails", "--log-format", fmt, env={"SPOC_TEST_START_METHOD": start_method})
     assert program.wait() == 1
     if fmt == "json":
         (error,) = [r for r in records(program.stdout) if r.get("lifecycle") == "error"]

@@ -17,6 +17,9 @@ import sys
 import threading
 from typing import Any
 
+import spoc
+
+from . import _structlog
 from ._process_hooks import forget_in_child
 from ._records import EVENT_MARK, frame_of, log_record_fields
 
@@ -68,7 +71,7 @@ def _line_buffered(stream: Any, fd: int) -> Any:
     return open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
 
 
-def prepare_child() -> None:
+def prepare_child(worker: spoc.AbstractWorker) -> None:
     """In the child, before the worker's setup (see the module docstring)."""
     inherited = forget_in_child()
     root = logging.getLogger()
@@ -85,6 +88,7 @@ def prepare_child() -> None:
     sys.stdout = _line_buffered(sys.stdout, 1)
     sys.stderr = _line_buffered(sys.stderr, 2)
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    _structlog.bind_in_child(worker)
 
 
 def mark_event(kind: str) -> None:

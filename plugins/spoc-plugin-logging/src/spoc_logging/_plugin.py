@@ -250,7 +250,15 @@ class Logging:
         if self._writer is not None:
             now = time.monotonic()
             stop_deadline = self._stop_began.pop(server.name, now) + server.shutdown_timeout
-            self._writer.close(max(now + 0.1, min(now + FLUSH_AT_STOP, stop_deadline)))
+            unsaid = self._writer.close(max(now + 0.1, min(now + FLUSH_AT_STOP, stop_deadline)))
+            if unsaid:  # the destination is stuck: say it where spoc's own lines go without the plugin
+                logger.warning(
+                    "server %r: %d line%s dropped at the stop: the destination (fd %d) did not take them in time",
+                    server.name,
+                    unsaid,
+                    "s" if unsaid != 1 else "",
+                    self.destination,
+                )
 
     # ------------------------------------------------------------------ workers, in the server
 
@@ -337,9 +345,9 @@ class Logging:
     # ------------------------------------------------------------------ inside a process worker's child
 
     @spoc.hookimpl
-    def child_starting(self) -> None:
+    def child_starting(self, worker: spoc.AbstractWorker) -> None:
         if self._asked():
-            prepare_child()
+            prepare_child(worker)
 
     @spoc.hookimpl
     def child_event(self, event: spoc.WorkerEvent) -> None:

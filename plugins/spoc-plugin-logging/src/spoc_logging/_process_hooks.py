@@ -7,6 +7,8 @@
 - The root logger gets one `ServerLogHandler`, and the handlers that wrote to
   the process's stdout or stderr (``spoc run``'s, ``logging.basicConfig``'s)
   step aside, so every record is written once, in the plugin's format.
+- structlog, when installed and not configured by the program, hands its
+  events to `logging` (`_structlog`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 import spoc
+
+from . import _structlog
 
 __all__ = ["ServerLogHandler", "WorkerStream", "forget_in_child", "install", "is_console_handler", "uninstall"]
 
@@ -118,6 +122,7 @@ def install(route_text: Route, route_record: Callable[[logging.LogRecord], Any])
             root.removeHandler(handler)
         _installed.handler = ServerLogHandler(route_record)
         root.addHandler(_installed.handler)
+        _structlog.configure()
 
 
 def uninstall() -> None:
@@ -139,6 +144,7 @@ def uninstall() -> None:
         for handler in _installed.set_aside:
             root.addHandler(handler)
         _installed.set_aside = []
+        _structlog.reset()
 
 
 def forget_in_child() -> list[logging.Handler]:

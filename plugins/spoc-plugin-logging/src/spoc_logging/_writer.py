@@ -75,23 +75,26 @@ class Writer:
                 return
             self._thread = spoc.start_helper_thread(self._run, f"spoc-logging-writer:{self.fd}")
 
-    def close(self, deadline: float) -> None:
+    def close(self, deadline: float) -> int:
         """A server stops using this writer: the last one waits until `deadline` (monotonic) for what is pending
-        to be written, then the helper thread ends (what is still pending is counted as dropped)."""
+        to be written, then the helper thread ends. Return how many lines were dropped and not yet said (the
+        destination did not take them in time): the caller says it elsewhere."""
         with self._changed:
             self._users -= 1
             if self._users > 0 or self._thread is None:
-                return
+                return 0
             while (self._pending or self._busy) and time.monotonic() < deadline:
                 self._changed.wait(max(0.0, deadline - time.monotonic()))
-            for data in self._pending:
-                self.dropped += data.count(b"\n")
+            unsaid = self._unreported + sum(data.count(b"\n") for data in self._pending)
+            self.dropped += unsaid - self._unreported
+            self._unreported = 0
             self._pending.clear()
             self._pending_bytes = 0
             thread, self._thread = self._thread, None
             self._changed.notify_all()
         if thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+        return unsaid
 
     def _run(self) -> None:
         me = threading.current_thread()

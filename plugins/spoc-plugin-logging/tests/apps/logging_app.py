@@ -1,12 +1,14 @@
-"""The programs the plugin's tests run under `spoc run`, chosen by SPOC_TEST_APP (and SPOC_TEST_SIDE, a file).
+"""The programs the plugin's tests run under `spoc run`, chosen by SPOC_TEST_APP (and SPOC_TEST_SIDE, a file;
+SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
 
-- ``order``: a thread, an async and a process worker (each start method) print numbered lines and log records
-  in setup, main and teardown, then end.
+- ``order``: a thread, an async thread, an async process and a process worker (each start method) print
+  numbered lines and log records in setup, main and teardown, then end.
 - ``flood_kill``: a process worker prints numbers as fast as it can, noting in the side file how many it wrote.
 - ``long_lines``: two process workers print 64 KiB lines of their own letter at once.
 - ``segfault``, ``abort``: a process worker prints, then crashes.
 - ``setup_fails``: a process worker says what it does at boot, then fails in setup().
 - ``flood``: two process workers print as fast as they can until they are stopped.
+- ``structlog``: a thread, a process (each start method) and an async process worker log through structlog.
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
   FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
 """
@@ -25,6 +27,7 @@ from spoc_logging import Logging
 log = logging.getLogger("app")
 MODE = os.environ.get("SPOC_TEST_APP", "order")
 SIDE = os.environ.get("SPOC_TEST_SIDE", "")
+START = os.environ.get("SPOC_TEST_START_METHOD", "fork")
 
 
 def note(count: int) -> None:
@@ -57,7 +60,9 @@ class NumberedProcess(Numbered, ProcessWorker):
     pass
 
 
-class NumberedAsync(ThreadWorker):
+class NumberedAsync:
+    name: str
+
     async def setup(self) -> None:
         print(f"{self.name} setup")
 
@@ -69,6 +74,14 @@ class NumberedAsync(ThreadWorker):
 
     async def teardown(self) -> None:
         print(f"{self.name} teardown", file=sys.stderr)
+
+
+class NumberedAsyncThread(NumberedAsync, ThreadWorker):
+    pass
+
+
+class NumberedAsyncProcess(NumberedAsync, ProcessWorker):
+    pass
 
 
 class FloodsUntilKilled(ProcessWorker):
@@ -126,6 +139,41 @@ class Floods(ProcessWorker):
                 note(i)
 
 
+class UsesStructlog:
+    name: str
+
+    def main(self) -> None:
+        import structlog
+
+        structlog.get_logger().info("hello", job=3)
+
+    def teardown(self) -> None:
+        import structlog
+
+        structlog.get_logger().warning("bye")
+
+
+class UsesStructlogThread(UsesStructlog, ThreadWorker):
+    pass
+
+
+class UsesStructlogProcess(UsesStructlog, ProcessWorker):
+    pass
+
+
+class UsesStructlogAsync(ProcessWorker):
+    async def main(self) -> None:
+        import structlog
+
+        await asyncio.sleep(0)
+        structlog.get_logger().info("hello", job=3)
+
+    async def teardown(self) -> None:
+        import structlog
+
+        structlog.get_logger().warning("bye")
+
+
 class Bursts(ProcessWorker):
     def main(self) -> None:
         line = "x" * 200
@@ -140,18 +188,24 @@ class Bursts(ProcessWorker):
 server = Server("logging-app", plugins=[Logging(buffer=1 << 16)] if MODE == "burst" else [])
 if MODE == "order":
     server.add_worker(NumberedThread("thread"))
-    server.add_worker(NumberedAsync("async"))
+    server.add_worker(NumberedAsyncThread("async"))
+    server.add_worker(NumberedAsyncProcess("async-process"))
     for method in ("fork", "forkserver", "spawn"):
         server.add_worker(NumberedProcess(method, start_method=method))
 elif MODE == "flood_kill":
-    server.add_worker(FloodsUntilKilled("flood"))
+    server.add_worker(FloodsUntilKilled("flood", start_method=START))
 elif MODE == "long_lines":
-    server.add_worker(LongLines("a-writer"))
-    server.add_worker(LongLines("b-writer"))
+    server.add_worker(LongLines("a-writer", start_method=START))
+    server.add_worker(LongLines("b-writer", start_method=START))
 elif MODE in ("segfault", "abort"):
-    server.add_worker(Crashes("crasher"))
+    server.add_worker(Crashes("crasher", start_method=START))
 elif MODE == "setup_fails":
-    server.add_worker(FailsAtBoot("booter"))
+    server.add_worker(FailsAtBoot("booter", start_method=START))
+elif MODE == "structlog":
+    server.add_worker(UsesStructlogThread("thread"))
+    server.add_worker(UsesStructlogAsync("async-process"))
+    for method in ("fork", "forkserver", "spawn"):
+        server.add_worker(UsesStructlogProcess(method, start_method=method))
 elif MODE == "burst":
     server.add_worker(Bursts("burst-1"))
     server.add_worker(Bursts("burst-2"))
