@@ -1,12 +1,15 @@
 """The one writer of a destination: whole lines, in the order they were handed over, never blocking a server.
 
 Every line of every worker of every server in the process that goes to one
-destination (fd 1 by default) passes through its `Writer`. While a server
-runs, a helper thread does the writing: the server's monitor thread, which
-reads the children's pipes, only hands lines over, so a destination that is
-slow or stuck (a full pipe nobody reads) never holds up the events, the
-signals or the shutdown. What does not fit in the writer's buffer then is
-dropped, counted, and reported once the destination takes lines again.
+destination (fd 1 by default) passes through its `Writer`. A line is written
+at once, on the thread that hands it over, as long as the destination takes
+it without waiting. What it does not take goes to a buffer, which a helper
+thread writes while a server runs, and which every later line joins until it
+is empty, to keep the order. So the server's monitor thread, which reads the
+children's pipes, never waits on a slow or stuck destination (a full pipe
+nobody reads): the events, the signals and the shutdown go on. What does not
+fit in the buffer is dropped, counted, and said once the destination takes
+lines again.
 """
 
 from __future__ import annotations
@@ -42,22 +45,55 @@ class Writer:
         self._changed = threading.Condition(threading.Lock())
         self._users = 0
         self._thread: threading.Thread | None = None
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLOUT)
 
     def write(self, data: bytes, lines: int = 1) -> None:
-        """Hand over `lines` whole lines; written at once while no server runs (no helper thread)."""
+        """Hand over `lines` whole lines (see the module docstring)."""
         with self._changed:
-            if self._thread is None:
-                self._write_out(data)
+            if self._pending or self._busy:  # a backlog: behind it, to keep the order
+                self._buffer(data, lines)
                 return
-            if self._pending_bytes + len(data) > self.buffer:
-                self.dropped += lines
-                self._unreported += lines
-                return
-            self._pending.append(data)
-            self._pending_bytes += len(data)
-            self._changed.notify()
+            if self._unreported and self.report_dropped is not None:
+                data = self.report_dropped(self._unreported) + data
+                self._unreported = 0
+            # Delay per line: written here, a line is out at once, not after the helper thread's wake-up.
+            rest = self._write_now(data)
+            if rest:
+                if self._thread is None:  # no server runs: nothing to hold up but the caller
+                    self._write_out(rest)
+                else:
+                    self._buffer(rest, rest.count(b"\n"))
+
+    def _buffer(self, data: bytes, lines: int) -> None:
+        if self._pending_bytes + len(data) > self.buffer:
+            self.dropped += lines
+            self._unreported += lines
+            return
+        if not self._pending and not self._busy:
+            self._changed.notify()  # it waits: one wake-up for a backlog, not one per line
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+
+    def _write_now(self, data: bytes) -> bytes:
+        """Write what the destination takes without waiting; return the rest (from a line's start, or the rest of a
+        line longer than a pipe's atomic write that was begun)."""
+        pieces = _pieces(data)
+        for piece in pieces:
+            if not self._poll.poll(0):
+                return bytes(piece) + b"".join(pieces)
+            try:
+                written = os.write(self.fd, piece)
+            except BlockingIOError:
+                written = 0
+            except OSError:  # the destination is gone (a closed pipe): nothing can be written any more
+                return b""
+            if written < len(piece):
+                return bytes(piece[written:]) + b"".join(pieces)
+        return b""
 
     def _write_out(self, data: bytes) -> None:
+        """Write `data`, waiting for the destination as long as it takes."""
         try:
             for piece in _pieces(data):
                 while piece:
