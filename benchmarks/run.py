@@ -27,6 +27,10 @@
   thread; and one scrape of ``/metrics`` over HTTP from a server with 100
   process workers that counted, against prometheus_client's own HTTP server
   exposing a registry with the same families and series.
+- logging (with spoc-plugin-logging installed): lines per second from a process worker's print() to the
+  server's JSON stream, against a raw pipe a parent thread forwards and against a multiprocessing
+  QueueHandler/QueueListener pipeline; the delay of one line; and the stop latency with the plugin writing
+  the stream, against it without (see benchmarks/log_lines.py).
 - redis (with spoc-plugin-redis installed and redis-server on the machine): jobs per
   second of one process StreamWorker with a no-op handle(), against a raw redis-py loop
   (XREADGROUP of the same batch, XACK per job); and the seconds from the SIGKILL of a
@@ -167,8 +171,8 @@ def rss_and_pss_kib(pid: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------- the benchmarks
 
 
-def stop_latency_spoc() -> float:
-    server = Server("bench-stop")
+def stop_latency_spoc(plugins: list[object] | None = None) -> float:
+    server = Server("bench-stop", plugins=plugins or [])
     ready = StartupSeen()
     logger = logging.getLogger("spoc")
     logger.addHandler(ready)
@@ -775,6 +779,16 @@ def redis_section(rounds: int) -> int:
     return redis_streams.measure(rounds, row)  # each round ~2 s; the throughput of a round moves by a quarter
 
 
+def logging_section(rounds: int) -> int:
+    import log_lines
+
+    why = log_lines.missing()
+    if why is not None:
+        print(f"{'logging lines/s, delay, stop':<42} skipped: {why}")
+        return 0
+    return log_lines.measure(rounds, row, paired_medians, stop_latency_spoc)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -787,6 +801,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "restart": restart_section,
     "metrics": metrics_section,
     "redis": redis_section,
+    "logging": logging_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""

@@ -75,3 +75,16 @@ def test_a_worker_that_fails_at_boot_says_why_with_its_error(
         shown = out[out.index("worker failed in setup(): db:5432 refused the connection", at) :]
         assert "ConnectionRefusedError: db:5432 refused the connection" in shown
         assert "  | reading the configuration" in shown and "  | connecting to the database at db:5432" in shown
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_lines_json_must_escape_and_bytes_that_are_not_utf8_arrive_as_written(app_factory: type[App], fmt: str) -> None:
+    program = spoc_run(app_factory, "odd_lines", "--log-format", fmt)
+    assert program.wait() == 0, program.stderr
+    expected = ['quote " and backslash \\', "tab\there", "ünïcødé ✓", "\x07bell", "emoji 🎉", "", "  spaced  "]
+    if fmt == "json":
+        lines = [r["event"] for r in records(program.stdout) if r.get("stream") == "stdout"]
+        assert lines == [*expected, "\ufffd\ufffd not utf-8"]
+    else:
+        assert 'event="quote \\" and backslash \\\\" worker=odd' in program.stdout
+        assert "event=ünïcødé" not in program.stdout and 'event="ünïcødé ✓"' in program.stdout

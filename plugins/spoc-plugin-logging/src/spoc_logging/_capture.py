@@ -28,7 +28,7 @@ import spoc
 
 from ._records import EVENT_MARK, FRAME_MARK, parse_frame
 
-__all__ = ["RAW_LEVELS", "ChildOutput"]
+__all__ = ["RAW_LEVELS", "ChildOutput", "EmitLines"]
 
 _READ_SIZE = 1 << 16
 STREAMS = {1: "stdout", 2: "stderr"}
@@ -38,6 +38,8 @@ HELD_BYTES = 4 << 20
 """Bytes of lines held past a marker whose event has not been handled, at most."""
 
 Emit = Callable[[list[dict[str, Any]]], None]
+EmitLines = Callable[["ChildOutput", str, list[str], float], None]
+"""Writes plain captured lines of one stream at once: (output, stream, lines, arrival time)."""
 
 
 class _Pipe:
@@ -69,6 +71,8 @@ class ChildOutput:
         self.channel = channel
         self.tail: deque[str] = deque(maxlen=tail)
         self._emit = emit
+        self.emit_lines: EmitLines | None = None
+        """Set by the plugin when its format renders plain lines in bulk (json)."""
         self._max_line = max_line
         self._pipes: dict[int, _Pipe] = {}  # by read end; an ended one stays until close() (it may hold lines)
         self._lock = threading.Lock()  # the monitor reads, and a lifecycle record drains, one at a time
@@ -134,8 +138,16 @@ class ChildOutput:
         items: list[dict[str, Any] | str] = []
         now = time.time()
         if end >= 0:
-            lines = bytes(partial[:end]).split(b"\n")
+            block = bytes(partial[:end])
             del partial[: end + 1]
+            if self.emit_lines is not None and not pipe.held and b"\x1e" not in block:
+                # Throughput: plain lines with nothing held before them are decoded and rendered in one go, not
+                # one record at a time (lines per second: 0.33x a raw pipe one at a time).
+                texts = block.decode(errors="replace").split("\n")
+                self.tail.extend(texts[-self.tail.maxlen :] if self.tail.maxlen else ())
+                self.emit_lines(self, pipe.stream, texts, now)
+                block = b""
+            lines = block.split(b"\n") if block else []
             for line in lines:
                 text, mark, frame = line.partition(FRAME_MARK)
                 if mark and text:  # a frame written after a partial line: the line ends there

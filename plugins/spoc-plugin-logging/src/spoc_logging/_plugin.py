@@ -14,7 +14,7 @@ import spoc
 
 from . import _process_hooks
 from ._capture import RAW_LEVELS, ChildOutput
-from ._formats import FORMAT_ENV, Render, choose_format, renderer
+from ._formats import FORMAT_ENV, Render, choose_format, json_lines, renderer
 from ._in_child import flush_streams, mark_event, prepare_child
 from ._records import log_record_fields
 from ._writer import DEFAULT_BUFFER, Writer, writer_for
@@ -96,6 +96,7 @@ class Logging:
         self.max_line = max_line
         self.buffer = buffer
         self._render: Render | None = None
+        self._format = ""
         self._writer: Writer | None = None
         self._servers: weakref.WeakKeyDictionary[spoc.AbstractWorker, str] = weakref.WeakKeyDictionary()
         self._children: dict[int, ChildOutput] = {}  # by id() of the worker
@@ -121,6 +122,15 @@ class Logging:
         if render is None or writer is None:
             return
         writer.write(b"".join(render(record) for record in records), len(records))
+
+    def _emit_lines(self, output: ChildOutput, stream: str, lines: list[str], now: float) -> None:
+        """Plain captured lines, rendered in one go (json, as `_emit` would render each)."""
+        writer = self._writer
+        if writer is None:
+            return
+        head = {"timestamp": now, "level": RAW_LEVELS[stream]}
+        tail = {"worker": output.worker.name, "pid": output.pid, "server": output.server, "stream": stream}
+        writer.write(json_lines(head, "event", tail, lines), len(lines))
 
     def log_record(self, record: logging.LogRecord) -> None:
         """A record of the server's process (`_process_hooks.ServerLogHandler`).
@@ -178,18 +188,21 @@ class Logging:
         if topic == RECORD_TOPIC and worker in self._servers:
             self._emit([self._complete(worker, data)])
 
-    def _lifecycle(self, worker: spoc.AbstractWorker, level: str, event: str, **fields: Any) -> None:
+    def _lifecycle(self, worker: spoc.AbstractWorker, server: str, level: str, event: str, **fields: Any) -> None:
+        render, writer = self._render, self._writer
+        if render is None or writer is None:
+            return
         record = {
             "timestamp": time.time(),
             "level": level,
             "event": event,
             "worker": worker.name,
             "pid": worker.pid if isinstance(worker, spoc.ProcessWorker) else os.getpid(),
-            "server": self._servers.get(worker),
+            "server": server,
             "logger": "spoc",
             **fields,
         }
-        self._emit([record])
+        writer.write(render(record))
 
     def _dropped_line(self, count: int) -> bytes:
         render = self._render
@@ -218,6 +231,7 @@ class Logging:
         except ValueError as exc:  # SPOC_LOG_FORMAT: the plugin's default, and say why
             name = choose_format(None, self.destination) if not os.environ.get(FORMAT_ENV) else "json"
             logger.error("%s; writing %s", exc, name)
+        self._format = name
         self._render = renderer(name, self.destination)
         self._writer = writer_for(self.destination)
         self._writer.report_dropped = self._dropped_line
@@ -278,6 +292,8 @@ class Logging:
         if previous is not None:
             previous.close()
         output = ChildOutput(worker, server.name, channel, self._emit, self.tail_lines, self.max_line)
+        if self._format == "json":
+            output.emit_lines = self._emit_lines
         self._children[id(worker)] = output
         return {1: output.pipe_for(1), 2: output.pipe_for(2)}
 
@@ -289,22 +305,23 @@ class Logging:
 
     @spoc.hookimpl
     def worker_started(self, worker: spoc.AbstractWorker) -> None:
-        if worker not in self._servers:
+        server = self._servers.get(worker)
+        if server is None:
             return
         output = self._drain(worker)
         restarts = worker.restarts
         if restarts:
-            self._lifecycle(
-                worker, "info", f"worker restarted (restart {restarts})", lifecycle="restarted", restarts=restarts
-            )
+            message = f"worker restarted (restart {restarts})"
+            self._lifecycle(worker, server, "info", message, lifecycle="restarted", restarts=restarts)
         else:
-            self._lifecycle(worker, "info", "worker started", lifecycle="started")
+            self._lifecycle(worker, server, "info", "worker started", lifecycle="started")
         if output is not None:
             output.release()
 
     @spoc.hookimpl
     def worker_error(self, worker: spoc.AbstractWorker, error: spoc.ErrorRecord) -> None:
-        if worker not in self._servers:
+        server = self._servers.get(worker)
+        if server is None:
             return
         output = self._drain(worker)
         fields: dict[str, Any] = {
@@ -315,25 +332,27 @@ class Logging:
         if output is not None and output.tail:
             fields["tail"] = list(output.tail)
         message = error.message or error.type_name
-        self._lifecycle(worker, "error", f"worker failed in {error.phase}(): {message}", **fields)
+        self._lifecycle(worker, server, "error", f"worker failed in {error.phase}(): {message}", **fields)
         if output is not None:
             output.release()
 
     @spoc.hookimpl
     def worker_exited(self, worker: spoc.AbstractWorker, exit_info: spoc.WorkerExit) -> None:
-        if worker not in self._servers:
+        server = self._servers.get(worker)
+        if server is None:
             return
         output = self._children.pop(id(worker), None)
         if output is not None:
             output.close()
-        self._flush_partial(worker)
-        fields: dict[str, Any] = {"lifecycle": "exited", "outcome": exit_info.outcome, "exitcode": exit_info.exitcode}
+        if self._partial:
+            self._flush_partial(worker)
+        outcome, ok = exit_info.outcome, exit_info.ok
+        fields: dict[str, Any] = {"lifecycle": "exited", "outcome": outcome, "exitcode": exit_info.exitcode}
         if exit_info.signal is not None:
             fields["signal"] = exit_info.signal
-        if not exit_info.ok and exit_info.error is None and output is not None and output.tail:
+        if not ok and exit_info.error is None and output is not None and output.tail:
             fields["tail"] = list(output.tail)  # killed, or exited on its own: its error record did not show it
-        level = "info" if exit_info.ok else "error"
-        self._lifecycle(worker, level, f"worker exited ({exit_info.outcome})", **fields)
+        self._lifecycle(worker, server, "info" if ok else "error", f"worker exited ({outcome})", **fields)
 
     def _flush_partial(self, worker: spoc.AbstractWorker) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
   numbered lines and log records in setup, main and teardown, then end.
 - ``flood_kill``: a process worker prints numbers as fast as it can, noting in the side file how many it wrote.
 - ``long_lines``: two process workers print 64 KiB lines of their own letter at once.
+- ``odd_lines``: a process worker prints lines JSON must escape, and bytes that are not UTF-8.
 - ``segfault``, ``abort``: a process worker prints, then crashes.
 - ``setup_fails``: a process worker says what it does at boot, then fails in setup().
 - ``flood``: two process workers print as fast as they can until they are stopped.
@@ -105,6 +106,18 @@ class LongLines(ProcessWorker):
             print(line)
 
 
+ODD_LINES = ['quote " and backslash \\', "tab\there", "ünïcødé ✓", "\x07bell", "emoji 🎉", "", "  spaced  "]
+
+
+class PrintsOddLines(ProcessWorker):
+    def main(self) -> None:
+        for line in ODD_LINES:
+            print(line)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"\xff\xfe not utf-8\n")
+        sys.stdout.flush()
+
+
 class Crashes(ProcessWorker):
     restart_policy = "never"
 
@@ -197,6 +210,8 @@ elif MODE == "flood_kill":
 elif MODE == "long_lines":
     server.add_worker(LongLines("a-writer", start_method=START))
     server.add_worker(LongLines("b-writer", start_method=START))
+elif MODE == "odd_lines":
+    server.add_worker(PrintsOddLines("odd", start_method=START))
 elif MODE in ("segfault", "abort"):
     server.add_worker(Crashes("crasher", start_method=START))
 elif MODE == "setup_fails":
