@@ -303,38 +303,34 @@ class Logging:
             output.drain()
         return output
 
-    @spoc.hookimpl
-    def worker_started(self, worker: spoc.AbstractWorker) -> None:
+    def _marked_event(self, worker: spoc.AbstractWorker, level: str, event: str, **fields: Any) -> None:
+        """The record of an event the child marked in its output ("startup", "error"): the worker's lines from
+        before it, the record, then those held from after it."""
         server = self._servers.get(worker)
         if server is None:
             return
         output = self._drain(worker)
-        restarts = worker.restarts
-        if restarts:
-            message = f"worker restarted (restart {restarts})"
-            self._lifecycle(worker, server, "info", message, lifecycle="restarted", restarts=restarts)
-        else:
-            self._lifecycle(worker, server, "info", "worker started", lifecycle="started")
+        if fields.get("lifecycle") == "error" and output is not None and output.tail:
+            fields["tail"] = list(output.tail)
+        self._lifecycle(worker, server, level, event, **fields)
         if output is not None:
             output.release()
 
     @spoc.hookimpl
+    def worker_started(self, worker: spoc.AbstractWorker) -> None:
+        restarts = worker.restarts
+        if restarts:
+            self._marked_event(
+                worker, "info", f"worker restarted (restart {restarts})", lifecycle="restarted", restarts=restarts
+            )
+        else:
+            self._marked_event(worker, "info", "worker started", lifecycle="started")
+
+    @spoc.hookimpl
     def worker_error(self, worker: spoc.AbstractWorker, error: spoc.ErrorRecord) -> None:
-        server = self._servers.get(worker)
-        if server is None:
-            return
-        output = self._drain(worker)
-        fields: dict[str, Any] = {
-            "lifecycle": "error",
-            "phase": error.phase,
-            "exception": {"type": error.type_name, "message": error.message, "traceback": error.traceback},
-        }
-        if output is not None and output.tail:
-            fields["tail"] = list(output.tail)
-        message = error.message or error.type_name
-        self._lifecycle(worker, server, "error", f"worker failed in {error.phase}(): {message}", **fields)
-        if output is not None:
-            output.release()
+        exception = {"type": error.type_name, "message": error.message, "traceback": error.traceback}
+        message = f"worker failed in {error.phase}(): {error.message or error.type_name}"
+        self._marked_event(worker, "error", message, lifecycle="error", phase=error.phase, exception=exception)
 
     @spoc.hookimpl
     def worker_exited(self, worker: spoc.AbstractWorker, exit_info: spoc.WorkerExit) -> None:

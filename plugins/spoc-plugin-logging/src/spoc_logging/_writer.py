@@ -55,7 +55,14 @@ class Writer:
                 self._buffer(data, lines)
                 return
             if self._unreported and self.report_dropped is not None:
-                data = self.report_dropped(self._unreported) + data
+                report = self.report_dropped(self._unreported)
+                if self._thread is None:  # no server runs: nothing to hold up but the caller
+                    self._unreported = 0
+                    self._write_out(report + data)
+                    return
+                if self._write_now(report):  # not taken (a short line: nothing of it): the helper says it later
+                    self._buffer(data, lines)
+                    return
                 self._unreported = 0
             # Delay per line: written here, a line is out at once, not after the helper thread's wake-up.
             rest = self._write_now(data)
@@ -125,6 +132,9 @@ class Writer:
             self.dropped += unsaid - self._unreported
             self._unreported = 0
             self._pending.clear()
+            report = self.report_dropped
+            if unsaid and not self._busy and report is not None and not self._write_now(report(unsaid)):
+                unsaid = 0  # said here: the destination took it
             self._pending_bytes = 0
             thread, self._thread = self._thread, None
             self._changed.notify_all()
