@@ -3,7 +3,8 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
 
 - ``order``: a thread, an async thread, an async process and a process worker (each start method) print
   numbered lines and log records in setup, main and teardown, then end.
-- ``flood_kill``: a process worker prints numbers as fast as it can, noting in the side file how many it wrote.
+- ``flood_kill``: a process worker prints numbers as fast as it can, noting in the side file how many it wrote,
+  and saying its pid in the FIFO SPOC_TEST_FIFO once it has written 20,000.
 - ``long_lines``: two process workers print 64 KiB lines of their own letter at once.
 - ``odd_lines``: a process worker prints lines JSON must escape, and bytes that are not UTF-8.
 - ``segfault``, ``abort``: a process worker prints, then crashes.
@@ -86,6 +87,9 @@ class NumberedAsyncProcess(NumberedAsync, ProcessWorker):
 
 
 class FloodsUntilKilled(ProcessWorker):
+    """Prints numbers as fast as it can; notes how many in the side file every 1,000, and at 20,000 says so in
+    the FIFO SPOC_TEST_FIFO."""
+
     restart_policy = "never"
 
     def main(self) -> None:
@@ -95,6 +99,9 @@ class FloodsUntilKilled(ProcessWorker):
             i += 1
             if i % 1000 == 0:
                 note(i)
+                if i == 20_000:
+                    with open(os.environ["SPOC_TEST_FIFO"], "w") as fifo:
+                        fifo.write(f"{os.getpid()}\n")
 
 
 class LongLines(ProcessWorker):
