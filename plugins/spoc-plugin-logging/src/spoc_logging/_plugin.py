@@ -68,7 +68,7 @@ class Logging:
             for its output.
 
     Raises:
-        ValueError: a format, `tail_lines` or `max_line` that cannot be used; the message names it.
+        ValueError: a `format`, `tail_lines`, `max_line` or `buffer` that cannot be used; the message names it.
     """
 
     name = "logging"
