@@ -4,8 +4,9 @@ Every line of every worker of every server in the process that goes to one
 destination (fd 1 by default) passes through its `Writer`. A line is written
 at once, on the thread that hands it over, as long as the destination takes
 it without waiting. What it does not take goes to a buffer, which a helper
-thread writes while a server runs, and which every later line joins until it
-is empty, to keep the order. So the server's monitor thread, which reads the
+thread writes while a server runs (from its start, or from the first line
+that would wait, whichever comes first), and which every later line joins
+until it is empty, to keep the order. So the server's monitor thread, which reads the
 children's pipes, never waits on a slow or stuck destination (a full pipe
 nobody reads): the events, the signals and the shutdown go on. What does not
 fit in the buffer is dropped, counted, and said once the destination takes
@@ -56,7 +57,7 @@ class Writer:
                 return
             if self._unreported and self.report_dropped is not None:
                 report = self.report_dropped(self._unreported)
-                if self._thread is None:  # no server runs: nothing to hold up but the caller
+                if self._may_wait():
                     self._unreported = 0
                     self._write_out(report + data)
                     return
@@ -67,10 +68,22 @@ class Writer:
             # Delay per line: written here, a line is out at once, not after the helper thread's wake-up.
             rest = self._write_now(data)
             if rest:
-                if self._thread is None:  # no server runs: nothing to hold up but the caller
+                if self._may_wait():
                     self._write_out(rest)
                 else:
                     self._buffer(rest, rest.count(b"\n"))
+
+    def _may_wait(self) -> bool:
+        """Whether a line the destination does not take now is written by waiting for it, here: only with no
+        helper thread, on the main thread, while a server starts (before its backends fork their children, the
+        process must stay single-threaded). Any other thread (the server's monitor, which runs hooks holding
+        the plugins' lock that the main thread's next hook needs) starts the helper thread instead."""
+        if self._thread is not None:
+            return False
+        if threading.current_thread() is threading.main_thread():
+            return True
+        self._thread = spoc.start_helper_thread(self._run, f"spoc-logging-writer:{self.fd}")
+        return False
 
     def _buffer(self, data: bytes, lines: int) -> None:
         if self._pending_bytes + len(data) > self.buffer:
@@ -114,16 +127,15 @@ class Writer:
         """A server starts using this writer (call when it has started: its children are forked by then)."""
         with self._changed:
             self._users += 1
-            if self._thread is not None:
-                return
-            self._thread = spoc.start_helper_thread(self._run, f"spoc-logging-writer:{self.fd}")
+            if self._thread is None:
+                self._thread = spoc.start_helper_thread(self._run, f"spoc-logging-writer:{self.fd}")
 
     def close(self, deadline: float) -> int:
         """A server stops using this writer: the last one waits until `deadline` (monotonic) for what is pending
         to be written, then the helper thread ends. Return how many lines were dropped and not yet said (the
         destination did not take them in time): the caller says it elsewhere."""
         with self._changed:
-            self._users -= 1
+            self._users = max(0, self._users - 1)  # 0: a server whose start failed after the helper started
             if self._users > 0 or self._thread is None:
                 return 0
             while (self._pending or self._busy) and time.monotonic() < deadline:
