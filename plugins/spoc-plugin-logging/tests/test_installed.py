@@ -15,9 +15,17 @@ from spoc_logging import Logging
 def test_the_plugin_is_installed_and_discovered() -> None:
     (info,) = [p for p in Server().plugins if p.name == "logging"]
     assert (info.source, info.distribution) == ("entry point", "spoc-plugin-logging")
-    assert {"worker_stdio", "child_starting", "child_event", "worker_exited"} <= set(info.hooks)
-    listing = subprocess.run([sys.executable, "-m", "spoc", "plugins"], capture_output=True, text=True, timeout=60)
-    assert "logging" in listing.stdout and "spoc-plugin-logging" in listing.stdout
+    assert info.hooks == ()  # not asked (no SPOC_LOG_FORMAT in this process): no hook, so no cost either
+    asked = subprocess.run(
+        [sys.executable, "-m", "spoc", "plugins"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SPOC_LOG_FORMAT": "json"},
+    )
+    (line,) = [line for line in asked.stdout.splitlines() if line.startswith("logging ")]
+    assert "spoc-plugin-logging" in line
+    assert {"worker_stdio", "child_starting", "child_event", "worker_exited"} <= set(line.split(None, 3)[3].split(", "))
 
 
 def test_a_given_logging_object_replaces_the_installed_one() -> None:

@@ -11,7 +11,8 @@ come with its error.
 
 Installed (``plugin``), it writes the stream of every server once asked:
 ``SPOC_LOG_FORMAT`` (``spoc run --log-format``) names the format, ``json``,
-``console`` or ``logfmt``; unasked, it changes nothing. A server given
+``console`` or ``logfmt``, when the plugin is first loaded in the process;
+unasked, it is an object with no hooks, and changes nothing. A server given
 ``Server(plugins=[Logging(...)])`` always has it (default format: ``console``
 on a terminal, ``json`` otherwise).
 """
@@ -19,9 +20,16 @@ on a terminal, ``json`` otherwise).
 from __future__ import annotations
 
 from ._formats import FORMAT_ENV, FORMATS
-from ._plugin import InstalledLogging, Logging
+from ._plugin import Logging, Unasked, installed_plugin
+from ._structlog import add_worker_fields
 
-__all__ = ["FORMATS", "FORMAT_ENV", "Logging", "plugin"]
+__all__ = ["FORMATS", "FORMAT_ENV", "Logging", "add_worker_fields", "plugin"]
 
-plugin: Logging = InstalledLogging()
-"""The plugin the entry point ``logging`` installs: it writes once ``SPOC_LOG_FORMAT`` names a format."""
+
+def __getattr__(name: str) -> Logging | Unasked:
+    """``plugin``: what the entry point ``logging`` installs, chosen when it is first loaded in the process: a
+    `Logging` when ``SPOC_LOG_FORMAT`` names a format, else an object with no hooks (not asked: it changes
+    nothing)."""
+    if name == "plugin":
+        return installed_plugin()
+    raise AttributeError(f"module 'spoc_logging' has no attribute {name!r}")

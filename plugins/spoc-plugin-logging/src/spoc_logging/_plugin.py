@@ -19,7 +19,7 @@ from ._in_child import flush_streams, mark_event, prepare_child
 from ._records import log_record_fields
 from ._writer import DEFAULT_BUFFER, Writer, writer_for
 
-__all__ = ["InstalledLogging", "Logging"]
+__all__ = ["Logging", "Unasked", "installed_plugin"]
 
 logger = logging.getLogger("spoc.logging")
 
@@ -217,14 +217,8 @@ class Logging:
 
     # ------------------------------------------------------------------ the server
 
-    def _asked(self) -> bool:
-        """Whether this plugin writes the stream: a `Logging` given to a server always does."""
-        return True
-
     @spoc.hookimpl
     def server_starting(self, server: spoc.Server) -> None:
-        if not self._asked():
-            return
         self._serving.add(server.name)
         try:
             name = choose_format(self.format, self.destination)
@@ -278,9 +272,8 @@ class Logging:
 
     @spoc.hookimpl
     def worker_check(self, server: spoc.Server, worker: spoc.AbstractWorker) -> None:
-        if self._asked():
-            _routes[worker] = self
-            self._servers[worker] = server.name
+        _routes[worker] = self
+        self._servers[worker] = server.name
 
     @spoc.hookimpl
     def worker_stdio(
@@ -361,18 +354,15 @@ class Logging:
 
     @spoc.hookimpl
     def child_starting(self, worker: spoc.AbstractWorker) -> None:
-        if self._asked():
-            prepare_child(worker)
+        prepare_child(worker)
 
     @spoc.hookimpl
     def child_event(self, event: spoc.WorkerEvent) -> None:
-        if self._asked():
-            mark_event(event.kind)
+        mark_event(event.kind)
 
     @spoc.hookimpl
     def child_stopping(self) -> None:
-        if self._asked():
-            flush_streams()
+        flush_streams()
 
 
 _FIRST = ("timestamp", "level", "event", "worker", "pid", "server", "logger", "stream")
@@ -385,10 +375,28 @@ def _ordered(fields: Mapping[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-class InstalledLogging(Logging):
-    """The plugin the entry point installs: it writes the stream only when asked, by ``SPOC_LOG_FORMAT`` (which
-    ``spoc run --log-format`` sets). Installed and unasked, it changes nothing: a program's output stays where
-    it went, as it was."""
+class Unasked:
+    """What the entry point installs when ``SPOC_LOG_FORMAT`` names no format: a plugin with no hooks.
 
-    def _asked(self) -> bool:
-        return bool(os.environ.get(FORMAT_ENV, "").strip())
+    Installed and not asked, spoc-plugin-logging changes nothing: a program's
+    output stays where it went, as it was. It implements no hook, so that it
+    costs a server nothing either (pluggy looks at every attribute of a
+    plugin each time a server registers it, and a plugin with hooks of the
+    child is registered for the children too, and called in each).
+    """
+
+    name = "logging"
+
+    def __repr__(self) -> str:
+        return f"<spoc-plugin-logging, not asked: set {FORMAT_ENV} or run spoc run --log-format>"
+
+
+_installed: list[Logging | Unasked] = []
+
+
+def installed_plugin() -> Logging | Unasked:
+    """The plugin the entry point installs, chosen once per process when it is first loaded: a `Logging` when
+    ``SPOC_LOG_FORMAT`` names a format (``spoc run --log-format`` sets it), else `Unasked`."""
+    if not _installed:
+        _installed.append(Logging() if os.environ.get(FORMAT_ENV, "").strip() else Unasked())
+    return _installed[0]
