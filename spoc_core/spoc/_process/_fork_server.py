@@ -126,7 +126,7 @@ class ForkServer:
         else:
             payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
-        request["options"] = replace(options, stdio=())
+        request["options"] = replace(options, stdio=()) if options.stdio else options
         request["stdio"] = [number for number, _ in options.stdio]  # their fds go first among the passed ones
         request["method"] = method
         body = pickle.dumps(request)
@@ -299,7 +299,8 @@ class _ForkServerLoop:
         _fds.track(status_fd)
         numbers = request["stdio"]
         stdio, passed = passed[: len(numbers)], passed[len(numbers) :]
-        request["options"] = replace(request["options"], stdio=tuple(zip(numbers, stdio, strict=True)))
+        if stdio:  # restart time: no copy of the options when no plugin gave the child its fds
+            request["options"] = replace(request["options"], stdio=tuple(zip(numbers, stdio, strict=True)))
         try:
             if request["method"] == "fork":
                 pid = self._fork(request, control_fd, event_fd, passed)
