@@ -45,6 +45,18 @@ def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(app_f
     assert any(r["event"] == "server 'logging-app' starting 6 workers" and r["logger"] == "spoc" for r in stream)
 
 
+def test_lifecycle_records_follow_the_spoc_logger_s_level_as_spoc_s_own_records_would(app_factory: type[App]) -> None:
+    program = spoc_run(app_factory, "order", "--log-format", "json", "--log-level", "warning")
+    assert program.wait() == 0, program.stderr
+    stream = records(program.stdout)
+    assert not [r for r in stream if r.get("lifecycle")]  # started, exited: info
+    assert {"fork line 0", "spawn teardown"} <= {r["event"] for r in stream if "stream" in r}  # output is not a log
+    program = spoc_run(app_factory, "setup_fails", "--log-format", "json", "--log-level", "warning")
+    assert program.wait() == 1
+    said = [(r["lifecycle"], r["level"]) for r in records(program.stdout) if r.get("lifecycle")]
+    assert said == [("error", "error"), ("exited", "error")]
+
+
 @pytest.mark.parametrize("fmt", ["console", "logfmt"])
 def test_the_other_formats_carry_the_same_fields(app_factory: type[App], fmt: str) -> None:
     program = spoc_run(app_factory, "order", env={"SPOC_LOG_FORMAT": fmt})

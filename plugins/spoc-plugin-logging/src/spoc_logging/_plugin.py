@@ -22,6 +22,8 @@ from ._writer import DEFAULT_BUFFER, Writer, writer_for
 __all__ = ["Logging", "Unasked", "installed_plugin"]
 
 logger = logging.getLogger("spoc.logging")
+_lifecycle_logger = logging.getLogger("spoc")  # the logger of spoc's records that the lifecycle records stand for
+_LEVEL_NUMBERS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 RECORD_TOPIC = "logging.record"
 """The topic of a thread worker's lines and log records, sent through its channel to keep them in order."""
@@ -189,8 +191,10 @@ class Logging:
             self._emit([self._complete(worker, data)])
 
     def _lifecycle(self, worker: spoc.AbstractWorker, server: str, level: str, event: str, **fields: Any) -> None:
+        """Write a lifecycle record: it stands for spoc's own record of the event, so the ``spoc`` logger's
+        level applies to it as to that record (``--log-level warning``: no "started" or "exited" lines)."""
         render, writer = self._render, self._writer
-        if render is None or writer is None:
+        if render is None or writer is None or not _lifecycle_logger.isEnabledFor(_LEVEL_NUMBERS[level]):
             return
         record = {
             "timestamp": time.time(),
