@@ -4,13 +4,14 @@ Every line of every worker of every server in the process that goes to one
 destination (fd 1 by default) passes through its `Writer`. A line is written
 at once, on the thread that hands it over, as long as the destination takes
 it without waiting. What it does not take goes to a buffer, which a helper
-thread writes while a server runs (from its start, or from the first line
-that would wait, whichever comes first), and which every later line joins
-until it is empty, to keep the order. So the server's monitor thread, which reads the
-children's pipes, never waits on a slow or stuck destination (a full pipe
-nobody reads): the events, the signals and the shutdown go on. What does not
-fit in the buffer is dropped, counted, and said once the destination takes
-lines again.
+thread writes, and which every later line joins until it is empty, to keep
+the order. The helper thread starts with the first line that would wait, and
+ends when the last server using the writer stops: a destination that keeps up
+(a terminal, a file, journald's pipe) never has one. So the server's monitor
+thread, which reads the children's pipes, never waits on a slow or stuck
+destination (a full pipe nobody reads): the events, the signals and the
+shutdown go on. What does not fit in the buffer is dropped, counted, and said
+once the destination takes lines again.
 """
 
 from __future__ import annotations
@@ -75,12 +76,13 @@ class Writer:
 
     def _may_wait(self) -> bool:
         """Whether a line the destination does not take now is written by waiting for it, here: only with no
-        helper thread, on the main thread, while a server starts (before its backends fork their children, the
-        process must stay single-threaded). Any other thread (the server's monitor, which runs hooks holding
-        the plugins' lock that the main thread's next hook needs) starts the helper thread instead."""
+        helper thread, on the main thread, while no server using the writer has started (before its backends
+        fork their children, the process must stay single-threaded). Otherwise the helper thread starts (a
+        thread of the server waiting here could hold the plugins' lock that the main thread's next hook needs;
+        the main thread waiting here would not handle the signals)."""
         if self._thread is not None:
             return False
-        if threading.current_thread() is threading.main_thread():
+        if self._users == 0 and threading.current_thread() is threading.main_thread():
             return True
         self._thread = spoc.start_helper_thread(self._run, f"spoc-logging-writer:{self.fd}")
         return False
@@ -124,11 +126,10 @@ class Writer:
     # ------------------------------------------------------------------ the helper thread, while servers run
 
     def open(self) -> None:
-        """A server starts using this writer (call when it has started: its children are forked by then)."""
+        """A server starts using this writer (call when it has started: its children are forked by then, and a
+        line that would wait starts the helper thread from now on)."""
         with self._changed:
             self._users += 1
-            if self._thread is None:
-                self._thread = spoc.start_helper_thread(self._run, f"spoc-logging-writer:{self.fd}")
 
     def close(self, deadline: float) -> int:
         """A server stops using this writer: the last one waits until `deadline` (monotonic) for what is pending
