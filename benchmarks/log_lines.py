@@ -9,8 +9,10 @@
   as JSON.
 - delay: from a timestamp the child prints (CLOCK_MONOTONIC, one clock for every process) to its arrival at
   the sink, one line per millisecond; same floor.
-- stop latency: the core's stop benchmark (100 thread and 4 process workers) with the plugin writing the
-  stream, against no plugin; and with the plugin installed and not asked, for information.
+- stop latency: the core's stop benchmark (100 thread and 4 process workers, the ``spoc`` logger at WARNING) with
+  the plugin writing the stream, against no plugin; for information, with the plugin installed and not asked,
+  and at INFO: the plugin writing a record of each worker's end against the core's own records written by a
+  StreamHandler.
 
 Needs spoc-plugin-logging; `run.py --section logging` says so and skips when it is missing.
 """
@@ -212,7 +214,7 @@ def measure(
     rounds: int,
     row: Callable[..., None],
     paired_medians: Callable[..., list[float]],
-    stop_latency: Callable[[list[object]], float],
+    stop_latency: Callable[..., float],
 ) -> int:
     """Print the rows (run.py's `row`, measures taken in turns by its `paired_medians`); return the targets missed."""
     import spoc_logging
@@ -237,15 +239,30 @@ def measure(
         rounds, lambda: median_delay(through_spoc("delay")), lambda: median_delay(through_raw_pipe("delay"))
     )
     row("delay per line, print() to output", spoc_delay * 1e6, floor_delay * 1e6, "us", "(information)", True)
-    with open(os.devnull, "wb") as devnull:
-        writing, unasked, without = paired_medians(
-            rounds,
+    with open(os.devnull, "wb") as devnull, open(os.devnull, "w") as text_devnull:
+        # Three times the rounds: two runs of the same stop differ by 5-10% on a loaded 2-core machine, as much
+        # as the target allows.
+        writing, unasked, without, writing_info, handler_info = paired_medians(
+            3 * rounds,
             lambda: stop_latency([Logging(format="json", destination=devnull.fileno())]),
             lambda: stop_latency([type(spoc_logging.plugin)()]),  # as installed: it writes nothing unless asked
             lambda: stop_latency([]),
+            lambda: stop_latency([Logging(format="json", destination=devnull.fileno())], logging.INFO),
+            lambda: _with_spoc_handler(logging.StreamHandler(text_devnull), lambda: stop_latency([], logging.INFO)),
         )
     ok = writing <= 1.1 * without
     missed += not ok
     row("stop latency, logging writing (no plugin)", writing * 1e3, without * 1e3, "ms", "<=1.1x", ok)
     row("  installed, not asked (no plugin)", unasked * 1e3, without * 1e3, "ms", "(information)", True)
+    row("  at INFO: exit records (StreamHandler)", writing_info * 1e3, handler_info * 1e3, "ms", "(information)", True)
     return missed
+
+
+def _with_spoc_handler(handler: logging.Handler, measure: Callable[[], float]) -> float:
+    """`measure()` with `handler` on the ``spoc`` logger: the core writing its own records of the stop, as text."""
+    logger = logging.getLogger("spoc")
+    logger.addHandler(handler)
+    try:
+        return measure()
+    finally:
+        logger.removeHandler(handler)

@@ -171,7 +171,9 @@ def rss_and_pss_kib(pid: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------- the benchmarks
 
 
-def stop_latency_spoc(plugins: list[object] | None = None) -> float:
+def stop_latency_spoc(plugins: list[object] | None = None, level: int = logging.WARNING) -> float:
+    """The stop of 100 thread and 4 process workers, the ``spoc`` logger at `level` during it (WARNING: as a user
+    without INFO logging has it; INFO: a record per worker's stop and end, where a handler writes them)."""
     server = Server("bench-stop", plugins=plugins or [])
     ready = StartupSeen()
     logger = logging.getLogger("spoc")
@@ -183,7 +185,7 @@ def stop_latency_spoc(plugins: list[object] | None = None) -> float:
         server.start()
         for name in names:
             ready.wait_for(name)
-        logger.setLevel(logging.WARNING)  # measure the shutdown as a user without INFO logging has it
+        logger.setLevel(level)
         began = time.perf_counter()
         server.stop()
         late = server.join_all(30)
