@@ -1,5 +1,5 @@
 """A destination that does not keep up (a full pipe nobody reads) never holds the server up; what is dropped is
-counted and said once it takes lines again."""
+counted and said once it takes lines again. One that keeps up needs no helper thread."""
 
 from __future__ import annotations
 
@@ -132,3 +132,35 @@ def test_what_is_dropped_is_counted_and_said_when_the_destination_takes_lines_ag
     # Every missing line is counted; the count also holds the few other records dropped with them (a worker's
     # "exited", spoc's own lines about the stop), which this test cannot tell from the workers' lines.
     assert LINES - received <= said <= LINES - received + 10
+
+
+KEEPS_UP = r"""
+import os, threading
+from spoc import Server, ThreadWorker
+from spoc_logging import Logging
+
+class Prints(ThreadWorker):
+    def main(self):
+        for i in range(1000):
+            print("line", i)
+        self.done.set()
+        self.wait()
+
+worker = Prints("printer")
+worker.done = threading.Event()
+server = Server("keeps-up", plugins=[Logging(format="json", destination=os.open(os.devnull, os.O_WRONLY))])
+server.add_worker(worker)
+server.start()
+assert worker.done.wait(30)
+writers = [t.name for t in threading.enumerate() if t.name.startswith("spoc-logging-writer")]
+server.stop()
+assert server.join_all(30) == []
+print("writer threads:", writers)
+"""
+
+
+def test_a_destination_that_keeps_up_never_has_a_helper_thread() -> None:
+    environment = {**os.environ, "SPOC_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run([sys.executable, "-c", KEEPS_UP], capture_output=True, text=True, timeout=60, env=environment)
+    assert done.returncode == 0, done.stderr
+    assert "writer threads: []" in done.stdout
