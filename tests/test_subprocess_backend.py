@@ -35,13 +35,14 @@ class Fails(Elsewhere):
 def test_a_subprocess_backends_events_reach_the_hooks_on_the_monitor_thread(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
-    threads_before = threading.active_count()
+    threads_before = set(threading.enumerate())  # a thread of an earlier test may be ending: compare the new ones
     server = spoc_server(Elsewhere("far"), Fails("failing"), plugins=[SubprocessPlugin()], allow_errors=True)
     server.start()
     where = spoc_hooks.wait_for("worker_record", worker="far", topic="test.where")
     assert where["data"]["pid"] != os.getpid()
     assert spoc_hooks.wait_for("worker_started", worker="far")["event"].pid == where["data"]["pid"]
-    assert threading.active_count() == threads_before + 1  # the monitor; no reader thread of the backend's
+    new_threads = [thread.name for thread in set(threading.enumerate()) - threads_before]
+    assert new_threads == ["spoc-monitor:test"], new_threads  # no reader thread of the backend's
     failed = spoc_hooks.wait_for("worker_exited", worker="failing")["exit_info"]
     assert failed.outcome == "failed" and failed.error.type_name == "LookupError"
     assert "no such job" in failed.error.traceback
