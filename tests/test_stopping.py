@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from spoc import Server, SpocError, ThreadWorker, hookimpl, set_uvloop_if_available
+from spoc import Server, SpocError, ThreadWorker, set_uvloop_if_available
 from spoc._aio import loop_factory
+from spoc.testing import HookRecorder, ServerFactory
 from workers_for_tests import (
     ReportsLoop,
     ReportsLoopProcess,
@@ -51,37 +52,21 @@ def test_stop_reaches_a_process_worker_blocked_in_wait(start_method: str) -> Non
     assert worker.exit_info is not None and worker.exit_info.outcome == "stopped"
 
 
-class StopOrder:
-    name = "stop-order"
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    @hookimpl
-    def worker_stopping(self, worker: Any) -> None:
-        self.asked.append(worker.name)
-
-
-def test_stop_asks_process_workers_first_then_threads_each_in_the_order_added() -> None:
+def test_stop_asks_process_workers_first_then_threads_each_in_the_order_added(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
     # A child's teardown begins only when the request crosses its control pipe: it is sent before the
     # thread workers', however many of them were added first.
     readies = [multiprocessing.get_context("fork").Event() for _ in range(2)]
-    order = StopOrder()
-    server = Server(plugins=[order])
     threads = [WaitsForStop(f"t{i}") for i in range(3)]
-    server.add_worker(threads[0])
-    server.add_worker(WaitsForStopProcess("p0", readies[0], start_method="fork"))
-    server.add_worker(threads[1])
-    server.add_worker(WaitsForStopProcess("p1", readies[1], start_method="fork"))
-    server.add_worker(threads[2])
+    processes = [WaitsForStopProcess(f"p{i}", ready, start_method="fork") for i, ready in enumerate(readies)]
+    server = spoc_server(threads[0], processes[0], threads[1], processes[1], threads[2])
     server.start()
-    try:
-        assert all(ready.wait(30) for ready in readies)
-        assert all(thread.ready.wait(30) for thread in threads)
-    finally:
-        server.stop()
-        assert server.join_all(30) == []
-    assert order.asked == ["p0", "p1", "t0", "t1", "t2"]
+    assert all(ready.wait(30) for ready in readies)
+    assert all(thread.ready.wait(30) for thread in threads)
+    server.stop()
+    assert server.join_all(30) == []
+    assert [call.worker for call in spoc_hooks.of("worker_stopping")] == ["p0", "p1", "t0", "t1", "t2"]
 
 
 def test_wait_times_out_with_false_and_stop_is_idempotent() -> None:
