@@ -1,11 +1,13 @@
-"""A backend that runs each worker in a ``python -m`` subprocess and streams its events back over a pipe.
+"""Backends that run each worker in a ``python -m`` subprocess and stream its events back over a pipe.
 
 Written with spoc's public API only, as a plugin would be: the server's one
-monitor thread reads the pipe (`WorkerChannel.watch`), and the subprocess runs
-the worker's life with `WorkerChannel.run_life`. Run as ``python -m
-subprocess_backend`` it is that subprocess: the pickled worker comes on stdin,
-then one byte asks it to stop; its events go out on stdout, each a 4-byte
-length and a pickle.
+monitor thread reads the pipe (`WorkerChannel.watch`). The ``subprocess``
+backend runs a `ThreadWorker`'s life there with `WorkerChannel.run_life`; the
+``hosted`` backend runs a `ProcessWorker`'s there as in its child, the
+server's child hooks included (`WorkerChannel.hosted_life`). Run as ``python
+-m subprocess_backend`` it is that subprocess: the pickled worker (or its
+hosted life) comes on stdin, then one byte asks it to stop; its events go out
+on stdout, each a 4-byte length and a pickle.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import sys
 import threading
 from typing import Any
 
-from spoc import Backend, Runner, ThreadWorker, WorkerChannel, WorkerEvent, hookimpl
+from spoc import Backend, HostedLife, ProcessWorker, Runner, ThreadWorker, WorkerChannel, WorkerEvent, hookimpl
 
 
 class SubprocessBackend(Backend):
     name = "subprocess"
-    worker_type = ThreadWorker
+    worker_type: Any = ThreadWorker
 
     def __init__(self) -> None:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -33,7 +35,7 @@ class SubprocessBackend(Backend):
             [sys.executable, "-m", __name__], cwd=here, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(pickle.dumps(worker))
+        child.stdin.write(pickle.dumps(channel.hosted_life() if isinstance(worker, ProcessWorker) else worker))
         child.stdin.flush()
         self.children[worker.name] = child
         fd, pending, ended = child.stdout.fileno(), bytearray(), []
@@ -49,7 +51,11 @@ class SubprocessBackend(Backend):
             if not data:  # the subprocess has ended: its last word, or the signal that ended it
                 channel.unwatch(fd)
                 if not ended:
-                    channel.send(WorkerEvent(worker.name, "exit", pid=child.pid, data={"exitcode": child.wait()}))
+                    code = child.wait()
+                    data: dict[str, Any] = {"exitcode": code}
+                    if isinstance(worker, ProcessWorker):  # a hosted life: its host died under it, and says how
+                        data = {"exitcode": None, "reason": f"its host process {child.pid} ended ({code})"}
+                    channel.send(WorkerEvent(worker.name, "exit", pid=child.pid, data=data))
 
         channel.watch(fd, on_readable)
         return Popened(child)
@@ -76,6 +82,11 @@ class SubprocessBackend(Backend):
                     pipe.close()
 
 
+class HostedBackend(SubprocessBackend):
+    name = "hosted"
+    worker_type = ProcessWorker
+
+
 class Popened:
     """A subprocess as a `Runner`."""
 
@@ -96,13 +107,14 @@ class SubprocessPlugin:
     name = "subprocess-backend"
 
     @hookimpl
-    def backend_register(self) -> Backend:
-        return SubprocessBackend()
+    def backend_register(self) -> list[Backend]:
+        return [SubprocessBackend(), HostedBackend()]
 
 
 def _live_here() -> int:
-    """The subprocess: run the worker that comes on stdin, its events to stdout, until a byte asks it to stop."""
-    worker = pickle.load(sys.stdin.buffer)
+    """The subprocess: run the worker (or life) that comes on stdin, its events to stdout, until a byte asks it to
+    stop."""
+    received = pickle.load(sys.stdin.buffer)
     out, lock = sys.stdout.buffer, threading.Lock()
     sys.stdout = sys.stderr  # what the worker prints must not mix with its events
 
@@ -112,8 +124,10 @@ def _live_here() -> int:
             out.write(len(data).to_bytes(4, "big") + data)
             out.flush()
 
-    threading.Thread(target=lambda: (sys.stdin.buffer.read(1), worker.stop()), daemon=True).start()
-    return WorkerChannel(worker, send).run_life()
+    threading.Thread(target=lambda: (sys.stdin.buffer.read(1), received.stop()), daemon=True).start()
+    if isinstance(received, HostedLife):
+        return received.run(send)
+    return WorkerChannel(received, send).run_life()
 
 
 if __name__ == "__main__":

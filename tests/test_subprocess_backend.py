@@ -8,7 +8,9 @@ from typing import Any
 
 from subprocess_backend import SubprocessPlugin
 
-from spoc import ThreadWorker
+import child_hook_plugin
+import spoc
+from spoc import ProcessWorker, ThreadWorker
 from spoc.testing import HookRecorder, ServerFactory
 
 
@@ -62,3 +64,61 @@ def test_a_killed_subprocess_ends_its_worker_with_the_signal(
     assert server.kill_worker(worker)
     exit_info: Any = spoc_hooks.wait_for("worker_exited", worker="doomed")["exit_info"]
     assert (exit_info.outcome, exit_info.signal) == ("killed", "SIGKILL")
+
+
+class ElsewhereProcess(ProcessWorker):
+    """A process worker hosted by another backend: where it runs, which worker that process is, its teardown."""
+
+    backend = "hosted"
+
+    def setup(self) -> None:
+        current = spoc.current_worker()
+        self.send_record("test.where", pid=os.getpid(), current=None if current is None else current.name)
+
+    def main(self) -> None:
+        self.wait()
+
+    def teardown(self) -> None:
+        self.send_record("test.teardown")
+
+
+def test_a_process_worker_hosted_by_another_backend_lives_as_in_its_child_with_the_child_hooks(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    plugins = [SubprocessPlugin(), child_hook_plugin, child_hook_plugin.AnnouncesEvents()]
+    server = spoc_server(ElsewhereProcess("far"), plugins=plugins, name="host-test")
+    server.start()
+    where = spoc_hooks.wait_for("worker_record", worker="far", topic="test.where")["data"]
+    assert where["pid"] != os.getpid() and where["current"] == "far"
+    starting = spoc_hooks.wait_for("worker_record", worker="far", topic="test.child_starting")["data"]
+    assert (starting["pid"], starting["server"]) == (where["pid"], "host-test")
+    spoc_hooks.wait_for("worker_started", worker="far")  # a stop during setup() would come before "startup"
+    server.stop()  # carried there by the backend: its wait() returns, its teardown runs
+    assert server.join_all(30) == []
+    topics = [
+        call["topic"] if call["topic"] != "test.child_event" else call["data"]["kind"]
+        for call in spoc_hooks.of("worker_record", worker="far")
+    ]
+    assert topics == [
+        "test.child_starting",
+        "test.where",
+        "startup",
+        "stopping",
+        "test.teardown",
+        "shutdown",
+        "test.child_stopping",
+    ]
+    assert spoc_hooks.wait_for("worker_exited", worker="far")["exit_info"].outcome == "stopped"
+
+
+def test_a_backend_that_sees_a_hosted_life_end_from_outside_says_why_and_it_is_killed(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(ElsewhereProcess("doomed"), plugins=[SubprocessPlugin()], allow_errors=True)
+    server.start()
+    pid = spoc_hooks.wait_for("worker_record", worker="doomed", topic="test.where")["data"]["pid"]
+    (worker,) = server.workers
+    assert server.kill_worker(worker)
+    exit_info: Any = spoc_hooks.wait_for("worker_exited", worker="doomed")["exit_info"]
+    assert (exit_info.outcome, exit_info.exitcode) == ("killed", None)
+    assert exit_info.reason == f"its host process {pid} ended (-9)"

@@ -14,6 +14,7 @@ from ._aio import run_async_safely, set_uvloop_if_available
 from ._backend import Backend, Runner, WorkerChannel
 from ._errors import BackendError, ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, WorkerExit
+from ._hosted import HostedLife
 from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
 from ._server import Server, ServerExit
@@ -31,6 +32,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "ErrorRecord",
+    "HostedLife",
     "PluginError",
     "PluginInfo",
     "ProcessWorker",

@@ -19,6 +19,7 @@ from ._errors import BackendError
 from ._events import WorkerEvent
 
 if TYPE_CHECKING:
+    from ._hosted import HostedLife
     from ._server import Server
     from ._worker import AbstractWorker
 
@@ -72,6 +73,7 @@ class WorkerChannel:
         self._send = send
         self._watch = watch
         self._unwatch = unwatch
+        self._hosted_life: Callable[[], HostedLife] | None = None  # the server's
 
     def send(self, event: WorkerEvent) -> None:
         """Deliver `event` to the server. Thread-safe; events sent from one thread arrive in order.
@@ -79,6 +81,9 @@ class WorkerChannel:
         A backend that runs bodies out of this process sends each event it
         receives from there, and an ``"exit"`` event (``exitcode`` in its data)
         once the body has ended: that is what ends the worker for the server.
+        One that saw the body end from outside (its host died) says so with a
+        ``reason`` in the data as well (`WorkerExit.reason`): the worker ended
+        ``killed``.
         """
         self._send(event)
 
@@ -101,6 +106,19 @@ class WorkerChannel:
         """Stop watching `fd`; from a callback (on the monitor thread) it takes effect at once."""
         if self._unwatch is not None:
             self._unwatch(fd)
+
+    def hosted_life(self) -> HostedLife:
+        """The worker's life, for a backend to run in a process it started elsewhere, as in a child (`HostedLife`).
+
+        For a backend that runs `ProcessWorker` bodies in processes the core did
+        not start (an actor of a cluster, a process on another host): send the
+        result there and call its `HostedLife.run` with a function that carries
+        each event back to `send`. It carries the server's plugins that
+        implement a hook of the child, and its uvloop setting.
+        """
+        if self._hosted_life is None:
+            raise RuntimeError(f"worker {self.worker.name!r}: this channel has no server to take the life from")
+        return self._hosted_life()
 
     def run_life(self) -> int:
         """Run the worker's whole life on the calling thread; return its exit code (0 clean, 1 failed).

@@ -20,7 +20,8 @@ EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record"
 - ``"startup"``: setup() completed; main() is about to run.
 - ``"error"``: a phase raised; the event carries an `ErrorRecord`.
 - ``"shutdown"``: teardown() completed.
-- ``"exit"``: the worker's body has returned; `exitcode` is in ``data``.
+- ``"exit"``: the worker's body has returned; `exitcode` is in ``data``, and a ``reason`` when its backend
+  saw it end from outside (see `WorkerExit.reason`).
 - ``"stopping"``: the worker was asked to stop (sent from where `stop()` was
   called, so it may arrive after the worker's own later events); ``signal``
   in ``data`` when a signal from outside the server (a ``kill`` of a process
@@ -48,7 +49,7 @@ class WorkerEvent:
             so it compares across processes).
         wall: ``time.time()`` when it was emitted.
         error: the failure, for ``"error"`` events.
-        data: extra fields: ``exitcode`` on ``"exit"``; ``duration`` on
+        data: extra fields: ``exitcode`` (and maybe ``reason``) on ``"exit"``; ``duration`` on
             ``"startup"`` (the seconds setup() took), ``"shutdown"`` (teardown())
             and ``"error"`` (the failed phase, until it raised); ``topic`` and
             ``fields`` on ``"record"``.
@@ -129,6 +130,9 @@ class WorkerExit:
         teardown_duration: seconds its ``teardown()`` took, from its
             ``"shutdown"`` event; None when it sent none (its teardown never
             ran, or it was killed first).
+        reason: what its backend said of an end it saw from outside the body
+            (a cluster's word that the actor or its node died); such an end
+            is ``killed``. None for the core's own backends.
     """
 
     worker: str
@@ -139,6 +143,7 @@ class WorkerExit:
     stop_signal: str | None = None
     restarts: int = 0
     teardown_duration: float | None = None
+    reason: str | None = None
 
     @property
     def signal(self) -> str | None:
@@ -153,16 +158,21 @@ class WorkerExit:
         ``abandoned`` is a worker whose body would not stop and could not be
         ended (a thread: threads cannot be killed; it may still be running);
         ``killed`` is a process ended by a signal or a worker spoc had to force,
-        a process stopped by a signal the server did not send among them;
+        a process stopped by a signal the server did not send among them, or
+        one whose backend saw it end from outside (`reason`);
         ``failed`` is an error or a non-zero exit code; ``stopped`` a clean end
         after a stop request (also when the server's shutdown signal reached the
         child first and it ended by it, after its teardown); ``clean`` a clean
         end on the worker's own account.
         """
-        if self.forced and self.exitcode is None:
+        if self.forced and self.exitcode is None and self.reason is None:
             return "abandoned"
         graceful = self.stop_signal is not None and self.stop_signal == self.signal
-        if self.forced or (self.signal is not None and not (graceful and self.stop_requested)):
+        if (
+            self.forced
+            or self.reason is not None
+            or (self.signal is not None and not (graceful and self.stop_requested))
+        ):
             return "killed"
         if self.error is not None or (self.exitcode != 0 and not graceful):
             return "failed"

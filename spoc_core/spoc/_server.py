@@ -10,6 +10,7 @@ when SIGINT or SIGTERM arrives, and a second signal forces it at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from ._builtin_backends import BuiltinBackends
 from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
+from ._hosted import hosted_life
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
@@ -329,6 +331,7 @@ class Server:
             channel = WorkerChannel(
                 worker, monitor.sender(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
             )
+            channel._hosted_life = functools.partial(hosted_life, worker, self.name, self._plugins.for_children)
             self._running.add(worker.name)
             try:
                 runner = backend.launch(worker, channel)
@@ -515,7 +518,7 @@ class Server:
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
         if kind == "exit":
-            worker._set_exit(event.data.get("exitcode"), forced=run.forced)
+            worker._set_exit(event.data.get("exitcode"), forced=run.forced, reason=event.data.get("reason"))
         else:
             worker._receive(event)
         if "worker_event" in implemented:

@@ -505,7 +505,7 @@ class AbstractWorker(abc.ABC):
         """The fields of the log record of one of the worker's lifecycle events (docs/plugins.md, "Log records")."""
         return {"spoc_worker": self.name, "spoc_event": kind}
 
-    def _set_exit(self, exitcode: int | None, *, forced: bool = False) -> WorkerExit:
+    def _set_exit(self, exitcode: int | None, *, forced: bool = False, reason: str | None = None) -> WorkerExit:
         if self.exit_info is not None:
             return self.exit_info
         self._running = False
@@ -520,6 +520,7 @@ class AbstractWorker(abc.ABC):
             stop_signal=self._stop_signal,
             restarts=self.restarts,
             teardown_duration=self._teardown_duration,
+            reason=reason,
         )
         self.exit_info = info
         extra = self._lifecycle_extra("exit")
@@ -533,6 +534,8 @@ class AbstractWorker(abc.ABC):
             )
         elif info.outcome == "killed" and info.signal is not None:
             logger.error("worker %r was killed by %s", self.name, info.signal, extra=extra)
+        elif info.reason is not None:
+            logger.error("worker %r ended from outside its body: %s", self.name, info.reason, extra=extra)
         elif info.outcome == "failed" and self.error is None:
             logger.error("worker %r exited with code %s", self.name, exitcode, extra=extra)
         else:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import _thread
 import faulthandler
-import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -28,19 +27,18 @@ from types import FrameType
 from .. import _fds
 from .._deadlines import wait_time
 from .._events import WorkerEvent, encode_event, make_event
+from .._hosted import live_as_child
 from .._latch import Latch, SignalWake
 from .._linux import set_parent_death_signal, set_process_title
 from .._plugins import ChildPlugins
 from .._poll import Poller
 from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked
 from .._stacks import format_stacks
-from .._worker import AbstractWorker, LifecycleBody, set_process_worker
+from .._worker import AbstractWorker
 
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
 
 ORPHAN_EXIT_CODE = 70
-ANNOUNCED_KINDS = frozenset({"startup", "error", "stopping", "shutdown"})
-"""The events a child's ``child_event`` hooks hear of before they are sent: the lifecycle's, not records."""
 
 
 @dataclass(frozen=True)
@@ -231,25 +229,8 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         writer.send(event)
         control.start()
 
-    def call_plugins(hook: str) -> None:
-        options.plugins.call(hook, worker=worker, server_name=options.server_name)
-
-    if options.plugins and "child_event" in options.plugins.prepare().implemented:
-        send_now = send
-
-        def send(event: WorkerEvent) -> None:
-            if event.kind in ANNOUNCED_KINDS:
-                options.plugins.call("child_event", worker=worker, event=event)
-            send_now(event)
-
-    set_process_worker(worker)
     try:
-        last_words = None
-        if options.plugins:
-            worker._send = send
-            call_plugins("child_starting")
-            last_words = functools.partial(call_plugins, "child_stopping")
-        code = LifecycleBody(worker, send, last_words=last_words).run(options.use_uvloop)
+        code = live_as_child(worker, send, options.plugins, options.server_name, options.use_uvloop)
     finally:
         with control.lock:
             control.finished.set()

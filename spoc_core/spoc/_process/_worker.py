@@ -155,9 +155,8 @@ class ProcessWorker(AbstractWorker):
 
     @property
     def pid(self) -> int | None:
-        """The child's pid once started."""
-        runner = self._runner
-        return runner.pid if runner is not None else None
+        """The child's pid once started (None on a backend whose runner has no ``pid``)."""
+        return getattr(self._runner, "pid", None)
 
     # ------------------------------------------------------------------ starting
 
@@ -317,7 +316,10 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ stopping and signals
 
     def _request_stop(self) -> None:
-        self._control_write(b"S")
+        if self._link is None:  # not a child of the core's (another backend's host): that backend carries it
+            super()._request_stop()
+        else:
+            self._control_write(b"S")
 
     def _control_write(self, request: bytes) -> None:
         """Write `request` to the child's control pipe and make it read it now (`CONTROL_SIGNAL`)."""
