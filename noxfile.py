@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nox
+import tomllib
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "virtualenv"
@@ -30,12 +31,19 @@ def tests(session: nox.Session) -> None:
     session.notify("together")
 
 
+def test_companions(directory: Path) -> list[str]:
+    """The sibling plugins a plugin's tests run with (``[tool.spoc-tests] plugins`` of its pyproject.toml)."""
+    with (directory / "pyproject.toml").open("rb") as file:
+        names = tomllib.load(file).get("tool", {}).get("spoc-tests", {}).get("plugins", [])
+    return [str(Path("plugins", name).resolve()) for name in names]
+
+
 @nox.session
 @nox.parametrize("plugin", PLUGINS)
 def plugins(session: nox.Session, plugin: str) -> None:
-    """One plugin's tests, against the plugin as pip installs it."""
+    """One plugin's tests, against the plugin as pip installs it (with the sibling plugins its tests need)."""
     directory = Path("plugins", plugin).resolve()
-    session.install(".[test]", f"{directory}[test]")
+    session.install(".[test]", f"{directory}[test]", *test_companions(directory))
     session.chdir(directory)  # its src/ is then not on sys.path: the installed copy is what is tested
     session.run("python", "-m", "pytest", *session.posargs, env={"SPOC_TEST_INSTALLED_PLUGIN": plugin})
 
@@ -83,7 +91,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark, printed as ratios to raw floors measured in the same run."""
-    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS))
+    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS), "ray>=2.9")  # spoc-plugin-ray's
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

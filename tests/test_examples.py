@@ -18,7 +18,7 @@ EXAMPLES = ROOT / "examples"
 
 def test_examples_are_all_covered() -> None:
     covered = {"demo", "workers", "job_processor", "periodic_task", "pipeline", "graceful_shutdown", "service"}
-    needs_a_plugin = {"metrics_demo", "redis_jobs", "structured_logs"}  # run by their plugin's tests
+    needs_a_plugin = {"metrics_demo", "redis_jobs", "structured_logs", "ray_workers"}  # run by their plugin's tests
     assert {p.stem for p in EXAMPLES.glob("*.py")} == covered | needs_a_plugin
 
 

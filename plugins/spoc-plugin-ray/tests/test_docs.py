@@ -1,0 +1,24 @@
+"""The programs in spoc's docs that need this plugin run with it installed (Ray's files in a temporary HOME)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from doc_programs import DocProgram, requiring, run
+from harness import App
+
+PROGRAMS = requiring("spoc_ray")
+
+
+def test_the_docs_have_programs_that_need_the_plugin() -> None:
+    assert {p.page for p in PROGRAMS} >= {"ray.md"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
+def test_a_docs_program_that_needs_the_plugin_runs(
+    program: DocProgram, tmp_path: Path, app_factory: type[App], ray_env: dict[str, str]
+) -> None:
+    run(program, tmp_path, app_factory)

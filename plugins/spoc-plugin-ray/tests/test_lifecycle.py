@@ -1,0 +1,118 @@
+"""A worker on the ``ray`` backend lives in an actor as in a ProcessWorker's child: lifecycle, records, errors,
+stop, and the deadline's kill, reported through the server's hooks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from ray_workers import Fails, Far, FarAsync, HoldsAGenerator, IgnoresStop
+from spoc import WorkerStartError
+from spoc.testing import HookRecorder, ServerFactory
+from spoc_ray import Ray
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+
+def kinds(spoc_hooks: HookRecorder, worker: str) -> list[str]:
+    return [
+        c["event"].kind if c["event"].kind != "record" else c["event"].data["topic"]
+        for c in spoc_hooks.of("worker_event", worker=worker)
+    ]
+
+
+def test_a_ray_worker_lives_in_its_actor_and_reports_in_order(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(Far("far"), plugins=[Ray()], name="ray-test")
+    server.start()
+    where = spoc_hooks.wait_for("worker_record", worker="far", topic="test.where")["data"]
+    assert where["pid"] != os.getpid() and where["current"] == "far"
+    started = spoc_hooks.wait_for("worker_started", worker="far")
+    assert started["event"].pid == where["pid"]
+    spoc_hooks.wait_for("worker_record", worker="far", topic="test.count", data={"i": 2})
+    server.stop()
+    assert server.join_all(30) == []
+    (worker,) = server.workers
+    assert worker.pid == where["pid"]
+    assert kinds(spoc_hooks, "far") == [
+        "test.where",
+        "startup",
+        "test.count",
+        "test.count",
+        "test.count",
+        "stopping",
+        "stopping",  # the server's word, then the actor's (as a process worker's child tells it too)
+        "test.teardown",
+        "shutdown",
+        "exit",
+    ]
+    exit_info: Any = spoc_hooks.wait_for("worker_exited", worker="far")["exit_info"]
+    assert (exit_info.outcome, exit_info.exitcode, exit_info.reason) == ("stopped", 0, None)
+
+
+def test_an_async_worker_runs_on_its_own_loop_in_the_actor(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(FarAsync("far-async"), plugins=[Ray()])
+    server.start()
+    spoc_hooks.wait_for("worker_record", worker="far-async", topic="test.async")
+    server.stop()  # its sleep(3600) returns at once
+    assert server.join_all(30) == []
+    assert spoc_hooks.wait_for("worker_exited", worker="far-async")["exit_info"].outcome == "stopped"
+
+
+def test_a_failure_in_the_actor_reaches_the_server_with_its_traceback(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(Fails("failing"), plugins=[Ray()], allow_errors=True)
+    server.start()
+    error = spoc_hooks.wait_for("worker_error", worker="failing")["error"]
+    assert (error.type_name, error.phase, error.message) == ("LookupError", "main", "no such shard: 7")
+    assert 'raise LookupError("no such shard: 7")' in error.traceback
+    exit_info = spoc_hooks.wait_for("worker_exited", worker="failing")["exit_info"]
+    assert (exit_info.outcome, exit_info.exitcode) == ("failed", 1)
+    assert spoc_hooks.of("worker_record", worker="failing", topic="test.teardown")  # teardown still ran
+
+
+def test_past_the_deadline_the_actor_is_killed_and_reported_forced(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(IgnoresStop("stuck"), plugins=[Ray()], allow_errors=True)
+    server.start()
+    spoc_hooks.wait_for("worker_record", worker="stuck", topic="test.stuck")
+    server.stop()
+    assert [w.name for w in server.join_all(1.0)] == ["stuck"]  # missed the deadline: killed
+    exit_info: Any = spoc_hooks.wait_for("worker_exited", worker="stuck")["exit_info"]
+    assert (exit_info.outcome, exit_info.forced) == ("killed", True)
+    assert exit_info.reason.startswith("Ray: ") and "ray.kill" in exit_info.reason
+
+
+def test_a_worker_that_cannot_be_sent_to_ray_fails_at_start_naming_the_attribute(
+    spoc_server: ServerFactory,
+) -> None:
+    server = spoc_server(HoldsAGenerator("holder"), plugins=[Ray()])
+    with pytest.raises(WorkerStartError) as raised:
+        server.start()
+    message = str(raised.value)
+    assert "HoldsAGenerator 'holder' cannot be sent to its Ray actor: its attribute 'batches'" in message
+    assert "Create such objects in setup(), which runs in the actor." in message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ray_num_cpus": -1}, "worker 'bad' (Far): ray_num_cpus=-1 must be a number >= 0"),
+        ({"ray_resources": ["gpu"]}, "worker 'bad' (Far): ray_resources=['gpu'] must be a dict"),
+        ({"ray_node_soft": "yes"}, "worker 'bad' (Far): ray_node_soft='yes' must be True or False"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_worker_starts(
+    spoc_server: ServerFactory, options: dict[str, object], message: str
+) -> None:
+    server = spoc_server(Far("bad", plugin_options=options), plugins=[Ray()])
+    with pytest.raises(ValueError) as raised:
+        server.start()
+    assert message in str(raised.value)
