@@ -791,6 +791,16 @@ def logging_section(rounds: int) -> int:
     return log_lines.measure(rounds, row, paired_medians, stop_latency_spoc)
 
 
+def ray_section(rounds: int) -> int:
+    import ray_actors
+
+    why = ray_actors.missing()
+    if why is not None:
+        print(f"{'ray: start, record delay':<42} skipped: {why}")
+        return 0
+    return ray_actors.measure(rounds, row, paired_medians)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -804,6 +814,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "metrics": metrics_section,
     "redis": redis_section,
     "logging": logging_section,
+    "ray": ray_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
