@@ -32,7 +32,7 @@ def two_nodes(ray_env: dict[str, str]) -> Iterator[tuple[Any, Any]]:
         head_node_args={"num_cpus": 2, "include_dashboard": False, "_system_config": FAST_HEALTH_CHECKS},
     )
     try:
-        second = cluster.add_node(num_cpus=2)
+        second = cluster.add_node(num_cpus=2, labels={"spoc-test": "second"})
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
         try:
@@ -41,6 +41,17 @@ def two_nodes(ray_env: dict[str, str]) -> Iterator[tuple[Any, Any]]:
             ray.shutdown()
     finally:
         cluster.shutdown()
+
+
+def test_a_worker_pinned_by_a_node_label_runs_there(
+    two_nodes: tuple[Any, Any], spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    _, second = two_nodes
+    server = spoc_server(OnANode("labelled", plugin_options={"ray_node": "spoc-test=second"}), plugins=[Ray()])
+    server.start()
+    assert spoc_hooks.wait_for("worker_record", worker="labelled", topic="test.node")["data"]["node"] == second.node_id
+    server.stop()
+    assert server.join_all(30) == []
 
 
 def test_a_worker_whose_node_dies_is_reported_killed_and_restarted_on_the_node_left(

@@ -4,6 +4,8 @@ stop, and the deadline's kill, reported through the server's hooks."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -107,6 +109,7 @@ def test_a_worker_that_cannot_be_sent_to_ray_fails_at_start_naming_the_attribute
         ({"ray_num_cpus": -1}, "worker 'bad' (Far): ray_num_cpus=-1 must be a number >= 0"),
         ({"ray_resources": ["gpu"]}, "worker 'bad' (Far): ray_resources=['gpu'] must be a dict"),
         ({"ray_node_soft": "yes"}, "worker 'bad' (Far): ray_node_soft='yes' must be True or False"),
+        ({"ray_node": "a=b=c"}, "worker 'bad' (Far): ray_node='a=b=c' must be a Ray node id"),
     ],
 )
 def test_bad_settings_are_refused_before_any_worker_starts(
@@ -116,3 +119,20 @@ def test_bad_settings_are_refused_before_any_worker_starts(
     with pytest.raises(ValueError) as raised:
         server.start()
     assert message in str(raised.value)
+
+
+def test_once_the_server_has_stopped_none_of_its_actors_is_left_in_the_cluster(
+    local_ray: Any, spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    workers = [Far(f"holder-{i}", plugin_options={"ray_num_cpus": 2}) for i in range(2)]  # all 4 CPUs of the Ray
+    server = spoc_server(*workers, plugins=[Ray()])
+    server.start()
+    for worker in workers:
+        spoc_hooks.wait_for("worker_started", worker=worker.name)
+    server.stop()
+    assert server.join_all(30) == []
+    # A live actor holds its CPUs: they all come back only when both actors are gone (Ray reports it shortly after).
+    deadline = time.monotonic() + 30
+    while local_ray.available_resources().get("CPU", 0) < 4 and time.monotonic() < deadline:
+        threading.Event().wait(0.05)
+    assert local_ray.available_resources().get("CPU", 0) == 4

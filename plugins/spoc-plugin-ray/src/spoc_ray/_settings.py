@@ -32,6 +32,7 @@ class Placement:
     resources: dict[str, float] | None = None
     memory: int | None = None
     node: str | None = None
+    """A node id, or a node label as ``key=value``."""
     node_soft: bool = False
 
     def actor_options(self) -> dict[str, Any]:
@@ -42,9 +43,17 @@ class Placement:
             if value is not None:
                 options[name] = value
         if self.node is not None:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+            from ray.util import scheduling_strategies as strategies
 
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self.node, soft=self.node_soft)
+            key, is_label, value = self.node.partition("=")
+            if is_label:  # a node label: "zone=eu-1"
+                wanted = {key: strategies.In(value)}
+                strategy: Any = strategies.NodeLabelSchedulingStrategy(
+                    hard={} if self.node_soft else wanted, soft=wanted if self.node_soft else None
+                )
+            else:  # a node id
+                strategy = strategies.NodeAffinitySchedulingStrategy(self.node, soft=self.node_soft)
+            options["scheduling_strategy"] = strategy
         return options
 
 
@@ -76,8 +85,11 @@ def placement_of(worker: Any) -> Placement:
     if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
         raise ValueError(f"{owner}: ray_memory={memory!r} must be a number of bytes > 0 (or None)")
     node = _lookup(worker, "ray_node")
-    if node is not None and (not isinstance(node, str) or not node):
-        raise ValueError(f"{owner}: ray_node={node!r} must be a Ray node id (hex, as ray.nodes() lists it), or None")
+    if node is not None and (not isinstance(node, str) or not node.strip("=") or node.count("=") > 1):
+        raise ValueError(
+            f"{owner}: ray_node={node!r} must be a Ray node id (hex, as ray.nodes() lists it), a node label as "
+            f"'key=value', or None"
+        )
     soft = _lookup(worker, "ray_node_soft")
     if not isinstance(soft, bool):
         raise ValueError(f"{owner}: ray_node_soft={soft!r} must be True or False")
