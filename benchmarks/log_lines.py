@@ -25,6 +25,7 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -84,8 +85,11 @@ class Sink:
         assert self.process.stdin is not None
         self.fd = self.process.stdin.fileno()
 
-    def result(self) -> str:
+    def result(self, timeout: float = 120.0) -> str:
         assert self.process.stdout is not None and self.process.stdin is not None
+        if not select.select([self.process.stdout], [], [], timeout)[0]:
+            self.process.kill()
+            raise RuntimeError(f"the sink saw no {END} within {timeout:g}s: a line was dropped, or it stalled")
         said = self.process.stdout.readline().decode()
         self.process.stdin.close()
         self.process.stdout.close()
@@ -121,7 +125,9 @@ def through_spoc(mode: str) -> str:
     from spoc_logging import Logging
 
     sink = Sink(mode)
-    server = Server("bench-logging", plugins=[Logging(format="json", destination=sink.fd)])
+    # A buffer for every line (8 MB of JSON): this measures the pipeline, not what is dropped when the sink lags
+    # (with the default 8 MiB, a lagging sink lost lines, the end marker once, and the run waited for it forever).
+    server = Server("bench-logging", plugins=[Logging(format="json", destination=sink.fd, buffer=1 << 30)])
     server.add_worker(Prints("printer", delay=mode == "delay"))
     server.start()
     said = sink.result()
