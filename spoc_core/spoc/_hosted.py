@@ -14,11 +14,11 @@ import functools
 from collections.abc import Callable
 
 from ._aio import uvloop_enabled
-from ._events import WorkerEvent, make_event
+from ._events import WorkerEvent
 from ._plugins import ChildPlugins
 from ._worker import AbstractWorker, LifecycleBody, Send, set_process_worker
 
-__all__ = ["ANNOUNCED_KINDS", "HostedLife", "live_as_child"]
+__all__ = ["HostedLife", "hosted_life", "live_as_child"]
 
 ANNOUNCED_KINDS = frozenset({"startup", "error", "stopping", "shutdown"})
 """The events a child's ``child_event`` hooks hear of before they are sent: the lifecycle's, not records."""
@@ -85,13 +85,8 @@ class HostedLife:
         any thread that calls `stop`: make it thread-safe.
         """
         worker = self.worker
-        exitcode = 1
-        try:
-            exitcode = live_as_child(worker, send, self._plugins, self.server_name, self._use_uvloop)
-        finally:
-            worker._running = False
-            send(make_event(worker.name, "exit", exitcode=exitcode))
-        return exitcode
+        plugins, server_name, use_uvloop = self._plugins, self.server_name, self._use_uvloop
+        return worker._live(send, use_uvloop, lambda: live_as_child(worker, send, plugins, server_name, use_uvloop))
 
     def stop(self) -> None:
         """Ask the hosted worker to stop, from any thread of the hosting process: its `is_running` turns False

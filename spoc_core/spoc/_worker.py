@@ -450,11 +450,12 @@ class AbstractWorker(abc.ABC):
         fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
         return fresh
 
-    def _live(self, send: Send, use_uvloop: bool) -> int:
-        """The worker's whole life on the calling thread, its final "exit" event included (`_lives_on_a_thread`)."""
+    def _live(self, send: Send, use_uvloop: bool, body: Callable[[], int] | None = None) -> int:
+        """The worker's whole life on the calling thread, its final "exit" event included (`_lives_on_a_thread`);
+        `body` runs the lifecycle instead of a plain `LifecycleBody` (a hosted life's, with the child hooks)."""
         exitcode = 1
         try:
-            exitcode = LifecycleBody(self, send).run(use_uvloop)
+            exitcode = body() if body is not None else LifecycleBody(self, send).run(use_uvloop)
         finally:
             self._body_exitcode = exitcode
             self._running = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -52,6 +51,3 @@ class Host:
             life = self._life
         if life is not None:
             life.stop()
-
-    def pid(self) -> int:
-        return os.getpid()

@@ -61,7 +61,7 @@ class RayRun:
         except ray.exceptions.RayError as exc:
             reason = "Ray: " + " ".join(str(exc).split())
         finally:
-            ray.kill(self.actor, no_restart=True)  # its life has ended: no actor of ours is left in the cluster
+            _kill(self.actor)  # its life has ended: no actor of ours is left in the cluster
         data = {"exitcode": None, "reason": reason}
         self._channel.send(spoc.WorkerEvent(name, "exit", pid=self.pid or 0, data=data))
 
@@ -92,7 +92,7 @@ class RayBackend(spoc.Backend):
         try:
             events = actor.live.remote(life)
         except Exception as exc:  # Ray serializes the arguments here
-            ray.kill(actor, no_restart=True)
+            _kill(actor)
             raise spoc.WorkerStartError(_unpicklable(worker, exc)) from None
         run = RayRun(worker, actor, events, channel)
         with self._lock:
@@ -111,9 +111,7 @@ class RayBackend(spoc.Backend):
         run = self._runs.get(worker.name)
         if run is None:
             return False
-        import ray
-
-        ray.kill(run.actor, no_restart=True)
+        _kill(run.actor)
         return True
 
     def close(self) -> None:
@@ -121,11 +119,18 @@ class RayBackend(spoc.Backend):
             runs, self._runs = list(self._runs.values()), {}
         for run in runs:
             if run.is_alive():  # a worker given up on: its actor must not outlive the server
-                self.kill(run.worker)
+                _kill(run.actor)
             run.join(5.0)
         if self._ray is not None:
             self._ray = None
             self._plugin.disconnect()
+
+
+def _kill(actor: Any) -> None:
+    """End `actor` for good (Ray's own restarts are off anyway)."""
+    import ray
+
+    ray.kill(actor, no_restart=True)
 
 
 _remote_host: Any = None
