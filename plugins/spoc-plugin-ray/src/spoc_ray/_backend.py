@@ -79,10 +79,7 @@ class RayBackend(spoc.Backend):
         self._ray: Any = None  # the connected ray module, from this server's first Ray worker on
 
     def launch(self, worker: spoc.AbstractWorker, channel: spoc.WorkerChannel) -> spoc.Runner:
-        try:
-            options = placement_of(worker).actor_options()
-        except ValueError as exc:
-            raise spoc.WorkerStartError(str(exc)) from None
+        options = placement_of(worker).actor_options()  # its settings were checked: worker_check, at every start
         if self._ray is None:
             self._ray = self._plugin.connect()
         ray = self._ray
