@@ -192,3 +192,29 @@ def test_a_backend_conflict_or_a_bad_result_names_the_plugin(plugin: object, mes
 def test_a_worker_on_a_plugins_backend_cannot_start_without_a_server() -> None:
     with pytest.raises(BackendError, match=r"'alone' names backend 'pool', which only a Server provides"):
         Pooled("alone").start()
+
+
+def test_plugin_options_backend_runs_one_worker_on_another_backend(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    plugin = PoolPlugin()
+    pooled = WaitsForStop("pooled", plugin_options={"backend": "pool"})
+    plain = WaitsForStop("plain")
+    assert (pooled.backend, plain.backend, WaitsForStop.backend) == ("pool", "thread", "thread")
+    assert pooled.fresh_instance().backend == "pool"  # what a supervisor's restart runs
+    server = spoc_server(pooled, plain, plugins=[plugin])
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="pooled")
+    spoc_hooks.wait_for("worker_started", worker="plain")
+    server.stop()
+    assert server.join_all(10) == []
+    assert plugin.backends[0].launched == ["pooled"]
+
+
+def test_plugin_options_backend_must_name_a_backend() -> None:
+    with pytest.raises(TypeError, match=r"WaitsForStop 'odd': plugin_options\['backend'\] must be the name of a "):
+        WaitsForStop("odd", plugin_options={"backend": 3})
+    server = Server()
+    server.add_worker(WaitsForStop("lost", plugin_options={"backend": "nowhere"}))
+    with pytest.raises(BackendError, match=r"backend 'nowhere'.*WaitsForStop.backend or the worker's plugin_options"):
+        server.start()

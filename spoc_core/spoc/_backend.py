@@ -224,7 +224,8 @@ def unknown_backend(worker: AbstractWorker, server: Server, registered: Sequence
     return BackendError(
         f"Server {server.name!r}: worker {worker.name!r} names backend {worker.backend!r}, which is not "
         f"registered; the registered backends are {names}. Install or give the server the plugin that "
-        f"provides it (its backend_register hook), or set {type(worker).__name__}.backend to one of those."
+        f"provides it (its backend_register hook), or name one of those in {type(worker).__name__}.backend "
+        f"or the worker's plugin_options['backend']."
     )
 
 

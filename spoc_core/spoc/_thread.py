@@ -27,7 +27,8 @@ class ThreadWorker(AbstractWorker):
     """
 
     backend: str = "thread"
-    """The backend that runs it: ``"thread"``, or another a plugin registers (set it on a subclass)."""
+    """The backend that runs it: ``"thread"``, or another a plugin registers (set it on a subclass, or
+    give ``plugin_options={"backend": ...}``)."""
     _lives_on_a_thread = True
 
     def __init__(self, name: str, daemon: bool = True, *, plugin_options: Mapping[str, Any] | None = None) -> None:

@@ -80,7 +80,10 @@ class AbstractWorker(abc.ABC):
     """
 
     backend: str = ""
-    """The name of the backend that runs the worker: ``"thread"``, ``"process"``, or one a plugin registers."""
+    """The name of the backend that runs the worker: ``"thread"``, ``"process"``, or one a plugin registers.
+
+    Set it on a subclass, or per worker with ``plugin_options={"backend": "ray"}``, which wins.
+    """
     _lives_on_a_thread: ClassVar[bool] = False
     """Whether its whole life can run on a thread of the process that holds it (`WorkerChannel.run_life`)."""
 
@@ -139,6 +142,8 @@ class AbstractWorker(abc.ABC):
         self.restarts = 0
         self.previous_exit = None
         self._plugin_options = dict(plugin_options or {})
+        if "backend" in self._plugin_options:
+            self.backend = _backend_option(self, self._plugin_options["backend"])
         self.context = types.SimpleNamespace()
         self._init_runtime()
 
@@ -172,8 +177,10 @@ class AbstractWorker(abc.ABC):
 
         Each plugin documents the keys it reads (the restart plugin's
         ``restart_policy``, ``max_restarts``, ...); a key given here overrides
-        the class attribute of the same name. Read-only; a restarted worker
-        gets the same options (they are constructor arguments).
+        the class attribute of the same name. The core reads one key itself:
+        ``backend``, which names the worker's backend (`backend`). Read-only;
+        a restarted worker gets the same options (they are constructor
+        arguments).
         """
         return types.MappingProxyType(self._plugin_options)
 
@@ -744,6 +751,17 @@ def check_initialised(worker: AbstractWorker) -> None:
         f"{type(worker).__name__}.__init__{where} does not call super().__init__(name): the worker has no name "
         f"and none of spoc's state. Call super().__init__(name) first, then set your own attributes."
     )
+
+
+def _backend_option(worker: AbstractWorker, value: object) -> str:
+    """``plugin_options["backend"]``, checked: the name of a backend."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(
+            f"{type(worker).__name__} {worker.name!r}: plugin_options['backend'] must be the name of a "
+            f"backend (a non-empty str), got {value!r}; e.g. plugin_options={{'backend': 'ray'}}, or leave "
+            f"it out to keep {type(worker).__name__}.backend ({type(worker).backend!r})"
+        )
+    return value
 
 
 def check_own_backend(worker: AbstractWorker, own: str) -> None:

@@ -118,7 +118,8 @@ class ProcessWorker(AbstractWorker):
         start_method: ``"fork"``, ``"forkserver"`` or ``"spawn"``; None picks
             spoc's default (`default_start_method`).
         plugin_options: settings for plugins (`AbstractWorker.plugin_options`), such as the
-            restart plugin's ``restart_policy``.
+            restart plugin's ``restart_policy``, and ``backend`` to run this worker on
+            another backend (``{"backend": "ray"}``).
 
     In the parent this object stands for the child: `exitcode`, `error` (the
     child's `ErrorRecord`, traceback included) and `exit_info` are filled in
@@ -126,7 +127,8 @@ class ProcessWorker(AbstractWorker):
     """
 
     backend: str = "process"
-    """The backend that runs it: ``"process"``, or another a plugin registers (set it on a subclass)."""
+    """The backend that runs it: ``"process"``, or another a plugin registers (set it on a subclass, or
+    give ``plugin_options={"backend": ...}``)."""
     _RUNTIME_ATTRS = AbstractWorker._RUNTIME_ATTRS | {"_link"}
 
     start_method: str
