@@ -24,9 +24,7 @@ class Trainer(ProcessWorker):
         self.send_record("example.checkpoint")
 
 
-class Watcher(ProcessWorker):
-    backend = "ray"
-
+class Watcher(ProcessWorker):  # a child process by its class; the server below puts this one on Ray
     async def main(self):
         while not await self.sleep(1.0):
             self.send_record("example.watch", loop=type(asyncio.get_running_loop()).__name__)
@@ -56,7 +54,7 @@ class Report:
 if __name__ == "__main__":
     server = Server("ray-example", plugins=[Report()])
     server.add_worker(Trainer("trainer"))
-    server.add_worker(Watcher("watcher"))
+    server.add_worker(Watcher("watcher", plugin_options={"backend": "ray"}))  # the option wins over the class
     print("Press Ctrl+C to stop.", flush=True)
     outcome = server.run_forever()
     print(f"Shutdown {'clean' if outcome.ok else 'with failures'} (reason: {outcome.reason})", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -71,3 +72,13 @@ class OnANode(Far):
         import ray
 
         self.send_record("test.node", node=ray.get_runtime_context().get_node_id(), pid=os.getpid())
+
+
+class Anywhere(ProcessWorker):
+    """A ProcessWorker that names no backend of its own: a child, unless its plugin_options say otherwise."""
+
+    def setup(self) -> None:
+        self.send_record("test.where", program=sys.argv[0], pid=os.getpid())
+
+    def main(self) -> None:
+        self.wait()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ray_workers import Fails, Far, FarAsync, HoldsAGenerator, IgnoresStop
+from ray_workers import Anywhere, Fails, Far, FarAsync, HoldsAGenerator, IgnoresStop
 from spoc import WorkerStartError
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_ray import Ray
@@ -53,6 +53,22 @@ def test_a_ray_worker_lives_in_its_actor_and_reports_in_order(
     ]
     exit_info: Any = spoc_hooks.wait_for("worker_exited", worker="far")["exit_info"]
     assert (exit_info.outcome, exit_info.exitcode, exit_info.reason) == ("stopped", 0, None)
+
+
+def test_plugin_options_backend_puts_one_worker_of_a_process_class_on_ray(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    on_ray = Anywhere("on-ray", plugin_options={"backend": "ray", "ray_num_cpus": 1})
+    child = Anywhere("child", start_method="spawn")  # this process runs Ray's threads: not forked
+    server = spoc_server(on_ray, child, plugins=[Ray()])
+    server.start()
+    actor = spoc_hooks.wait_for("worker_record", worker="on-ray", topic="test.where")["data"]
+    spawned = spoc_hooks.wait_for("worker_record", worker="child", topic="test.where")["data"]
+    assert actor["program"].endswith("default_worker.py")  # a Ray worker process
+    assert not spawned["program"].endswith("default_worker.py")
+    server.stop()
+    assert server.join_all(30) == []
+    assert (on_ray.pid, child.pid) == (actor["pid"], spawned["pid"])
 
 
 def test_an_async_worker_runs_on_its_own_loop_in_the_actor(
