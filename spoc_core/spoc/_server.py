@@ -28,7 +28,6 @@ from ._hosted import hosted_life
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
-from ._thread import ThreadWorker
 from ._worker import AbstractWorker, check_initialised
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "REPEAT_WINDOW", "Server", "ServerExit"]
@@ -617,8 +616,8 @@ class Server:
     def stop(self, failure: str | None = None) -> None:
         """Ask every worker to stop. Returns at once; `join_all()` waits. Idempotent.
 
-        Process workers (and any other backend's) are asked first, then thread
-        workers, each in the order they were added.
+        Process workers (on any backend) are asked first, then thread workers,
+        each in the order they were added.
 
         Args:
             failure: why the server gives up, for a supervisor that can no
@@ -660,7 +659,7 @@ class Server:
         # The workers whose bodies run elsewhere first: their stop crosses a process boundary and their
         # teardown begins only when it arrives (behind 100 thread workers, a child heard of the stop 14 ms
         # after it began; first, after 5 ms, and stop() returns in 7.7 ms instead of 16.6 ms).
-        for worker in sorted(started, key=lambda worker: isinstance(worker, ThreadWorker)):
+        for worker in sorted(started, key=lambda worker: worker._lives_on_a_thread):
             worker.stop()
 
     def _force(self) -> None:

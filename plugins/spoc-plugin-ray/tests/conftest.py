@@ -32,22 +32,15 @@ else:
 @pytest.fixture(scope="session")
 def ray_env() -> Iterator[dict[str, str]]:
     """HOME and Ray's files in a temporary directory, for this process and the programs the tests start."""
-    with tempfile.TemporaryDirectory(prefix="spoc-ray-") as home:
+    with tempfile.TemporaryDirectory(prefix="spoc-ray-") as home, pytest.MonkeyPatch.context() as patch:
         env = {
             "HOME": home,
             "RAY_TMPDIR": home,
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            yield env
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env
 
 
 @pytest.fixture(scope="module")
