@@ -463,6 +463,21 @@ def test_a_signal_while_spoc_itself_imports_starts_nothing_and_says_so(app_facto
     assert "Traceback" not in app.stderr and "ticker: in main" not in app.stdout
 
 
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGUSR1], ids=["SIGHUP", "SIGUSR1"])
+def test_a_reload_or_stack_dump_while_spoc_itself_imports_is_ignored(app_factory: type[App], signum: int) -> None:
+    """docs/cli.md: SIGHUP and SIGUSR1 are ignored until the server runs, from the command's first line (their
+    default action would end it with 128 + the signal and no word)."""
+    command = [sys.executable, "-X", "importtime", str(spoc_command()), "run", "cli_app:server"]
+    app = app_factory(command=command, env=APP_ENV, cwd=APPS)
+    app.expect(r"import time:.*\| +pluggy$", stream="stderr")
+    app.signal(signum)
+    app.expect("ticker: in main")
+    app.expect("cruncher: in main")
+    app.signal(signal.SIGTERM)
+    assert app.wait(30) == 0, app.stderr[-2000:]
+    assert "2 workers ended cleanly" in app.stderr
+
+
 def test_a_bug_in_a_check_hook_keeps_its_traceback(app_factory: type[App]) -> None:
     app = spoc_run(app_factory, "buggy_check_app:server")
     assert app.wait(30) == 1
