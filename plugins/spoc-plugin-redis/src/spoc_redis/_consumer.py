@@ -5,7 +5,8 @@ one log line when Redis goes away, one when it is back, retries with backoff
 in between (a read gives up when the worker is asked to stop; an
 acknowledgement does not, so that a job done is never done twice because its
 acknowledgement was lost). A group that vanished (Redis restarted without
-persistence) is created again.
+persistence, ``XGROUP DESTROY``) or a stream deleted under a blocked read
+(``FLUSHDB``, ``DEL``) is created again, with one warning.
 """
 
 from __future__ import annotations
@@ -51,6 +52,21 @@ class Job:
     deliveries: int = 1
 
 
+def _gone(exc: redis.ResponseError) -> str | None:
+    """What Redis's error says went missing under the consumer (with a ``{stream}`` field), or None for another
+    error: ``NOGROUP`` (the group destroyed, or Redis restarted without its data), ``UNBLOCKED`` (the stream
+    deleted, by ``DEL`` or ``FLUSHDB``, while the consumer's read waited on it), and the ``ERR`` that ``XINFO``
+    and ``XGROUP`` answer on a stream that is gone."""
+    text = str(exc)
+    if text.startswith("NOGROUP"):
+        return "the group of stream {stream} is gone (destroyed, or Redis lost its data)"
+    if text.startswith("UNBLOCKED"):
+        return "stream {stream} was deleted while it read (DEL, or FLUSHDB)"
+    if text == "no such key" or "requires the key to exist" in text:  # XINFO, XGROUP: ERR, not NOGROUP
+        return "stream {stream} is gone (DEL, or FLUSHDB)"
+    return None
+
+
 class Consumer:
     """One worker's consumer in its stream's group."""
 
@@ -90,13 +106,14 @@ class Consumer:
                     recreate = False
                 result = call()
             except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                gone = _gone(exc)
+                if gone is None:
                     raise
                 logger.warning(
-                    "worker %r: group %r of stream %r is gone (Redis lost its data?); creating it again",
+                    "worker %r: %s; creating the stream and group %r again",
                     self.worker,
+                    gone.format(stream=repr(self.settings.stream)),
                     self.settings.group,
-                    self.settings.stream,
                 )
                 recreate = True
                 continue
