@@ -61,6 +61,27 @@ def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(app_factory:
         assert record["event"] == record["worker"][0] * 65536 and "partial" not in record
 
 
+def test_a_line_longer_than_max_line_arrives_in_parts_each_at_most_max_line(
+    app_factory: type[App], start_method: str
+) -> None:
+    """Every part of a 10 MiB line, the last one too, is at most max_line (1 MiB) bytes and marked partial; parts
+    are cut between characters; the parts make the line; a short line after it is whole."""
+    program = spoc_run(app_factory, "huge_lines", "--log-format", "json", env={"SPOC_TEST_START_METHOD": start_method})
+    assert program.wait(60) == 0, program.stderr[-2000:]
+    stream = records(program.stdout)
+    for worker in ("process", "thread"):
+        lines = [r for r in stream if r.get("worker") == worker and r.get("stream") == "stdout"]
+        assert lines[-1]["event"] == "after" and "partial" not in lines[-1]
+        parts = lines[:-1]
+        assert all(r.get("partial") is True for r in parts)
+        assert all(len(r["event"].encode()) <= 1 << 20 for r in parts), [len(r["event"].encode()) for r in parts]
+        assert "\ufffd" not in "".join(r["event"] for r in parts)
+        text = "".join(r["event"] for r in parts)
+        assert text == "a" * (10 << 20) + "€" * (1 << 20)
+        a_parts = [r for r in parts if r["event"].startswith("a")]
+        assert len(a_parts) == 10, [len(r["event"]) for r in a_parts]  # 10 MiB: ten parts of 1 MiB
+
+
 @pytest.mark.parametrize("crash", ["segfault", "abort"])
 def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_with_its_end(
     app_factory: type[App], crash: str, start_method: str

@@ -3,8 +3,9 @@
 The server's monitor thread reads each pipe when it is readable
 (`spoc.WorkerChannel.watch`). A line is split out when its newline arrives,
 however many reads it took (a 64 KiB line is one record); a line longer than
-`max_line` is written in parts marked ``"partial": true``, so memory stays
-bounded. Log record frames (`_records.FRAME_MARK`) become records with their
+`max_line` bytes is written in parts of at most `max_line` bytes, every part
+(the last one too) marked ``"partial": true`` and cut between two UTF-8
+characters, so memory stays bounded. Log record frames (`_records.FRAME_MARK`) become records with their
 own fields. Lines on stdout and on stderr keep their order within each
 stream; which of two lines on the two streams came first is not known.
 
@@ -28,7 +29,7 @@ import spoc
 
 from ._records import EVENT_MARK, FRAME_MARK, parse_frame
 
-__all__ = ["RAW_LEVELS", "ChildOutput", "EmitLines"]
+__all__ = ["RAW_LEVELS", "ChildOutput", "EmitLines", "split_line"]
 
 _READ_SIZE = 1 << 16
 STREAMS = {1: "stdout", 2: "stderr"}
@@ -52,6 +53,7 @@ class _Pipe:
         self.held: deque[dict[str, Any] | str] = deque()  # records, and markers (the event's kind)
         self.held_bytes = 0
         self.open = True
+        self.continued = False  # the line being read has been written in parts already
 
 
 class ChildOutput:
@@ -140,7 +142,8 @@ class ChildOutput:
         if end >= 0:
             block = bytes(partial[:end])
             del partial[: end + 1]
-            if self.emit_lines is not None and not pipe.held and b"\x1e" not in block:
+            fast = not pipe.held and not pipe.continued and len(block) <= self._max_line  # no line is too long
+            if self.emit_lines is not None and fast and b"\x1e" not in block:
                 # Throughput: plain lines with nothing held before them are decoded and rendered in one go, not
                 # one record at a time (lines per second: 0.33x a raw pipe one at a time).
                 texts = block.decode(errors="replace").split("\n")
@@ -151,14 +154,25 @@ class ChildOutput:
             for line in lines:
                 text, mark, frame = line.partition(FRAME_MARK)
                 if mark and text:  # a frame written after a partial line: the line ends there
-                    items.append(self._item(pipe, text, now))
+                    self._line(pipe, text, now, items)
                     line = mark + frame
-                items.append(self._item(pipe, line, now))
-        if len(partial) > self._max_line:
-            items.append(self._item(pipe, bytes(partial), now, partial_line=True))
-            partial.clear()
+                self._line(pipe, line, now, items)
+        while len(partial) > self._max_line:  # a line too long to hold: its parts so far, each whole
+            cut = _cut(partial, self._max_line)
+            items.append(self._item(pipe, bytes(partial[:cut]), now, partial_line=True))
+            del partial[:cut]
+            pipe.continued = True
         if items:
             self._hold_or_write(pipe, items)
+
+    def _line(self, pipe: _Pipe, line: bytes, now: float, items: list[dict[str, Any] | str]) -> None:
+        """A whole line's items: itself, or its parts when it is longer than `max_line` or ends a line begun in
+        parts."""
+        if not pipe.continued and len(line) <= self._max_line:
+            items.append(self._item(pipe, line, now))
+            return
+        pipe.continued = False
+        items.extend(self._item(pipe, part, now, partial_line=True) for part in split_line(line, self._max_line))
 
     def _hold_or_write(self, pipe: _Pipe, items: list[dict[str, Any] | str]) -> None:
         """Write the records before the first marker, hold the rest."""
@@ -197,14 +211,14 @@ class ChildOutput:
         self.channel.unwatch(pipe.fd)
         os.close(pipe.fd)
         if pipe.partial:
-            self._hold_or_write(pipe, [self._item(pipe, bytes(pipe.partial), time.time())])
+            self._hold_or_write(pipe, [self._item(pipe, bytes(pipe.partial), time.time(), pipe.continued)])
             pipe.partial.clear()
 
     def _item(self, pipe: _Pipe, line: bytes, now: float, partial_line: bool = False) -> dict[str, Any] | str:
-        if line.startswith(EVENT_MARK):
-            return line[len(EVENT_MARK) :].decode(errors="replace")
-        if line.startswith(FRAME_MARK):
-            fields = parse_frame(line)
+        if not partial_line:  # a part of a long line is text, whatever its first bytes
+            if line.startswith(EVENT_MARK):
+                return line[len(EVENT_MARK) :].decode(errors="replace")
+            fields = parse_frame(line) if line.startswith(FRAME_MARK) else None
             if fields is not None:
                 event = str(fields.pop("event", ""))
                 return {
@@ -228,3 +242,24 @@ class ChildOutput:
         if partial_line:
             record["partial"] = True
         return record
+
+
+def _cut(data: bytes | bytearray, limit: int) -> int:
+    """Where to cut `data` (longer than `limit`) for a first part of at most `limit` bytes: at `limit`, or up to
+    three bytes before it, so that no UTF-8 character is cut in two (a part decodes on its own)."""
+    for cut in range(limit, max(0, limit - 3), -1):
+        if data[cut] & 0xC0 != 0x80:  # not a continuation byte: a character starts here
+            return cut
+    return limit
+
+
+def split_line(line: bytes, limit: int) -> list[bytes]:
+    """`line` in parts of at most `limit` bytes, none cutting a UTF-8 character in two (empty: none)."""
+    parts = []
+    while len(line) > limit:
+        cut = _cut(line, limit)
+        parts.append(line[:cut])
+        line = line[cut:]
+    if line:
+        parts.append(line)
+    return parts

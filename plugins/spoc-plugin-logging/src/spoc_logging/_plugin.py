@@ -13,7 +13,7 @@ from typing import Any
 import spoc
 
 from . import _process_hooks
-from ._capture import RAW_LEVELS, ChildOutput
+from ._capture import RAW_LEVELS, ChildOutput, split_line
 from ._formats import FORMAT_ENV, Render, choose_format, json_lines, renderer
 from ._in_child import flush_streams, mark_event, prepare_child
 from ._records import log_record_fields
@@ -63,7 +63,8 @@ class Logging:
         tail_lines: how many of a process worker's last lines of output are
             attached to its error and exit records (default 50; 0: none).
         max_line: a captured line longer than this many bytes is written in
-            parts, each marked ``"partial": true``.
+            parts of at most this many bytes, cut between characters, each
+            (the last one too) marked ``"partial": true``.
         buffer: bytes of lines that may wait for a slow destination; past
             them, lines are dropped (and how many is written once the
             destination takes lines again), so that the server never waits
@@ -103,6 +104,7 @@ class Logging:
         self._servers: weakref.WeakKeyDictionary[spoc.AbstractWorker, str] = weakref.WeakKeyDictionary()
         self._children: dict[int, ChildOutput] = {}  # by id() of the worker
         self._partial: dict[tuple[int, str], str] = {}  # a thread worker's text not ended by a newline yet
+        self._continued: set[tuple[int, str]] = set()  # a thread worker's lines written in parts so far
         self._serving: set[str] = set()  # the servers it writes the stream of, by name
         self._stop_began: dict[str, float] = {}  # by server name: when its stop began (monotonic)
         self._lock = threading.Lock()
@@ -158,20 +160,42 @@ class Logging:
         self._emit([_ordered(fields)])
 
     def thread_text(self, worker: spoc.AbstractWorker, stream: str, text: str) -> None:
-        """Text a thread worker wrote to ``sys.stdout`` or ``sys.stderr``: its whole lines are written."""
+        """Text a thread worker wrote to ``sys.stdout`` or ``sys.stderr``: its whole lines are written, a line
+        longer than `max_line` bytes in parts (as a process worker's)."""
         key = (id(worker), stream)
+        lines: list[tuple[str, bool]] = []  # (line, whether it is a part of a longer one)
         with self._lock:
-            text = self._partial.pop(key, "") + text
-            lines = text.split("\n")
-            if lines[-1]:
-                self._partial[key] = lines[-1]
+            *whole, rest = (self._partial.pop(key, "") + text).split("\n")
+            for line in whole:
+                lines.extend(self._parts(line, key in self._continued))
+                self._continued.discard(key)
+            if len(rest) * 4 > self.max_line:  # perhaps too long to hold: its parts so far, but the last
+                *parts, (rest, _) = self._parts(rest, True)
+                lines.extend(parts)
+                if parts:
+                    self._continued.add(key)
+            if rest:
+                self._partial[key] = rest
         now = time.time()
-        for line in lines[:-1]:
-            self._from_thread_worker(worker, self._line_fields(stream, line, now))
+        for line, part in lines:
+            self._from_thread_worker(worker, self._line_fields(stream, line, now, part))
+
+    def _parts(self, line: str, partial: bool) -> list[tuple[str, bool]]:
+        """`line` alone, or in parts of at most `max_line` bytes when longer (or `partial`: the end of a longer
+        line), each marked."""
+        if len(line) * 4 <= self.max_line and not partial:  # short, whatever its characters
+            return [(line, False)]
+        data = line.encode(errors="surrogatepass")
+        if len(data) <= self.max_line and not partial:
+            return [(line, False)]
+        return [(part.decode(errors="surrogatepass"), True) for part in split_line(data, self.max_line)] or [("", True)]
 
     @staticmethod
-    def _line_fields(stream: str, line: str, now: float) -> dict[str, Any]:
-        return {"timestamp": now, "level": RAW_LEVELS[stream], "event": line, "stream": stream}
+    def _line_fields(stream: str, line: str, now: float, partial: bool = False) -> dict[str, Any]:
+        fields = {"timestamp": now, "level": RAW_LEVELS[stream], "event": line, "stream": stream}
+        if partial:
+            fields["partial"] = True
+        return fields
 
     def _from_thread_worker(self, worker: spoc.AbstractWorker, fields: dict[str, Any]) -> None:
         """Send `fields` through the worker's channel (`worker_record` writes them), so that they stand in order
@@ -349,10 +373,14 @@ class Logging:
 
     def _flush_partial(self, worker: spoc.AbstractWorker) -> None:
         with self._lock:
-            texts = [(key, self._partial.pop(key)) for key in list(self._partial) if key[0] == id(worker)]
+            keys = [key for key in self._partial if key[0] == id(worker)]
+            texts = [(key, self._partial.pop(key), key in self._continued) for key in keys]
+            self._continued -= {key for key in self._continued if key[0] == id(worker)}
         now = time.time()
         if texts:
-            self._emit([self._complete(worker, self._line_fields(key[1], text, now)) for key, text in texts])
+            self._emit(
+                [self._complete(worker, self._line_fields(key[1], text, now, part)) for key, text, part in texts]
+            )
 
     # ------------------------------------------------------------------ inside a process worker's child
 

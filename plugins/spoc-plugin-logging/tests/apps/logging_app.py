@@ -11,6 +11,8 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
 - ``setup_fails``: a process worker says what it does at boot, then fails in setup().
 - ``flood``: two process workers print as fast as they can until they are stopped.
 - ``structlog``: a thread, a process (each start method) and an async process worker log through structlog.
+- ``huge_lines``: a process worker and a thread worker each print a 10 MiB line, a 3 MiB line of three-byte
+  characters, and a short line.
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
   FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
 """
@@ -194,6 +196,23 @@ class UsesStructlogAsync(ProcessWorker):
         structlog.get_logger().warning("bye")
 
 
+HUGE_LINES = ["a" * (10 << 20), "€" * (1 << 20), "after"]
+
+
+class PrintsHugeLines:
+    def main(self) -> None:
+        for line in HUGE_LINES:
+            print(line)
+
+
+class PrintsHugeLinesProcess(PrintsHugeLines, ProcessWorker):
+    pass
+
+
+class PrintsHugeLinesThread(PrintsHugeLines, ThreadWorker):
+    pass
+
+
 class Bursts(ProcessWorker):
     def main(self) -> None:
         line = "x" * 200
@@ -228,6 +247,9 @@ elif MODE == "structlog":
     server.add_worker(UsesStructlogAsync("async-process"))
     for method in ("fork", "forkserver", "spawn"):
         server.add_worker(UsesStructlogProcess(method, start_method=method))
+elif MODE == "huge_lines":
+    server.add_worker(PrintsHugeLinesProcess("process", start_method=START))
+    server.add_worker(PrintsHugeLinesThread("thread"))
 elif MODE == "burst":
     server.add_worker(Bursts("burst-1"))
     server.add_worker(Bursts("burst-2"))
