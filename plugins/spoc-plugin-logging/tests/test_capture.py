@@ -82,6 +82,22 @@ def test_a_line_longer_than_max_line_arrives_in_parts_each_at_most_max_line(
         assert len(a_parts) == 10, [len(r["event"]) for r in a_parts]  # 10 MiB: ten parts of 1 MiB
 
 
+def test_a_worker_that_points_its_stdout_at_its_own_file_finds_only_its_own_lines_there(
+    app_factory: type[App], start_method: str, tmp_path: Path
+) -> None:
+    """The plugin writes its event markers and record frames only into the pipes it installed, never into the
+    file the worker dup2()'d onto fd 1; its records still reach the stream, with its events."""
+    own = tmp_path / "user.log"
+    env = {"SPOC_TEST_START_METHOD": start_method, "SPOC_TEST_SIDE": str(own)}
+    program = spoc_run(app_factory, "own_file", "--log-format", "json", env=env)
+    assert program.wait() == 1, program.stderr[-2000:]
+    assert own.read_bytes() == b"to my own file\nstill to my own file\n"
+    stream = [r for r in records(program.stdout) if r.get("worker") == "own"]
+    events = [r.get("lifecycle") or r["event"] for r in stream]
+    assert events == ["a record after dup2", "started", "error", "exited"], events
+    assert stream[2]["exception"]["message"] == "failed after dup2"
+
+
 @pytest.mark.parametrize("crash", ["segfault", "abort"])
 def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_with_its_end(
     app_factory: type[App], crash: str, start_method: str

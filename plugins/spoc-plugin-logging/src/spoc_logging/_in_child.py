@@ -3,16 +3,25 @@
 The child's fd 1 and 2 are the pipes the server reads (`worker_stdio`). Here
 ``sys.stdout`` becomes line-buffered, so that a line printed is in the pipe
 before the next statement runs (a SIGKILL loses no printed line); the root
-logger writes each record to fd 1 as a frame of data (`_records`), in order
-with what the worker prints; and faulthandler writes a crash's stack to fd 2.
+logger writes each record to the stdout pipe as a frame of data (`_records`),
+in order with what the worker prints; and faulthandler writes a crash's stack
+to fd 2.
+
+The plugin's own bytes (record frames, event markers) go only into the pipes
+it installed, through copies of their write ends kept at fd numbers of their
+own (`Pipe`): a worker that points fd 1 at its own file (``os.dup2``) finds
+in it only what it wrote, and a copy whose fd number the worker closed and
+reused is not written to.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import fcntl
 import io
 import logging
 import os
+import stat
 import sys
 import threading
 from typing import Any
@@ -23,7 +32,7 @@ from . import _structlog
 from ._process_hooks import forget_in_child
 from ._records import EVENT_MARK, frame_of, log_record_fields
 
-__all__ = ["ChildLogHandler", "flush_streams", "mark_event", "prepare_child"]
+__all__ = ["ChildLogHandler", "Pipe", "flush_streams", "mark_event", "prepare_child"]
 
 LEVEL_ENV = "SPOC_LOG_LEVEL"
 """The level a child whose logging nobody configured logs at (``spoc run --log-level`` sets it); default INFO."""
@@ -32,8 +41,39 @@ MARKED_KINDS = frozenset({"startup", "error"})
 """The events whose records the plugin writes: each line must land on its side of them."""
 
 
+class Pipe:
+    """A pipe the server reads, installed at fd `number` (1, 2): a copy of its write end at an fd of its own."""
+
+    def __init__(self, number: int) -> None:
+        info = os.fstat(number)
+        if not stat.S_ISFIFO(info.st_mode):
+            raise OSError(f"fd {number} is not a pipe")
+        self.number = number
+        self.fd = fcntl.fcntl(number, fcntl.F_DUPFD_CLOEXEC, 3)
+        self.identity = (info.st_dev, info.st_ino)
+
+    def write(self, data: bytes) -> bool:
+        """Write all of `data` into the pipe; False (nothing written) when the copy is gone: the worker closed its
+        fd (daemon-style code closes what it inherited), perhaps to open something else at that number."""
+        try:
+            info = os.fstat(self.fd)
+        except OSError:
+            return False
+        if (info.st_dev, info.st_ino) != self.identity:
+            return False
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        return True
+
+
+_pipes: dict[int, Pipe] = {}
+"""The pipes the plugin installed in this child, by fd number."""
+
+
 class ChildLogHandler(logging.Handler):
-    """Writes each record to fd 1 as a frame, in order with what the worker prints."""
+    """Writes each record to the stdout pipe as a frame, in order with what the worker prints (to stderr as a
+    line of text, when the worker has closed the pipe's copy)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,9 +84,10 @@ class ChildLogHandler(logging.Handler):
             data = frame_of(log_record_fields(record))
             with self._write_lock:
                 _flush(sys.stdout)  # what the worker printed before the record comes first
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(1, view) :]
+                pipe = _pipes.get(1)
+                written = pipe is not None and pipe.write(data)
+            if not written:  # the worker closed the pipe's copy: the record as a line on stderr, not lost
+                sys.stderr.write(self.format(record) + "\n")
         except Exception:
             self.handleError(record)
 
@@ -74,6 +115,11 @@ def _line_buffered(stream: Any, fd: int) -> Any:
 def prepare_child(worker: spoc.AbstractWorker) -> None:
     """In the child, before the worker's setup (see the module docstring)."""
     inherited = forget_in_child()
+    for number in (1, 2):
+        try:
+            _pipes[number] = Pipe(number)
+        except OSError:  # not the plugin's pipe (it installs one at both): nothing of its own is written there
+            _pipes.pop(number, None)
     root = logging.getLogger()
     if not root.handlers and root.level == logging.WARNING:  # a fresh interpreter's logging (spawn, forkserver)
         level = os.environ.get(LEVEL_ENV, "").strip().upper()
@@ -98,9 +144,9 @@ def mark_event(kind: str) -> None:
     _flush(sys.stdout)
     _flush(sys.stderr)
     marker = EVENT_MARK + kind.encode() + b"\n"
-    for fd in (1, 2):
+    for pipe in _pipes.values():
         try:
-            os.write(fd, marker)
+            pipe.write(marker)
         except OSError:
             pass
 

@@ -13,6 +13,8 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
 - ``structlog``: a thread, a process (each start method) and an async process worker log through structlog.
 - ``huge_lines``: a process worker and a thread worker each print a 10 MiB line, a 3 MiB line of three-byte
   characters, and a short line.
+- ``own_file``: a process worker's setup() points its fd 1 at its own file (SPOC_TEST_SIDE), prints to it,
+  logs a record, then fails in main().
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
   FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
 """
@@ -196,6 +198,19 @@ class UsesStructlogAsync(ProcessWorker):
         structlog.get_logger().warning("bye")
 
 
+class PrintsToItsOwnFile(ProcessWorker):
+    restart_policy = "never"
+
+    def setup(self) -> None:
+        os.dup2(os.open(SIDE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
+        print("to my own file")
+        log.warning("a record after dup2")
+
+    def main(self) -> None:
+        print("still to my own file")
+        raise RuntimeError("failed after dup2")
+
+
 HUGE_LINES = ["a" * (10 << 20), "€" * (1 << 20), "after"]
 
 
@@ -250,6 +265,8 @@ elif MODE == "structlog":
 elif MODE == "huge_lines":
     server.add_worker(PrintsHugeLinesProcess("process", start_method=START))
     server.add_worker(PrintsHugeLinesThread("thread"))
+elif MODE == "own_file":
+    server.add_worker(PrintsToItsOwnFile("own", start_method=START))
 elif MODE == "burst":
     server.add_worker(Bursts("burst-1"))
     server.add_worker(Bursts("burst-2"))
