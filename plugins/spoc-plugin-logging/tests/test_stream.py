@@ -138,3 +138,24 @@ def test_structlog_in_a_worker_has_its_worker_pid_and_phase_bound(app_factory: t
         assert events[0]["job"] == 3 and events[0]["logger"]
         (started,) = [r for r in stream if r.get("worker") == name and r.get("lifecycle") == "started"]
         assert {r["pid"] for r in events} == {started["pid"]}
+
+
+def test_records_start_lines_of_their_own_whatever_else_writes_to_the_stream(app_factory: type[App]) -> None:
+    """A thread no worker owns writes parts of a line to stdout between a thread worker's records: each record
+    still starts a line of its own and parses; bytes a thread worker writes to ``sys.stdout.buffer`` are its
+    lines like its text; ``fileno()`` and ``isatty()`` answer as the real stream's."""
+    program = spoc_run(app_factory, "stray", "--log-format", "json")
+    assert program.wait() == 0, program.stderr[-2000:]
+    lines = program.stdout.splitlines()
+    stray = [line for line in lines if not line.startswith("{")]
+    assert not [line for line in stray if "{" in line], stray  # no record begun on a line of stray text
+    assert "".join(stray) == "".join(f"helper part {i} " for i in range(50))  # in order, none lost
+    mine = [r for r in records("\n".join(line for line in lines if line.startswith("{"))) if r.get("worker")]
+    events = [r["event"] for r in mine if r.get("logger") == "app" or r.get("stream") == "stdout"]
+    assert events == [
+        *(f"record {i}" for i in range(50)),
+        "bytes from a thread worker",
+        "euro € cut between two writes",
+        "fileno=1 isatty=False buffer.fileno=1",
+    ]
+    assert all(r["worker"] == "thread" for r in mine)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import spoc
 
@@ -40,6 +41,30 @@ def _route_worker(worker: spoc.AbstractWorker) -> Logging | None:
     """The plugin serving a thread worker's server, for the text the worker writes."""
     plugin = _routes.get(worker)
     return plugin if plugin is not None and isinstance(worker, spoc.ThreadWorker) else None
+
+
+def _route_other(stream: TextIO) -> Logging | None:
+    """The plugin writing its stream to the file `stream` writes to: text no worker wrote goes through its writer,
+    in its place among the records (which then start lines of their own)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file
+        return None
+    for plugin in reversed(_active):
+        if plugin._writer is not None and _same_file(fd, plugin.destination):
+            return plugin
+    return None
+
+
+def _same_file(fd: int, other: int) -> bool:
+    """Whether `fd` and `other` write to the same file (a terminal, a pipe: ``2>&1`` makes fd 2 fd 1's)."""
+    if fd == other:
+        return True
+    try:
+        mine, theirs = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _route_record(record: logging.LogRecord) -> Logging | None:
@@ -105,6 +130,7 @@ class Logging:
         self._children: dict[int, ChildOutput] = {}  # by id() of the worker
         self._partial: dict[tuple[int, str], str] = {}  # a thread worker's text not ended by a newline yet
         self._continued: set[tuple[int, str]] = set()  # a thread worker's lines written in parts so far
+        self._decoders: dict[tuple[int, str], codecs.IncrementalDecoder] = {}  # of the bytes a thread worker wrote
         self._serving: set[str] = set()  # the servers it writes the stream of, by name
         self._stop_began: dict[str, float] = {}  # by server name: when its stop began (monotonic)
         self._lock = threading.Lock()
@@ -159,12 +185,30 @@ class Logging:
         fields.setdefault("pid", os.getpid())
         self._emit([_ordered(fields)])
 
-    def thread_text(self, worker: spoc.AbstractWorker, stream: str, text: str) -> None:
-        """Text a thread worker wrote to ``sys.stdout`` or ``sys.stderr``: its whole lines are written, a line
-        longer than `max_line` bytes in parts (as a process worker's)."""
+    def other_text(self, original: TextIO, data: str | bytes) -> bool:
+        """Text (or bytes) no worker wrote, to a stream that writes where this plugin's stream goes: through the
+        writer, in its place among the records; False when the plugin no longer writes (the caller writes it)."""
+        writer = self._writer
+        if writer is None:
+            return False
+        original.flush()  # what it buffered before comes first
+        if isinstance(data, str):
+            encoding = getattr(original, "encoding", None) or "utf-8"
+            data = data.encode(encoding, getattr(original, "errors", None) or "strict")
+        writer.write_text(data)
+        return True
+
+    def thread_text(self, worker: spoc.AbstractWorker, stream: str, text: str | bytes) -> None:
+        """Text a thread worker wrote to ``sys.stdout`` or ``sys.stderr`` (or bytes, to their ``buffer``): its
+        whole lines are written, a line longer than `max_line` bytes in parts (as a process worker's)."""
         key = (id(worker), stream)
         lines: list[tuple[str, bool]] = []  # (line, whether it is a part of a longer one)
         with self._lock:
+            if isinstance(text, bytes):  # decoded as a child's: a character cut between two writes stays whole
+                decoder = self._decoders.get(key)
+                if decoder is None:
+                    decoder = self._decoders[key] = codecs.getincrementaldecoder("utf-8")("replace")
+                text = decoder.decode(text)
             *whole, rest = (self._partial.pop(key, "") + text).split("\n")
             for line in whole:
                 lines.extend(self._parts(line, key in self._continued))
@@ -259,7 +303,7 @@ class Logging:
         self._writer.report_dropped = self._dropped_line
         self._writer.buffer = self.buffer
         _active.append(self)
-        _process_hooks.install(_route_worker, _route_record)
+        _process_hooks.install(_route_worker, _route_other, _route_record)
 
     @spoc.hookimpl
     def server_started(self, server: spoc.Server) -> None:
@@ -361,7 +405,7 @@ class Logging:
         output = self._children.pop(id(worker), None)
         if output is not None:
             output.close()
-        if self._partial:
+        if self._partial or self._decoders:
             self._flush_partial(worker)
         outcome, ok = exit_info.outcome, exit_info.ok
         fields: dict[str, Any] = {"lifecycle": "exited", "outcome": outcome, "exitcode": exit_info.exitcode}
@@ -373,6 +417,10 @@ class Logging:
 
     def _flush_partial(self, worker: spoc.AbstractWorker) -> None:
         with self._lock:
+            for key in [key for key in self._decoders if key[0] == id(worker)]:
+                rest = self._decoders.pop(key).decode(b"", final=True)
+                if rest:
+                    self._partial[key] = self._partial.get(key, "") + rest
             keys = [key for key in self._partial if key[0] == id(worker)]
             texts = [(key, self._partial.pop(key), key in self._continued) for key in keys]
             self._continued -= {key for key in self._continued if key[0] == id(worker)}

@@ -12,6 +12,11 @@ thread, which reads the children's pipes, never waits on a slow or stuck
 destination (a full pipe nobody reads): the events, the signals and the
 shutdown go on. What does not fit in the buffer is dropped, counted, and said
 once the destination takes lines again.
+
+Text that is no record (the program's own ``print`` to the same file, a
+thread no worker owns) is handed over too (`write_text`), so that it keeps
+its place among the records; a record handed over after text that left its
+line open starts on a line of its own.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Writer:
         self._pending_bytes = 0
         self._unreported = 0
         self._busy = False
+        self._open_line = False  # the text handed over last did not end its line
         self._changed = threading.Condition(threading.Lock())
         self._users = 0
         self._thread: threading.Thread | None = None
@@ -51,28 +57,50 @@ class Writer:
         self._poll.register(fd, select.POLLOUT)
 
     def write(self, data: bytes, lines: int = 1) -> None:
-        """Hand over `lines` whole lines (see the module docstring)."""
+        """Hand over `lines` whole lines of records, each to start on a line of its own (see the module
+        docstring)."""
         with self._changed:
-            if self._pending or self._busy:  # a backlog: behind it, to keep the order
-                self._buffer(data, lines)
-                return
-            if self._unreported and self.report_dropped is not None:
-                report = self.report_dropped(self._unreported)
-                if self._may_wait():
-                    self._unreported = 0
-                    self._write_out(report + data)
-                    return
-                if self._write_now(report):  # not taken (a short line: nothing of it): the helper says it later
-                    self._buffer(data, lines)
-                    return
+            self._hand_over(self._lead(), data, lines)
+
+    def write_text(self, data: bytes) -> None:
+        """Hand over text that is no record, in its place among the records, as it is."""
+        if not data:
+            return
+        with self._changed:
+            self._hand_over(b"", data, data.count(b"\n"))
+            self._open_line = not data.endswith(b"\n")
+
+    def _lead(self) -> bytes:
+        """What a record handed over now starts with: a newline when the text before it left its line open."""
+        lead, self._open_line = (b"\n" if self._open_line else b""), False
+        return lead
+
+    def _hand_over(self, lead: bytes, data: bytes, lines: int) -> None:
+        """Write `lead` + `data` (`lines` lines), with the line that says what was dropped before `data`."""
+        if self._pending or self._busy:  # a backlog: behind it, to keep the order
+            self._buffer(lead + data, lines)
+            return
+        if self._unreported and self.report_dropped is not None:
+            report = lead + self.report_dropped(self._unreported)
+            if self._may_wait():
                 self._unreported = 0
-            # Delay per line: written here, a line is out at once, not after the helper thread's wake-up.
-            rest = self._write_now(data)
-            if rest:
-                if self._may_wait():
-                    self._write_out(rest)
-                else:
-                    self._buffer(rest, rest.count(b"\n"))
+                self._write_out(report + data)
+                return
+            rest = self._write_now(report)
+            if rest:  # not taken (a short line: nothing of it): the helper says it later
+                self._open_line = rest == report and bool(lead)  # the lead not written: the line is still open
+                self._buffer(self._lead() + data, lines)
+                return
+            self._unreported = 0
+        else:
+            data = lead + data
+        # Delay per line: written here, a line is out at once, not after the helper thread's wake-up.
+        rest = self._write_now(data)
+        if rest:
+            if self._may_wait():
+                self._write_out(rest)
+            else:
+                self._buffer(rest, rest.count(b"\n"))
 
     def _may_wait(self) -> bool:
         """Whether a line the destination does not take now is written by waiting for it, here: only with no
@@ -146,7 +174,7 @@ class Writer:
             self._unreported = 0
             self._pending.clear()
             report = self.report_dropped
-            if unsaid and not self._busy and report is not None and not self._write_now(report(unsaid)):
+            if unsaid and not self._busy and report is not None and not self._write_now(self._lead() + report(unsaid)):
                 unsaid = 0  # said here: the destination took it
             self._pending_bytes = 0
             thread, self._thread = self._thread, None
@@ -167,9 +195,10 @@ class Writer:
                 self._pending.clear()
                 self._pending_bytes = 0
                 unreported, self._unreported = self._unreported, 0
+                lead = self._lead() if unreported else b""  # the report is handed over now, after every chunk
                 self._busy = True
             if unreported and self.report_dropped is not None:
-                chunks.append(self.report_dropped(unreported))
+                chunks.append(lead + self.report_dropped(unreported))
             self._write_out(b"".join(chunks))
             with self._changed:
                 self._busy = False

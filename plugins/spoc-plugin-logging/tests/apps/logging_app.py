@@ -15,6 +15,9 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
   characters, and a short line.
 - ``own_file``: a process worker's setup() points its fd 1 at its own file (SPOC_TEST_SIDE), prints to it,
   logs a record, then fails in main().
+- ``stray``: a thread worker whose own helper thread (no worker's) writes parts of a line between the worker's
+  records; then the worker writes bytes to ``sys.stdout.buffer`` (a character cut between two writes), and
+  says what ``fileno()`` and ``isatty()`` answer.
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
   FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
 """
@@ -26,6 +29,7 @@ import ctypes
 import logging
 import os
 import sys
+import threading
 
 from spoc import ProcessWorker, Server, ThreadWorker
 from spoc_logging import Logging
@@ -211,6 +215,25 @@ class PrintsToItsOwnFile(ProcessWorker):
         raise RuntimeError("failed after dup2")
 
 
+class WritesStrayText(ThreadWorker):
+    def main(self) -> None:
+        for i in range(50):
+            helper = threading.Thread(target=self.stray, args=(i,))  # a thread of its own: no worker's
+            helper.start()
+            helper.join()
+            log.info("record %d", i)
+        sys.stdout.buffer.write(b"bytes from a thread worker\n")
+        sys.stdout.buffer.write(b"euro \xe2\x82")
+        sys.stdout.buffer.write(b"\xac cut between two writes\n")
+        sys.stdout.buffer.flush()
+        print(f"fileno={sys.stdout.fileno()} isatty={sys.stdout.isatty()} buffer.fileno={sys.stdout.buffer.fileno()}")
+
+    @staticmethod
+    def stray(i: int) -> None:
+        sys.stdout.write(f"helper part {i} ")
+        sys.stdout.flush()
+
+
 HUGE_LINES = ["a" * (10 << 20), "€" * (1 << 20), "after"]
 
 
@@ -267,6 +290,8 @@ elif MODE == "huge_lines":
     server.add_worker(PrintsHugeLinesThread("thread"))
 elif MODE == "own_file":
     server.add_worker(PrintsToItsOwnFile("own", start_method=START))
+elif MODE == "stray":
+    server.add_worker(WritesStrayText("thread"))
 elif MODE == "burst":
     server.add_worker(Bursts("burst-1"))
     server.add_worker(Bursts("burst-2"))
