@@ -12,7 +12,7 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
 - ``flood``: two process workers print as fast as they can until they are stopped.
 - ``structlog``: a thread, a process (each start method) and an async process worker log through structlog.
 - ``huge_lines``: a process worker and a thread worker each print a 10 MiB line, a 3 MiB line of three-byte
-  characters, and a short line.
+  characters, and a short line; the server keeps up to 64 MiB for a slow stdout.
 - ``own_file``: a process worker's setup() points its fd 1 at its own file (SPOC_TEST_SIDE), prints to it,
   logs a record, then fails in main().
 - ``stray``: a thread worker whose own helper thread (no worker's) writes parts of a line between the worker's
@@ -262,7 +262,11 @@ class Bursts(ProcessWorker):
             pass
 
 
-server = Server("logging-app", plugins=[Logging(buffer=1 << 16)] if MODE == "burst" else [])
+PLUGINS = {
+    "burst": [Logging(buffer=1 << 16)],
+    "huge_lines": [Logging(buffer=64 << 20)],  # the test's reader may lag: 14 MiB of lines must wait, not drop
+}
+server = Server("logging-app", plugins=PLUGINS.get(MODE, []))
 if MODE == "order":
     server.add_worker(NumberedThread("thread"))
     server.add_worker(NumberedAsyncThread("async"))
