@@ -7,6 +7,8 @@ blocking pop on that list, whatever process the worker runs in.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from typing import Any
 
@@ -96,3 +98,34 @@ class Quick(StreamWorker, ProcessWorker):
                 client.rpush("done", job.fields["n"])
             finally:
                 client.close()
+
+
+class Poisoned(SyncRecords):
+    """handle(): a job whose field ``poison`` is set kills its own process (as a segfault or the OOM killer would);
+    any other is recorded done."""
+
+    claim_idle = 1.0
+    max_deliveries = 3
+
+    def handle(self, job: Job) -> None:
+        if job.fields.get("poison"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.record(job)
+
+
+class PoisonedProcessConsumer(Poisoned, StreamWorker, ProcessWorker):
+    pass
+
+
+class PoisonedThreadConsumer(Poisoned, StreamWorker, ThreadWorker):
+    """Its poison job kills the whole server's process."""
+
+
+class PoisonedAsyncProcessConsumer(Poisoned, StreamWorker, ProcessWorker):
+    concurrency = 8
+
+    async def handle(self, job: Job) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.001)  # eight jobs in flight when the poison job kills the process
+        if job.fields.get("poison"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        await asyncio.get_running_loop().run_in_executor(None, self.record, job)

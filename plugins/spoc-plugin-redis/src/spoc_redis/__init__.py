@@ -5,6 +5,16 @@ from __future__ import annotations
 from ._consumer import Job
 from ._plugin import RedisPlugin, plugin
 from ._settings import DEFAULT_URL, URL_ENV, Settings
-from ._worker import RECORD_TOPIC, StreamWorker
+from ._worker import RECORD_TOPIC, KilledItsConsumer, StreamWorker
 
-__all__ = ["DEFAULT_URL", "RECORD_TOPIC", "URL_ENV", "Job", "RedisPlugin", "Settings", "StreamWorker", "plugin"]
+__all__ = [
+    "DEFAULT_URL",
+    "RECORD_TOPIC",
+    "URL_ENV",
+    "Job",
+    "KilledItsConsumer",
+    "RedisPlugin",
+    "Settings",
+    "StreamWorker",
+    "plugin",
+]

@@ -24,7 +24,7 @@ import redis
 
 from ._settings import Settings
 
-__all__ = ["Consumer", "Job"]
+__all__ = ["ENDED_FOR", "Claim", "Consumer", "Job", "ended_key"]
 
 logger = logging.getLogger("spoc.redis")
 
@@ -67,6 +67,23 @@ def _gone(exc: redis.ResponseError) -> str | None:
     return None
 
 
+@dataclass
+class Claim:
+    """A job claimed from another consumer, and that consumer's name."""
+
+    job: Job
+    former: str
+
+
+ENDED_FOR = 86400
+"""Seconds the note of how a consumer ended stays in Redis (`note_ended`): a day, to be read by a claim."""
+
+
+def ended_key(settings: Settings) -> str:
+    """The hash in which a server notes how its stream workers' consumers ended (consumer -> signal name)."""
+    return f"spoc:{settings.stream}:{settings.group}:ended"
+
+
 class Consumer:
     """One worker's consumer in its stream's group."""
 
@@ -86,7 +103,7 @@ class Consumer:
         self.recovered = False
         """Redis was away: jobs delivered to this consumer may be pending while it never got them (a read whose
         reply was lost), to be taken back with `own_pending`."""
-        self._claim_cursor = "0-0"
+        self._claim_cursor = "-"
 
     def close(self) -> None:
         self.client.close()
@@ -244,37 +261,52 @@ class Consumer:
 
         self._call("dead letter", move, give_up_on_stop=False)
 
-    def claim(self) -> list[Job]:
-        """Jobs other consumers have held longer than `claim_idle`, now this one's; consumers that left and hold
-        nothing are removed from the group."""
+    def claim(self) -> Claim | None:
+        """The next job another consumer has held longer than `claim_idle`, now this one's (its delivery counted),
+        with the consumer it came from; None when there is none past the last one claimed (the pass over the
+        group's pending jobs is done: consumers that left and hold nothing are then removed from the group).
+
+        One job at a time: a claim counts a delivery only for the job about to be handled, so the jobs that a
+        consumer read with a job that killed it are not blamed for its death (see `_worker`)."""
         s = self.settings
-        reply = self._call(
-            "claim",
-            lambda: self.client.xautoclaim(
-                s.stream, s.group, s.consumer, int(s.claim_idle * 1000), start_id=self._claim_cursor, count=s.batch
-            ),
-            give_up_on_stop=True,
-        )
-        if not reply:
-            return []
-        self._claim_cursor, entries = reply[0], reply[1]
-        jobs = [Job(entry_id, entry_fields) for entry_id, entry_fields in entries if entry_fields is not None]
-        for job in jobs:
+        idle = int(s.claim_idle * 1000)
+        while True:
             pending = self._call(
                 "claim",
-                functools.partial(self.client.xpending_range, s.stream, s.group, job.id, job.id, 1),
-                give_up_on_stop=False,
+                functools.partial(self.client.xpending_range, s.stream, s.group, self._claim_cursor, "+", 1, idle=idle),
+                give_up_on_stop=True,
             )
-            if pending:
-                job.deliveries = int(pending[0]["times_delivered"])
-        if self._claim_cursor == "0-0":  # a whole pass over the group's pending jobs: a moment to tidy up
-            self._forget_departed()
-        return jobs
+            if not pending:
+                if pending is not None:  # a whole pass over the group's pending jobs: a moment to tidy up
+                    self._forget_departed()
+                self._claim_cursor = "-"
+                return None
+            entry = pending[0]
+            self._claim_cursor = "(" + entry["message_id"]
+            claimed = self._call(
+                "claim",
+                functools.partial(self.client.xclaim, s.stream, s.group, s.consumer, idle, [entry["message_id"]]),
+                give_up_on_stop=True,
+            )
+            for entry_id, entry_fields in claimed or []:
+                if entry_id == entry["message_id"] and entry_fields is not None:
+                    job = Job(entry_id, entry_fields, int(entry["times_delivered"]) + 1)
+                    return Claim(job, str(entry["consumer"]))
+            if claimed is None:  # the worker stopped meanwhile
+                return None
+            # Taken by another consumer first, done meanwhile, or deleted from the stream: the next one.
 
     @property
     def claims_done(self) -> bool:
         """Whether the last `claim` finished a pass over the group's pending jobs."""
-        return self._claim_cursor == "0-0"
+        return self._claim_cursor == "-"
+
+    def ended_consumer(self, consumer: str) -> str | None:
+        """How `consumer` ended, when the server that ran it wrote it down (`note_ended`): ``"SIGKILL"``."""
+        s = self.settings
+        return self._call(  # type: ignore[no-any-return]
+            "claim", lambda: self.client.hget(ended_key(s), consumer), give_up_on_stop=True
+        )
 
     def _forget_departed(self) -> None:
         s = self.settings

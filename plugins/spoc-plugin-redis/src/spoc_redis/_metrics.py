@@ -20,9 +20,9 @@ else:
     _seconds = Histogram("streamworker_job_seconds", "Seconds handle() took, done or failed.", ["stream"])
 
 
-def count_job(stream: str, outcome: str, seconds: float | None, jobs: int = 1) -> None:
+def count_job(stream: str, outcome: str, seconds: float | None) -> None:
     if _jobs is None:
         return
-    _jobs.labels(stream=stream, outcome=outcome).inc(jobs)
+    _jobs.labels(stream=stream, outcome=outcome).inc()
     if seconds is not None:
         _seconds.labels(stream=stream).observe(seconds)

@@ -1,26 +1,114 @@
-"""The plugin the ``spoc`` entry point names: it checks stream workers' settings before they start."""
+"""The plugin the ``spoc`` entry point names: it checks stream workers' settings before they start, and writes
+down what a stream worker that was killed can no longer say."""
 
 from __future__ import annotations
 
-from spoc import AbstractWorker, Server, hookimpl
+import collections
+import logging
+import threading
+from typing import Any
 
-from ._worker import StreamWorker
+import redis
+
+from spoc import AbstractWorker, Server, WorkerExit, hookimpl, start_helper_thread
+
+from ._consumer import ENDED_FOR, ended_key
+from ._settings import settings_of
+from ._worker import RECORD_TOPIC, StreamWorker, handle_is_async
 
 __all__ = ["RedisPlugin", "plugin"]
+
+logger = logging.getLogger("spoc.redis")
+
+DONE_KEPT = 10_000
+"""Ids of the jobs a stream worker's run reported done that the server keeps, the latest: at most the jobs done
+while one acknowledgement was on its way are unacknowledged when the worker is killed."""
 
 
 class RedisPlugin:
     """Refuses a `StreamWorker` with a bad setting before any worker starts, naming the worker, the setting
-    and its value; tells each stream worker its server's name (part of its default consumer name). Any
-    other worker is left alone."""
+    and its value; tells each stream worker its server's name (part of its default consumer name), in the
+    server and in a process worker's child. Any other worker is left alone.
+
+    When a stream worker is killed (a job that segfaults, the OOM killer, a
+    SIGKILL), the server acknowledges the jobs the worker reported done whose
+    acknowledgement may have died with it, so none is done twice, and notes in
+    Redis how its consumer ended (``spoc:<stream>:<group>:ended``, a hash of
+    consumer -> signal, kept a day), for the error of a job dead-lettered
+    because it killed its consumers.
+    """
 
     name = "redis"
+
+    def __init__(self) -> None:
+        self._done: dict[int, collections.deque[str]] = {}  # by id() of the worker: its run's latest jobs done
+        self._notes: list[threading.Thread] = []
 
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
         if isinstance(worker, StreamWorker):
             worker.stream_settings(server.name)
             worker._spoc_redis_server = server.name  # type: ignore[attr-defined]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Nothing of the server's state travels to a child (`child_starting`)."""
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    @hookimpl
+    def child_starting(self, worker: AbstractWorker, server_name: str) -> None:
+        """The server's name in the child, also for a fresh instance the fork server built from its own copy of
+        the worker (part of the default consumer name, which the server then knows too: see `worker_exited`)."""
+        if isinstance(worker, StreamWorker):
+            worker._spoc_redis_server = server_name  # type: ignore[attr-defined]
+
+    @hookimpl
+    def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
+        if topic == RECORD_TOPIC and data.get("outcome") == "done" and "job" in data:
+            done = self._done.get(id(worker))
+            if done is None:
+                done = self._done[id(worker)] = collections.deque(maxlen=DONE_KEPT)
+            done.append(str(data["job"]))
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        done = self._done.pop(id(worker), None)
+        if not isinstance(worker, StreamWorker) or exit_info.outcome != "killed" or exit_info.signal is None:
+            return
+        pid = getattr(worker, "pid", None)
+        settings = settings_of(worker, server=server.name, handle_is_async=handle_is_async(type(worker)), pid=pid)
+        ids = list(done or ())
+        how = exit_info.signal
+
+        def note() -> None:  # on a thread of its own: the server's monitor never waits for Redis
+            try:
+                with redis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0) as r:
+                    pipe = r.pipeline(transaction=False)
+                    if ids:
+                        pipe.xack(settings.stream, settings.group, *ids)
+                    pipe.hset(ended_key(settings), settings.consumer, how)
+                    pipe.expire(ended_key(settings), ENDED_FOR)
+                    pipe.execute()
+            except redis.RedisError as exc:
+                logger.warning(
+                    "worker %r was killed by %s; its jobs done could not be acknowledged for it (%s: %s): another "
+                    "consumer may do them again",
+                    worker.name,
+                    how,
+                    type(exc).__name__,
+                    exc,
+                )
+
+        self._notes = [thread for thread in self._notes if thread.is_alive()]
+        self._notes.append(start_helper_thread(note, f"spoc-redis-note:{worker.name}"))
+
+    @hookimpl
+    def server_stopped(self) -> None:
+        notes, self._notes = self._notes, []
+        for thread in notes:
+            thread.join(10.0)
 
 
 plugin = RedisPlugin()

@@ -70,11 +70,14 @@ def _seconds(owner: str, setting: str, value: object) -> float:
     return float(value)
 
 
-def settings_of(worker: Any, *, server: str | None = None, handle_is_async: bool = False) -> Settings:
+def settings_of(
+    worker: Any, *, server: str | None = None, handle_is_async: bool = False, pid: int | None = None
+) -> Settings:
     """`worker`'s settings; raises ValueError naming the worker, the setting and its value when one is bad.
 
     The default consumer name is unique per worker and process: host name,
-    server, worker name and pid. Two copies of a service on one host never
+    server, worker name and pid (`pid`: of the process the worker runs in,
+    when that is not this one). Two copies of a service on one host never
     share a consumer (each would take the other's pending jobs for its own).
     """
     owner = f"worker {worker.name!r} ({type(worker).__name__})"
@@ -83,7 +86,7 @@ def settings_of(worker: Any, *, server: str | None = None, handle_is_async: bool
     url = _lookup(worker, "redis_url") or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
     consumer = _lookup(worker, "consumer")
     if consumer is None:
-        consumer = f"{socket.gethostname()}/{server or '-'}/{worker.name}/{os.getpid()}"
+        consumer = f"{socket.gethostname()}/{server or '-'}/{worker.name}/{pid or os.getpid()}"
     concurrency = _whole(owner, "concurrency", _lookup(worker, "concurrency"))
     if concurrency > 1 and not handle_is_async:
         raise ValueError(

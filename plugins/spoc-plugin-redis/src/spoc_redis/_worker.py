@@ -12,11 +12,11 @@ from typing import Any
 
 from spoc import start_helper_thread
 
-from ._consumer import Consumer, Job
+from ._consumer import Claim, Consumer, Job
 from ._metrics import count_job
 from ._settings import Settings, settings_of
 
-__all__ = ["RECORD_TOPIC", "StreamWorker"]
+__all__ = ["RECORD_TOPIC", "KilledItsConsumer", "StreamWorker", "handle_is_async"]
 
 logger = logging.getLogger("spoc.redis")
 
@@ -24,6 +24,11 @@ RECORD_TOPIC = "spoc_redis.job"
 """The topic of the record each job's outcome sends to the server's plugins (see `StreamWorker`)."""
 
 _RETRY_FIRST, _RETRY_MOST = 0.5, 30.0
+
+
+class KilledItsConsumer(RuntimeError):
+    """What a job is dead-lettered with when its consumers died while handling it (a segfault, the OOM killer, a
+    SIGKILL) until it was claimed more than `max_deliveries` times."""
 
 
 class StreamWorker:
@@ -40,7 +45,9 @@ class StreamWorker:
     Each job's outcome is sent to the server's plugins as a record
     (`RECORD_TOPIC`, with ``stream``, ``outcome``: ``done``, ``failed``,
     ``retried``, ``dead`` or ``claimed``, ``job``: the job's id, and
-    ``seconds`` where it ran; a claim reports how many ``jobs`` instead).
+    ``seconds`` where it ran). Jobs are claimed one at a time, and a
+    claimed job runs alone, so that a job that kills its consumer is the
+    only one dead-lettered for it (`KilledItsConsumer`).
 
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
@@ -68,7 +75,7 @@ class StreamWorker:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if getattr(cls, "main", None) in (StreamWorker.main, StreamWorker._main_async):
-            cls.main = StreamWorker._main_async if _handle_is_async(cls) else StreamWorker.main  # type: ignore[method-assign,assignment]
+            cls.main = StreamWorker._main_async if handle_is_async(cls) else StreamWorker.main  # type: ignore[method-assign,assignment]
 
     def handle(self, job: Job) -> Any:
         """Do one job. Return (anything) when it is done; raise to have it retried."""
@@ -84,7 +91,7 @@ class StreamWorker:
         return settings_of(
             self,
             server=server or getattr(self, "_spoc_redis_server", None),
-            handle_is_async=_handle_is_async(type(self)),
+            handle_is_async=handle_is_async(type(self)),
         )
 
     # ------------------------------------------------------------------ main, plain
@@ -109,10 +116,14 @@ class StreamWorker:
         try:
             while self.is_running:
                 free = run.settings.concurrency - len(tasks)
-                if free == 0:
+                if free == 0 or (tasks and run.claim_due()):  # a claimed job runs alone (`_Run.alone`)
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                for job in await loop.run_in_executor(None, run.next_jobs, min(free, run.settings.batch)):
+                jobs = await loop.run_in_executor(None, run.next_jobs, min(free, run.settings.batch))
+                if run.alone:
+                    await run.process_async(jobs[0], self.handle)
+                    continue
+                for job in jobs:
                     task = loop.create_task(run.process_async(job, self.handle))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -128,7 +139,7 @@ class StreamWorker:
             await loop.run_in_executor(None, run.close)
 
 
-def _handle_is_async(cls: type) -> bool:
+def handle_is_async(cls: type) -> bool:
     return inspect.iscoroutinefunction(getattr(cls, "handle", None))
 
 
@@ -146,6 +157,15 @@ class _Run:
         self.retries: list[tuple[float, Job]] = []  # (when, job), jobs that failed and wait for another try
         self.lock = threading.Lock()
         self.next_claim = 0.0
+        self.alone = False
+        """Whether the jobs `next_jobs` returned last are a claimed job, to be handled with no other in flight.
+
+        Its consumer died, or hung, holding it: it may be the job that killed
+        that consumer. Claimed one at a time and handled alone, each job taken
+        back after a death has a delivery counted only when it is handed to
+        `handle()` by itself, so only a job that kills its consumer again and
+        again reaches `max_deliveries`: the jobs read with it, or in flight
+        beside it, are done, not dead-lettered for it."""
         self.closing = threading.Event()
         self.has_done = threading.Condition(self.lock)
         self.consumer.connect()
@@ -192,9 +212,10 @@ class _Run:
                 logger.exception("worker %r: keeping its jobs failed", self.worker.name)
 
     def next_jobs(self, count: int) -> list[Job]:
-        """The next jobs to do: after an outage the ones it lost, else a retry that is due, else claimed jobs when a
-        claim is due, else new ones."""
+        """The next jobs to do: after an outage the ones it lost, else a retry that is due, else a claimed job when a
+        claim is due, else new ones (`alone` says whether it is a claimed job)."""
         now = time.monotonic()
+        self.alone = False
         if self.consumer.recovered:
             with self.lock:
                 held = set(self.held)
@@ -216,17 +237,20 @@ class _Run:
                 return []
             self._report("retried", again)
             return [again]
-        if now >= self.next_claim:
-            claimed = self.consumer.claim()
+        if self.claim_due(now):
+            claim = self.consumer.claim()
             # While claims find jobs (a dead host's backlog), the pass over the pending jobs goes on at once.
-            self.next_claim = now if claimed and not self.consumer.claims_done else now + self.settings.claim_idle / 2
-            if claimed:
-                self._report("claimed", jobs=len(claimed))
+            self.next_claim = now if claim is not None else now + self.settings.claim_idle / 2
+            if claim is not None:
+                job = claim.job
+                self._report("claimed", job)
                 with self.lock:
-                    self.held.update(job.id for job in claimed)
-                for job in [job for job in claimed if job.deliveries > self.settings.max_deliveries]:  # died on it
-                    self._dead(job, RuntimeError(f"delivered {job.deliveries} times without being done"))
-                return [job for job in claimed if job.deliveries <= self.settings.max_deliveries]
+                    self.held.add(job.id)
+                if job.deliveries > self.settings.max_deliveries:  # its consumers died on it, every time
+                    self._dead(job, self._killer(claim))
+                    return []
+                self.alone = True
+                return [job]
         block = self.settings.block
         with self.lock:
             if self.retries:
@@ -235,6 +259,30 @@ class _Run:
         with self.lock:
             self.held.update(job.id for job in jobs)
         return jobs
+
+    def claim_due(self, now: float | None = None) -> bool:
+        """Whether `next_jobs` claims now: the async main() first lets the jobs in flight finish (see `alone`)."""
+        return (time.monotonic() if now is None else now) >= self.next_claim
+
+    def _killer(self, claim: Claim) -> KilledItsConsumer:
+        """The error a claimed job past `max_deliveries` is dead-lettered with."""
+        job = claim.job
+        how = self.consumer.ended_consumer(claim.former)
+        logger.error(
+            "worker %r: job %s of stream %r was delivered %d times and never done: its consumer %r %s while "
+            "handling it; it moves to %r",
+            self.worker.name,
+            job.id,
+            self.settings.stream,
+            job.deliveries,
+            claim.former,
+            f"was killed by {how}" if how else "died",
+            self.settings.dead_letter_stream,
+        )
+        return KilledItsConsumer(
+            f"killed its consumer: delivered {job.deliveries} times and never done; the last consumer to hold it, "
+            f"{claim.former!r}, {f'was killed by {how}' if how else 'died'} while handling it"
+        )
 
     def last_retries(self) -> list[Job]:
         """On stop: the jobs waiting for a retry, redelivered now for a last try before the worker ends (one
@@ -274,17 +322,13 @@ class _Run:
             self.has_done.notify()
         self._report("done", job, seconds)
 
-    def _report(self, outcome: str, job: Job | None = None, seconds: float | None = None, jobs: int = 1) -> None:
+    def _report(self, outcome: str, job: Job, seconds: float | None = None) -> None:
         """Tell the server's plugins (a record) and, when spoc-plugin-metrics is installed, its metrics."""
-        data: dict[str, Any] = {"stream": self.settings.stream, "outcome": outcome}
-        if job is not None:
-            data["job"] = job.id
+        data: dict[str, Any] = {"stream": self.settings.stream, "outcome": outcome, "job": job.id}
         if seconds is not None:
             data["seconds"] = seconds
-        if jobs != 1:
-            data["jobs"] = jobs
         self.worker.send_record(RECORD_TOPIC, **data)
-        count_job(self.settings.stream, outcome, seconds, jobs)
+        count_job(self.settings.stream, outcome, seconds)
 
     def _failed(self, job: Job, exc: Exception, seconds: float) -> None:
         s = self.settings
