@@ -301,6 +301,7 @@ class Logging:
         self._render = renderer(name, self.destination)
         self._writer = writer_for(self.destination)
         self._writer.report_dropped = self._dropped_line
+        self._writer.report_gone = _say_gone
         self._writer.buffer = self.buffer
         _active.append(self)
         _process_hooks.install(_route_worker, _route_other, _route_record)
@@ -331,6 +332,17 @@ class Logging:
             now = time.monotonic()
             stop_deadline = self._stop_began.pop(server.name, now) + server.shutdown_timeout
             unsaid = self._writer.close(max(now + 0.1, min(now + FLUSH_AT_STOP, stop_deadline)))
+            lost, gone = self._writer.take_lost(), self._writer.gone
+            if lost and gone is not None:  # said where spoc's own lines go without the plugin (stderr)
+                logger.warning(
+                    "server %r: %d line%s of the log stream dropped since its destination (fd %d) failed (%s: %s)",
+                    server.name,
+                    lost,
+                    "s" if lost != 1 else "",
+                    self.destination,
+                    type(gone).__name__,
+                    gone,
+                )
             if unsaid:  # the destination is stuck: say it where spoc's own lines go without the plugin
                 logger.warning(
                     "server %r: %d line%s dropped at the stop: the destination (fd %d) did not take them in time",
@@ -443,6 +455,19 @@ class Logging:
     @spoc.hookimpl
     def child_stopping(self) -> None:
         flush_streams()
+
+
+def _say_gone(exc: OSError) -> None:
+    """Say on stderr, at once, that the stream's destination failed for good: written to fd 2 itself, since
+    every line of the process, spoc's own included, goes to that destination while the plugin runs."""
+    text = (
+        f"spoc-plugin-logging: the log stream's destination failed ({type(exc).__name__}: {exc}): its lines are "
+        f"dropped from now on; how many is said when the server stops\n"
+    )
+    try:
+        os.write(2, text.encode(errors="backslashreplace"))
+    except OSError:  # stderr is gone too (the same broken pipe): the exit code is all that is left
+        pass
 
 
 _FIRST = ("timestamp", "level", "event", "worker", "pid", "server", "logger", "stream")

@@ -13,6 +13,11 @@ destination (a full pipe nobody reads): the events, the signals and the
 shutdown go on. What does not fit in the buffer is dropped, counted, and said
 once the destination takes lines again.
 
+A destination that fails for good (its reader closed the pipe: EPIPE; a full
+disk; any write error but "would block") is written to no more: the writer
+says so once at once (`report_gone`, on stderr), and counts the lines it
+drops from then on (`lost`), for the server to say at its stop.
+
 Text that is no record (the program's own ``print`` to the same file, a
 thread no worker owns) is handed over too (`write_text`), so that it keeps
 its place among the records; a record handed over after text that left its
@@ -45,6 +50,12 @@ class Writer:
         self.dropped = 0
         """Lines dropped so far because the destination did not keep up."""
         self.report_dropped: Callable[[int], bytes] | None = None
+        self.report_gone: Callable[[OSError], None] | None = None
+        """Says, once, that the destination failed for good (called with the writer's lock held)."""
+        self.gone: OSError | None = None
+        """The error with which the destination failed for good, if it did."""
+        self.lost = 0
+        """Lines dropped since the destination failed, not yet said (`take_lost`)."""
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
         self._unreported = 0
@@ -77,6 +88,10 @@ class Writer:
 
     def _hand_over(self, lead: bytes, data: bytes, lines: int) -> None:
         """Write `lead` + `data` (`lines` lines), with the line that says what was dropped before `data`."""
+        if self.gone is not None:
+            self.dropped += lines
+            self.lost += lines
+            return
         if self._pending or self._busy:  # a backlog: behind it, to keep the order
             self._buffer(lead + data, lines)
             return
@@ -84,7 +99,7 @@ class Writer:
             report = lead + self.report_dropped(self._unreported)
             if self._may_wait():
                 self._unreported = 0
-                self._write_out(report + data)
+                self._lose(self._write_out(report + data))
                 return
             rest = self._write_now(report)
             if rest:  # not taken (a short line: nothing of it): the helper says it later
@@ -98,7 +113,7 @@ class Writer:
         rest = self._write_now(data)
         if rest:
             if self._may_wait():
-                self._write_out(rest)
+                self._lose(self._write_out(rest))
             else:
                 self._buffer(rest, rest.count(b"\n"))
 
@@ -136,20 +151,43 @@ class Writer:
                 written = os.write(self.fd, piece)
             except BlockingIOError:
                 written = 0
-            except OSError:  # the destination is gone (a closed pipe): nothing can be written any more
+            except OSError as exc:  # gone for good (a closed pipe, a full disk): nothing can be written any more
+                self._lose((exc, bytes(piece) + b"".join(pieces)))
                 return b""
             if written < len(piece):
                 return bytes(piece[written:]) + b"".join(pieces)
         return b""
 
-    def _write_out(self, data: bytes) -> None:
-        """Write `data`, waiting for the destination as long as it takes."""
-        try:
-            for piece in _pieces(data):
+    def _write_out(self, data: bytes) -> tuple[OSError, bytes] | None:
+        """Write `data`, waiting for the destination as long as it takes; the error and what was not written when
+        the destination failed for good (for `_lose`, with the lock held)."""
+        pieces = _pieces(data)
+        for piece in pieces:
+            try:
                 while piece:
                     piece = piece[os.write(self.fd, piece) :]
-        except OSError:  # the destination is gone (a closed pipe): nothing can be written any more
-            pass
+            except OSError as exc:  # gone for good (a closed pipe, a full disk): nothing can be written any more
+                return exc, bytes(piece) + b"".join(pieces)
+        return None
+
+    def _lose(self, failure: tuple[OSError, bytes] | None) -> None:
+        """The destination failed for good (with the lock held): count the lines not written; say it, once."""
+        if failure is None:
+            return
+        exc, data = failure
+        lines = data.count(b"\n") or 1
+        self.dropped += lines
+        self.lost += lines
+        if self.gone is None:
+            self.gone = exc
+            if self.report_gone is not None:
+                self.report_gone(exc)
+
+    def take_lost(self) -> int:
+        """The lines dropped since the destination failed, not said yet; from now on, none."""
+        with self._changed:
+            lost, self.lost = self.lost, 0
+            return lost
 
     # ------------------------------------------------------------------ the helper thread, while servers run
 
@@ -162,7 +200,8 @@ class Writer:
     def close(self, deadline: float) -> int:
         """A server stops using this writer: the last one waits until `deadline` (monotonic) for what is pending
         to be written, then the helper thread ends. Return how many lines were dropped and not yet said (the
-        destination did not take them in time): the caller says it elsewhere."""
+        destination did not take them in time): the caller says it elsewhere (and, when the destination failed
+        for good, says `take_lost` lines)."""
         with self._changed:
             self._users = max(0, self._users - 1)  # 0: a server whose start failed after the helper started
             if self._users > 0 or self._thread is None:
@@ -174,8 +213,13 @@ class Writer:
             self._unreported = 0
             self._pending.clear()
             report = self.report_dropped
-            if unsaid and not self._busy and report is not None and not self._write_now(self._lead() + report(unsaid)):
-                unsaid = 0  # said here: the destination took it
+            if unsaid and self.gone is None and not self._busy and report is not None:
+                rest = self._write_now(self._lead() + report(unsaid))
+                if not rest and self.gone is None:
+                    unsaid = 0  # said here: the destination took it
+            if self.gone is not None:  # never to be said there: the plugin says them with the failure
+                self.lost += unsaid
+                unsaid = 0
             self._pending_bytes = 0
             thread, self._thread = self._thread, None
             self._changed.notify_all()
@@ -199,8 +243,10 @@ class Writer:
                 self._busy = True
             if unreported and self.report_dropped is not None:
                 chunks.append(lead + self.report_dropped(unreported))
-            self._write_out(b"".join(chunks))
+            data = b"".join(chunks)
+            failure = self._write_out(data) if self.gone is None else (self.gone, data)
             with self._changed:
+                self._lose(failure)
                 self._busy = False
                 self._changed.notify_all()
 

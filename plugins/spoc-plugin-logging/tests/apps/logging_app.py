@@ -18,6 +18,8 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
 - ``stray``: a thread worker whose own helper thread (no worker's) writes parts of a line between the worker's
   records; then the worker writes bytes to ``sys.stdout.buffer`` (a character cut between two writes), and
   says what ``fileno()`` and ``isatty()`` answer.
+- ``chatty``: a thread worker and a process worker say they run in the FIFO SPOC_TEST_SIDE, then print a
+  numbered line every few milliseconds until stopped.
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
   FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
 """
@@ -251,6 +253,26 @@ class PrintsHugeLinesThread(PrintsHugeLines, ThreadWorker):
     pass
 
 
+class Chatty:
+    name: str
+
+    def main(self) -> None:
+        with open(SIDE, "w") as fifo:
+            fifo.write(f"{self.name} running\n")
+        i = 0
+        while not self.wait(0.005):  # type: ignore[attr-defined]
+            print(f"{self.name} line {i}")
+            i += 1
+
+
+class ChattyThread(Chatty, ThreadWorker):
+    pass
+
+
+class ChattyProcess(Chatty, ProcessWorker):
+    pass
+
+
 class Bursts(ProcessWorker):
     def main(self) -> None:
         line = "x" * 200
@@ -296,6 +318,9 @@ elif MODE == "own_file":
     server.add_worker(PrintsToItsOwnFile("own", start_method=START))
 elif MODE == "stray":
     server.add_worker(WritesStrayText("thread"))
+elif MODE == "chatty":
+    server.add_worker(ChattyThread("thread"))
+    server.add_worker(ChattyProcess("process", start_method=START))
 elif MODE == "burst":
     server.add_worker(Bursts("burst-1"))
     server.add_worker(Bursts("burst-2"))
