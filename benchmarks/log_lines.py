@@ -65,6 +65,8 @@ while True:
         sys.stdout.flush()
         break
     tail = chunk[-16:]
+while os.read(0, 1 << 20):  # what comes after (a server's last records) is read, until the pipeline closes
+    pass
 """
 
 
@@ -90,11 +92,15 @@ class Sink:
         if not select.select([self.process.stdout], [], [], timeout)[0]:
             self.process.kill()
             raise RuntimeError(f"the sink saw no {END} within {timeout:g}s: a line was dropped, or it stalled")
-        said = self.process.stdout.readline().decode()
+        return self.process.stdout.readline().decode()
+
+    def close(self) -> None:
+        """Close its pipes, once the pipeline that wrote to it has ended (a server still writing to a closed fd
+        would say that its stream's destination failed)."""
+        assert self.process.stdout is not None and self.process.stdin is not None
         self.process.stdin.close()
         self.process.stdout.close()
         self.process.wait(30)
-        return said
 
 
 def write_lines(delay: bool, wait: Callable[[float], object]) -> None:
@@ -133,6 +139,7 @@ def through_spoc(mode: str) -> str:
     said = sink.result()
     server.stop()
     server.join_all(30)
+    sink.close()
     return said
 
 
@@ -154,7 +161,7 @@ def through_raw_pipe(mode: str, line_buffered: bool = True) -> str:
         try:
             while data := os.read(read_end, 1 << 16):
                 os.write(sink.fd, data)
-        except OSError:  # the sink has seen the last line and gone
+        except OSError:  # the sink is gone (it failed)
             pass
 
     context = multiprocessing.get_context("fork")
@@ -166,6 +173,7 @@ def through_raw_pipe(mode: str, line_buffered: bool = True) -> str:
     said = sink.result()
     child.join()
     reader.join()
+    sink.close()
     os.close(read_end)
     child.close()
     return said
@@ -203,6 +211,7 @@ def through_queue_handler() -> str:
     child.join()
     listener.stop()
     handler.stream.close()
+    sink.close()
     child.close()
     log_queue.close()
     return said

@@ -54,6 +54,7 @@ class Writer:
         """Says, once, that the destination failed for good (called with the writer's lock held)."""
         self.gone: OSError | None = None
         """The error with which the destination failed for good, if it did."""
+        self._gone_file: tuple[int, int] | None = None  # what the fd was then: the fd may later be another file
         self.lost = 0
         """Lines dropped since the destination failed, not yet said (`take_lost`)."""
         self._pending: deque[bytes] = deque()
@@ -180,8 +181,17 @@ class Writer:
         self.lost += lines
         if self.gone is None:
             self.gone = exc
+            self._gone_file = _file_of(self.fd)
             if self.report_gone is not None:
                 self.report_gone(exc)
+
+    def renew(self) -> None:
+        """A server starts to use this writer: if the destination failed, and its fd number is now another file
+        (closed, and opened again for something else), write to it again."""
+        with self._changed:
+            if self.gone is not None and self._users == 0 and _file_of(self.fd) != self._gone_file:
+                self.gone = None
+                self._open_line = False
 
     def take_lost(self) -> int:
         """The lines dropped since the destination failed, not said yet; from now on, none."""
@@ -271,6 +281,15 @@ def _pieces(data: bytes) -> Iterator[memoryview]:
         start = cut + 1
 
 
+def _file_of(fd: int) -> tuple[int, int] | None:
+    """Which file `fd` is (device and inode: a pipe's are its own), or None when it is closed."""
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 _writers: dict[int, Writer] = {}
 _writers_lock = threading.Lock()
 
@@ -281,4 +300,5 @@ def writer_for(fd: int) -> Writer:
         writer = _writers.get(fd)
         if writer is None:
             writer = _writers[fd] = Writer(fd)
+        writer.renew()
         return writer
