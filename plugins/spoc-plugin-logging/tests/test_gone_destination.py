@@ -80,3 +80,27 @@ def test_a_destination_gone_for_good_is_said_at_once_and_what_it_lost_at_the_sto
     assert dropped is not None, text[-3000:]
     assert int(dropped.group(1)) >= 2  # at least both workers' "exited" records, and every line after the failure
     assert "2 workers ended cleanly" in text
+
+
+def test_a_writer_whose_fd_number_is_reused_by_another_file_writes_to_it_again() -> None:
+    """A writer is kept per fd number: once that number is another file (its failed pipe closed, a new pipe got
+    the number), the next server that uses it writes there."""
+    from spoc_logging._writer import writer_for
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    writer = writer_for(write_end)
+    writer.write(b"to nobody\n")  # EPIPE: gone for good
+    assert isinstance(writer.gone, BrokenPipeError)
+    writer.write(b"dropped\n")
+    assert writer.take_lost() == 2
+    read_end, new_write_end = os.pipe()
+    os.dup2(new_write_end, write_end)  # the number is now the new pipe's
+    os.close(new_write_end)
+    try:
+        assert writer_for(write_end) is writer and writer.gone is None
+        writer.write(b"to the new pipe\n")
+        assert os.read(read_end, 100) == b"to the new pipe\n"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
