@@ -205,21 +205,6 @@ def test_a_child_stopped_from_outside_is_reported_not_taken_for_a_requested_stop
     assert "failed=process-2" in app.stdout
 
 
-def test_sigusr2_is_not_spocs_without_a_handler_it_ends_the_child_as_docs_say(
-    app_factory: type[App], start_method: str
-) -> None:
-    """docs/workers.md and docs/server.md: spoc does not handle SIGUSR2 in a child (it asks a late child for its
-    stack over its control pipe): without the worker's own handler, its default action ends the child."""
-    app = app_factory("processes", "--method", start_method)
-    pids = ready_pids(app, 3)
-    os.kill(pids["process-2"], signal.SIGUSR2)
-    app.expect(r"worker 'process-2' was killed by SIGUSR2", stream="stderr")
-    app.signal(signal.SIGTERM)
-    assert app.wait() == 1
-    assert "failed=process-2" in app.stdout
-    assert "TEARDOWN process-1" in app.stdout and "TEARDOWN process-3" in app.stdout
-
-
 def test_a_child_stopped_from_outside_is_restarted_by_a_supervisor(app_factory: type[App], start_method: str) -> None:
     app = app_factory("processes", "--method", start_method, "--restart-killed")
     pids = ready_pids(app, 3)

@@ -31,6 +31,7 @@ import spoc
 from . import _structlog
 from ._process_hooks import forget_in_child
 from ._records import EVENT_MARK, frame_of, log_record_fields
+from ._writer import file_of
 
 __all__ = ["ChildLogHandler", "Pipe", "flush_streams", "mark_event", "prepare_child"]
 
@@ -45,21 +46,15 @@ class Pipe:
     """A pipe the server reads, installed at fd `number` (1, 2): a copy of its write end at an fd of its own."""
 
     def __init__(self, number: int) -> None:
-        info = os.fstat(number)
-        if not stat.S_ISFIFO(info.st_mode):
+        if not stat.S_ISFIFO(os.fstat(number).st_mode):
             raise OSError(f"fd {number} is not a pipe")
-        self.number = number
         self.fd = fcntl.fcntl(number, fcntl.F_DUPFD_CLOEXEC, 3)
-        self.identity = (info.st_dev, info.st_ino)
+        self.file = file_of(self.fd)
 
     def write(self, data: bytes) -> bool:
         """Write all of `data` into the pipe; False (nothing written) when the copy is gone: the worker closed its
         fd (daemon-style code closes what it inherited), perhaps to open something else at that number."""
-        try:
-            info = os.fstat(self.fd)
-        except OSError:
-            return False
-        if (info.st_dev, info.st_ino) != self.identity:
+        if file_of(self.fd) != self.file:
             return False
         view = memoryview(data)
         while view:

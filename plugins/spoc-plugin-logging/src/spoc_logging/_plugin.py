@@ -18,7 +18,7 @@ from ._capture import RAW_LEVELS, ChildOutput, split_line
 from ._formats import FORMAT_ENV, Render, choose_format, json_lines, renderer
 from ._in_child import flush_streams, mark_event, prepare_child
 from ._records import log_record_fields
-from ._writer import DEFAULT_BUFFER, Writer, writer_for
+from ._writer import DEFAULT_BUFFER, Writer, file_of, writer_for
 
 __all__ = ["Logging", "Unasked", "installed_plugin"]
 
@@ -60,11 +60,8 @@ def _same_file(fd: int, other: int) -> bool:
     """Whether `fd` and `other` write to the same file (a terminal, a pipe: ``2>&1`` makes fd 2 fd 1's)."""
     if fd == other:
         return True
-    try:
-        mine, theirs = os.fstat(fd), os.fstat(other)
-    except OSError:
-        return False
-    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+    mine = file_of(fd)
+    return mine is not None and mine == file_of(other)
 
 
 def _route_record(record: logging.LogRecord) -> Logging | None:
@@ -211,28 +208,30 @@ class Logging:
                 text = decoder.decode(text)
             *whole, rest = (self._partial.pop(key, "") + text).split("\n")
             for line in whole:
-                lines.extend(self._parts(line, key in self._continued))
-                self._continued.discard(key)
-            if len(rest) * 4 > self.max_line:  # perhaps too long to hold: its parts so far, but the last
-                *parts, (rest, _) = self._parts(rest, True)
-                lines.extend(parts)
-                if parts:
-                    self._continued.add(key)
+                if key in self._continued or not self._fits(line):  # a part of a long line, or one to cut
+                    self._continued.discard(key)
+                    lines.extend((part, True) for part in self._parts(line))
+                else:
+                    lines.append((line, False))
+            if not self._fits(rest):  # too long to hold: its parts so far, but the last
+                *parts, rest = self._parts(rest)
+                lines.extend((part, True) for part in parts)
+                self._continued.add(key)
             if rest:
                 self._partial[key] = rest
         now = time.time()
         for line, part in lines:
             self._from_thread_worker(worker, self._line_fields(stream, line, now, part))
 
-    def _parts(self, line: str, partial: bool) -> list[tuple[str, bool]]:
-        """`line` alone, or in parts of at most `max_line` bytes when longer (or `partial`: the end of a longer
-        line), each marked."""
-        if len(line) * 4 <= self.max_line and not partial:  # short, whatever its characters
-            return [(line, False)]
+    def _fits(self, line: str) -> bool:
+        """Whether `line` is at most `max_line` bytes (encoded only when its length leaves it in doubt)."""
+        return len(line) * 4 <= self.max_line or len(line.encode(errors="surrogatepass")) <= self.max_line
+
+    def _parts(self, line: str) -> list[str]:
+        """`line` in parts of at most `max_line` bytes, cut between characters (empty: none), as `split_line`
+        cuts a process worker's."""
         data = line.encode(errors="surrogatepass")
-        if len(data) <= self.max_line and not partial:
-            return [(line, False)]
-        return [(part.decode(errors="surrogatepass"), True) for part in split_line(data, self.max_line)] or [("", True)]
+        return [part.decode(errors="surrogatepass") for part in split_line(data, self.max_line)]
 
     @staticmethod
     def _line_fields(stream: str, line: str, now: float, partial: bool = False) -> dict[str, Any]:

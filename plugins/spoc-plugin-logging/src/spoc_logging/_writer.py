@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 
 import spoc
 
-__all__ = ["DEFAULT_BUFFER", "Writer", "writer_for"]
+__all__ = ["DEFAULT_BUFFER", "Writer", "file_of", "writer_for"]
 
 DEFAULT_BUFFER = 8 << 20
 """Bytes waiting for a slow destination before lines are dropped."""
@@ -181,7 +181,7 @@ class Writer:
         self.lost += lines
         if self.gone is None:
             self.gone = exc
-            self._gone_file = _file_of(self.fd)
+            self._gone_file = file_of(self.fd)
             if self.report_gone is not None:
                 self.report_gone(exc)
 
@@ -189,7 +189,7 @@ class Writer:
         """A server starts to use this writer: if the destination failed, and its fd number is now another file
         (closed, and opened again for something else), write to it again."""
         with self._changed:
-            if self.gone is not None and self._users == 0 and _file_of(self.fd) != self._gone_file:
+            if self.gone is not None and self._users == 0 and file_of(self.fd) != self._gone_file:
                 self.gone = None
                 self._open_line = False
 
@@ -281,7 +281,7 @@ def _pieces(data: bytes) -> Iterator[memoryview]:
         start = cut + 1
 
 
-def _file_of(fd: int) -> tuple[int, int] | None:
+def file_of(fd: int) -> tuple[int, int] | None:
     """Which file `fd` is (device and inode: a pipe's are its own), or None when it is closed."""
     try:
         info = os.fstat(fd)

@@ -76,7 +76,7 @@ class Claim:
 
 
 ENDED_FOR = 86400
-"""Seconds the note of how a consumer ended stays in Redis (`note_ended`): a day, to be read by a claim."""
+"""Seconds the note of how a consumer ended stays in Redis (`ended_key`): a day, to be read by a claim."""
 
 
 def ended_key(settings: Settings) -> str:
@@ -296,13 +296,9 @@ class Consumer:
                 return None
             # Taken by another consumer first, done meanwhile, or deleted from the stream: the next one.
 
-    @property
-    def claims_done(self) -> bool:
-        """Whether the last `claim` finished a pass over the group's pending jobs."""
-        return self._claim_cursor == "-"
-
     def ended_consumer(self, consumer: str) -> str | None:
-        """How `consumer` ended, when the server that ran it wrote it down (`note_ended`): ``"SIGKILL"``."""
+        """How `consumer` ended, when the server that ran it wrote it down (`RedisPlugin.worker_exited`):
+        ``"SIGKILL"``."""
         s = self.settings
         return self._call(  # type: ignore[no-any-return]
             "claim", lambda: self.client.hget(ended_key(s), consumer), give_up_on_stop=True

@@ -13,8 +13,7 @@ import redis
 from spoc import AbstractWorker, Server, WorkerExit, hookimpl, start_helper_thread
 
 from ._consumer import ENDED_FOR, ended_key
-from ._settings import settings_of
-from ._worker import RECORD_TOPIC, StreamWorker, handle_is_async
+from ._worker import RECORD_TOPIC, StreamWorker
 
 __all__ = ["RedisPlugin", "plugin"]
 
@@ -77,8 +76,7 @@ class RedisPlugin:
         done = self._done.pop(id(worker), None)
         if not isinstance(worker, StreamWorker) or exit_info.outcome != "killed" or exit_info.signal is None:
             return
-        pid = getattr(worker, "pid", None)
-        settings = settings_of(worker, server=server.name, handle_is_async=handle_is_async(type(worker)), pid=pid)
+        settings = worker.stream_settings(server.name, pid=getattr(worker, "pid", None))
         ids = list(done or ())
         how = exit_info.signal
 

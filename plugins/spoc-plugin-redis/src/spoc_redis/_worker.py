@@ -16,7 +16,7 @@ from ._consumer import Claim, Consumer, Job
 from ._metrics import count_job
 from ._settings import Settings, settings_of
 
-__all__ = ["RECORD_TOPIC", "KilledItsConsumer", "StreamWorker", "handle_is_async"]
+__all__ = ["RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
 
 logger = logging.getLogger("spoc.redis")
 
@@ -75,14 +75,16 @@ class StreamWorker:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if getattr(cls, "main", None) in (StreamWorker.main, StreamWorker._main_async):
-            cls.main = StreamWorker._main_async if handle_is_async(cls) else StreamWorker.main  # type: ignore[method-assign,assignment]
+            cls.main = StreamWorker._main_async if _handle_is_async(cls) else StreamWorker.main  # type: ignore[method-assign,assignment]
 
     def handle(self, job: Job) -> Any:
         """Do one job. Return (anything) when it is done; raise to have it retried."""
         raise NotImplementedError(f"{type(self).__name__} must define handle(self, job)")
 
-    def stream_settings(self, server: str | None = None) -> Settings:
-        """This worker's settings, resolved; raises ValueError naming a bad one (TypeError: no handle())."""
+    def stream_settings(self, server: str | None = None, *, pid: int | None = None) -> Settings:
+        """This worker's settings, resolved; raises ValueError naming a bad one (TypeError: no handle()).
+
+        `pid`: the process the worker runs in, when it is not this one (its default consumer name has it)."""
         if type(self).handle is StreamWorker.handle:
             raise TypeError(
                 f"worker {self.name!r} ({type(self).__name__}) defines no handle(self, job): write one (plain or "
@@ -91,7 +93,8 @@ class StreamWorker:
         return settings_of(
             self,
             server=server or getattr(self, "_spoc_redis_server", None),
-            handle_is_async=handle_is_async(type(self)),
+            handle_is_async=_handle_is_async(type(self)),
+            pid=pid,
         )
 
     # ------------------------------------------------------------------ main, plain
@@ -139,7 +142,7 @@ class StreamWorker:
             await loop.run_in_executor(None, run.close)
 
 
-def handle_is_async(cls: type) -> bool:
+def _handle_is_async(cls: type) -> bool:
     return inspect.iscoroutinefunction(getattr(cls, "handle", None))
 
 
