@@ -222,7 +222,8 @@ def test_an_exception_while_importing_the_application_exits_1_with_its_traceback
     assert "No module named 'some_missing_dependency'" in missing.stderr
 
 
-def test_a_server_that_cannot_start_exits_1(tmp_path: Path) -> None:
+def test_a_setting_a_plugin_refuses_exits_2(tmp_path: Path) -> None:
+    """An error in the configuration exits 2, which the documented unit does not restart on (exit 1 it would)."""
     (tmp_path / "refused.py").write_text(
         textwrap.dedent(
             """
@@ -246,7 +247,7 @@ def test_a_server_that_cannot_start_exits_1(tmp_path: Path) -> None:
         )
     )
     result = spoc("run", "refused:server", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert (
         "server 'refusing' could not start: intruder is not allowed here "
         "(refused by spoc plugin 'gatekeeper' in its worker_check hook)"

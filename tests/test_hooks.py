@@ -41,6 +41,27 @@ class RefusesTooBusy:
             raise ValueError(f"worker {worker.name!r}: busy={busy!r} is above 3; give 3 or less")
 
 
+class RefusesItsOwnSetting:
+    """A plugin whose own setting (an environment variable, say) cannot be used."""
+
+    name = "refuses-its-setting"
+
+    @hookimpl
+    def server_check(self, server: Server) -> None:
+        raise ValueError(f"SPOC_TEST_LIMIT must be a number, got 'many' (server {server.name!r})")
+
+
+def test_hook_server_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    """It runs once before any worker is checked; what it raises propagates, naming the plugin; nothing starts."""
+    worker = WaitsForStop("w")
+    server = spoc_server(worker, plugins=[RefusesItsOwnSetting()], name="checked")
+    with pytest.raises(ValueError, match=r"SPOC_TEST_LIMIT must be a number, got 'many' \(server 'checked'\)") as raised:
+        server.start()
+    assert "(raised by spoc plugin 'refuses-its-setting' in its server_check hook)" in raised.value.__notes__
+    assert spoc_hooks.names() == ["backend_register", "server_check"]
+    assert not worker.started
+
+
 def test_hook_worker_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
     """It sees every worker before any starts; what it raises propagates, naming the plugin, and nothing starts."""
     fine = WaitsForStop("fine")
@@ -102,7 +123,7 @@ def test_hook_server_starting(spoc_server: ServerFactory, spoc_hooks: HookRecord
     (inherited,) = spoc_hooks.of("worker_record", topic="test.server_starting")
     assert inherited["data"] == {"value": "starting"}
     names = spoc_hooks.names()
-    assert names[:3] == ["backend_register", "worker_check", "server_starting"]
+    assert names[:4] == ["backend_register", "server_check", "worker_check", "server_starting"]
     assert names.index("server_starting") < names.index("worker_event")
 
 

@@ -57,7 +57,7 @@ PLUGINS_ENV = "SPOC_PLUGINS"
 
 Source = Literal["builtin", "explicit", "entry point"]
 
-CHECK_HOOKS = frozenset({"worker_check"})
+CHECK_HOOKS = frozenset({"server_check", "worker_check"})
 """Hooks whose exceptions are not isolated: they refuse the worker, and the caller sees why."""
 
 CHILD_HOOKS = ("child_starting", "child_event", "child_stopping")
@@ -97,7 +97,7 @@ def hookimpl(
     implementation is isolated where it is marked. What it raises comes back
     among the hook's results (a `Failed`) instead of stopping pluggy's call:
     spoc logs it once, with the plugin's and the hook's names, and the other
-    implementations still run; a check hook's (``worker_check``) refusal
+    implementations still run; a check hook's (``server_check``, ``worker_check``) refusal
     propagates to the caller instead. Hook wrappers are not isolated.
     """
 
@@ -282,7 +282,7 @@ def _import_requested(path: str) -> object:
 
 
 def refused_by(exc: BaseException) -> str | None:
-    """The plugin whose check hook raised `exc`, a TypeError or ValueError refusing a worker's settings, else None.
+    """The plugin whose check hook raised `exc`, a TypeError or ValueError refusing a setting, else None.
 
     ``spoc run`` then prints the message alone; any other exception from a check hook is a bug, with a traceback.
     """

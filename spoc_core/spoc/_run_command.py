@@ -1,8 +1,10 @@
 """``spoc run TARGET``: import a server (or workers) and run it until a signal, then exit with its outcome.
 
 Exit codes: 0 after a clean shutdown; 1 when a worker failed, shutdown had
-to force, the server could not start, or the application's code raised while
-loading; 2 for usage errors; 128 + the signal's number when a signal arrives
+to force, or the application's code raised while loading; 2 for an error in
+the configuration, found before any worker ran (a bad option, environment
+value or target, a plugin that cannot load, a setting a plugin refuses), which
+a restart would only repeat; 128 + the signal's number when a signal arrives
 before the server runs. Each option has an environment variable (the option
 wins); the plugin and uvloop options set the ones the core reads itself, so
 they reach every Server the application builds.
@@ -24,7 +26,7 @@ from typing import Any
 
 from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
 from ._deadlines import check_timeout
-from ._errors import SpocError
+from ._errors import SpocError, WorkerStartError
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in, refused_by
 from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
@@ -43,6 +45,8 @@ LOGGING_PLUGIN = "logging"
 """The plugin that writes the log formats: spoc-plugin-logging, under its entry point's name."""
 
 USAGE_ERROR = 2
+"""The exit code of an error in the configuration: a service manager should not restart on it
+(``RestartPreventExitStatus=2``)."""
 
 
 class UsageError(SpocError):
@@ -65,7 +69,8 @@ def add_run_command(commands: Any) -> None:
         description=(
             "Import TARGET and run it until SIGINT or SIGTERM (or until every worker has ended), then shut it "
             "down gracefully and exit 0 when everything ended cleanly, 1 when a worker failed or shutdown had to "
-            "force, 2 for usage errors."
+            "force, 2 for an error in the configuration (an option, environment value, target or setting), found "
+            "before any worker ran."
         ),
         epilog=(
             f"TARGET is module:attribute or path/to/file.py:attribute, where the attribute is {EXPECTED} "
@@ -252,16 +257,16 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:
         result = server.run_forever(shutdown_timeout=settings.shutdown_timeout)
-    except SpocError as exc:
+    except SpocError as exc:  # a plugin that cannot load, a backend nobody registered: the configuration
         logger.error("server %r could not start: %s", server.name, exc)
-        return 1
+        return 1 if isinstance(exc, WorkerStartError) else USAGE_ERROR  # a fork that failed: not the configuration
     except Exception as exc:
         refuser = refused_by(exc)
-        if refuser is not None:  # a bad setting: the message says it all
-            logger.error("server %r could not start: %s (refused by %s)", server.name, exc, refuser)
-        else:
+        if refuser is None:  # a bug, not a setting: its traceback
             logger.exception("server %r could not start", server.name)
-        return 1
+            return 1
+        logger.error("server %r could not start: %s (refused by %s)", server.name, exc, refuser)
+        return USAGE_ERROR
     finally:
         for signum in SERVER_SIGNALS:  # the server is done: a late signal changes nothing now
             signal.signal(signum, signal.SIG_IGN)

@@ -242,8 +242,9 @@ class Server:
             PluginError: a plugin failed to load.
             BackendError: a worker names a backend no plugin registered, or
                 one that cannot run it; no worker has been started then.
-            Exception: what a plugin's ``worker_check`` raised for a worker
-                whose settings it refuses; no worker has been started then.
+            Exception: what a plugin's ``server_check`` raised for its own
+                settings, or its ``worker_check`` for a worker whose settings
+                it refuses; no worker has been started then.
         """
         with self._lock:
             if self._started:
@@ -253,6 +254,7 @@ class Server:
             pending = list(self._workers.values())
             for worker in pending:
                 self._backend_for(worker, backends)
+            self._plugins.check("server_check", server=self)
             for worker in pending:
                 self._plugins.check("worker_check", server=self, worker=worker)
             self._backends = backends

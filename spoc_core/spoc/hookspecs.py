@@ -17,8 +17,9 @@ own for the state it keeps per server.
 When an implementation raises, spoc logs the error once, on the ``spoc``
 logger with the plugin's and the hook's names and the traceback, and goes on:
 the other plugins' implementations of that hook still run, and neither the
-server nor any worker is affected. The one exception is `worker_check`, whose
-purpose is to refuse a worker: what it raises propagates. Hooks are called
+server nor any worker is affected. The exceptions are the check hooks,
+`server_check` and `worker_check`, whose purpose is to refuse a setting: what
+they raise propagates. Hooks are called
 through pluggy; ``@spoc.hookimpl`` isolates each implementation it marks
 (hook wrappers excepted).
 """
@@ -45,6 +46,7 @@ __all__ = [
     "child_starting",
     "child_stopping",
     "hookspec",
+    "server_check",
     "server_reloading",
     "server_started",
     "server_starting",
@@ -87,6 +89,19 @@ def backend_register(server: Server) -> Backend | Sequence[Backend] | None:
 
 
 @hookspec
+def server_check(server: Server) -> None:
+    """Check your plugin's own settings for a server before it starts; raise to refuse them.
+
+    Called once in `Server.start()`, after the backends are known and before
+    `worker_check` and anything else starts, on the thread that called
+    `start()`. Like `worker_check`, what it raises propagates: raise
+    `TypeError` or `ValueError` naming the setting (an argument, an
+    environment variable) and its value; ``spoc run`` prints the message alone
+    and exits 2, a configuration error. The return value is ignored.
+    """
+
+
+@hookspec
 def worker_check(server: Server, worker: AbstractWorker) -> None:
     """Check a worker's settings before the server starts it; raise to refuse it.
 
@@ -106,7 +121,7 @@ def worker_check(server: Server, worker: AbstractWorker) -> None:
     that names the worker, the setting and its value, and says what to write
     instead: ``start()``, ``run_forever()`` and ``add_worker()`` raise it
     from the user's call without the frames below (spoc's and the plugin's),
-    and ``spoc run`` prints the message alone. The return value is ignored.
+    and ``spoc run`` prints the message alone and exits 2. The return value is ignored.
     """
 
 

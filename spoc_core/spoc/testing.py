@@ -135,6 +135,10 @@ class HookRecorder:
         self._add("backend_register", server)
 
     @hookimpl
+    def server_check(self, server: Server) -> None:
+        self._add("server_check", server)
+
+    @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
         self._add("worker_check", server, worker)
 

@@ -129,6 +129,11 @@ class Metrics:
             attach(worker, self._metrics.store.tally_for(worker.name))  # a thread worker counts straight into it
 
     @hookimpl
+    def server_check(self, server: Server) -> None:
+        """Refuse an address or port from the environment that cannot be used: a configuration error."""
+        listen_address(self._addr, self._port)  # raises, naming the variable and its value
+
+    @hookimpl
     def server_starting(self, server: Server) -> None:
         metrics = self._claim(server)
         if metrics is None:
@@ -139,7 +144,7 @@ class Metrics:
 
         try:
             self._endpoint = _listen(metrics.registry, listen_address(self._addr, self._port), server)
-        except (EndpointError, ValueError, TypeError) as exc:
+        except (EndpointError, ValueError, TypeError) as exc:  # a port that is taken, say: not the configuration
             server.stop(failure=f"metrics: {exc}")
             return
         host, port = self._endpoint.address
