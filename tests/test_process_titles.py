@@ -9,7 +9,9 @@ name (``ps -o comm``) otherwise.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,25 @@ def test_setproctitle_titles_every_child_and_the_fork_server(app_factory: type[A
     fork_servers = [pid for pid in children(app.pid) if cmdline(pid) == "spoc: faults-own_handlers fork server"]
     assert len(fork_servers) == 1
     assert comm(pids["process-1"]) == "spoc: faults-ow"  # the kernel keeps 15 bytes of the name
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0
+
+
+def test_the_deployment_recipe_lists_every_worker_of_a_server(app_factory: type[App]) -> None:
+    """docs/deployment.md's `ps` line, run as written: the fork server's children too (issue 35, point 6)."""
+    pytest.importorskip("setproctitle")
+    page = (Path(__file__).parent.parent / "docs" / "deployment.md").read_text()
+    recipe = re.search(r"^\$ (ps -o pid,ppid,args --ppid .*)$", page, re.MULTILINE)
+    assert recipe is not None, "docs/deployment.md lost its ps recipe"
+    app = app_factory("own_handlers", "--method", "fork", "--add-later", "own")  # own: from the fork server
+    pids = ready_pids(app, 2)
+    listed = subprocess.run(
+        ["bash", "-c", recipe.group(1)], env={**os.environ, "server": str(app.pid)}, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert f"{pids['own']} " in listed.stdout and "spoc: faults-own_handlers/own" in listed.stdout
+    assert "spoc: faults-own_handlers/process-1" in listed.stdout
+    assert "spoc: faults-own_handlers fork server" in listed.stdout
     app.signal(signal.SIGTERM)
     assert app.wait() == 0
 
