@@ -10,18 +10,19 @@ from spoc import hookimpl
 
 
 @hookimpl
-def child_starting(worker: Any, server_name: str) -> None:
+def child_starting(worker: Any, server_name: str, server_pid: int) -> None:
     os.environ["SPOC_TEST_CHILD_HOOK"] = f"{server_name}/{worker.name}"
-    worker.send_record("test.child_starting", pid=os.getpid(), server=server_name)
+    worker.send_record("test.child_starting", pid=os.getpid(), server=server_name, server_pid=server_pid)
 
 
 @hookimpl
-def child_stopping(worker: Any, server_name: str) -> None:
+def child_stopping(worker: Any, server_name: str, server_pid: int) -> None:
     current = spoc.current_worker()
     worker.send_record(
         "test.child_stopping",
         pid=os.getpid(),
         server=server_name,
+        server_pid=server_pid,
         phase=worker.lifecycle_phase,
         current=None if current is None else current.name,
     )

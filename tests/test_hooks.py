@@ -55,7 +55,9 @@ def test_hook_server_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder)
     """It runs once before any worker is checked; what it raises propagates, naming the plugin; nothing starts."""
     worker = WaitsForStop("w")
     server = spoc_server(worker, plugins=[RefusesItsOwnSetting()], name="checked")
-    with pytest.raises(ValueError, match=r"SPOC_TEST_LIMIT must be a number, got 'many' \(server 'checked'\)") as raised:
+    with pytest.raises(
+        ValueError, match=r"SPOC_TEST_LIMIT must be a number, got 'many' \(server 'checked'\)"
+    ) as raised:
         server.start()
     assert "(raised by spoc plugin 'refuses-its-setting' in its server_check hook)" in raised.value.__notes__
     assert spoc_hooks.names() == ["backend_register", "server_check"]
@@ -412,7 +414,7 @@ def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     topics = [c["topic"] for c in spoc_hooks.of("worker_record", worker="child")]
     assert topics == ["test.child_starting", "test.env", "test.child_stopping"]
     hook_record = spoc_hooks.of("worker_record", topic="test.child_starting")[0]["data"]
-    assert hook_record == {"pid": worker.pid, "server": "parent"}
+    assert hook_record == {"pid": worker.pid, "server": "parent", "server_pid": os.getpid()}  # the server's pid
     assert spoc_hooks.of("worker_record", topic="test.env")[0]["data"] == {"value": "parent/child"}
     assert "SPOC_TEST_CHILD_HOOK" not in os.environ  # it ran in the child, not here
     assert not spoc_hooks.of("child_starting")  # and never in the server's process
@@ -451,7 +453,13 @@ def test_hook_child_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorde
         assert sorted(after_teardown[:2]) == ["test.child_stopping", "test.only_stopping"]
         assert after_teardown[2:] in ([], ["exit"])
         data = spoc_hooks.of("worker_record", worker=worker.name, topic="test.child_stopping")[0]["data"]
-        assert data == {"pid": worker.pid, "server": "parent", "phase": None, "current": worker.name}
+        assert data == {
+            "pid": worker.pid,
+            "server": "parent",
+            "server_pid": os.getpid(),
+            "phase": None,
+            "current": worker.name,
+        }
     assert not spoc_hooks.of("child_stopping")  # never in the server's process
 
 

@@ -11,6 +11,7 @@ of the process.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 from ._aio import uvloop_enabled
@@ -24,12 +25,16 @@ ANNOUNCED_KINDS = frozenset({"startup", "error", "stopping", "shutdown"})
 """The events a child's ``child_event`` hooks hear of before they are sent: the lifecycle's, not records."""
 
 
-def live_as_child(worker: AbstractWorker, send: Send, plugins: ChildPlugins, server_name: str, use_uvloop: bool) -> int:
+def live_as_child(
+    worker: AbstractWorker, send: Send, plugins: ChildPlugins, server: tuple[str, int], use_uvloop: bool
+) -> int:
     """Run `worker`'s lifecycle on the calling thread of a process it has to itself, each event to `send`, the
-    child hooks of `plugins` around it; return its exit code (0 clean, 1 failed). No "exit" event: the caller's."""
+    child hooks of `plugins` around it (`server`: the server's name and pid, for them); return its exit code (0
+    clean, 1 failed). No "exit" event: the caller's."""
+    server_name, server_pid = server
 
     def call_plugins(hook: str) -> None:
-        plugins.call(hook, worker=worker, server_name=server_name)
+        plugins.call(hook, worker=worker, server_name=server_name, server_pid=server_pid)
 
     if plugins and "child_event" in plugins.prepare().implemented:
         send_now = send
@@ -63,11 +68,15 @@ class HostedLife:
     Attributes:
         worker: the worker whose life it is.
         server_name: the name of the server it belongs to.
+        server_pid: the pid of that server's process.
     """
 
-    def __init__(self, worker: AbstractWorker, server_name: str, plugins: ChildPlugins, use_uvloop: bool) -> None:
+    def __init__(
+        self, worker: AbstractWorker, server_name: str, plugins: ChildPlugins, use_uvloop: bool, server_pid: int
+    ) -> None:
         self.worker = worker
         self.server_name = server_name
+        self.server_pid = server_pid
         self._plugins = plugins
         self._use_uvloop = use_uvloop
 
@@ -85,8 +94,8 @@ class HostedLife:
         any thread that calls `stop`: make it thread-safe.
         """
         worker = self.worker
-        plugins, server_name, use_uvloop = self._plugins, self.server_name, self._use_uvloop
-        return worker._live(send, use_uvloop, lambda: live_as_child(worker, send, plugins, server_name, use_uvloop))
+        plugins, server, use_uvloop = self._plugins, (self.server_name, self.server_pid), self._use_uvloop
+        return worker._live(send, use_uvloop, lambda: live_as_child(worker, send, plugins, server, use_uvloop))
 
     def stop(self) -> None:
         """Ask the hosted worker to stop, from any thread of the hosting process: its `is_running` turns False
@@ -96,5 +105,6 @@ class HostedLife:
 
 
 def hosted_life(worker: AbstractWorker, server_name: str, plugins: ChildPlugins) -> HostedLife:
-    """`worker`'s life for a backend to host elsewhere, with the server's child plugins and its uvloop setting."""
-    return HostedLife(worker, server_name, plugins, uvloop_enabled())
+    """`worker`'s life for a backend to host elsewhere, with the server's child plugins and its uvloop setting
+    (called in the server's process)."""
+    return HostedLife(worker, server_name, plugins, uvloop_enabled(), os.getpid())

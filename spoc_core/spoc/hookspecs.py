@@ -345,7 +345,7 @@ def worker_exited(server: Server, worker: AbstractWorker, exit_info: WorkerExit)
 
 
 @hookspec
-def child_starting(worker: AbstractWorker, server_name: str) -> None:
+def child_starting(worker: AbstractWorker, server_name: str, server_pid: int) -> None:
     """Called inside a process worker's child process, before the worker's ``setup()``.
 
     Runs on the child's main thread, in the child: configure logging or
@@ -359,6 +359,9 @@ def child_starting(worker: AbstractWorker, server_name: str) -> None:
     :param worker: the worker, in the child; ``worker.send_record()`` already
         works here, and its records reach `worker_record` in the server.
     :param server_name: the name of the server that started it.
+    :param server_pid: the pid of that server's process (the child's parent
+        may be the server's fork server): what is the same for every run of
+        the worker in that server and differs between two copies of a service.
 
     The return value is ignored. When an implementation raises, the error is
     logged in the child (its stderr, unless logging is configured there) and
@@ -387,7 +390,7 @@ def child_event(worker: AbstractWorker, event: WorkerEvent) -> None:
 
 
 @hookspec
-def child_stopping(worker: AbstractWorker, server_name: str) -> None:
+def child_stopping(worker: AbstractWorker, server_name: str, server_pid: int) -> None:
     """Called inside a process worker's child process, after the worker's ``teardown()``.
 
     Runs on the child's main thread, in the child, after ``teardown()`` and
@@ -400,6 +403,7 @@ def child_stopping(worker: AbstractWorker, server_name: str) -> None:
 
     :param worker: the worker, in the child.
     :param server_name: the name of the server that started it.
+    :param server_pid: the pid of that server's process.
 
     The return value is ignored. When an implementation raises, the error is
     logged in the child and the child ends as it would have.

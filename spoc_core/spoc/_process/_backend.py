@@ -86,6 +86,7 @@ class ProcessBackend(Backend):
             orphan_timeout=self._server.shutdown_timeout,
             plugins=self._plugins.for_children,
             server_name=self._server.name,
+            server_pid=os.getpid(),
             stdio=stdio,
         )
         try:

@@ -49,8 +49,9 @@ class ChildOptions:
     lives as long as the parent); ``expected_parent``: the pid the parent must
     have right after the fork (0: not a direct child); ``orphan_timeout``: the
     seconds an orphan gets to finish; ``plugins``: those with child hooks;
-    ``stdio``: (fd number, fd) pairs the plugins' `worker_stdio` gave, each
-    installed at its number (1, 2) before anything of the worker runs.
+    ``server_name``, ``server_pid``: the server's, for them; ``stdio``: (fd
+    number, fd) pairs the plugins' `worker_stdio` gave, each installed at its
+    number (1, 2) before anything of the worker runs.
     """
 
     use_uvloop: bool = False
@@ -59,6 +60,7 @@ class ChildOptions:
     orphan_timeout: float = 5.0
     plugins: ChildPlugins = field(default_factory=lambda: ChildPlugins("", ()))
     server_name: str = ""
+    server_pid: int = 0
     stdio: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -230,7 +232,8 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         control.start()
 
     try:
-        code = live_as_child(worker, send, options.plugins, options.server_name, options.use_uvloop)
+        server = (options.server_name, options.server_pid)
+        code = live_as_child(worker, send, options.plugins, server, options.use_uvloop)
     finally:
         with control.lock:
             control.finished.set()

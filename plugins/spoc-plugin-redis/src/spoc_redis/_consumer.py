@@ -212,6 +212,23 @@ class Consumer:
                 return Job(job.id, entry_fields, job.deliveries + 1)
         return None
 
+    def left_pending(self) -> list[Job]:
+        """The jobs pending for this consumer when a run of its worker begins: the last run's, which ended
+        holding them (a restart, a reload, a kill), in order, as `Job` s without fields (`retake` takes one)."""
+        s = self.settings
+        jobs: list[Job] = []
+        start = "-"
+        while True:
+            page = self._call(
+                "recovery",
+                functools.partial(self.client.xpending_range, s.stream, s.group, start, "+", 1000, s.consumer),
+                give_up_on_stop=True,
+            )
+            jobs.extend(Job(entry["message_id"], {}, int(entry["times_delivered"])) for entry in page or [])
+            if not page or len(page) < 1000:
+                return jobs
+            start = "(" + str(page[-1]["message_id"])
+
     def own_pending(self, held: set[str]) -> list[Job]:
         """The jobs pending for this consumer that it does not hold (a read whose reply an outage lost), handed
         to it again: done now, not `claim_idle` later."""

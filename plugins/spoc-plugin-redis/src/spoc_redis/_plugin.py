@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
+import os
 from typing import Any
 
 import redis
 
-from spoc import AbstractWorker, Server, WorkerExit, hookimpl, start_helper_thread
+from spoc import AbstractWorker, Server, WorkerExit, hookimpl
 
 from ._consumer import ENDED_FOR, ended_key
 from ._worker import RECORD_TOPIC, StreamWorker
@@ -19,6 +19,9 @@ __all__ = ["RedisPlugin", "plugin"]
 
 logger = logging.getLogger("spoc.redis")
 
+NOTE_TIMEOUT = 1.0
+"""Seconds the server waits for Redis to take a killed worker's acknowledgements, to connect and to answer."""
+
 DONE_KEPT = 10_000
 """Ids of the jobs a stream worker's run reported done that the server keeps, the latest: at most the jobs done
 while one acknowledgement was on its way are unacknowledged when the worker is killed."""
@@ -26,7 +29,7 @@ while one acknowledgement was on its way are unacknowledged when the worker is k
 
 class RedisPlugin:
     """Refuses a `StreamWorker` with a bad setting before any worker starts, naming the worker, the setting
-    and its value; tells each stream worker its server's name (part of its default consumer name), in the
+    and its value; tells each stream worker its server's name and pid (its default consumer name), in the
     server and in a process worker's child. Any other worker is left alone.
 
     When a stream worker is killed (a job that segfaults, the OOM killer, a
@@ -41,13 +44,12 @@ class RedisPlugin:
 
     def __init__(self) -> None:
         self._done: dict[int, collections.deque[str]] = {}  # by id() of the worker: its run's latest jobs done
-        self._notes: list[threading.Thread] = []
 
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
         if isinstance(worker, StreamWorker):
             worker.stream_settings(server.name)
-            worker._spoc_redis_server = server.name  # type: ignore[attr-defined]
+            worker._spoc_redis_owner = (server.name, os.getpid())  # type: ignore[attr-defined]
 
     def __getstate__(self) -> dict[str, Any]:
         """Nothing of the server's state travels to a child (`child_starting`)."""
@@ -57,11 +59,11 @@ class RedisPlugin:
         self.__init__()  # type: ignore[misc]
 
     @hookimpl
-    def child_starting(self, worker: AbstractWorker, server_name: str) -> None:
-        """The server's name in the child, also for a fresh instance the fork server built from its own copy of
-        the worker (part of the default consumer name, which the server then knows too: see `worker_exited`)."""
+    def child_starting(self, worker: AbstractWorker, server_name: str, server_pid: int) -> None:
+        """The server's name and pid in the child, also for a fresh instance the fork server built from its own
+        copy of the worker: its default consumer name is the one every run of it in this server has."""
         if isinstance(worker, StreamWorker):
-            worker._spoc_redis_server = server_name  # type: ignore[attr-defined]
+            worker._spoc_redis_owner = (server_name, server_pid)  # type: ignore[attr-defined]
 
     @hookimpl
     def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
@@ -71,42 +73,35 @@ class RedisPlugin:
                 done = self._done[id(worker)] = collections.deque(maxlen=DONE_KEPT)
             done.append(str(data["job"]))
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # before a supervisor's worker_exited restarts the worker
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         done = self._done.pop(id(worker), None)
         if not isinstance(worker, StreamWorker) or exit_info.outcome != "killed" or exit_info.signal is None:
             return
-        settings = worker.stream_settings(server.name, pid=getattr(worker, "pid", None))
-        ids = list(done or ())
+        settings = worker.stream_settings(server.name)
         how = exit_info.signal
-
-        def note() -> None:  # on a thread of its own: the server's monitor never waits for Redis
-            try:
-                with redis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0) as r:
-                    pipe = r.pipeline(transaction=False)
-                    if ids:
-                        pipe.xack(settings.stream, settings.group, *ids)
-                    pipe.hset(ended_key(settings), settings.consumer, how)
-                    pipe.expire(ended_key(settings), ENDED_FOR)
-                    pipe.execute()
-            except redis.RedisError as exc:
-                logger.warning(
-                    "worker %r was killed by %s; its jobs done could not be acknowledged for it (%s: %s): another "
-                    "consumer may do them again",
-                    worker.name,
-                    how,
-                    type(exc).__name__,
-                    exc,
-                )
-
-        self._notes = [thread for thread in self._notes if thread.is_alive()]
-        self._notes.append(start_helper_thread(note, f"spoc-redis-note:{worker.name}"))
-
-    @hookimpl
-    def server_stopped(self) -> None:
-        notes, self._notes = self._notes, []
-        for thread in notes:
-            thread.join(10.0)
+        # Here, not on a thread of its own (the monitor waits for one round trip, at most NOTE_TIMEOUT twice in an
+        # outage): correctness. The worker's next run is the same consumer and takes back at once the jobs this
+        # one held (`_Run.inherited`), so the jobs it did must be acknowledged before that run starts.
+        try:
+            with redis.Redis.from_url(
+                settings.redis_url, socket_timeout=NOTE_TIMEOUT, socket_connect_timeout=NOTE_TIMEOUT
+            ) as r:
+                pipe = r.pipeline(transaction=False)
+                if done:
+                    pipe.xack(settings.stream, settings.group, *done)
+                pipe.hset(ended_key(settings), settings.consumer, how)
+                pipe.expire(ended_key(settings), ENDED_FOR)
+                pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning(
+                "worker %r was killed by %s; its jobs done could not be acknowledged for it (%s: %s): its next run "
+                "may do them again",
+                worker.name,
+                how,
+                type(exc).__name__,
+                exc,
+            )
 
 
 plugin = RedisPlugin()

@@ -75,10 +75,13 @@ def settings_of(
 ) -> Settings:
     """`worker`'s settings; raises ValueError naming the worker, the setting and its value when one is bad.
 
-    The default consumer name is unique per worker and process: host name,
-    server, worker name and pid (`pid`: of the process the worker runs in,
-    when that is not this one). Two copies of a service on one host never
-    share a consumer (each would take the other's pending jobs for its own).
+    The default consumer name is one per worker of a server process: host
+    name, server, worker name and the server's pid (`pid`, when that is not
+    this process). Every run of the worker in that server (a restart, a
+    reload, a child of the fork server) is the same consumer, so a fresh run
+    takes back at once the jobs its last run held; two copies of a service on
+    one host never share one (each would take the other's pending jobs for
+    its own).
     """
     owner = f"worker {worker.name!r} ({type(worker).__name__})"
     stream = _name(owner, "stream", _lookup(worker, "stream"))

@@ -81,20 +81,19 @@ class StreamWorker:
         """Do one job. Return (anything) when it is done; raise to have it retried."""
         raise NotImplementedError(f"{type(self).__name__} must define handle(self, job)")
 
-    def stream_settings(self, server: str | None = None, *, pid: int | None = None) -> Settings:
+    def stream_settings(self, server: str | None = None) -> Settings:
         """This worker's settings, resolved; raises ValueError naming a bad one (TypeError: no handle()).
 
-        `pid`: the process the worker runs in, when it is not this one (its default consumer name has it)."""
+        `server`: the name of the server it runs in, part of its default consumer name with the server's pid
+        (both known once the server has checked the worker, also in its child)."""
         if type(self).handle is StreamWorker.handle:
             raise TypeError(
                 f"worker {self.name!r} ({type(self).__name__}) defines no handle(self, job): write one (plain or "
                 f"async def); a mixin that defines it goes before StreamWorker among the bases"
             )
+        owner_name, owner_pid = getattr(self, "_spoc_redis_owner", (None, None))
         return settings_of(
-            self,
-            server=server or getattr(self, "_spoc_redis_server", None),
-            handle_is_async=_handle_is_async(type(self)),
-            pid=pid,
+            self, server=server or owner_name, handle_is_async=_handle_is_async(type(self)), pid=owner_pid
         )
 
     # ------------------------------------------------------------------ main, plain
@@ -172,6 +171,9 @@ class _Run:
         self.closing = threading.Event()
         self.has_done = threading.Condition(self.lock)
         self.consumer.connect()
+        self.inherited = self.consumer.left_pending()
+        """The jobs this worker's last run in this server held when it ended (the same consumer: see `Settings`),
+        taken back at once, one at a time and each alone, as claimed jobs are: it may have been killed by one."""
         self.keeper = start_helper_thread(self._keep, f"spoc-redis-keeper:{worker.name}")
         self.acknowledger = start_helper_thread(self._acknowledge, f"spoc-redis-acks:{worker.name}")
 
@@ -219,6 +221,8 @@ class _Run:
         claim is due, else new ones (`alone` says whether it is a claimed job)."""
         now = time.monotonic()
         self.alone = False
+        if self.inherited:
+            return self._retake(self.inherited.pop(0))
         if self.consumer.recovered:
             with self.lock:
                 held = set(self.held)
@@ -263,9 +267,24 @@ class _Run:
             self.held.update(job.id for job in jobs)
         return jobs
 
+    def _retake(self, left: Job) -> list[Job]:
+        """A job the last run left pending, handed to this one (a delivery counted): alone, or dead-lettered when
+        the runs it was delivered to kept dying on it."""
+        job = self.consumer.redeliver(left)
+        if job is None:  # done, or deleted from the stream, meanwhile
+            return []
+        with self.lock:
+            self.held.add(job.id)
+        if job.deliveries > self.settings.max_deliveries:
+            self._dead(job, self._killer(Claim(job, self.settings.consumer)))
+            return []
+        self.alone = True
+        return [job]
+
     def claim_due(self, now: float | None = None) -> bool:
-        """Whether `next_jobs` claims now: the async main() first lets the jobs in flight finish (see `alone`)."""
-        return (time.monotonic() if now is None else now) >= self.next_claim
+        """Whether `next_jobs` claims (or takes back a job its last run left) now: the async main() first lets the
+        jobs in flight finish (see `alone`)."""
+        return bool(self.inherited) or (time.monotonic() if now is None else now) >= self.next_claim
 
     def _killer(self, claim: Claim) -> KilledItsConsumer:
         """The error a claimed job past `max_deliveries` is dead-lettered with."""
