@@ -2,7 +2,8 @@
 
 The process worker prints ``READY <worker> <pid>`` when it starts and ``JOB <n> <delivery> <pid>`` when a job
 begins; a job with ``hang=1`` sleeps for a minute on its first delivery (it is the one cut off), and one with
-``seconds=S`` takes S seconds. The thread worker prints ``AUDITED <n>`` for each job of the stream ``audit``. ``START_METHOD`` picks the process worker's start method.
+``seconds=S`` takes S seconds. The thread worker prints ``AUDITED <n>`` for each job of the stream ``audit``.
+``START_METHOD`` picks the process worker's start method.
 """
 
 from __future__ import annotations
