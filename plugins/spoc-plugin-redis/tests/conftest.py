@@ -25,7 +25,7 @@ from spoc._linux import set_child_subreaper
 
 set_child_subreaper()
 
-__all__ = ["app_factory", "no_leftovers", "redis_url", "start_method"]
+__all__ = ["RedisServer", "app_factory", "free_port", "no_leftovers", "redis_url", "start_method"]
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -48,7 +48,7 @@ class RedisServer:
     answered, so a restart on the same port keeps every stream, group and acknowledgement.
     """
 
-    def __init__(self, directory: Path, persistent: bool = False) -> None:
+    def __init__(self, directory: Path, persistent: bool = False, port: int | None = None) -> None:
         self.persistent = persistent
         if REDIS_SERVER is None:
             if os.environ.get("SPOC_REQUIRE_REDIS") == "1":
@@ -56,7 +56,7 @@ class RedisServer:
             pytest.skip("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it)")
         self.binary = REDIS_SERVER
         self.directory = directory
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.start()

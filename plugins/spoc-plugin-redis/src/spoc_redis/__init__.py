@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._consumer import Job
+from ._consumer import Job, RedisUnreachable
 from ._plugin import RedisPlugin, plugin
 from ._settings import DEFAULT_URL, URL_ENV, Settings
 from ._worker import RECORD_TOPIC, KilledItsConsumer, StreamWorker
@@ -14,6 +14,7 @@ __all__ = [
     "Job",
     "KilledItsConsumer",
     "RedisPlugin",
+    "RedisUnreachable",
     "Settings",
     "StreamWorker",
     "plugin",

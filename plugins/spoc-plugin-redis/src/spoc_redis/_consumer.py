@@ -1,10 +1,12 @@
 """The Redis side of one stream worker: read, acknowledge, retry, dead-letter and claim jobs, through outages.
 
 Every call goes through `Consumer._call`, which rides out a lost connection:
-one log line when Redis goes away, one when it is back, retries with backoff
-in between (a read gives up when the worker is asked to stop; an
-acknowledgement does not, so that a job done is never done twice because its
-acknowledgement was lost). A group that vanished (Redis restarted without
+one log line when Redis goes away, another every `STILL_AWAY_EVERY` seconds
+while it stays away, one when it is back, retries with backoff in between (a
+read gives up when the worker is asked to stop; an acknowledgement does not,
+so that a job done is never done twice because its acknowledgement was lost).
+At a worker's start, Redis is tried for `connect_within` seconds at most
+(`RedisUnreachable`). A group that vanished (Redis restarted without
 persistence, ``XGROUP DESTROY``) or a stream deleted under a blocked read
 (``FLUSHDB``, ``DEL``) is created again, with one warning.
 """
@@ -22,9 +24,9 @@ from typing import Any
 
 import redis
 
-from ._settings import Settings
+from ._settings import Settings, shown_url
 
-__all__ = ["ENDED_FOR", "Claim", "Consumer", "Job", "ended_key"]
+__all__ = ["ENDED_FOR", "STILL_AWAY_EVERY", "Claim", "Consumer", "Job", "RedisUnreachable", "ended_key"]
 
 logger = logging.getLogger("spoc.redis")
 
@@ -32,9 +34,17 @@ _OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 _BACKOFF_FIRST, _BACKOFF_MOST = 0.1, 2.0  # at most: a stop during an outage waits this long
 _READ_SLICE = 0.2
 """Seconds one blocking read waits at most: a stop takes effect within them, whatever ``block`` is."""
+STILL_AWAY_EVERY = 30.0
+"""Seconds between the log lines that say Redis is still away (the first comes when it goes)."""
 _LAST_TRIES = 5.0
 """Seconds a stopping worker keeps trying to write what it owes Redis (an acknowledgement, a dead letter)
 while Redis is away. Past them the job stays pending, and another consumer claims it."""
+
+
+class RedisUnreachable(ConnectionError):
+    """A stream worker could not reach Redis within `connect_within` seconds of its start: its setup fails."""
+
+    __module__ = "spoc_redis"
 
 
 @dataclass
@@ -87,10 +97,19 @@ def ended_key(settings: Settings) -> str:
 class Consumer:
     """One worker's consumer in its stream's group."""
 
-    def __init__(self, settings: Settings, worker: str, running: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        worker: str,
+        running: Callable[[], bool],
+        on_connection: Callable[[bool], None] = lambda connected: None,
+    ) -> None:
         self.settings = settings
         self.worker = worker
         self._running = running
+        self._on_connection = on_connection
+        """Called with False at each failed try while Redis is away, and with True at each call that gets
+        through (on the thread that made the call)."""
         self.client = redis.Redis.from_url(
             settings.redis_url,
             decode_responses=True,
@@ -100,6 +119,9 @@ class Consumer:
         )
         self._lost = False
         self._lost_lock = threading.Lock()
+        self._connected_once = False
+        self._away_since = 0.0
+        self._still_away_at = 0.0  # monotonic: when to say again that Redis is still away
         self.recovered = False
         """Redis was away: jobs delivered to this consumer may be pending while it never got them (a read whose
         reply was lost), to be taken back with `own_pending`."""
@@ -110,11 +132,14 @@ class Consumer:
 
     # ------------------------------------------------------------------ the calls
 
-    def _call(self, what: str, call: Callable[[], Any], *, give_up_on_stop: bool) -> Any:
+    def _call(
+        self, what: str, call: Callable[[], Any], *, give_up_on_stop: bool, give_up_after: float | None = None
+    ) -> Any:
         """`call()`'s reply (redis-py's are untyped), retried with backoff while Redis is away; None when the
-        worker stopped meanwhile."""
+        worker stopped meanwhile. `give_up_after`: seconds after which an outage raises `RedisUnreachable`."""
         delay = _BACKOFF_FIRST
         stopped_at: float | None = None
+        began = time.monotonic()
         recreate = False
         while True:
             try:
@@ -135,16 +160,13 @@ class Consumer:
                 recreate = True
                 continue
             except _OUTAGE as exc:
-                with self._lost_lock:  # the keeper thread calls too: one line per outage
-                    first, self._lost = not self._lost, True
-                if first:
-                    logger.error(
-                        "worker %r lost Redis at %s (%s: %s); retrying",
-                        self.worker,
-                        self._where(),
-                        type(exc).__name__,
-                        exc,
-                    )
+                self._away(exc)
+                if give_up_after is not None and time.monotonic() - began >= give_up_after:
+                    raise RedisUnreachable(
+                        f"could not reach Redis at {self._where()} "
+                        f"({shown_url(self.settings.redis_url)}) within connect_within={give_up_after:g}s "
+                        f"({type(exc).__name__}: {exc}); check redis_url or SPOC_REDIS_URL"
+                    ) from None
                 if not self._running():
                     stopped_at = time.monotonic() if stopped_at is None else stopped_at
                     if give_up_on_stop or time.monotonic() - stopped_at > _LAST_TRIES:
@@ -156,10 +178,42 @@ class Consumer:
                 continue
             with self._lost_lock:
                 back, self._lost = self._lost, False
-            if back:
+                first, self._connected_once = not self._connected_once, True
+            self._on_connection(True)  # at every call: the thread that saw Redis come back may not count it
+            if back and not first:
                 self.recovered = True
                 logger.warning("worker %r: Redis is back (%s)", self.worker, what)
+            elif back:
+                logger.warning("worker %r reached Redis at %s", self.worker, self._where())
             return result
+
+    def _away(self, exc: Exception) -> None:
+        """A try failed because Redis is away: the first one of an outage, and one every `STILL_AWAY_EVERY`
+        seconds after it, says so (the keeper and the acknowledger call too: one line for all)."""
+        now = time.monotonic()
+        with self._lost_lock:
+            first, self._lost = not self._lost, True
+            again = not first and now >= self._still_away_at
+            if first or again:
+                self._still_away_at = now + STILL_AWAY_EVERY
+                if first:
+                    self._away_since = now
+        self._on_connection(False)
+        if not (first or again):
+            return
+        where = f"Redis at {self._where()} ({shown_url(self.settings.redis_url)})"
+        if first:
+            lost = "lost" if self._connected_once else "cannot reach"
+            logger.error("worker %r %s %s (%s: %s); retrying", self.worker, lost, where, type(exc).__name__, exc)
+        else:
+            logger.error(
+                "worker %r: %s is still away after %.0fs (%s: %s); retrying",
+                self.worker,
+                where,
+                now - self._away_since,
+                type(exc).__name__,
+                exc,
+            )
 
     def _where(self) -> str:
         kwargs = self.client.connection_pool.connection_kwargs
@@ -174,7 +228,9 @@ class Consumer:
                 raise
 
     def connect(self) -> None:
-        self._call("group", self.ensure_group, give_up_on_stop=True)
+        """Reach Redis and make sure the stream and group exist, trying for `connect_within` seconds at most
+        (`RedisUnreachable` then); returns early, not connected, when the worker is asked to stop meanwhile."""
+        self._call("group", self.ensure_group, give_up_on_stop=True, give_up_after=self.settings.connect_within)
 
     def read(self, count: int, block: float) -> list[Job]:
         """Up to `count` new jobs, waiting up to `block` seconds for the first (less once the worker stops)."""

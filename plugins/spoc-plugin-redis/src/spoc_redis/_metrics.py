@@ -1,23 +1,29 @@
-"""Metrics of the jobs, when spoc-plugin-metrics is installed: a counter by outcome and a histogram of seconds.
+"""Metrics, when spoc-plugin-metrics is installed: the jobs (a counter by outcome, a histogram of seconds) and
+whether each consumer reaches Redis (a gauge).
 
-Both carry the ``worker`` label spoc-plugin-metrics adds to every sample, so a
+All carry the ``worker`` label spoc-plugin-metrics adds to every sample, so a
 dashboard shows each consumer's jobs without any code of the user's.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-__all__ = ["count_job"]
+from spoc import current_worker
+
+__all__ = ["ConnectedGauge", "count_job"]
 
 try:
-    from spoc_metrics import Counter, Histogram
+    from spoc_metrics import Counter, Gauge, Histogram
 except ImportError:  # the plugin is not installed: records only
     _jobs: Any = None
     _seconds: Any = None
+    _connected: Any = None
 else:
     _jobs = Counter("streamworker_jobs_total", "Jobs of a Redis stream, by outcome.", ["stream", "outcome"])
     _seconds = Histogram("streamworker_job_seconds", "Seconds handle() took, done or failed.", ["stream"])
+    _connected = Gauge("streamworker_redis_connected", "1 while the worker's consumer reaches Redis, else 0.")
 
 
 def count_job(stream: str, outcome: str, seconds: float | None) -> None:
@@ -26,3 +32,25 @@ def count_job(stream: str, outcome: str, seconds: float | None) -> None:
     _jobs.labels(stream=stream, outcome=outcome).inc()
     if seconds is not None:
         _seconds.labels(stream=stream).observe(seconds)
+
+
+class ConnectedGauge:
+    """``streamworker_redis_connected`` of one worker, set on each try to reach Redis (`set`, from any thread).
+
+    A sample counts for the worker whose thread sets it: a thread worker's other threads (its consumer's
+    keeper and acknowledger, an async worker's executor) hand the value to the worker's event loop, or leave
+    it to the worker's own next try."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+        self._value: bool | None = None
+
+    def set(self, connected: bool) -> None:
+        if _connected is None or connected is self._value:
+            return
+        if current_worker() is None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self.set, connected)
+            return
+        self._value = connected
+        _connected.set(1 if connected else 0)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import os
 import socket
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "Settings", "settings_of"]
+__all__ = ["DEFAULT_URL", "URL_ENV", "Settings", "settings_of", "shown_url"]
 
 URL_ENV = "SPOC_REDIS_URL"
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -25,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "block": 1.0,
     "concurrency": 1,
     "claim_idle": 60.0,
+    "connect_within": 10.0,
     "max_deliveries": 5,
     "dead_letter_stream": None,
 }
@@ -43,8 +45,19 @@ class Settings:
     block: float
     concurrency: int
     claim_idle: float
+    connect_within: float
     max_deliveries: int
     dead_letter_stream: str
+
+
+def shown_url(url: str) -> str:
+    """`url` as a log line may show it: its password, if any, left out."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _lookup(worker: Any, setting: str) -> Any:
@@ -106,6 +119,7 @@ def settings_of(
         block=_seconds(owner, "block", _lookup(worker, "block")),
         concurrency=concurrency,
         claim_idle=_seconds(owner, "claim_idle", _lookup(worker, "claim_idle")),
+        connect_within=_seconds(owner, "connect_within", _lookup(worker, "connect_within")),
         max_deliveries=_whole(owner, "max_deliveries", _lookup(worker, "max_deliveries")),
         dead_letter_stream=_name(owner, "dead_letter_stream", dead if dead is not None else f"{stream}:dead"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import threading
@@ -12,8 +13,8 @@ from typing import Any
 
 from spoc import start_helper_thread
 
-from ._consumer import Claim, Consumer, Job
-from ._metrics import count_job
+from ._consumer import Claim, Consumer, Job, RedisUnreachable
+from ._metrics import ConnectedGauge, count_job
 from ._settings import Settings, settings_of
 
 __all__ = ["RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
@@ -49,9 +50,13 @@ class StreamWorker:
     claimed job runs alone, so that a job that kills its consumer is the
     only one dead-lettered for it (`KilledItsConsumer`).
 
+    After the class's ``setup()``, the worker reaches Redis and makes sure its
+    group exists (for `connect_within` seconds at most, `RedisUnreachable`
+    then): it has started only once it can take jobs.
+
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
-    ``concurrency``, ``claim_idle``, ``max_deliveries``,
+    ``concurrency``, ``claim_idle``, ``connect_within``, ``max_deliveries``,
     ``dead_letter_stream``; see the docs page for each one's default.
     """
 
@@ -63,8 +68,11 @@ class StreamWorker:
     block: float = 1.0
     concurrency: int = 1
     claim_idle: float = 60.0
+    connect_within: float = 10.0
     max_deliveries: int = 5
     dead_letter_stream: str | None = None
+    _spoc_redis_consumer: Consumer | None = None
+    """Connected by setup(), for main()'s run to take."""
 
     # What the worker base class provides (the mixin is always combined with one):
     name: str
@@ -76,6 +84,27 @@ class StreamWorker:
         super().__init_subclass__(**kwargs)
         if getattr(cls, "main", None) in (StreamWorker.main, StreamWorker._main_async):
             cls.main = StreamWorker._main_async if _handle_is_async(cls) else StreamWorker.main  # type: ignore[method-assign,assignment]
+        setup = getattr(cls, "setup", None)
+        if setup is not None and not getattr(setup, "_spoc_redis_connects", False):
+            cls.setup = _connecting(setup)  # type: ignore[attr-defined]
+
+    def _connect(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """After the user's setup(): reach Redis and make sure the group exists, so that the worker has
+        started (its ``startup`` event) only once it can take jobs; `RedisUnreachable` fails the setup."""
+        if self._spoc_redis_consumer is not None:
+            return
+        settings = self.stream_settings()
+        gauge = ConnectedGauge(loop)
+        consumer = Consumer(settings, self.name, lambda: bool(self.is_running), gauge.set)
+        try:
+            consumer.connect()
+        except RedisUnreachable as exc:  # its message says it all: not the frames of this plugin's calls
+            consumer.close()
+            raise exc.with_traceback(None) from None
+        except BaseException:
+            consumer.close()
+            raise
+        self._spoc_redis_consumer = consumer
 
     def handle(self, job: Job) -> Any:
         """Do one job. Return (anything) when it is done; raise to have it retried."""
@@ -141,8 +170,38 @@ class StreamWorker:
             await loop.run_in_executor(None, run.close)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _handle_is_async(cls: type) -> bool:
     return inspect.iscoroutinefunction(getattr(cls, "handle", None))
+
+
+def _connecting(setup: Callable[..., Any]) -> Callable[..., Any]:
+    """`setup`, then `StreamWorker._connect` (a class's own setup, or the one it inherits: each is wrapped once)."""
+    if inspect.iscoroutinefunction(setup):
+
+        @functools.wraps(setup)
+        async def setup_async(self: StreamWorker) -> None:
+            await setup(self)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._connect, loop)
+
+        setup_async._spoc_redis_connects = True  # type: ignore[attr-defined]
+        return setup_async
+
+    @functools.wraps(setup)
+    def setup_then_connect(self: StreamWorker) -> Any:
+        result = setup(self)
+        self._connect()
+        return result
+
+    setup_then_connect._spoc_redis_connects = True  # type: ignore[attr-defined]
+    return setup_then_connect
 
 
 class _Run:
@@ -151,8 +210,11 @@ class _Run:
 
     def __init__(self, worker: StreamWorker) -> None:
         self.worker = worker
-        self.settings = worker.stream_settings()
-        self.consumer = Consumer(self.settings, worker.name, lambda: bool(worker.is_running))
+        worker._connect(_running_loop())  # done by its setup(), unless a setup() of its own overrides that
+        assert worker._spoc_redis_consumer is not None
+        self.consumer = worker._spoc_redis_consumer
+        worker._spoc_redis_consumer = None
+        self.settings = self.consumer.settings
         self.held: set[str] = set()
         """The jobs delivered to this consumer and not yet acknowledged (or dead-lettered)."""
         self.done: list[str] = []  # jobs done, for the acknowledger
@@ -170,7 +232,6 @@ class _Run:
         beside it, are done, not dead-lettered for it."""
         self.closing = threading.Event()
         self.has_done = threading.Condition(self.lock)
-        self.consumer.connect()
         self.inherited = self.consumer.left_pending()
         """The jobs this worker's last run in this server held when it ended (the same consumer: see `Settings`),
         taken back at once, one at a time and each alone, as claimed jobs are: it may have been killed by one."""

@@ -3,7 +3,8 @@
 The process worker prints ``READY <worker> <pid>`` when it starts and ``JOB <n> <delivery> <pid>`` when a job
 begins; a job with ``hang=1`` sleeps for a minute on its first delivery (it is the one cut off), and one with
 ``seconds=S`` takes S seconds. The thread worker prints ``AUDITED <n>`` for each job of the stream ``audit``.
-``START_METHOD`` picks the process worker's start method.
+``START_METHOD`` picks the process worker's start method; ``CONNECT_WITHIN`` and ``START_WITHIN`` set both
+workers' ``connect_within`` and ``start_within``, and ``STILL_AWAY_EVERY`` how often an outage is logged again.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from __future__ import annotations
 import os
 import time
 
+import spoc_redis._consumer
 from spoc.workers import ProcessWorker, Server, ThreadWorker
 from spoc_redis import Job, StreamWorker
 
+spoc_redis._consumer.STILL_AWAY_EVERY = float(os.environ.get("STILL_AWAY_EVERY", "30"))  # a test's shorter wait
 
-class Orders(StreamWorker, ProcessWorker):
+
+class Knobs:
+    connect_within = float(os.environ.get("CONNECT_WITHIN", "10"))
+    start_within = float(os.environ.get("START_WITHIN", "60"))
+
+
+class Orders(Knobs, StreamWorker, ProcessWorker):
     stream = "orders"
     group = "shop"
     block = 0.2
@@ -31,7 +40,7 @@ class Orders(StreamWorker, ProcessWorker):
         print(f"DONE {job.fields['n']}", flush=True)
 
 
-class Audit(StreamWorker, ThreadWorker):
+class Audit(Knobs, StreamWorker, ThreadWorker):
     stream = "audit"
     group = "shop"
     block = 0.2
