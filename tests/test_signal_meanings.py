@@ -15,7 +15,7 @@ import time
 import pytest
 
 from harness import APPS, App, ready_pids
-from spoc._server import REPEAT_WINDOW
+from spoc._signals import REPEAT_WINDOW
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
@@ -87,6 +87,39 @@ def test_pid_then_group_a_moment_apart_is_one_request(
     for name in ("thread-1", "process-1", "async-1"):
         assert f"TEARDOWN {name}" in app.stdout
     assert "forcing shutdown" not in app.stderr
+
+
+@pytest.mark.parametrize("gap_ms", [3, 100])
+def test_the_group_signalled_twice_a_moment_apart_is_one_stop_in_each_child(
+    app_factory: type[App], start_method: str, gap_ms: int
+) -> None:
+    """``kill -TERM -PGID`` on ``setsid timeout 60 spoc run ...``: timeout sends the group the SIGTERM again, so
+    each child gets two a moment apart; the second must not cut its teardown off (issue 35, point 2)."""
+    app = app_factory("busy_teardown", "--method", start_method)
+    ready_pids(app, 1)
+    app.signal_group(signal.SIGTERM)
+    time.sleep(gap_ms / 1000)  # the sender's pace, as timeout forwards it
+    app.signal_group(signal.SIGTERM)
+    assert app.wait() == 0
+    assert "TEARDOWN-DONE busy" in app.stdout
+    assert "worker 'busy' ended (stopped)" in app.stderr
+
+
+def test_a_child_cut_off_by_a_later_sigterm_is_killed_not_stopped(app_factory: type[App], start_method: str) -> None:
+    """Stopped from outside, then by its server, then a SIGTERM past the repeat window ends it mid-teardown: that is
+    no clean stop, and the exit code says so (issue 35, point 2)."""
+    app = app_factory("busy_teardown", "--method", start_method, env={"TEARDOWN_SECONDS": "60"})
+    child = ready_pids(app, 1)["busy"]
+    os.kill(child, signal.SIGTERM)
+    app.expect("TEARDOWN busy")
+    app.signal(signal.SIGTERM)
+    app.expect(r"received SIGTERM: stopping", stream="stderr")
+    time.sleep(REPEAT_WINDOW)  # a deliberate second SIGTERM, not the same one sent twice
+    os.kill(child, signal.SIGTERM)
+    assert app.wait() == 1
+    assert "TEARDOWN-DONE busy" not in app.stdout
+    assert "worker 'busy' was killed by SIGTERM while it was stopping: its teardown did not run" in app.stderr
+    assert "ended (stopped)" not in app.stderr and "ok=False" in app.stdout
 
 
 def test_timeout_command_stops_spoc_run_cleanly(app_factory: type[App]) -> None:

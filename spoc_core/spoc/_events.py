@@ -163,11 +163,15 @@ class WorkerExit:
         ``failed`` is an error or a non-zero exit code; ``stopped`` a clean end
         after a stop request (also when the server's shutdown signal reached the
         child first and it ended by it, after its teardown); ``clean`` a clean
-        end on the worker's own account.
+        end on the worker's own account. A process ended by a signal before its
+        teardown ran (a second SIGTERM cut it off) is ``killed``, never
+        ``stopped``.
         """
         if self.forced and self.exitcode is None and self.reason is None:
             return "abandoned"
-        graceful = self.stop_signal is not None and self.stop_signal == self.signal
+        graceful = (
+            self.stop_signal is not None and self.stop_signal == self.signal and self.teardown_duration is not None
+        )
         if (
             self.forced
             or self.reason is not None

@@ -27,10 +27,10 @@ from ._events import WorkerEvent, WorkerExit
 from ._hosted import hosted_life
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
-from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
+from ._signals import REPEAT_WINDOW, SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._worker import AbstractWorker, check_initialised
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "REPEAT_WINDOW", "Server", "ServerExit"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
 
 logger = logging.getLogger("spoc")
 
@@ -43,15 +43,6 @@ _REAP_LIMIT = 5.0
 
 STACK_ANSWER_TIMEOUT = 2.0
 """Seconds a process worker's child gets to answer a stack dump request before the server says it did not."""
-
-REPEAT_WINDOW = 1.0
-"""Seconds after the first stop signal during which another one is the same request, not a second one.
-
-``timeout``, systemd (``KillMode=control-group`` or ``mixed``) and other
-supervisors signal the server's pid and its process group a moment apart,
-so one stop reaches the server twice within milliseconds. A person who wants
-to force the shutdown presses Ctrl+C again later than that.
-"""
 
 StopReason = Literal["signal", "stop", "workers_ended"]
 

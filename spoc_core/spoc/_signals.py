@@ -17,6 +17,7 @@ __all__ = [
     "CHILD_SIGNALS",
     "CONTROL_SIGNAL",
     "RELOAD_SIGNAL",
+    "REPEAT_WINDOW",
     "SERVER_SIGNALS",
     "SHUTDOWN_SIGNALS",
     "STACK_DUMP_SIGNAL",
@@ -25,6 +26,16 @@ __all__ = [
     "signal_name",
     "start_helper_thread",
 ]
+
+REPEAT_WINDOW = 1.0
+"""Seconds after the first stop signal during which another one is the same request, not a second one.
+
+``timeout``, systemd (``KillMode=control-group`` or ``mixed``) and other
+supervisors signal the server's pid and its process group a moment apart,
+so one stop reaches the server, and each process worker's child, twice
+within milliseconds. A person who wants to force the shutdown presses
+Ctrl+C again later than that.
+"""
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals run_forever() stops on: the first asks for a graceful shutdown; a deliberate second one forces it."""

@@ -532,10 +532,18 @@ class AbstractWorker(abc.ABC):
         )
         self.exit_info = info
         extra = self._lifecycle_extra("exit")
-        if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal:
+        teardown_ran = info.teardown_duration is not None
+        if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal and teardown_ran:
             logger.error(
                 "worker %r was stopped by %s from outside its server (a stop the server did not ask for); "
                 "its teardown ran",
+                self.name,
+                info.signal,
+                extra=extra,
+            )
+        elif info.outcome == "killed" and info.signal is not None and (info.stop_signal or info.stop_requested):
+            logger.error(
+                "worker %r was killed by %s while it was stopping: its teardown did not run",
                 self.name,
                 info.signal,
                 extra=extra,

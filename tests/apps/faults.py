@@ -230,6 +230,19 @@ class SlowTeardown(Marked, ProcessWorker):
         stuck_in_this_function(3600)
 
 
+class BusyTeardown(Marked, ProcessWorker):
+    """Takes $TEARDOWN_SECONDS (default 1.5) to tear down, as a job finishing would; ``TEARDOWN-DONE`` at its end."""
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+    def teardown(self) -> None:
+        say(f"TEARDOWN {self.name}")
+        time.sleep(float(os.environ.get("TEARDOWN_SECONDS", "1.5")))
+        say(f"TEARDOWN-DONE {self.name}")
+
+
 class RestartsKilled(RestartsAfterDelay):
     """Restarts failed and killed workers (a stand-in for the restart plugin's on-failure policy)."""
 
@@ -351,6 +364,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [*processes, InMainThread("thread-1"), InMainAsync("async-1")]
     if scenario == "slow_teardown":
         return [SlowTeardown("slow", start_method=method)]
+    if scenario == "busy_teardown":
+        return [BusyTeardown("busy", start_method=method)]
     if scenario.startswith("raises_"):
         fault = scenario.removeprefix("raises_")
         worker: Raising = RaisingThread("raiser")

@@ -2,7 +2,8 @@
 
 - Signals: SIGINT is ignored (the parent decides); SIGHUP and SIGUSR1 too,
   unless the worker installs a handler; a first SIGTERM stops the worker
-  gracefully, a second ends the process. A SIGTERM the server did not send
+  gracefully, a second ends the process (one within `REPEAT_WINDOW` of the
+  first is the same stop, sent to the pid and then the group). A SIGTERM the server did not send
   is reported as such, and the child ends by it after its teardown.
 - Requests come over the control pipe (``S`` stop, ``D`` stacks), with
   `CONTROL_SIGNAL` to read them now; EOF there, or the parent-death signal,
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
@@ -32,7 +34,7 @@ from .._latch import Latch, SignalWake
 from .._linux import set_parent_death_signal, set_process_title
 from .._plugins import ChildPlugins
 from .._poll import Poller
-from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, blocked
+from .._signals import ALL_SIGNALS, CHILD_SIGNALS, CONTROL_SIGNAL, REPEAT_WINDOW, blocked
 from .._stacks import format_stacks
 from .._worker import AbstractWorker
 
@@ -109,6 +111,7 @@ class _Control:
         self.finished = Latch()
         self.lock = threading.Lock()
         self.sigterms = 0
+        self.first_sigterm_at = 0.0  # monotonic
         self.parent_asked = False
         """The server asked the worker to stop (``S`` on the control pipe)."""
         self.outside_signal: int | None = None
@@ -127,10 +130,16 @@ class _Control:
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         """A first SIGTERM asks for a graceful stop; a second one ends the process. SIGTERMs are counted, not
-        stop requests: under a control-group kill the server's stop request may arrive before the child's own."""
+        stop requests: under a control-group kill the server's stop request may arrive before the child's own.
+        Another one within `REPEAT_WINDOW` of the first is the same stop, sent to the pid and the group (as
+        ``timeout`` does), not a second one."""
+        now = time.monotonic()
+        if self.sigterms and now - self.first_sigterm_at < REPEAT_WINDOW:
+            return
         self.sigterms += 1
         if self.sigterms > 1:
             die_by_signal(signal.SIGTERM)
+        self.first_sigterm_at = now
         self._poke(b"T")
 
     def on_control_signal(self, signum: int, frame: FrameType | None) -> None:
