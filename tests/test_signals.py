@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from harness import App, ready_pids, wait_gone
-from spoc._signals import REPEAT_WINDOW
-from spoc._signals import handlers_installed
+from spoc._signals import REPEAT_WINDOW, handlers_installed
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
