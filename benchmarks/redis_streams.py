@@ -148,6 +148,7 @@ def claim_latency(url: str) -> float:
         stream = "claims"
         group = "bench"
         claim_idle = CLAIM_IDLE
+        restart_policy = "never"  # a takeover by another consumer: a restarted holder would take its job back
 
         def handle(self, job: Any) -> None:
             redis.Redis.from_url(url).rpush("holding", job.id)

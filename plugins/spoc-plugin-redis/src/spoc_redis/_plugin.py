@@ -13,7 +13,7 @@ import redis
 from spoc import AbstractWorker, Server, WorkerExit, hookimpl
 
 from ._consumer import ENDED_FOR, ended_key
-from ._worker import RECORD_TOPIC, StreamWorker
+from ._worker import HELD_TOPIC, RECORD_TOPIC, StreamWorker
 
 __all__ = ["RedisPlugin", "plugin"]
 
@@ -21,6 +21,9 @@ logger = logging.getLogger("spoc.redis")
 
 NOTE_TIMEOUT = 1.0
 """Seconds the server waits for Redis to take a killed worker's acknowledgements, to connect and to answer."""
+
+HELD_SHOWN = 20
+"""Job ids a log line names at most (the others are counted)."""
 
 DONE_KEPT = 10_000
 """Ids of the jobs a stream worker's run reported done that the server keeps, the latest: at most the jobs done
@@ -32,6 +35,8 @@ class RedisPlugin:
     and its value; tells each stream worker its server's name and pid (its default consumer name), in the
     server and in a process worker's child. Any other worker is left alone.
 
+    When a stream worker ends in the middle of jobs (killed, cut off), the
+    server names them (it hears of each job a worker takes: `HELD_TOPIC`).
     When a stream worker is killed (a job that segfaults, the OOM killer, a
     SIGKILL), the server acknowledges the jobs the worker reported done whose
     acknowledgement may have died with it, so none is done twice, and notes in
@@ -44,6 +49,8 @@ class RedisPlugin:
 
     def __init__(self) -> None:
         self._done: dict[int, collections.deque[str]] = {}  # by id() of the worker: its run's latest jobs done
+        self._held: dict[int, dict[str, None]] = {}  # by id() of the worker: the jobs it took and has not finished
+        self._streams: dict[int, str] = {}  # by id() of the worker: its stream
 
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
@@ -67,15 +74,37 @@ class RedisPlugin:
 
     @hookimpl
     def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
-        if topic == RECORD_TOPIC and data.get("outcome") == "done" and "job" in data:
+        if topic == HELD_TOPIC:
+            self._held.setdefault(id(worker), {}).update(dict.fromkeys(map(str, data.get("jobs", ()))))
+            self._streams[id(worker)] = str(data.get("stream"))
+            return
+        if topic != RECORD_TOPIC or data.get("outcome") not in ("done", "dead") or "job" not in data:
+            return
+        job = str(data["job"])
+        self._held.get(id(worker), {}).pop(job, None)
+        if data["outcome"] == "done":
             done = self._done.get(id(worker))
             if done is None:
                 done = self._done[id(worker)] = collections.deque(maxlen=DONE_KEPT)
-            done.append(str(data["job"]))
+            done.append(job)
 
     @hookimpl(tryfirst=True)  # before a supervisor's worker_exited restarts the worker
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         done = self._done.pop(id(worker), None)
+        held = list(self._held.pop(id(worker), {}))
+        stream = self._streams.pop(id(worker), None)
+        if held and not exit_info.ok:
+            shown = ", ".join(held[:HELD_SHOWN]) + (f" and {len(held) - HELD_SHOWN} more" if len(held) > HELD_SHOWN else "")
+            logger.error(
+                "worker %r ended (%s) in the middle of %d job(s) of stream %r: %s; they stay pending, taken back "
+                "at once by its next run, else claimed by another consumer after claim_idle",
+                worker.name,
+                f"killed by {exit_info.signal}" if exit_info.signal else exit_info.outcome,
+                len(held),
+                stream,
+                shown,
+                extra={"spoc_worker": worker.name},
+            )
         if not isinstance(worker, StreamWorker) or exit_info.outcome != "killed" or exit_info.signal is None:
             return
         settings = worker.stream_settings(server.name)

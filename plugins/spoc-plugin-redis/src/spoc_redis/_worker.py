@@ -17,12 +17,16 @@ from ._consumer import Claim, Consumer, Job, RedisUnreachable
 from ._metrics import ConnectedGauge, count_job
 from ._settings import Settings, settings_of
 
-__all__ = ["RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
+__all__ = ["HELD_TOPIC", "RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
 
 logger = logging.getLogger("spoc.redis")
 
 RECORD_TOPIC = "spoc_redis.job"
 """The topic of the record each job's outcome sends to the server's plugins (see `StreamWorker`)."""
+
+HELD_TOPIC = "spoc_redis.held"
+"""The topic of the record that says which jobs a stream worker took (``stream``, ``jobs``: their ids), sent
+before it handles them; a job is held until its ``done`` or ``dead`` record."""
 
 _RETRY_FIRST, _RETRY_MOST = 0.5, 30.0
 
@@ -288,8 +292,7 @@ class _Run:
             with self.lock:
                 held = set(self.held)
             lost = self.consumer.own_pending(held)
-            with self.lock:
-                self.held.update(job.id for job in lost)
+            self._hold(lost)
             if lost:
                 return lost
         with self.lock:
@@ -312,8 +315,7 @@ class _Run:
             if claim is not None:
                 job = claim.job
                 self._report("claimed", job)
-                with self.lock:
-                    self.held.add(job.id)
+                self._hold([job])
                 if job.deliveries > self.settings.max_deliveries:  # its consumers died on it, every time
                     self._dead(job, self._killer(claim))
                     return []
@@ -324,9 +326,17 @@ class _Run:
             if self.retries:
                 block = max(0.001, min(block, min(when for when, _ in self.retries) - now))
         jobs = self.consumer.read(count, block)
+        self._hold(jobs)
+        return jobs
+
+    def _hold(self, jobs: list[Job]) -> None:
+        """`jobs` are this consumer's now: held until acknowledged; the server hears of them (`HELD_TOPIC`), to
+        name them if the worker ends holding them, killed at the deadline say."""
+        if not jobs:
+            return
         with self.lock:
             self.held.update(job.id for job in jobs)
-        return jobs
+        self.worker.send_record(HELD_TOPIC, stream=self.settings.stream, jobs=[job.id for job in jobs])
 
     def _retake(self, left: Job) -> list[Job]:
         """A job the last run left pending, handed to this one (a delivery counted): alone, or dead-lettered when
@@ -334,8 +344,7 @@ class _Run:
         job = self.consumer.redeliver(left)
         if job is None:  # done, or deleted from the stream, meanwhile
             return []
-        with self.lock:
-            self.held.add(job.id)
+        self._hold([job])
         if job.deliveries > self.settings.max_deliveries:
             self._dead(job, self._killer(Claim(job, self.settings.consumer)))
             return []
