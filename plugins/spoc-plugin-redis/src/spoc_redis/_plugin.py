@@ -94,7 +94,8 @@ class RedisPlugin:
         held = list(self._held.pop(id(worker), {}))
         stream = self._streams.pop(id(worker), None)
         if held and not exit_info.ok:
-            shown = ", ".join(held[:HELD_SHOWN]) + (f" and {len(held) - HELD_SHOWN} more" if len(held) > HELD_SHOWN else "")
+            more = len(held) - HELD_SHOWN
+            shown = ", ".join(held[:HELD_SHOWN]) + (f" and {more} more" if more > 0 else "")
             logger.error(
                 "worker %r ended (%s) in the middle of %d job(s) of stream %r: %s; they stay pending, taken back "
                 "at once by its next run, else claimed by another consumer after claim_idle",
