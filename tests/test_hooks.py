@@ -60,8 +60,27 @@ def test_hook_server_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder)
     ) as raised:
         server.start()
     assert "(raised by spoc plugin 'refuses-its-setting' in its server_check hook)" in raised.value.__notes__
-    assert spoc_hooks.names() == ["backend_register", "server_check"]
+    assert spoc_hooks.names() == ["backend_register", "server_check", "server_start_failed"]
     assert not worker.started
+
+
+def test_hook_server_start_failed(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    """It hears of the error start() raises next, a refusal or a backend nobody registered; nothing follows it."""
+    refused = spoc_server(WaitsForStop("busy", plugin_options={"busy": 9}), plugins=[RefusesTooBusy()], name="refused")
+    with pytest.raises(ValueError) as raised:
+        refused.start()
+    (call,) = spoc_hooks.of("server_start_failed", server="refused")
+    assert call["error"] is raised.value
+    assert [c.hook for c in spoc_hooks.calls if c.server == "refused"][-1] == "server_start_failed"
+
+    unknown = spoc_server(WaitsForStop("odd", plugin_options={"backend": "nowhere"}), name="unknown")
+    with pytest.raises(SpocError, match="nowhere") as raised_too:
+        unknown.start()
+    assert spoc_hooks.of("server_start_failed", server="unknown")[0]["error"] is raised_too.value
+
+    fine = spoc_server(WaitsForStop("fine"), name="fine")
+    fine.start()
+    assert not spoc_hooks.of("server_start_failed", server="fine")
 
 
 def test_hook_worker_check(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:

@@ -15,6 +15,7 @@ from ._backend import Backend, Runner, WorkerChannel
 from ._errors import BackendError, ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, WorkerExit
 from ._hosted import HostedLife
+from ._log_extra import log_extra
 from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
 from ._server import Server, ServerExit
@@ -50,6 +51,7 @@ __all__ = [
     "__version__",
     "current_worker",
     "hookimpl",
+    "log_extra",
     "run_async_safely",
     "set_uvloop_if_available",
     "start_helper_thread",

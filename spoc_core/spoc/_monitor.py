@@ -25,6 +25,7 @@ from typing import Generic, TypeVar
 from . import _fds
 from ._events import WorkerEvent
 from ._linux import wait_until_thread_exited
+from ._log_extra import log_extra
 from ._poll import Poller
 from ._signals import SERVER_SIGNALS
 
@@ -226,4 +227,9 @@ class Monitor(Generic[Sender]):
             try:
                 self._on_event(sender, event)
             except Exception:
-                logger.exception("spoc monitor: handling %s event of worker %r failed", event.kind, event.worker)
+                logger.exception(
+                    "spoc monitor: handling %s event of worker %r failed",
+                    event.kind,
+                    event.worker,
+                    extra=log_extra(event.worker),
+                )

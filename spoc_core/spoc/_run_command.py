@@ -97,9 +97,9 @@ def add_run_command(commands: Any) -> None:
         "--log-format",
         metavar="FORMAT",
         help=(
-            f"{', '.join(LOG_FORMATS)}: one structured stream of every worker's output and events, written by "
-            f"spoc-plugin-logging, which must be installed (env {LOG_FORMAT_ENV}; default: console on a terminal, "
-            f"json otherwise)"
+            f"{', '.join(LOG_FORMATS)}: one structured stream on stdout of every worker's output and events and "
+            f"spoc's own records, written by spoc-plugin-logging, which must be installed (env {LOG_FORMAT_ENV}; "
+            f"default: none, spoc's own lines go to stderr as plain text and the workers' output is left as it is)"
         ),
     )
     run_parser.add_argument(

@@ -25,6 +25,7 @@ from ._deadlines import check_timeout, wait_time
 from ._errors import SpocError
 from ._events import WorkerEvent, WorkerExit
 from ._hosted import hosted_life
+from ._log_extra import log_extra
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._signals import REPEAT_WINDOW, SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
@@ -230,7 +231,7 @@ class Server:
         Then the remaining workers start, in the order they were added.
 
         Raises:
-            PluginError: a plugin failed to load.
+            PluginError: a plugin failed to load, or registered a bad backend.
             BackendError: a worker names a backend no plugin registered, or
                 one that cannot run it; no worker has been started then.
             Exception: what a plugin's ``server_check`` raised for its own
@@ -241,13 +242,17 @@ class Server:
             if self._started:
                 raise SpocError(f"Server {self.name!r} was already started; a server runs once")
             self._plugins.load()
-            backends = self._registered_backends()
             pending = list(self._workers.values())
-            for worker in pending:
-                self._backend_for(worker, backends)
-            self._plugins.check("server_check", server=self)
-            for worker in pending:
-                self._plugins.check("worker_check", server=self, worker=worker)
+            try:
+                backends = self._registered_backends()
+                for worker in pending:
+                    self._backend_for(worker, backends)
+                self._plugins.check("server_check", server=self)
+                for worker in pending:
+                    self._plugins.check("worker_check", server=self, worker=worker)
+            except Exception as exc:
+                self._hook("server_start_failed", error=exc)
+                raise
             self._backends = backends
             self._started = True
             monitor = self._ensure_monitor()
@@ -381,7 +386,12 @@ class Server:
             if worker.name in self._pending_restarts:
                 raise ValueError(f"Server {self.name!r}: worker {worker.name!r} already has a restart pending")
             if self._shutting_down:
-                logger.info("worker %r is not restarted: server %r is shutting down", worker.name, self.name)
+                logger.info(
+                    "worker %r is not restarted: server %r is shutting down",
+                    worker.name,
+                    self.name,
+                    extra=log_extra(worker.name),
+                )
                 return None
             fresh = self._replacement(worker, worker.restarts + 1, delay)
         return fresh
@@ -405,17 +415,24 @@ class Server:
                 return
             self._changed.notify_all()
             if self._shutting_down:
-                logger.info("worker %r is not restarted: server %r is shutting down", fresh.name, self.name)
+                logger.info(
+                    "worker %r is not restarted: server %r is shutting down",
+                    fresh.name,
+                    self.name,
+                    extra=log_extra(fresh.name),
+                )
                 return
             self._workers[fresh.name] = fresh
             if reload:
-                logger.info("starting worker %r afresh (reload)", fresh.name)
+                logger.info("starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name))
             else:
-                logger.info("restarting worker %r (restart %d)", fresh.name, fresh.restarts)
+                logger.info(
+                    "restarting worker %r (restart %d)", fresh.name, fresh.restarts, extra=log_extra(fresh.name)
+                )
             try:
                 self._start_worker(fresh)
             except Exception:
-                logger.exception("worker %r could not be restarted", fresh.name)
+                logger.exception("worker %r could not be restarted", fresh.name, extra=log_extra(fresh.name))
         if reload:
             self._reload_next()
 
@@ -470,7 +487,7 @@ class Server:
                     self._replacement(worker, worker.restarts, 0.0, reload=True)
                     return
                 except Exception:
-                    logger.exception("worker %r could not be reloaded", worker.name)
+                    logger.exception("worker %r could not be reloaded", worker.name, extra=log_extra(worker.name))
         self._reload_next()
 
     # ------------------------------------------------------------------ stack dumps (SIGUSR1)
@@ -494,6 +511,7 @@ class Server:
                     "holding the GIL, or a stopped process)",
                     worker.name,
                     STACK_ANSWER_TIMEOUT,
+                    extra=log_extra(worker.name),
                 )
 
     # ------------------------------------------------------------------ events (monitor thread)
@@ -634,7 +652,7 @@ class Server:
             run = self._runs.get(worker.name)
             if run is None or run.worker is not worker or worker.name not in self._running:
                 return False
-        logger.warning("server %r kills worker %r", self.name, worker.name)
+        logger.warning("server %r kills worker %r", self.name, worker.name, extra=log_extra(worker.name))
         return self._end(run, "kill")
 
     def _request_stop(self, reason: StopReason) -> None:
@@ -729,6 +747,7 @@ class Server:
                     stuck.backend,
                     self._seconds_since_stop(),
                     (stuck.current_stack() or "  <no stack>").rstrip("\n"),
+                    extra=log_extra(stuck.name),
                 )
                 stuck._set_exit(None, forced=True)
                 self._report_exit(run)

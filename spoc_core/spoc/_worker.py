@@ -24,6 +24,7 @@ from ._aio import loop_factory, run_in_new_loop
 from ._errors import BackendError, ErrorRecord, Phase, SpocError, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch, SignalWake
+from ._log_extra import log_extra
 from ._signals import signal_name
 from ._stacks import format_stacks, task_stacks, thread_stack
 
@@ -429,7 +430,14 @@ class AbstractWorker(abc.ABC):
             self._log_stack(os.getpid(), format_stacks([ident], self._loop))
 
     def _log_stack(self, pid: int, text: str) -> None:
-        logger.warning("stack of worker %r (%s, pid %d):\n%s", self.name, self.backend, pid, text.rstrip("\n"))
+        logger.warning(
+            "stack of worker %r (%s, pid %d):\n%s",
+            self.name,
+            self.backend,
+            pid,
+            text.rstrip("\n"),
+            extra=log_extra(self.name),
+        )
 
     @property
     def _thread_or_process(self) -> Any:
@@ -511,7 +519,7 @@ class AbstractWorker(abc.ABC):
 
     def _lifecycle_extra(self, kind: str) -> dict[str, str]:
         """The fields of the log record of one of the worker's lifecycle events (docs/plugins.md, "Log records")."""
-        return {"spoc_worker": self.name, "spoc_event": kind}
+        return {**log_extra(self.name), "spoc_event": kind}
 
     def _set_exit(self, exitcode: int | None, *, forced: bool = False, reason: str | None = None) -> WorkerExit:
         if self.exit_info is not None:
@@ -669,6 +677,7 @@ class LifecycleBody:
             context.get("message") or "the event loop caught an exception",
             f" ({source!r})" if source is not None else "",
             exc_info=exception if isinstance(exception, BaseException) else None,
+            extra=log_extra(self.worker.name),
         )
 
     async def _phase(self, phase: Phase, method: Callable[[], Any]) -> bool:

@@ -48,6 +48,7 @@ __all__ = [
     "hookspec",
     "server_check",
     "server_reloading",
+    "server_start_failed",
     "server_started",
     "server_starting",
     "server_stopped",
@@ -139,6 +140,23 @@ def server_starting(server: Server) -> None:
     server may be older), so use `child_starting` for what must hold there.
 
     :param server: the server; ``server.workers`` are the workers it will start.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def server_start_failed(server: Server, error: Exception) -> None:
+    """Called when `Server.start()` is about to raise before anything started.
+
+    A backend no plugin registered, a plugin's bad backend, or a check hook's
+    refusal (`server_check`, `worker_check`): `error` is what `start()` raises
+    next. Runs on the thread that called `start()`; no other server hook
+    follows. For a plugin that writes the server's log somewhere of its own,
+    so that this error reaches it too.
+
+    :param server: the server.
+    :param error: the exception `start()` raises.
 
     The return value is ignored.
     """

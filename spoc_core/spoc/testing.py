@@ -143,6 +143,10 @@ class HookRecorder:
         self._add("worker_check", server, worker)
 
     @hookimpl
+    def server_start_failed(self, server: Server, error: Exception) -> None:
+        self._add("server_start_failed", server, error=error)
+
+    @hookimpl
     def server_starting(self, server: Server) -> None:
         self._add("server_starting", server)
 

@@ -37,3 +37,9 @@ def records(text: str) -> list[dict[str, Any]]:
         except ValueError:
             pytest.fail(f"line {number} of stdout is not JSON: {line[:300]!r}")
     return parsed
+
+
+def own_record(record: dict[str, Any], worker: str) -> bool:
+    """Whether `record` is one of `worker`'s own (its output, its records, its lifecycle), not another plugin's
+    record about it (spoc-plugin-restart's "is not restarted", when it is installed too)."""
+    return record.get("worker") == worker and not str(record.get("logger", "")).startswith("spoc.")

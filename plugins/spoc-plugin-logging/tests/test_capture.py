@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import App
-from runs import APP, records, spoc_run
+from runs import APP, own_record, records, spoc_run
 
 
 def test_every_line_written_before_a_sigkill_arrives(tmp_path: Path, start_method: str) -> None:
@@ -92,7 +92,7 @@ def test_a_worker_that_points_its_stdout_at_its_own_file_finds_only_its_own_line
     program = spoc_run(app_factory, "own_file", "--log-format", "json", env=env)
     assert program.wait() == 1, program.stderr[-2000:]
     assert own.read_bytes() == b"to my own file\nstill to my own file\n"
-    stream = [r for r in records(program.stdout) if r.get("worker") == "own"]
+    stream = [r for r in records(program.stdout) if own_record(r, "own")]
     events = [r.get("lifecycle") or r["event"] for r in stream]
     assert events == ["a record after dup2", "started", "error", "exited"], events
     assert stream[2]["exception"]["message"] == "failed after dup2"
@@ -104,7 +104,7 @@ def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_wit
 ) -> None:
     program = spoc_run(app_factory, crash, "--log-format", "json", env={"SPOC_TEST_START_METHOD": start_method})
     assert program.wait() == 1
-    mine = [r for r in records(program.stdout) if r.get("worker") == "crasher"]
+    mine = [r for r in records(program.stdout) if own_record(r, "crasher")]
     errors = [r["event"] for r in mine if r.get("stream") == "stderr"]
     fatal = "Segmentation fault" if crash == "segfault" else "Aborted"
     assert f"Fatal Python error: {fatal}" in errors, errors

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from harness import App
-from runs import records, spoc_run
+from runs import own_record, records, spoc_run
 
 WORKERS = ("thread", "async", "async-process", "fork", "forkserver", "spawn")
 
@@ -19,7 +19,7 @@ def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(app_f
     stream = records(program.stdout)  # every line on stdout is JSON
     assert stream, program.stderr
     for name in WORKERS:
-        mine = [r for r in stream if r.get("worker") == name]
+        mine = [r for r in stream if own_record(r, name)]
         said = [r.get("lifecycle") or r["event"] for r in mine]
         assert said == [
             f"{name} setup",
@@ -38,8 +38,9 @@ def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(app_f
         assert [(r["level"], r["i"]) for r in logged] == [("info", i) for i in range(5)]
         (exited,) = [r for r in mine if r.get("lifecycle") == "exited"]
         assert (exited["outcome"], exited["exitcode"], exited["level"]) == ("clean", 0, "info")
-    assert {r["pid"] for r in stream if r.get("worker") in ("thread", "async")} == {program.pid}
-    assert len({r["pid"] for r in stream if r.get("worker") in ("async-process", "fork", "forkserver", "spawn")}) == 4
+    assert {r["pid"] for r in stream if any(own_record(r, w) for w in ("thread", "async"))} == {program.pid}
+    processes = ("async-process", "fork", "forkserver", "spawn")
+    assert len({r["pid"] for r in stream if any(own_record(r, w) for w in processes)}) == 4
     # spoc's own records are there once, as the plugin's lifecycle records: not a second time as text
     assert not [r for r in stream if r["event"].startswith("worker 'fork' started")]
     assert any(r["event"] == "server 'logging-app' starting 6 workers" and r["logger"] == "spoc" for r in stream)
@@ -93,7 +94,7 @@ def test_a_stop_by_signal_ends_the_stream_with_every_worker_s_exit(app_factory: 
     stream = records(program.stdout)
     missing = 0
     for name in ("flood-1", "flood-2"):
-        mine = [r for r in stream if r.get("worker") == name]
+        mine = [r for r in stream if own_record(r, name)]
         numbers = [int(r["event"].split()[0]) for r in mine if r.get("stream") == "stdout"]
         assert numbers == sorted(set(numbers)) and numbers[0] == 0  # in order, none twice
         missing += numbers[-1] + 1 - len(numbers)

@@ -100,6 +100,8 @@ def test_a_child_killed_by_a_real_time_signal_is_named_and_restarted(
     ended = spoc_hooks.wait_for("worker_exited", worker="victim")["exit_info"]
     assert (ended.outcome, ended.signal) == ("killed", "SIGRTMIN+5")
     assert "worker 'victim' was killed by SIGRTMIN+5: restarting it" in caplog.text
+    (restarting,) = [r for r in caplog.records if "restarting it" in r.getMessage()]
+    assert restarting.spoc_worker == "victim"  # type: ignore[attr-defined]  # for a log stream's worker field
 
 
 def test_a_process_that_aborts_is_restarted(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:

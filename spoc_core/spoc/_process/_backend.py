@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .._backend import KILL_GRACE, Backend, Runner, WorkerChannel
 from .._linux import other_threads
+from .._log_extra import log_extra
 from .._plugins import Plugins
 from .._worker import AbstractWorker
 from ._child import ChildOptions
@@ -113,6 +114,7 @@ class ProcessBackend(Backend):
                     plugin,
                     result,
                     worker.name,
+                    extra=log_extra(worker.name),
                 )
                 if isinstance(result, Mapping):
                     _close(fd for fd in result.values() if isinstance(fd, int) and fd >= 0)
@@ -126,6 +128,7 @@ class ProcessBackend(Backend):
                         plugin,
                         number,
                         chosen[number][0],
+                        extra=log_extra(worker.name),
                     )
                     _close([fd])
                 else:
@@ -146,6 +149,7 @@ class ProcessBackend(Backend):
             worker.name,
             worker.pid,
             time.monotonic() - self._stop_began,
+            extra=log_extra(worker.name),
         )
         self._terminated.add(worker.name)
         worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
@@ -155,7 +159,12 @@ class ProcessBackend(Backend):
     def kill(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)
         if worker.name not in self._terminated:
-            logger.error("worker %r (pid %s): shutdown forced, sending SIGKILL", worker.name, worker.pid)
+            logger.error(
+                "worker %r (pid %s): shutdown forced, sending SIGKILL",
+                worker.name,
+                worker.pid,
+                extra=log_extra(worker.name),
+            )
         elif worker._stop_signal == "SIGTERM":
             logger.error(
                 "worker %r (pid %s) handled SIGTERM but did not end within %gs (its teardown is slow or stuck): "
@@ -163,6 +172,7 @@ class ProcessBackend(Backend):
                 worker.name,
                 worker.pid,
                 KILL_GRACE,
+                extra=log_extra(worker.name),
             )
         else:
             logger.error(
@@ -171,6 +181,7 @@ class ProcessBackend(Backend):
                 worker.name,
                 worker.pid,
                 KILL_GRACE,
+                extra=log_extra(worker.name),
             )
         worker.kill()
         return True

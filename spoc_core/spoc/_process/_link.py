@@ -10,6 +10,7 @@ from multiprocessing.connection import Connection
 
 from .. import _fds
 from .._events import decode_event, make_event
+from .._log_extra import log_extra
 from .._worker import Send
 from ._runners import ChildRunner
 
@@ -99,6 +100,7 @@ class ChildLink:
                         self.worker,
                         type(exc).__name__,
                         exc,
+                        extra=log_extra(self.worker),
                     )
                 else:
                     send(event)

@@ -288,14 +288,38 @@ class Logging:
 
     # ------------------------------------------------------------------ the server
 
-    @spoc.hookimpl
-    def server_starting(self, server: spoc.Server) -> None:
-        self._serving.add(server.name)
+    def _chosen_format(self) -> str:
         try:
-            name = choose_format(self.format, self.destination)
+            return choose_format(self.format, self.destination)
         except ValueError as exc:  # SPOC_LOG_FORMAT: the plugin's default, and say why
             name = choose_format(None, self.destination) if not os.environ.get(FORMAT_ENV) else "json"
             logger.error("%s; writing %s", exc, name)
+            return name
+
+    @spoc.hookimpl
+    def server_start_failed(self, server: spoc.Server, error: Exception) -> None:
+        """A configuration error before anything started: into the stream too, in its format (``spoc run``
+        also says it on stderr), written at once: no writer runs yet."""
+        notes = " ".join(getattr(error, "__notes__", ()))
+        record = {
+            "timestamp": time.time(),
+            "level": "error",
+            "event": f"server {server.name!r} could not start: {error}" + (f" {notes}" if notes else ""),
+            "pid": os.getpid(),
+            "server": server.name,
+            "logger": "spoc",
+        }
+        data = renderer(self._chosen_format(), self.destination)(record)
+        try:
+            while data:
+                data = data[os.write(self.destination, data) :]
+        except OSError:  # the destination is gone: spoc run's line on stderr still says it
+            pass
+
+    @spoc.hookimpl
+    def server_starting(self, server: spoc.Server) -> None:
+        self._serving.add(server.name)
+        name = self._chosen_format()
         self._format = name
         self._render = renderer(name, self.destination)
         self._writer = writer_for(self.destination)

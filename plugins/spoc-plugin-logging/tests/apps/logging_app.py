@@ -20,6 +20,8 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
   says what ``fileno()`` and ``isatty()`` answer.
 - ``chatty``: a thread worker and a process worker say they run in the FIFO SPOC_TEST_SIDE, then print a
   numbered line every few milliseconds until stopped.
+- ``stuck``: a process worker and a thread worker that never look at their stop request (each sleeps in a
+  loop), so that a stop past the deadline is escalated, the thread abandoned.
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
   FIFO the test reads), and wait to be stopped; the server keeps at most 64 KiB for a slow stdout.
 """
@@ -32,6 +34,7 @@ import logging
 import os
 import sys
 import threading
+import time
 
 from spoc import ProcessWorker, Server, ThreadWorker
 from spoc_logging import Logging
@@ -284,6 +287,21 @@ class Bursts(ProcessWorker):
             pass
 
 
+class Stuck:
+    def main(self) -> None:
+        print("stuck", flush=True)
+        while True:
+            time.sleep(0.05)  # never looks at its stop request
+
+
+class StuckThread(Stuck, ThreadWorker):
+    pass
+
+
+class StuckProcess(Stuck, ProcessWorker):
+    pass
+
+
 PLUGINS = {
     "burst": [Logging(buffer=1 << 16)],
     "huge_lines": [Logging(buffer=64 << 20)],  # the test's reader may lag: 14 MiB of lines must wait, not drop
@@ -295,6 +313,9 @@ if MODE == "order":
     server.add_worker(NumberedAsyncProcess("async-process"))
     for method in ("fork", "forkserver", "spawn"):
         server.add_worker(NumberedProcess(method, start_method=method))
+elif MODE == "stuck":
+    server.add_worker(StuckThread("stuck-thread"))
+    server.add_worker(StuckProcess("stuck-process", start_method=START))
 elif MODE == "flood_kill":
     server.add_worker(FloodsUntilKilled("flood", start_method=START))
 elif MODE == "long_lines":

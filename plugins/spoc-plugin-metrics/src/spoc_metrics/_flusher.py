@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from spoc import AbstractWorker, start_helper_thread
+from spoc import AbstractWorker, log_extra, start_helper_thread
 
 from ._definitions import defined
 from ._routing import start_child, stop_child
@@ -52,7 +52,11 @@ class ChildFlusher:
             try:
                 self.worker.send_record(BATCH_TOPIC, **batch)
             except Exception:
-                logger.exception("worker %r: its metrics could not be sent to the server", self.worker.name)
+                logger.exception(
+                    "worker %r: its metrics could not be sent to the server",
+                    self.worker.name,
+                    extra=log_extra(self.worker.name),
+                )
 
     def _new_definitions(self, batch: dict[str, Any]) -> list[tuple[Any, ...]]:
         names = {sample[0] for samples in batch.values() for sample in samples}

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from spoc import log_extra
+
 from ._definitions import MetricDefinition, defined
 from ._routing import loose_tallies
 from ._tally import Key, Tally
@@ -59,6 +61,7 @@ class Store:
                         definition.describe(),
                         known.describe(),
                         worker,
+                        extra=log_extra(worker),
                     )
             refused |= {name for who, name in self._refused if who == worker}
         return refused

@@ -24,6 +24,8 @@ from typing import Any
 
 import redis
 
+from spoc import log_extra
+
 from ._settings import Settings, shown_url
 
 __all__ = ["ENDED_FOR", "STILL_AWAY_EVERY", "Claim", "Consumer", "Job", "RedisUnreachable", "ended_key"]
@@ -156,6 +158,7 @@ class Consumer:
                     self.worker,
                     gone.format(stream=repr(self.settings.stream)),
                     self.settings.group,
+                    extra=log_extra(self.worker),
                 )
                 recreate = True
                 continue
@@ -171,7 +174,12 @@ class Consumer:
                     stopped_at = time.monotonic() if stopped_at is None else stopped_at
                     if give_up_on_stop or time.monotonic() - stopped_at > _LAST_TRIES:
                         if not give_up_on_stop:
-                            logger.error("worker %r: Redis is still away; %s given up on", self.worker, what)
+                            logger.error(
+                                "worker %r: Redis is still away; %s given up on",
+                                self.worker,
+                                what,
+                                extra=log_extra(self.worker),
+                            )
                         return None
                 time.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MOST)
@@ -182,9 +190,11 @@ class Consumer:
             self._on_connection(True)  # at every call: the thread that saw Redis come back may not count it
             if back and not first:
                 self.recovered = True
-                logger.warning("worker %r: Redis is back (%s)", self.worker, what)
+                logger.warning("worker %r: Redis is back (%s)", self.worker, what, extra=log_extra(self.worker))
             elif back:
-                logger.warning("worker %r reached Redis at %s", self.worker, self._where())
+                logger.warning(
+                    "worker %r reached Redis at %s", self.worker, self._where(), extra=log_extra(self.worker)
+                )
             return result
 
     def _away(self, exc: Exception) -> None:
@@ -204,7 +214,15 @@ class Consumer:
         where = f"Redis at {self._where()} ({shown_url(self.settings.redis_url)})"
         if first:
             lost = "lost" if self._connected_once else "cannot reach"
-            logger.error("worker %r %s %s (%s: %s); retrying", self.worker, lost, where, type(exc).__name__, exc)
+            logger.error(
+                "worker %r %s %s (%s: %s); retrying",
+                self.worker,
+                lost,
+                where,
+                type(exc).__name__,
+                exc,
+                extra=log_extra(self.worker),
+            )
         else:
             logger.error(
                 "worker %r: %s is still away after %.0fs (%s: %s); retrying",
@@ -213,6 +231,7 @@ class Consumer:
                 now - self._away_since,
                 type(exc).__name__,
                 exc,
+                extra=log_extra(self.worker),
             )
 
     def _where(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from spoc import AbstractWorker, Server, WorkerExit, hookimpl
+from spoc import AbstractWorker, Server, WorkerExit, hookimpl, log_extra
 
 from ._consumer import ENDED_FOR, ended_key
 from ._worker import HELD_TOPIC, RECORD_TOPIC, StreamWorker
@@ -104,7 +104,7 @@ class RedisPlugin:
                 len(held),
                 stream,
                 shown,
-                extra={"spoc_worker": worker.name},
+                extra=log_extra(worker),
             )
         if not isinstance(worker, StreamWorker) or exit_info.outcome != "killed" or exit_info.signal is None:
             return
@@ -131,6 +131,7 @@ class RedisPlugin:
                 how,
                 type(exc).__name__,
                 exc,
+                extra=log_extra(worker.name),
             )
 
 

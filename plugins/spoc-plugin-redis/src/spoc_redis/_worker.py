@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from spoc import start_helper_thread
+from spoc import log_extra, start_helper_thread
 
 from ._consumer import Claim, Consumer, Job, RedisUnreachable
 from ._metrics import ConnectedGauge, count_job
@@ -266,7 +266,12 @@ class _Run:
             try:
                 self.consumer.ack(ids)
             except Exception:  # not an outage (those are ridden out): the jobs stay pending, for a claim
-                logger.exception("worker %r: acknowledging jobs %s failed", self.worker.name, ", ".join(ids))
+                logger.exception(
+                    "worker %r: acknowledging jobs %s failed",
+                    self.worker.name,
+                    ", ".join(ids),
+                    extra=log_extra(self.worker.name),
+                )
             with self.lock:
                 self.held.difference_update(ids)
 
@@ -279,7 +284,9 @@ class _Run:
             try:
                 self.consumer.keep(ids)
             except Exception:
-                logger.exception("worker %r: keeping its jobs failed", self.worker.name)
+                logger.exception(
+                    "worker %r: keeping its jobs failed", self.worker.name, extra=log_extra(self.worker.name)
+                )
 
     def next_jobs(self, count: int) -> list[Job]:
         """The next jobs to do: after an outage the ones it lost, else a retry that is due, else a claimed job when a
@@ -370,6 +377,7 @@ class _Run:
             claim.former,
             f"was killed by {how}" if how else "died",
             self.settings.dead_letter_stream,
+            extra=log_extra(self.worker.name),
         )
         return KilledItsConsumer(
             f"killed its consumer: delivered {job.deliveries} times and never done; the last consumer to hold it, "
@@ -434,6 +442,7 @@ class _Run:
             s.max_deliveries,
             f"; it moves to {s.dead_letter_stream!r}" if last else "; it will be retried",
             exc_info=exc,
+            extra=log_extra(self.worker.name),
         )
         self._report("failed", job, seconds)
         if last:

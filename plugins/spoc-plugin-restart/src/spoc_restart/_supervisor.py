@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, SpocError, WorkerExit, hookimpl
+from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, SpocError, WorkerExit, hookimpl, log_extra
 
 from ._backoff import Backoff, RestartWindow
 from ._settings import (
@@ -325,7 +325,7 @@ class Supervisor:
             logger.error("%s; killing it (pid %s). It is at:\n%s", hang.describe(worker.name), data["pid"], hang.stack)
             server.kill_worker(worker)
         elif topic == RECOVERED_TOPIC:
-            logger.warning("worker %r shows it is alive again", worker.name)
+            logger.warning("worker %r shows it is alive again", worker.name, extra=log_extra(worker.name))
 
     @hookimpl
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
@@ -356,6 +356,7 @@ class Supervisor:
                         worker.name,
                         exit_info.outcome,
                         settings.restart_policy,
+                        extra=log_extra(worker.name),
                     )
                 return
             failure = self._why_give_up(state, ws, worker, settings, exit_info, now)
@@ -454,12 +455,13 @@ class Supervisor:
             delay,
             worker.restarts + 1,
             f" with {', '.join(repr(w.name) for w in companions)} ({self.strategy})" if companions else "",
+            extra=log_extra(worker.name),
         )
         if state.group is None and not companions:
             try:
                 server.restart_worker(worker, delay)
             except (ValueError, SpocError) as exc:
-                logger.error("worker %r could not be restarted: %s", worker.name, exc)
+                logger.error("worker %r could not be restarted: %s", worker.name, exc, extra=log_extra(worker.name))
             return
         group = state.group or _Group(delay, set(), set())
         state.group = group
@@ -481,7 +483,7 @@ class Supervisor:
                 try:
                     server.restart_worker(worker, group.delay)
                 except (ValueError, SpocError) as exc:
-                    logger.error("worker %r could not be restarted: %s", worker.name, exc)
+                    logger.error("worker %r could not be restarted: %s", worker.name, exc, extra=log_extra(worker.name))
 
     # ------------------------------------------------------------------ the watchdog
 
@@ -507,7 +509,7 @@ class Supervisor:
     def _thread_alive(self, state: _ServerState, worker: AbstractWorker) -> None:
         with state.lock:
             state.of(worker.name).hung = False
-        logger.warning("worker %r shows it is alive again", worker.name)
+        logger.warning("worker %r shows it is alive again", worker.name, extra=log_extra(worker.name))
 
     def _check_children(self, server: Server, state: _ServerState) -> None:
         """On the watchdog's thread: kill a child whose own watchdog has gone silent."""
@@ -527,6 +529,7 @@ class Supervisor:
                 now - remote.last_report,
                 remote.timeout,
                 getattr(remote.worker, "pid", "?"),
+                extra=log_extra(remote.worker.name),
             )
             server.kill_worker(remote.worker)
 

@@ -1,0 +1,53 @@
+"""Every record about a worker carries its ``worker`` field, also those that name it only in their text (issue 35,
+point 5): its stack, a deadline it missed, a forced end; and an error before anything started is in the stream."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+
+from harness import App
+from runs import records, spoc_run, start_method
+
+__all__ = ["start_method"]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_every_record_that_names_a_worker_carries_it(app_factory: type[App], start_method: str) -> None:
+    program = spoc_run(
+        app_factory,
+        "stuck",
+        "--log-format",
+        "json",
+        "--shutdown-timeout",
+        "1",
+        env={"SPOC_TEST_START_METHOD": start_method},
+    )
+    program.expect(r'"event":"stuck","worker":"stuck-process"')
+    program.expect(r'"event":"stuck","worker":"stuck-thread"')
+    program.signal(signal.SIGUSR1)
+    program.expect(r"stack of worker 'stuck-process'")
+    program.signal(signal.SIGTERM)
+    assert program.wait() == 1
+    stream = records(program.stdout)
+    named = [(r, re.search(r"worker '([\w-]+)'", r["event"])) for r in stream if r.get("logger", "").startswith("spoc")]
+    about = [(r, m.group(1)) for r, m in named if m and not r["event"].startswith("server ")]
+    said = " | ".join(r["event"].split("\n")[0] for r, _ in about)
+    for needle in ("stack of worker 'stuck-process'", "stack of worker 'stuck-thread'", "did not stop within"):
+        assert needle in said, said
+    assert "SIGKILL" in said or "SIGTERM" in said, said
+    for record, worker in about:
+        assert record.get("worker") == worker, record
+
+
+def test_an_error_before_anything_started_is_in_the_stream(app_factory: type[App]) -> None:
+    pytest.importorskip("spoc_metrics", reason="spoc-plugin-metrics refuses the port: installed in nox -s together")
+    program = spoc_run(app_factory, "order", "--log-format", "json", env={"SPOC_METRICS_PORT": "not-a-port"})
+    assert program.wait() == 2
+    (record,) = records(program.stdout)
+    assert record["level"] == "error" and record["server"] == "logging-app" and record["logger"] == "spoc"
+    assert record["event"].startswith("server 'logging-app' could not start: SPOC_METRICS_PORT must be a port")
+    assert "could not start" in program.stderr  # spoc run says it on stderr as well
