@@ -255,6 +255,35 @@ def test_a_setting_a_plugin_refuses_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr  # the message says it all: no frames of spoc's or the plugin's
 
 
+@pytest.mark.parametrize(
+    ("case", "program", "options", "message"),
+    [
+        (
+            "unknown backend",
+            "class W(ThreadWorker):\n    backend = 'nowhere'\n    def main(self): pass\n\nserver = Server('s')\n"
+            "server.add_worker(W('w'))\n",
+            (),
+            "backend 'nowhere'",
+        ),
+        (
+            "plugin that cannot load",
+            "class W(ThreadWorker):\n    def main(self): pass\n\nserver = Server('s')\nserver.add_worker(W('w'))\n",
+            ("--plugin", "broken_plugin"),
+            "broken_plugin",
+        ),
+    ],
+)
+def test_every_error_found_before_a_worker_ran_exits_2(
+    tmp_path: Path, case: str, program: str, options: tuple[str, ...], message: str
+) -> None:
+    """A service manager does not restart on exit 2 (docs/deployment.md's unit): the configuration is wrong."""
+    (tmp_path / "app.py").write_text("from spoc.workers import Server, ThreadWorker\n\n" + program)
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('this plugin is broken')\n")
+    result = spoc("run", *options, "app.py:server", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2, (case, result.stderr)
+    assert "could not start" in result.stderr and message in result.stderr, result.stderr
+
+
 def test_the_closing_line_says_how_many_times_each_worker_was_restarted(tmp_path: Path) -> None:
     (tmp_path / "flaky.py").write_text(
         textwrap.dedent(
