@@ -288,8 +288,8 @@ class Consumer:
         return None
 
     def left_pending(self) -> list[Job]:
-        """The jobs pending for this consumer when a run of its worker begins: the last run's, which ended
-        holding them (a restart, a reload, a kill), in order, as `Job` s without fields (`retake` takes one)."""
+        """The jobs pending for this consumer, in order, as `Job` s without fields (`redeliver` hands one over):
+        at a run's start, those its worker's last run ended holding (a restart, a reload, a kill)."""
         s = self.settings
         jobs: list[Job] = []
         start = "-"
@@ -307,20 +307,9 @@ class Consumer:
     def own_pending(self, held: set[str]) -> list[Job]:
         """The jobs pending for this consumer that it does not hold (a read whose reply an outage lost), handed
         to it again: done now, not `claim_idle` later."""
-        s = self.settings
         self.recovered = False
-        pending = self._call(
-            "recovery",
-            functools.partial(self.client.xpending_range, s.stream, s.group, "-", "+", 1000, s.consumer),
-            give_up_on_stop=True,
-        )
-        lost = [entry for entry in pending or [] if entry["message_id"] not in held]
-        jobs = []
-        for entry in lost:
-            job = self.redeliver(Job(entry["message_id"], {}, int(entry["times_delivered"])))
-            if job is not None:
-                jobs.append(job)
-        return jobs
+        lost = [self.redeliver(job) for job in self.left_pending() if job.id not in held]
+        return [job for job in lost if job is not None]
 
     def keep(self, ids: list[Any]) -> None:
         """Tell the group this consumer still holds `ids` (their idle time starts again), so nobody claims them."""

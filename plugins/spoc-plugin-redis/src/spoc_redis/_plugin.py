@@ -50,7 +50,6 @@ class RedisPlugin:
     def __init__(self) -> None:
         self._done: dict[int, collections.deque[str]] = {}  # by id() of the worker: its run's latest jobs done
         self._held: dict[int, dict[str, None]] = {}  # by id() of the worker: the jobs it took and has not finished
-        self._streams: dict[int, str] = {}  # by id() of the worker: its stream
 
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
@@ -76,7 +75,6 @@ class RedisPlugin:
     def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
         if topic == HELD_TOPIC:
             self._held.setdefault(id(worker), {}).update(dict.fromkeys(map(str, data.get("jobs", ()))))
-            self._streams[id(worker)] = str(data.get("stream"))
             return
         if topic != RECORD_TOPIC or data.get("outcome") not in ("done", "dead") or "job" not in data:
             return
@@ -92,7 +90,10 @@ class RedisPlugin:
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         done = self._done.pop(id(worker), None)
         held = list(self._held.pop(id(worker), {}))
-        stream = self._streams.pop(id(worker), None)
+        killed = exit_info.outcome == "killed" and exit_info.signal is not None
+        if not isinstance(worker, StreamWorker) or not (killed or (held and not exit_info.ok)):
+            return
+        settings = worker.stream_settings(server.name)
         if held and not exit_info.ok:
             more = len(held) - HELD_SHOWN
             shown = ", ".join(held[:HELD_SHOWN]) + (f" and {more} more" if more > 0 else "")
@@ -102,13 +103,12 @@ class RedisPlugin:
                 worker.name,
                 f"killed by {exit_info.signal}" if exit_info.signal else exit_info.outcome,
                 len(held),
-                stream,
+                settings.stream,
                 shown,
                 extra=log_extra(worker),
             )
-        if not isinstance(worker, StreamWorker) or exit_info.outcome != "killed" or exit_info.signal is None:
+        if not killed:
             return
-        settings = worker.stream_settings(server.name)
         how = exit_info.signal
         # Here, not on a thread of its own (the monitor waits for one round trip, at most NOTE_TIMEOUT twice in an
         # outage): correctness. The worker's next run is the same consumer and takes back at once the jobs this

@@ -320,14 +320,8 @@ class _Run:
             # While claims find jobs (a dead host's backlog), the pass over the pending jobs goes on at once.
             self.next_claim = now if claim is not None else now + self.settings.claim_idle / 2
             if claim is not None:
-                job = claim.job
-                self._report("claimed", job)
-                self._hold([job])
-                if job.deliveries > self.settings.max_deliveries:  # its consumers died on it, every time
-                    self._dead(job, self._killer(claim))
-                    return []
-                self.alone = True
-                return [job]
+                self._report("claimed", claim.job)
+                return self._alone(claim)
         block = self.settings.block
         with self.lock:
             if self.retries:
@@ -346,14 +340,19 @@ class _Run:
         self.worker.send_record(HELD_TOPIC, stream=self.settings.stream, jobs=[job.id for job in jobs])
 
     def _retake(self, left: Job) -> list[Job]:
-        """A job the last run left pending, handed to this one (a delivery counted): alone, or dead-lettered when
-        the runs it was delivered to kept dying on it."""
+        """A job the last run left pending, handed to this one (a delivery counted), as a claimed job is."""
         job = self.consumer.redeliver(left)
         if job is None:  # done, or deleted from the stream, meanwhile
             return []
+        return self._alone(Claim(job, self.settings.consumer))
+
+    def _alone(self, claim: Claim) -> list[Job]:
+        """A job taken from a consumer that ended holding it: handled alone, or dead-lettered when the consumers
+        it was delivered to kept dying on it."""
+        job = claim.job
         self._hold([job])
-        if job.deliveries > self.settings.max_deliveries:
-            self._dead(job, self._killer(Claim(job, self.settings.consumer)))
+        if job.deliveries > self.settings.max_deliveries:  # its consumers died on it, every time
+            self._dead(job, self._killer(claim))
             return []
         self.alone = True
         return [job]
