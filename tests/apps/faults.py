@@ -230,12 +230,8 @@ class SlowTeardown(Marked, ProcessWorker):
         stuck_in_this_function(3600)
 
 
-class BusyTeardown(Marked, ProcessWorker):
+class BusyTeardown(SlowTeardown):
     """Takes $TEARDOWN_SECONDS (default 1.5) to tear down, as a job finishing would; ``TEARDOWN-DONE`` at its end."""
-
-    def main(self) -> None:
-        while not self.wait(60):
-            pass
 
     def teardown(self) -> None:
         say(f"TEARDOWN {self.name}")
