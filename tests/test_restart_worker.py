@@ -289,15 +289,12 @@ def test_a_replaced_worker_becomes_garbage_once_its_exit_is_reported(kind: str) 
 # ---------------------------------------------------------------------- the fork server at shutdown
 
 
-def fork_server_of(server_name: str) -> int:
-    """The pid of `server_name`'s fork server, a child of this process titled as `ps` shows it."""
-    pids = []
-    for pid in children_of(os.getpid()):
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            if cmdline.read().rstrip(b"\0") == f"spoc: {server_name} fork server".encode():
-                pids.append(pid)
-    (pid,) = pids
-    return pid
+def fork_server_of(server: Server) -> int:
+    """The pid of `server`'s fork server, as its process backend knows it from the fork: its title (``spoc:
+    <server> fork server``) is set by the fork server itself, a moment later, so a look at ``ps`` may miss it."""
+    fork_server = server._backends["process"]._fork_server  # type: ignore[attr-defined]
+    assert fork_server is not None and fork_server.pid
+    return int(fork_server.pid)
 
 
 def ended_within(pidfd: int, seconds: float) -> bool:
@@ -314,7 +311,7 @@ def test_the_fork_server_ends_when_the_shutdown_begins_not_after_it(
     server = spoc_server(slow, plugins=[RestartsFailures()], name="ending")
     server.start()
     spoc_hooks.wait_for("worker_started", worker="slow")
-    pidfd = os.pidfd_open(fork_server_of("ending"))
+    pidfd = os.pidfd_open(fork_server_of(server))
     try:
         assert not ended_within(pidfd, 0)
         server.stop()
@@ -336,7 +333,7 @@ def test_a_fork_server_with_a_child_still_running_reports_its_end_before_it_ends
     server = spoc_server(spawned, name="draining")
     server.start()
     spoc_hooks.wait_for("worker_started", worker="spawned")
-    pidfd = os.pidfd_open(fork_server_of("draining"))
+    pidfd = os.pidfd_open(fork_server_of(server))
     try:
         server.stop()
         spoc_hooks.wait_for("worker_stopping", worker="spawned")
