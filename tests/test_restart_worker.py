@@ -164,9 +164,11 @@ def test_the_delay_runs_on_the_monitor_without_a_sleeping_thread(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
     threads_before = threading.active_count()
-    server = spoc_server(FailsFirstTimeThread("flaky"), plugins=[RestartsFailures(delay=0.3)], allow_errors=True)
+    flaky = FailsFirstTimeThread("flaky")
+    server = spoc_server(flaky, plugins=[RestartsFailures(delay=0.3)], allow_errors=True)
     server.start()
     ended = spoc_hooks.wait_for("worker_exited", worker="flaky")["exit_info"]
+    flaky.join(10)  # its last event may reach the monitor before its thread has returned
     assert threading.active_count() <= threads_before + 1  # the monitor; the failed worker's thread is gone
     again = spoc_hooks.wait_for("worker_record", worker="flaky", topic="test.running")["event"]
     failed_at = spoc_hooks.of("worker_error", worker="flaky")[0]["event"].monotonic
