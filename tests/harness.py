@@ -201,6 +201,41 @@ class App:
                 stream.close()
 
 
+def children(pid: int) -> set[int]:
+    """The children of process `pid`, whichever of its threads made them (multiprocessing's resource tracker,
+    which its spawn starts, left out)."""
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as file:
+                found.update(int(child) for child in file.read().split())
+        except FileNotFoundError:  # a thread that has ended
+            pass
+    return {child for child in found if "resource_tracker" not in _cmdline(child)}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def fork_server(app: App, workers: set[int]) -> int:
+    """The pid of `app`'s server's fork server: its one child that runs none of `workers`."""
+    (found,) = children(app.pid) - workers
+    return found
+
+
+def readies(app: App, count: int) -> list[int]:
+    """The pids of the first `count` runs of ``orders-1`` of tests/apps/fork_server_death.py, each of which
+    found the program's lock free (never forked from the threaded server)."""
+    matches = app.expect(r"READY orders-1 pid=(\d+) lock=(\w+)", count=count, timeout=20)
+    assert [m.group(2) for m in matches] == ["free"] * count, app.stdout
+    return [int(m.group(1)) for m in matches]
+
+
 def ready_pids(app: App, count: int) -> dict[str, int]:
     """Wait for `count` ``READY <name> pid=<pid>`` markers (the fault app's); return name -> pid."""
     return {m.group(1): int(m.group(2)) for m in app.expect(r"READY (\S+) pid=(\d+)", count=count)}

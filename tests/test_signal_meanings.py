@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import APPS, App, ready_pids
+from harness import APPS, App, children, fork_server, readies, ready_pids
 from spoc._signals import REPEAT_WINDOW
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
@@ -340,3 +340,55 @@ def test_an_unbounded_shutdown_timeout_means_as_long_as_it_takes(app_factory: ty
     assert app.wait() == 0, app.stderr
     assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
     assert "Traceback" not in app.stderr
+
+
+# ---------------------------------------------------------------------- a reload that meets a hung worker
+
+
+@pytest.mark.timeout(60)
+def test_a_reload_ends_a_hung_worker_at_the_deadline_and_goes_on_with_the_next(app_factory: type[App]) -> None:
+    """SIGHUP while a process worker sits in a hung handle() and a thread worker in a teardown that never returns:
+    each gets the shutdown timeout, is escalated as at a shutdown (stack, SIGTERM, SIGKILL; the thread named
+    and abandoned), logged, and the reload goes on with the next worker (issue 37, point 2)."""
+    command = [sys.executable, "-m", "spoc", "run", "--shutdown-timeout", "1", f"{APPS / 'hung_reload.py'}:server"]
+    app = app_factory(command=command)
+    first = {m.group(1): m.group(2) for m in app.expect(r"READY (\w+) run=\d+ pid=(\d+)", count=3)}
+    app.signal(signal.SIGHUP)
+    app.expect(r"worker 'hung' did not stop within 1s of the reload's request", stream="stderr", timeout=15)
+    app.expect(r"worker 'hung' \(pid \d+\) did not stop within 1\.\ds: asking for its stack", stream="stderr")
+    app.expect(r"time\.sleep\(0\.05\)", stream="stderr")  # its stack, from the child
+    app.expect(r"worker 'hung' \(pid \d+\) did not react to SIGTERM|handled SIGTERM but did not end", stream="stderr")
+    (hung,) = app.expect(r"READY hung run=\d+ pid=(\d+)", count=2)[1:]
+    assert hung.group(1) != first["hung"]
+    app.expect(r"worker 'stuck' did not stop within 1s of the reload's request", stream="stderr", timeout=15)
+    app.expect(r"worker 'stuck' \(thread\) is abandoned by the reload", stream="stderr")
+    app.expect(r"NEVER\.wait\(\)  # a teardown that never returns", stream="stderr")
+    app.expect(r"READY after run=\d+", count=2, timeout=15)  # the next worker was reloaded
+    app.expect(r"server 'hung-reload': reload done", stream="stderr")
+    assert "worker 'stuck' ended" not in app.stderr  # still running: its fresh instance waits for its end
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 1, app.stderr  # the stuck thread is abandoned again at the shutdown
+    assert "shutdown forced" not in app.stderr.split("received SIGHUP")[1].split("received SIGTERM")[0]
+
+
+# ---------------------------------------------------------------------- the fork server's death
+
+
+@pytest.mark.timeout(60)
+def test_after_its_fork_server_died_a_reload_brings_every_worker_back(app_factory: type[App]) -> None:
+    """With no plugin: the server notices its fork server's death at once, logs it, reaps it and spawns a new
+    one; a SIGHUP then replaces every worker, the fork worker from the new fork server (issue 37, point 1)."""
+    app = app_factory(command=[sys.executable, "-m", "spoc", "run", f"{APPS / 'fork_server_death.py'}:server"])
+    (first,) = readies(app, 1)
+    dead = fork_server(app, {first})
+    os.kill(dead, signal.SIGKILL)
+    (died,) = app.expect(
+        rf"its fork server \(pid {dead}\) died \(killed by SIGKILL\); started a new one \(pid (\d+)\)", stream="stderr"
+    )
+    app.signal(signal.SIGHUP)
+    app.expect(r"server 'fork-death': reload done", stream="stderr")
+    second = readies(app, 2)[1]
+    assert children(int(died.group(1))) == {second}
+    app.signal(signal.SIGTERM)
+    assert app.wait() == 0, app.stderr
+    assert "server 'fork-death' stopped (SIGTERM): 2 workers ended cleanly" in app.stderr

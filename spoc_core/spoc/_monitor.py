@@ -61,6 +61,7 @@ class Monitor(Generic[Sender]):
         self._poller = Poller()  # touched by the monitor thread only
         self._poller.watch(wake_r, self._read_wake_pipe)
         self._changes: list[tuple[int, Callable[[], None] | None]] = []  # watch/unwatch asked from other threads
+        self._released: list[int] = []  # fds to close once no longer watched (`release`)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (deadline, order, action)
         self._timer_order = itertools.count()
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside wake()
@@ -99,6 +100,19 @@ class Monitor(Generic[Sender]):
     def unwatch(self, fd: int) -> None:
         """Stop watching `fd`: at once on the monitor thread (from a callback), else before the next poll."""
         self._change(fd, None)
+
+    def release(self, fd: int) -> None:
+        """Stop watching `fd` and close it: on the monitor thread (or once it has ended) at once, else before
+        its next poll, so that the fd's number is never reused while the poll still waits on it."""
+        with self._lock:
+            if not self._on_monitor_thread() and self._thread.is_alive():
+                self._changes.append((fd, None))
+                self._released.append(fd)
+                self._write(_WAKE)
+                return
+        if self._on_monitor_thread():
+            self._apply(fd, None)
+        _close_tracked(fd)
 
     def _change(self, fd: int, on_readable: Callable[[], None] | None) -> None:
         if self._on_monitor_thread():
@@ -150,11 +164,11 @@ class Monitor(Generic[Sender]):
             # server started right after this one still finds the process single-threaded and forks directly.
             wait_until_thread_exited(self._thread.native_id)
         with self._lock:
-            for fd in (self._wake_r, self._wake_w):
+            for fd in (self._wake_r, self._wake_w, *self._released):
                 if fd >= 0:
-                    _fds.untrack(fd)
-                    os.close(fd)
+                    _close_tracked(fd)
             self._wake_w = self._wake_r = -1
+            self._released = []
 
     # ------------------------------------------------------------------ the monitor thread
 
@@ -181,9 +195,12 @@ class Monitor(Generic[Sender]):
             return False
         with self._lock:
             changes, self._changes = self._changes, []
+            released, self._released = self._released, []
             closing = self._closing
         for fd, on_readable in changes:
             self._apply(fd, on_readable)
+        for fd in released:
+            _close_tracked(fd)
         return closing
 
     def _ready(self, fd: int, on_readable: Callable[[], None]) -> None:
@@ -233,3 +250,8 @@ class Monitor(Generic[Sender]):
                     event.worker,
                     extra=log_extra(event.worker),
                 )
+
+
+def _close_tracked(fd: int) -> None:
+    _fds.untrack(fd)
+    os.close(fd)

@@ -15,15 +15,15 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Literal
 
 from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
 from ._builtin_backends import BuiltinBackends
 from ._deadlines import check_timeout, wait_time
-from ._errors import SpocError
-from ._events import WorkerEvent, WorkerExit
+from ._errors import ErrorRecord, SpocError
+from ._events import WorkerEvent, WorkerExit, make_event
 from ._hosted import hosted_life
 from ._log_extra import log_extra
 from ._monitor import Monitor
@@ -157,6 +157,7 @@ class Server:
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
         self._reload_queue: list[str] = []
         self._reloading: str | None = None
+        self._reload_late: set[str] = set()  # threads a reload abandoned: replaced when they end
 
     def __repr__(self) -> str:
         return f"<Server {self.name!r} workers={len(self._workers)} running={len(self._running)}>"
@@ -316,8 +317,13 @@ class Server:
         """Whether a stop was requested or a signal arrived: no worker starts or restarts from then on."""
         return self._stop_reason is not None or self._signal_arrived
 
-    def _start_worker(self, worker: AbstractWorker) -> bool:
-        """Launch one worker on its backend; False when the server is stopping (start no more)."""
+    def _start_worker(self, worker: AbstractWorker, report_failure: bool = False) -> bool:
+        """Launch one worker on its backend; False when the server is stopping (start no more).
+
+        A launch that fails raises, or with `report_failure` (a restart, a reload: no caller to raise to) ends
+        the worker as failed in setup, so that its ``worker_exited`` tells a supervisor, which counts it as any
+        other failure.
+        """
         with self._lock:
             if self._shutting_down:
                 return False
@@ -332,6 +338,13 @@ class Server:
             self._running.add(worker.name)
             try:
                 runner = backend.launch(worker, channel)
+            except Exception as exc:
+                if not report_failure:
+                    self._running.discard(worker.name)
+                    raise
+                worker._channel = channel
+                _report_start_failure(channel, exc)
+                return True
             except BaseException:
                 self._running.discard(worker.name)
                 raise
@@ -366,7 +379,8 @@ class Server:
 
         Returns the fresh instance, or None when the server is shutting down
         (a worker is never restarted during shutdown, nor when the delay ends
-        after shutdown began).
+        after shutdown began) or a reload stopped `worker` (the reload starts
+        its fresh instance: one it had to end past the deadline, say).
 
         Raises:
             ValueError: `worker` is not this server's current worker of that
@@ -393,11 +407,21 @@ class Server:
                     extra=log_extra(worker.name),
                 )
                 return None
+            if self._reloading == worker.name or worker.name in self._reload_late:
+                logger.info(
+                    "worker %r is not restarted: the reload that stopped it starts its fresh instance",
+                    worker.name,
+                    extra=log_extra(worker.name),
+                )
+                return None
             fresh = self._replacement(worker, worker.restarts + 1, delay)
         return fresh
 
-    def _replacement(self, worker: AbstractWorker, restarts: int, delay: float, reload: bool = False) -> AbstractWorker:
-        """A fresh instance of ended `worker`, to start in its place `delay` seconds from now (under the lock)."""
+    def _replacement(
+        self, worker: AbstractWorker, restarts: int, delay: float, reload: Literal["next", "late"] | None = None
+    ) -> AbstractWorker:
+        """A fresh instance of ended `worker`, to start in its place `delay` seconds from now (under the lock);
+        for a `reload`, then the reload's ``"next"`` worker is stopped, or nothing more (``"late"``)."""
         assert self._monitor is not None
         fresh = worker.fresh_instance()
         fresh.restarts = restarts
@@ -408,7 +432,7 @@ class Server:
         self._monitor.call_later(delay, lambda: self._start_replacement(fresh, reload))
         return fresh
 
-    def _start_replacement(self, fresh: AbstractWorker, reload: bool) -> None:
+    def _start_replacement(self, fresh: AbstractWorker, reload: Literal["next", "late"] | None) -> None:
         """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
         with self._lock:
             if self._pending_restarts.pop(fresh.name, None) is not fresh:
@@ -429,11 +453,8 @@ class Server:
                 logger.info(
                     "restarting worker %r (restart %d)", fresh.name, fresh.restarts, extra=log_extra(fresh.name)
                 )
-            try:
-                self._start_worker(fresh)
-            except Exception:
-                logger.exception("worker %r could not be restarted", fresh.name, extra=log_extra(fresh.name))
-        if reload:
+            self._start_worker(fresh, report_failure=True)
+        if reload == "next":
             self._reload_next()
 
     # ------------------------------------------------------------------ reloading (SIGHUP)
@@ -475,20 +496,68 @@ class Server:
                 self._reload_queue = []
                 logger.info("server %r: reload done", self.name)
                 return
+            if self._monitor is not None:
+                self._monitor.call_later(self._shutdown_timeout, functools.partial(self._reload_overdue, worker))
         worker.stop()
 
-    def _reload_ended(self, worker: AbstractWorker) -> None:
-        """A worker stopped for the reload has ended: start its fresh instance in its place."""
+    def _reloading_now(self, worker: AbstractWorker) -> _Run | None:
+        """`worker`'s run while the reload waits for it to end, else None (under the lock)."""
+        run = self._runs.get(worker.name)
+        if self._reloading != worker.name or run is None or run.worker is not worker or self._shutting_down:
+            return None
+        return run if worker.exit_info is None else None
+
+    def _reload_overdue(self, worker: AbstractWorker) -> None:
+        """On the monitor thread, `shutdown_timeout` after the reload asked `worker` to stop: end it as a
+        shutdown would (its end then starts its replacement), or abandon a thread, and go on with the next."""
         with self._lock:
-            if self._shutting_down or self._workers.get(worker.name) is not worker:
-                self._reloading = None
-            else:
+            run = self._reloading_now(worker)
+        if run is None:
+            return
+        logger.error(
+            "worker %r did not stop within %gs of the reload's request (shutdown_timeout): ending it as a shutdown "
+            "would, then the reload goes on",
+            worker.name,
+            self._shutdown_timeout,
+            extra=log_extra(worker.name),
+        )
+        if self._end(run, "terminate"):
+            assert self._monitor is not None
+            self._monitor.call_later(KILL_GRACE, functools.partial(self._reload_kill, worker))
+            return
+        logger.warning(
+            "worker %r (%s) is abandoned by the reload: it keeps running (its backend cannot end it; threads "
+            "cannot be killed), and its fresh instance starts when it ends; it is at:\n%s",
+            worker.name,
+            worker.backend,
+            (worker.current_stack() or "  <no stack>").rstrip("\n"),
+            extra=log_extra(worker.name),
+        )
+        with self._lock:
+            self._reload_late.add(worker.name)
+        self._reload_next()
+
+    def _reload_kill(self, worker: AbstractWorker) -> None:
+        """`KILL_GRACE` after a late worker of the reload was terminated: kill it, if it has not ended yet."""
+        with self._lock:
+            run = self._reloading_now(worker)
+        if run is not None:
+            self._end(run, "kill")
+
+    def _reload_ended(self, worker: AbstractWorker, late: bool = False) -> None:
+        """A worker stopped for the reload has ended: start its fresh instance in its place. A `late` one (a
+        thread the reload abandoned, which went on without it) starts its own alone."""
+        with self._lock:
+            if late:
+                self._reload_late.discard(worker.name)
+            if not self._shutting_down and self._workers.get(worker.name) is worker:
                 try:
-                    self._replacement(worker, worker.restarts, 0.0, reload=True)
+                    self._replacement(worker, worker.restarts, 0.0, reload="late" if late else "next")
                     return
                 except Exception:
                     logger.exception("worker %r could not be reloaded", worker.name, extra=log_extra(worker.name))
-        self._reload_next()
+        if not late:
+            self._reload_next()
 
     # ------------------------------------------------------------------ stack dumps (SIGUSR1)
 
@@ -554,7 +623,9 @@ class Server:
     def _worker_ended(self, run: _Run) -> None:
         worker = run.worker
         self._report_exit(run)
-        if self._reloading == worker.name and worker.exit_info is not None:
+        if worker.exit_info is not None and worker.name in self._reload_late:
+            self._reload_ended(worker, late=True)
+        elif self._reloading == worker.name and worker.exit_info is not None:
             self._reload_ended(worker)  # registers its replacement before run_forever can see no worker running
         with self._lock:
             self._running.discard(worker.name)
@@ -642,17 +713,25 @@ class Server:
                     logger.error("server %r gives up: %s", self.name, failure)
         self._request_stop("stop")
 
-    def kill_worker(self, worker: AbstractWorker) -> bool:
+    def kill_worker(self, worker: AbstractWorker, reason: str | None = None) -> bool:
         """End a running worker at once, for a watchdog that found it hung: SIGKILL for a process worker.
 
-        The worker's end is reported as any other (outcome ``killed``).
-        Returns False when its backend cannot kill it (a thread) or it is not running.
+        The worker's end is reported as any other (outcome ``killed``); the
+        log line says `reason` (who asked, and why: "the watchdog: no heartbeat
+        for 12.0s"). Returns False when its backend cannot kill it (a thread)
+        or it is not running.
         """
         with self._lock:
             run = self._runs.get(worker.name)
             if run is None or run.worker is not worker or worker.name not in self._running:
                 return False
-        logger.warning("server %r kills worker %r", self.name, worker.name, extra=log_extra(worker.name))
+        logger.warning(
+            "server %r kills worker %r%s",
+            self.name,
+            worker.name,
+            "" if reason is None else f": {reason}",
+            extra=log_extra(worker.name),
+        )
         return self._end(run, "kill")
 
     def _request_stop(self, reason: StopReason) -> None:
@@ -838,6 +917,17 @@ class Server:
             first_signal = signal_name(self._signals_received[0]) if self._signals_received else None
             forced = bool(late) or any(e.forced for e in exits)  # a force that ended nothing is not one
             return ServerExit(self.name, reason, first_signal, exits, forced=forced, failure=self._failure)
+
+
+def _report_start_failure(channel: WorkerChannel, exc: Exception) -> None:
+    """End a worker whose backend could not start it, as failed in setup (its events go to the monitor)."""
+    worker = channel.worker
+    note = "".join(f"\n{line}" for line in getattr(exc, "__notes__", ()))
+    text = f"{type(exc).__name__}: backend {worker.backend!r} could not start it{note}\n"
+    error = replace(ErrorRecord.from_exception(exc, "setup"), traceback=text)  # spoc's own frames tell nothing
+    name = worker.name
+    channel.send(make_event(name, "error", phase="setup", error=error))
+    channel.send(make_event(name, "exit", exitcode=1))
 
 
 def count(n: int, noun: str) -> str:

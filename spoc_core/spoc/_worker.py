@@ -152,6 +152,7 @@ class AbstractWorker(abc.ABC):
         """(Re)create the state that belongs to one run and never crosses a process boundary."""
         self._running = True
         self._stop_requested = False
+        self._stop_requested_at: float | None = None  # monotonic: how long it has been stopping, in messages
         self._stop_event = Latch()
         self._signal_wake: SignalWake | None = None
         self._async_wakers: list[Callable[[], None]] = []
@@ -309,6 +310,7 @@ class AbstractWorker(abc.ABC):
         first = not self._stop_requested
         if first:
             self._stop_requested = True
+            self._stop_requested_at = time.monotonic()
             self._running = False
         elif signum is None:
             return
@@ -556,10 +558,10 @@ class AbstractWorker(abc.ABC):
                 info.signal,
                 extra=extra,
             )
-        elif info.outcome == "killed" and info.signal is not None:
-            logger.error("worker %r was killed by %s", self.name, info.signal, extra=extra)
         elif info.reason is not None:
             logger.error("worker %r ended from outside its body: %s", self.name, info.reason, extra=extra)
+        elif info.outcome == "killed" and info.signal is not None:
+            logger.error("worker %r was killed by %s", self.name, info.signal, extra=extra)
         elif info.outcome == "failed" and self.error is None:
             logger.error("worker %r exited with code %s", self.name, exitcode, extra=extra)
         else:

@@ -184,7 +184,12 @@ def server_reloading(server: Server, workers: tuple[AbstractWorker, ...]) -> Non
     starts a fresh instance in its place (`AbstractWorker.fresh_instance`:
     the same constructor arguments, the same ``restarts``, the old instance's
     exit as ``previous_exit``); the usual worker hooks fire for both. Code is
-    not re-imported. The old instances end with the outcome ``"stopped"``.
+    not re-imported. The old instances end with the outcome ``"stopped"``;
+    one still running `Server.shutdown_timeout` seconds after its stop was
+    asked is escalated as at a shutdown (a process worker: its stack,
+    SIGTERM, SIGKILL; a thread: named with its stack and left running, its
+    fresh instance started when it ends), and the reload goes on with the
+    next.
 
     :param server: the server.
     :param workers: the running workers that will be replaced, in order.

@@ -42,19 +42,30 @@ def test_a_hung_thread_is_reported_with_its_stack_and_again_alive(
     assert not supervisor.status(server)["stuck"].hung
 
 
+@pytest.fixture
+def spoc_log() -> Iterator[LogLines]:
+    with log_lines("spoc") as lines:
+        yield lines
+
+
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_a_hung_process_is_reported_killed_and_restarted(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, restart_log: LogLines, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_log: LogLines, start_method: str
 ) -> None:
     worker = StuckProcess("stuck", start_method=start_method, plugin_options={"watchdog_timeout": 0.3})
     server = spoc_server(worker, plugins=[Supervisor(backoff=FAST)], allow_errors=True)
     server.start()
     first_pid = data_of(running(spoc_hooks, "stuck", 0))["pid"]
     again = running(spoc_hooks, "stuck", 1)
-    report = restart_log.wait_for("is hung")
+    report = spoc_log.wait_for("is hung")
     assert (
         "worker 'stuck' is hung: it has shown no heartbeat for" in report and f"killing it (pid {first_pid})" in report
     )
+    # What happened, in the core's words too: the watchdog, the worker, how long it was silent (issue 37, point 3).
+    killed = spoc_log.wait_for("kills worker 'stuck'")
+    assert "kills worker 'stuck': spoc-plugin-restart's watchdog: it has shown no heartbeat for" in killed
+    assert "(watchdog_timeout=0.3)" in killed
+    assert not [line for line in spoc_log.lines if "shutdown" in line]  # nothing is shutting down
     assert "time.sleep(60)  # a stand-in for a call that never returns" in report
     assert again["worker"].previous_exit.outcome == "killed"
     assert again["worker"].previous_exit.exitcode == -signal.SIGKILL

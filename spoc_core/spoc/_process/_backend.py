@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .. import _fds
 from .._backend import KILL_GRACE, Backend, Runner, WorkerChannel
 from .._linux import other_threads
 from .._log_extra import log_extra
+from .._monitor import Monitor
 from .._plugins import Plugins
+from .._signals import signal_name
 from .._worker import AbstractWorker
 from ._child import ChildOptions
-from ._fork_server import ForkServer
+from ._fork_server import ForkServer, ForkServerGone
+from ._runners import pidfd
 from ._worker import ProcessWorker, warn_spawn_instead
 
 if TYPE_CHECKING:
@@ -35,6 +42,11 @@ class ProcessBackend(Backend):
     It makes the ``spawn`` workers and the ``fork`` ones started later. With
     no clean snapshot to fork from, a ``fork`` worker is spawned instead, with
     a `SpocWarning` that says why.
+
+    The server's monitor watches the fork server's pidfd: one that dies while
+    the server runs is reaped and logged at once, and replaced by one started
+    with ``spawn`` (see `_fork_server`); a launch that finds it gone first
+    does the same, then retries once.
     """
 
     name = "process"
@@ -51,10 +63,16 @@ class ProcessBackend(Backend):
         )
         self._spawned_instead: set[str] = set()
         self._forking_directly = False
-        self._terminated: set[str] = set()
+        self._terminated: weakref.WeakSet[AbstractWorker] = weakref.WeakSet()  # sent SIGTERM past a deadline
         self._stop_began = time.monotonic()
+        self._stop_asked: dict[str, float] = {}  # worker name: when it was asked to stop (monotonic)
+        self._stopping = False
+        self._lock = threading.Lock()  # the fork server's replacement against a launch
+        self._monitor: Monitor[Any] | None = None
+        self._sentinels: dict[int, int] = {}  # a fork server's pid: its pidfd, watched by the monitor
 
     def prepare(self, workers: Sequence[AbstractWorker], launch: Callable[[AbstractWorker], bool]) -> None:
+        self._monitor = self._server._ensure_monitor()
         processes = [w for w in workers if isinstance(w, ProcessWorker)]
         threads = other_threads()
         if threads is not None:
@@ -71,15 +89,80 @@ class ProcessBackend(Backend):
         finally:
             self._forking_directly = False
         if any(not w.started and w._needs_fork_server() for w in processes) or self._may_start_workers_later():
-            self._fork_server = ForkServer({w.name: w for w in processes}, self._server.name)
-            self._fork_server.start()
+            fork_server = ForkServer({w.name: w for w in processes}, self._server.name)
+            fork_server.start()
+            self._adopt(fork_server)
+
+    def _adopt(self, fork_server: ForkServer) -> None:
+        """Make `fork_server` the one launches use, its death watched by the server's monitor."""
+        self._fork_server = fork_server
+        sentinel = pidfd(fork_server.pid)
+        if sentinel is not None and self._monitor is not None:
+            self._sentinels[fork_server.pid] = _fds.track(sentinel)
+            self._monitor.watch(sentinel, functools.partial(self._replace, fork_server))
+
+    def _unwatch(self, fork_server: ForkServer) -> None:
+        sentinel = self._sentinels.pop(fork_server.pid, None)
+        if sentinel is not None and self._monitor is not None:
+            self._monitor.release(sentinel)
+
+    def _replace(self, fork_server: ForkServer) -> None:
+        """Reap `fork_server`, found dead, say so, and spawn its successor (unless the server is stopping, when
+        it ends after its last child: `close` reaps it then)."""
+        with self._lock:
+            self._unwatch(fork_server)
+            if fork_server is not self._fork_server or self._stopping:
+                return
+            self._fork_server = None
+            exitcode = fork_server.close()
+            how = "it was reaped elsewhere" if exitcode is None else _describe_exit(exitcode)
+            successor = ForkServer({}, self._server.name)
+            try:
+                successor.spawn()
+            except Exception as exc:
+                self._no_fork_server = (
+                    f"the fork server of server {self._server.name!r} died and no new one could be started "
+                    f"({type(exc).__name__}: {exc})"
+                )
+                logger.error(
+                    "server %r: its fork server (pid %d) died (%s), and no new one could be started (%s: %s): "
+                    "process workers are started from the server itself from now on ('fork' ones with 'spawn')",
+                    self._server.name,
+                    fork_server.pid,
+                    how,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+            logger.error(
+                "server %r: its fork server (pid %d) died (%s); started a new one (pid %d) with 'spawn' (a plain "
+                "fork of the server, which runs threads, is unsafe): process workers start and restart as before, "
+                "each pickled to it",
+                self._server.name,
+                fork_server.pid,
+                how,
+                successor.pid,
+            )
+            self._adopt(successor)
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
+        try:
+            return self._launch(worker, channel)
+        except ForkServerGone:  # it died a moment ago, and the monitor has not seen it yet
+            with self._lock:
+                fork_server = self._fork_server
+            if fork_server is None:
+                raise
+            self._replace(fork_server)
+            return self._launch(worker, channel)
+
+    def _launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
         assert isinstance(worker, ProcessWorker)
         method = worker.start_method
         fork_server = None
         if not self._forking_directly and worker._needs_fork_server():
-            fork_server = self._fork_server
+            with self._lock:
+                fork_server = self._fork_server
             if fork_server is None and method == "fork":
                 method = self._spawn_instead(worker)
         stdio = self._stdio_for(worker, channel)
@@ -144,27 +227,29 @@ class ProcessBackend(Backend):
 
     def terminate(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)
+        asked = worker._stop_requested_at
         logger.warning(
             "worker %r (pid %s) did not stop within %.1fs: asking for its stack and sending SIGTERM",
             worker.name,
             worker.pid,
-            time.monotonic() - self._stop_began,
+            time.monotonic() - (self._stop_began if asked is None else asked),
             extra=log_extra(worker.name),
         )
-        self._terminated.add(worker.name)
+        self._terminated.add(worker)
         worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
         worker.terminate()
         return True
 
     def kill(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)
-        if worker.name not in self._terminated:
-            logger.error(
-                "worker %r (pid %s): shutdown forced, sending SIGKILL",
-                worker.name,
-                worker.pid,
-                extra=log_extra(worker.name),
-            )
+        if worker not in self._terminated:
+            if self._stopping:  # else whoever asked (`Server.kill_worker`: a watchdog) has said why
+                logger.error(
+                    "worker %r (pid %s): shutdown forced, sending SIGKILL",
+                    worker.name,
+                    worker.pid,
+                    extra=log_extra(worker.name),
+                )
         elif worker._stop_signal == "SIGTERM":
             logger.error(
                 "worker %r (pid %s) handled SIGTERM but did not end within %gs (its teardown is slow or stuck): "
@@ -188,15 +273,26 @@ class ProcessBackend(Backend):
 
     def stopping(self) -> None:
         self._stop_began = time.monotonic()  # for the message of a worker that did not stop in time
+        with self._lock:
+            self._stopping = True
         # Stop time: the fork server ends as soon as its last child has (at once, with none), while the workers
         # stop, instead of after them in close(), which waited 1.5-2 ms for its exit.
         if self._fork_server is not None:
             self._fork_server.hang_up()
 
     def close(self) -> None:
-        fork_server, self._fork_server = self._fork_server, None
+        with self._lock:
+            fork_server, self._fork_server = self._fork_server, None
+            if fork_server is not None:
+                self._unwatch(fork_server)
         if fork_server is not None:
             fork_server.close()
+
+
+def _describe_exit(exitcode: int) -> str:
+    if exitcode < 0:
+        return f"killed by {signal_name(-exitcode)}"
+    return f"exit code {exitcode}"
 
 
 def _close(fds: Iterable[int]) -> None:

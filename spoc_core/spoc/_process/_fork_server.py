@@ -10,6 +10,12 @@ worker to its child as it is, unpickled (sockets and queues included), and
 the child sees ``__main__``; a worker added later is pickled to it, with the
 fds of its pipes and queues passed along.
 
+One that dies while the server runs is replaced by one `spawn`ed (a fresh
+interpreter, started by fork and exec: safe from a program that runs
+threads, where a plain fork is not). It holds no worker of the program's:
+every worker is pickled to it, and it forks the ``fork`` children from its
+own clean, single-threaded self.
+
 Protocol: a request over a UNIX socket carries the child's control, event and
 status pipes (SCM_RIGHTS). The answer on the status pipe is the pid (or -1
 and the reason), then the exit status: that pipe is the server's sentinel
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import array
 import functools
+import multiprocessing
 import os
 import pickle
 import signal
@@ -39,11 +46,11 @@ from .._poll import Poller
 from .._signals import CHILD_SIGNALS, blocked
 from .._worker import AbstractWorker
 from ._child import ChildOptions, flush_std_streams, reset_after_fork
-from ._runners import STATUS, ForkedChild, pidfd, read_exactly
+from ._runners import STATUS, ForkedChild, forget_in_multiprocessing, pidfd, read_exactly
 from ._start import fork_child, start_with_multiprocessing
 from ._transfer import pickle_for_child, received_fds
 
-__all__ = ["ForkServer"]
+__all__ = ["ForkServer", "ForkServerGone"]
 
 _HEADER = struct.Struct("!I")
 _PID = struct.Struct("!q")
@@ -60,6 +67,10 @@ class _Held:
     init_args: object
 
 
+class ForkServerGone(WorkerStartError):
+    """The fork server died before it could take a request: another one may."""
+
+
 class ForkServer:
     """One server's fork server; see the module docstring."""
 
@@ -70,7 +81,9 @@ class ForkServer:
         self._sock: socket.socket | None = None
         self._hung_up = False
         self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None  # a spawned one's
         self.pid = 0
+        self.spawned = False
 
     def start(self) -> None:
         """Fork the fork server from the calling thread (do it before the server starts threads)."""
@@ -100,6 +113,31 @@ class ForkServer:
         self._sock = ours
         _fds.track(ours.fileno())
         self.pid = pid
+
+    def spawn(self) -> None:
+        """Start the fork server with multiprocessing's ``spawn`` (fork and exec: safe from any thread). It holds
+        no worker: each is pickled to it."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        context = multiprocessing.get_context("spawn")
+        process = context.Process(
+            target=serve_spawned, args=(theirs, os.getpid(), self._server_name), name="spoc-fork-server"
+        )
+        try:
+            with blocked():  # born with the shutdown signals blocked: it ignores them before it unblocks them
+                process.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        forget_in_multiprocessing(process)
+        assert process.pid is not None
+        self._registered, self._held = {}, {}
+        self._process = process
+        self._sock = ours
+        _fds.track(ours.fileno())
+        self.pid = process.pid
+        self.spawned = True
 
     def holds(self, worker: AbstractWorker) -> bool:
         """Whether the fork server has `worker` in its memory (registered before start), so it is not pickled."""
@@ -140,13 +178,13 @@ class ForkServer:
                 self._sock.sendall(body)
         except OSError as exc:
             os.close(status_r)
-            raise WorkerStartError(f"worker {worker.name!r}: the fork server is gone ({exc})") from exc
+            raise ForkServerGone(f"worker {worker.name!r}: the fork server is gone ({exc})") from exc
         finally:
             os.close(status_w)
         data = read_exactly(status_r, _PID.size)
         if len(data) != _PID.size:
             os.close(status_r)
-            raise WorkerStartError(f"worker {worker.name!r}: the fork server died before starting it")
+            raise ForkServerGone(f"worker {worker.name!r}: the fork server died before starting it")
         (pid,) = _PID.unpack(data)
         if pid < 0:
             reason = _read_to_end(status_r).decode(errors="replace")
@@ -165,18 +203,21 @@ class ForkServer:
             except OSError:
                 pass  # the fork server is gone already: close() reaps it
 
-    def close(self) -> None:
-        """Tell the fork server to exit and reap it."""
+    def close(self) -> int | None:
+        """Tell the fork server to exit and reap it; return its exit code (None: reaped already, or elsewhere)."""
         with self._lock:
             sock, self._sock = self._sock, None
         if sock is None:
-            return
+            return None
         _fds.untrack(sock.fileno())
         sock.close()
         try:
-            os.waitpid(self.pid, 0)
+            _, status = os.waitpid(self.pid, 0)
         except ChildProcessError:
-            pass
+            return None
+        finally:
+            self._process = None  # reaped here: multiprocessing forgot it at the start
+        return os.waitstatus_to_exitcode(status)
 
 
 def _read_to_end(fd: int) -> bytes:
@@ -204,6 +245,12 @@ def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | Non
             return None
         body += chunk
     return pickle.loads(body), list(fds)
+
+
+def serve_spawned(sock: socket.socket, parent_pid: int, server_name: str) -> None:
+    """A spawned fork server's life (see `ForkServer.spawn`)."""
+    set_process_title(f"spoc: {server_name} fork server")
+    _serve(sock, {}, parent_pid, from_main=False)
 
 
 def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent_pid: int, from_main: bool) -> None:

@@ -70,7 +70,11 @@ class ChildLink:
                 unwatch(events_fd)
             self.runner.join(1.0)
             self._read(send, drain=True)  # what the child sent last
-            send(make_event(self.worker, "exit", exitcode=self.runner.exitcode))
+            exitcode, lost = self.runner.exitcode, self.runner.lost
+            if lost is None:
+                send(make_event(self.worker, "exit", exitcode=exitcode))
+            else:  # the server could not learn how it ended: say why it ended it
+                send(make_event(self.worker, "exit", exitcode=exitcode, reason=lost))
             self._close_events()
             with self._lock:
                 control, self._control = self._control, None

@@ -23,6 +23,7 @@ __all__ = [
     "DirectChild",
     "ForkedChild",
     "MultiprocessingChild",
+    "forget_in_multiprocessing",
     "pidfd",
     "pidfds_work",
     "read_exactly",
@@ -65,6 +66,8 @@ class ChildRunner:
 
     pid: int | None
     sentinel: int
+    lost: str | None = None
+    """Why the server could not learn how the child ended, and ended it (None: it could)."""
 
     def __init__(self, pid: int | None, sentinel: int) -> None:
         self.pid = pid
@@ -140,7 +143,7 @@ class MultiprocessingChild(ChildRunner):
     """A child made by multiprocessing (spawn or forkserver)."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
-        _forget_in_multiprocessing(process)
+        forget_in_multiprocessing(process)
         assert process.pid is not None
         # The child's own pidfd: multiprocessing's sentinel for spawn is a pipe its children may inherit.
         self._pidfd = pidfd(process.pid)
@@ -189,6 +192,9 @@ class ForkedChild(ChildRunner):
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self.lost = (
+            "its fork server died, and with it the only way to learn how the child ends: the server sent it SIGKILL"
+        )
         return -signal.SIGKILL
 
     def join(self, timeout: float | None = None) -> None:
@@ -214,7 +220,7 @@ def read_exactly(fd: int, size: int) -> bytes:
     return data
 
 
-def _forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
+def forget_in_multiprocessing(process: multiprocessing.process.BaseProcess) -> None:
     """spoc joins its children itself: keep multiprocessing's exit handler from joining them too (marking them
     daemonic instead would forbid a worker to start processes of its own)."""
     children = getattr(multiprocessing.process, "_children", None)

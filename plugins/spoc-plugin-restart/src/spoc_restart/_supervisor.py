@@ -322,8 +322,14 @@ class Supervisor:
                 state.of(worker.name).hung = True
         if topic == HUNG_TOPIC:
             hang = Hang(data["seconds"], data["timeout"], data["loop_blocked"], data["stack"])
-            logger.error("%s; killing it (pid %s). It is at:\n%s", hang.describe(worker.name), data["pid"], hang.stack)
-            server.kill_worker(worker)
+            logger.error(
+                "%s; killing it (pid %s). It is at:\n%s",
+                hang.describe(worker.name),
+                data["pid"],
+                hang.stack,
+                extra=log_extra(worker.name),
+            )
+            server.kill_worker(worker, reason=f"spoc-plugin-restart's watchdog: {hang.symptom}")
         elif topic == RECOVERED_TOPIC:
             logger.warning("worker %r shows it is alive again", worker.name, extra=log_extra(worker.name))
 
@@ -531,7 +537,11 @@ class Supervisor:
                 getattr(remote.worker, "pid", "?"),
                 extra=log_extra(remote.worker.name),
             )
-            server.kill_worker(remote.worker)
+            server.kill_worker(
+                remote.worker,
+                reason=f"spoc-plugin-restart's watchdog: its child's watchdog has not reported for "
+                f"{now - remote.last_report:.1f}s (watchdog_timeout={remote.timeout:g})",
+            )
 
     # ------------------------------------------------------------------ in a process worker's child
 

@@ -38,8 +38,13 @@ class Hang:
     stack: str
 
     def describe(self, worker: str) -> str:
+        return f"worker {worker!r} is hung: {self.symptom}"
+
+    @property
+    def symptom(self) -> str:
+        """What the watchdog saw, and for how long."""
         what = "its event loop has been blocked" if self.loop_blocked else "it has shown no heartbeat"
-        return f"worker {worker!r} is hung: {what} for {self.seconds:.1f}s (watchdog_timeout={self.timeout:g})"
+        return f"{what} for {self.seconds:.1f}s (watchdog_timeout={self.timeout:g})"
 
 
 @dataclass
