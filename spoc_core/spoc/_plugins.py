@@ -30,6 +30,7 @@ import pluggy
 
 from . import hookspecs
 from ._errors import SpocError
+from ._log_extra import log_extra
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -370,12 +371,15 @@ class Plugins:
                             entry_point.name,
                             dist,
                             self.owner,
+                            extra=log_extra(server=self.owner),
                         )
                         continue
                     hit = {entry_point.name, dist or ""} & blocked
                     if hit:
                         matched |= hit
-                        logger.info("spoc plugin %r (%s) is blocked", entry_point.name, dist)
+                        logger.info(
+                            "spoc plugin %r (%s) is blocked", entry_point.name, dist, extra=log_extra(server=self.owner)
+                        )
                         continue
                     plugin = _load(entry_point)
                     hooks = self._register(plugin, entry_point.name, "entry point", dist, version)
@@ -386,7 +390,12 @@ class Plugins:
                     continue  # the server's own plugin of that name wins, as it does over an entry point
                 if name in blocked:
                     matched.add(name)
-                    logger.info("spoc plugin %r given to server %r is blocked", name, self.owner)
+                    logger.info(
+                        "spoc plugin %r given to server %r is blocked",
+                        name,
+                        self.owner,
+                        extra=log_extra(server=self.owner),
+                    )
                     continue
                 hooks = self._register(plugin, name, "explicit", None, None)
                 self._send_to_children(plugin, name, hooks, None)
@@ -396,6 +405,7 @@ class Plugins:
                     self.owner,
                     name,
                     ", ".join(info.name for info in self._infos) or "none",
+                    extra=log_extra(server=self.owner),
                 )
             self.for_children = ChildPlugins(self.owner, tuple(self._for_children))
             if self.for_children:
@@ -479,7 +489,12 @@ class Plugins:
             try:
                 results: list[Any] = caller(**kwargs)
             except Exception:  # a hook wrapper, or an implementation not marked with spoc.hookimpl
-                logger.exception("server %r: hook %r raised outside its implementations; it goes on", self.owner, hook)
+                logger.exception(
+                    "server %r: hook %r raised outside its implementations; it goes on",
+                    self.owner,
+                    hook,
+                    extra=log_extra(server=self.owner),
+                )
                 return []
         for result in results:
             if type(result) is Failed:
@@ -488,6 +503,7 @@ class Plugins:
                     self._plugin_of(hook, result.isolated, result.bound),
                     hook,
                     exc_info=result.exception,
+                    extra=log_extra(server=self.owner),
                 )
         return [result for result in results if type(result) is not Failed] if results else results
 
@@ -532,7 +548,7 @@ class Plugins:
                 if sys.version_info >= (3, 11):
                     exc.add_note(note)
                 else:
-                    logger.error("server %r: %s %s", self.owner, exc, note)
+                    logger.error("server %r: %s %s", self.owner, exc, note, extra=log_extra(server=self.owner))
                 raise
 
 

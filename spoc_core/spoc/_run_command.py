@@ -27,6 +27,7 @@ from typing import Any
 from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
 from ._deadlines import check_timeout
 from ._errors import SpocError, WorkerStartError
+from ._log_extra import log_extra
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in, refused_by
 from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
@@ -258,14 +259,20 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = server.run_forever(shutdown_timeout=settings.shutdown_timeout)
     except SpocError as exc:  # a plugin that cannot load, a backend nobody registered: the configuration
-        logger.error("server %r could not start: %s", server.name, exc)
+        logger.error("server %r could not start: %s", server.name, exc, extra=log_extra(server=server.name))
         return 1 if isinstance(exc, WorkerStartError) else USAGE_ERROR  # a fork that failed: not the configuration
     except Exception as exc:
         refuser = refused_by(exc)
         if refuser is None:  # a bug, not a setting: its traceback
-            logger.exception("server %r could not start", server.name)
+            logger.exception("server %r could not start", server.name, extra=log_extra(server=server.name))
             return 1
-        logger.error("server %r could not start: %s (refused by %s)", server.name, exc, refuser)
+        logger.error(
+            "server %r could not start: %s (refused by %s)",
+            server.name,
+            exc,
+            refuser,
+            extra=log_extra(server=server.name),
+        )
         return USAGE_ERROR
     finally:
         for signum in SERVER_SIGNALS:  # the server is done: a late signal changes nothing now
@@ -343,6 +350,7 @@ def _log_outcome(server: Server, result: ServerExit) -> None:
             why,
             count(len(result.exits), "worker"),
             restarted,
+            extra=log_extra(server=server.name),
         )
         return
     problems = [f"worker {e.worker!r} {e.outcome}" + (f": {e.error}" if e.error else "") for e in result.failed]
@@ -351,5 +359,11 @@ def _log_outcome(server: Server, result: ServerExit) -> None:
     if result.failure:
         problems.append(result.failure)
     logger.error(
-        "server %r stopped (%s): %s%s; exit code %d", server.name, why, "; ".join(problems), restarted, result.exit_code
+        "server %r stopped (%s): %s%s; exit code %d",
+        server.name,
+        why,
+        "; ".join(problems),
+        restarted,
+        result.exit_code,
+        extra=log_extra(server=server.name),
     )

@@ -258,7 +258,9 @@ class Server:
             self._started = True
             monitor = self._ensure_monitor()
         self._hook("server_starting")
-        logger.info("server %r starting %s", self.name, count(len(pending), "worker"))
+        logger.info(
+            "server %r starting %s", self.name, count(len(pending), "worker"), extra=log_extra(server=self.name)
+        )
         for backend in backends.values():  # even with no worker yet: one may be added later
             backend.prepare([w for w in pending if w.backend == backend.name], self._start_worker)
         monitor.start()
@@ -404,14 +406,14 @@ class Server:
                     "worker %r is not restarted: server %r is shutting down",
                     worker.name,
                     self.name,
-                    extra=log_extra(worker.name),
+                    extra=log_extra(worker.name, server=self.name),
                 )
                 return None
             if self._reloading == worker.name or worker.name in self._reload_late:
                 logger.info(
                     "worker %r is not restarted: the reload that stopped it starts its fresh instance",
                     worker.name,
-                    extra=log_extra(worker.name),
+                    extra=log_extra(worker.name, server=self.name),
                 )
                 return None
             fresh = self._replacement(worker, worker.restarts + 1, delay)
@@ -443,15 +445,20 @@ class Server:
                     "worker %r is not restarted: server %r is shutting down",
                     fresh.name,
                     self.name,
-                    extra=log_extra(fresh.name),
+                    extra=log_extra(fresh.name, server=self.name),
                 )
                 return
             self._workers[fresh.name] = fresh
             if reload:
-                logger.info("starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name))
+                logger.info(
+                    "starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name, server=self.name)
+                )
             else:
                 logger.info(
-                    "restarting worker %r (restart %d)", fresh.name, fresh.restarts, extra=log_extra(fresh.name)
+                    "restarting worker %r (restart %d)",
+                    fresh.name,
+                    fresh.restarts,
+                    extra=log_extra(fresh.name, server=self.name),
                 )
             self._start_worker(fresh, report_failure=True)
         if reload == "next":
@@ -463,10 +470,18 @@ class Server:
         """Reload: replace every running worker by a fresh instance, one after another; the server keeps running."""
         with self._lock:
             if self._shutting_down:
-                logger.info("server %r received SIGHUP while shutting down: nothing to reload", self.name)
+                logger.info(
+                    "server %r received SIGHUP while shutting down: nothing to reload",
+                    self.name,
+                    extra=log_extra(server=self.name),
+                )
                 return
             if self._reloading is not None or self._reload_queue:
-                logger.warning("server %r received SIGHUP during a reload: the reload goes on", self.name)
+                logger.warning(
+                    "server %r received SIGHUP during a reload: the reload goes on",
+                    self.name,
+                    extra=log_extra(server=self.name),
+                )
                 return
             running = self._running_workers()
             self._reload_queue = [w.name for w in running]
@@ -475,6 +490,7 @@ class Server:
             "instance; code is not re-imported)",
             self.name,
             count(len(running), "worker"),
+            extra=log_extra(server=self.name),
         )
         self._hook("server_reloading", workers=tuple(running))
         self._reload_next()
@@ -494,7 +510,7 @@ class Server:
                     break
             else:
                 self._reload_queue = []
-                logger.info("server %r: reload done", self.name)
+                logger.info("server %r: reload done", self.name, extra=log_extra(server=self.name))
                 return
             if self._monitor is not None:
                 self._monitor.call_later(self._shutdown_timeout, functools.partial(self._reload_overdue, worker))
@@ -519,7 +535,7 @@ class Server:
             "would, then the reload goes on",
             worker.name,
             self._shutdown_timeout,
-            extra=log_extra(worker.name),
+            extra=log_extra(worker.name, server=self.name),
         )
         if self._end(run, "terminate"):
             assert self._monitor is not None
@@ -531,7 +547,7 @@ class Server:
             worker.name,
             worker.backend,
             (worker.current_stack() or "  <no stack>").rstrip("\n"),
-            extra=log_extra(worker.name),
+            extra=log_extra(worker.name, server=self.name),
         )
         with self._lock:
             self._reload_late.add(worker.name)
@@ -555,7 +571,9 @@ class Server:
                     self._replacement(worker, worker.restarts, 0.0, reload="late" if late else "next")
                     return
                 except Exception:
-                    logger.exception("worker %r could not be reloaded", worker.name, extra=log_extra(worker.name))
+                    logger.exception(
+                        "worker %r could not be reloaded", worker.name, extra=log_extra(worker.name, server=self.name)
+                    )
         if not late:
             self._reload_next()
 
@@ -565,7 +583,12 @@ class Server:
         """Log the stack of every running worker, each whole and named; nothing stops."""
         with self._lock:
             running = self._running_workers()
-        logger.warning("server %r received SIGUSR1: the stacks of %s follow", self.name, count(len(running), "worker"))
+        logger.warning(
+            "server %r received SIGUSR1: the stacks of %s follow",
+            self.name,
+            count(len(running), "worker"),
+            extra=log_extra(server=self.name),
+        )
         for worker in running:
             worker.dump_stack()
         if self._monitor is not None and any(w._stack_pending for w in running):
@@ -580,7 +603,7 @@ class Server:
                     "holding the GIL, or a stopped process)",
                     worker.name,
                     STACK_ANSWER_TIMEOUT,
-                    extra=log_extra(worker.name),
+                    extra=log_extra(worker.name, server=self.name),
                 )
 
     # ------------------------------------------------------------------ events (monitor thread)
@@ -648,6 +671,7 @@ class Server:
                 self.name,
                 signal_name(signum),
                 count(len(self._running), "worker"),
+                extra=log_extra(server=self.name),
             )
             self._stop_signalled_at = now  # set before the stop: run_forever may return before the line below
             self._request_stop("signal")
@@ -659,9 +683,15 @@ class Server:
                 self.name,
                 signal_name(signum),
                 max(0.0, now - self._stop_signalled_at) * 1000,
+                extra=log_extra(server=self.name),
             )
         else:
-            logger.warning("server %r received %s again: forcing shutdown", self.name, signal_name(signum))
+            logger.warning(
+                "server %r received %s again: forcing shutdown",
+                self.name,
+                signal_name(signum),
+                extra=log_extra(server=self.name),
+            )
             self._force()
 
     _handle_sigterm = _handle_sigint
@@ -710,7 +740,7 @@ class Server:
             with self._lock:
                 if self._failure is None:
                     self._failure = failure
-                    logger.error("server %r gives up: %s", self.name, failure)
+                    logger.error("server %r gives up: %s", self.name, failure, extra=log_extra(server=self.name))
         self._request_stop("stop")
 
     def kill_worker(self, worker: AbstractWorker, reason: str | None = None) -> bool:
@@ -730,7 +760,7 @@ class Server:
             self.name,
             worker.name,
             "" if reason is None else f": {reason}",
-            extra=log_extra(worker.name),
+            extra=log_extra(worker.name, server=self.name),
         )
         return self._end(run, "kill")
 
@@ -826,7 +856,7 @@ class Server:
                     stuck.backend,
                     self._seconds_since_stop(),
                     (stuck.current_stack() or "  <no stack>").rstrip("\n"),
-                    extra=log_extra(stuck.name),
+                    extra=log_extra(stuck.name, server=self.name),
                 )
                 stuck._set_exit(None, forced=True)
                 self._report_exit(run)
@@ -861,7 +891,13 @@ class Server:
             try:
                 getattr(backend, operation)()
             except Exception:
-                logger.exception("server %r: backend %r failed in %s()", self.name, backend.name, operation)
+                logger.exception(
+                    "server %r: backend %r failed in %s()",
+                    self.name,
+                    backend.name,
+                    operation,
+                    extra=log_extra(server=self.name),
+                )
 
     # ------------------------------------------------------------------ running
 

@@ -1,5 +1,6 @@
 """Every record about a worker carries its ``worker`` field, also those that name it only in their text (issue 35,
-point 5): its stack, a deadline it missed, a forced end; and an error before anything started is in the stream."""
+point 5): its stack, a deadline it missed, a forced end; every record of the server's own its ``server`` field
+(issue 37, point 3); and an error before anything started is in the stream."""
 
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ def test_every_record_that_names_a_worker_carries_it(app_factory: type[App], sta
     assert "SIGKILL" in said or "SIGTERM" in said, said
     for record, worker in about:
         assert record.get("worker") == worker, record
+    # Every record of the server's own carries its server (issue 37, point 3): its start, the signals.
+    own = [r for r in stream if r.get("logger") == "spoc" and re.match(r"server 'logging-app'", r["event"])]
+    events = " | ".join(r["event"].split(":")[0] for r in own)
+    for needle in ("server 'logging-app' starting", "received SIGUSR1", "received SIGTERM"):
+        assert needle in events, events
+    for record in own:
+        assert record.get("server") == "logging-app", record
 
 
 def test_an_error_before_anything_started_is_in_the_stream(app_factory: type[App]) -> None:

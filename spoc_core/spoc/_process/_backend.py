@@ -132,6 +132,7 @@ class ProcessBackend(Backend):
                     how,
                     type(exc).__name__,
                     exc,
+                    extra=log_extra(server=self._server.name),
                 )
                 return
             logger.error(
@@ -142,6 +143,7 @@ class ProcessBackend(Backend):
                 fork_server.pid,
                 how,
                 successor.pid,
+                extra=log_extra(server=self._server.name),
             )
             self._adopt(successor)
 
@@ -197,7 +199,7 @@ class ProcessBackend(Backend):
                     plugin,
                     result,
                     worker.name,
-                    extra=log_extra(worker.name),
+                    extra=log_extra(worker.name, server=self._server.name),
                 )
                 if isinstance(result, Mapping):
                     _close(fd for fd in result.values() if isinstance(fd, int) and fd >= 0)
@@ -211,7 +213,7 @@ class ProcessBackend(Backend):
                         plugin,
                         number,
                         chosen[number][0],
-                        extra=log_extra(worker.name),
+                        extra=log_extra(worker.name, server=self._server.name),
                     )
                     _close([fd])
                 else:
@@ -233,7 +235,7 @@ class ProcessBackend(Backend):
             worker.name,
             worker.pid,
             time.monotonic() - (self._stop_began if asked is None else asked),
-            extra=log_extra(worker.name),
+            extra=log_extra(worker.name, server=self._server.name),
         )
         self._terminated.add(worker)
         worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
@@ -248,7 +250,7 @@ class ProcessBackend(Backend):
                     "worker %r (pid %s): shutdown forced, sending SIGKILL",
                     worker.name,
                     worker.pid,
-                    extra=log_extra(worker.name),
+                    extra=log_extra(worker.name, server=self._server.name),
                 )
         elif worker._stop_signal == "SIGTERM":
             logger.error(
@@ -257,7 +259,7 @@ class ProcessBackend(Backend):
                 worker.name,
                 worker.pid,
                 KILL_GRACE,
-                extra=log_extra(worker.name),
+                extra=log_extra(worker.name, server=self._server.name),
             )
         else:
             logger.error(
@@ -266,7 +268,7 @@ class ProcessBackend(Backend):
                 worker.name,
                 worker.pid,
                 KILL_GRACE,
-                extra=log_extra(worker.name),
+                extra=log_extra(worker.name, server=self._server.name),
             )
         worker.kill()
         return True

@@ -179,6 +179,9 @@ class Logging:
             for output in list(self._children.values()):
                 if output.worker.name == named:
                     output.drain()
+        server = getattr(record, "spoc_server", None)
+        if isinstance(server, str):
+            fields["server"] = server
         fields.setdefault("pid", os.getpid())
         self._emit([_ordered(fields)])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, hookimpl
+from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, hookimpl, log_extra
 
 from ._flusher import BATCH_TOPIC, ChildFlusher
 from ._routing import attach, detach
@@ -109,6 +109,7 @@ class Metrics:
                 "which is running; give each server its own Metrics(...)",
                 server.name,
                 self._server.name,
+                extra=log_extra(server=server.name),
             )
             return None
         from ._exposition import ServerMetrics
@@ -148,7 +149,14 @@ class Metrics:
             server.stop(failure=f"metrics: {exc}")
             return
         host, port = self._endpoint.address
-        logger.info("metrics: serving %s for server %r (listening on %s port %d)", self.url, server.name, host, port)
+        logger.info(
+            "metrics: serving %s for server %r (listening on %s port %d)",
+            self.url,
+            server.name,
+            host,
+            port,
+            extra=log_extra(server=server.name),
+        )
 
     @hookimpl
     def server_started(self, server: Server) -> None:
@@ -196,7 +204,7 @@ class Metrics:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is not None:
             endpoint.close()
-            logger.info("metrics: stopped serving for server %r", server.name)
+            logger.info("metrics: stopped serving for server %r", server.name, extra=log_extra(server=server.name))
 
     # ------------------------------------------------------------------ in a process worker's child
 
@@ -236,5 +244,6 @@ def _listen(registry: CollectorRegistry, where: ListenAddress, server: Server) -
         where.port,
         server.name,
         endpoint.address[1],
+        extra=log_extra(server=server.name),
     )
     return endpoint
