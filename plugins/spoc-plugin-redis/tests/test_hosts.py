@@ -6,6 +6,7 @@ Each host is a program in its own session (its own process group), as it would b
 from __future__ import annotations
 
 import collections
+import re
 import signal
 import time
 from pathlib import Path
@@ -80,6 +81,13 @@ def test_a_killed_hosts_jobs_are_taken_over(
     )
     assert len(done) == JOBS
     assert taken < CLAIM_IDLE + 10  # claim_idle, then the rest of the jobs: a few seconds on a loaded machine
+    # Each takeover is logged once, naming the job, the stream and the consumer it came from (issue 37, point 3).
+    takeovers = re.findall(
+        r"took over job (\S+) of stream 'jobs' from consumer '[^']*/host-a/[^']*', which held it [\d.]+s without "
+        r"acknowledging it \(claim_idle=2: it died or hung\); delivery \d+",
+        hosts["host-b"].stderr + hosts["host-c"].stderr,
+    )
+    assert takeovers and len(takeovers) == len(set(takeovers)) <= in_flight
     assert duplicates <= in_flight
     assert int(client.xpending("jobs", "hosts")["pending"]) == 0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -96,6 +98,44 @@ def test_a_failed_job_is_retried_and_then_done(
     assert sorted(wait_done(client, 3)) == ["0:2", "1:2", "2:2"]
     for outcome in ("failed", "retried", "done"):
         spoc_hooks.wait_for("worker_record", topic=RECORD_TOPIC, data={"outcome": outcome})
+
+
+class Records(logging.Handler):
+    """The log records themselves (their fields, not only their text), until one says `text`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.records.append(record)
+            self.changed.notify_all()
+
+    def wait_for(self, text: str) -> logging.LogRecord:
+        with self.changed:
+            assert self.changed.wait_for(lambda: any(text in r.getMessage() for r in self.records), WAIT), text
+            return next(r for r in self.records if text in r.getMessage())
+
+
+@pytest.mark.parametrize("kind", ["thread", "async-thread"])  # logged in this process: its records can be read
+def test_a_job_failure_is_logged_with_the_job_stream_and_delivery_as_fields(
+    kind: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    """For a structured log: spoc-plugin-logging writes a record's extra fields as JSON fields (issue 37)."""
+    (job,) = add_jobs(client, 1, fail="first")
+    records = Records()
+    logger = logging.getLogger("spoc.redis")
+    logger.addHandler(records)
+    try:
+        spoc_server(consumer(kind, redis_url)).start()
+        failed = records.wait_for("failed (delivery 1 of")
+        assert wait_done(client, 1) == ["0:2"]
+    finally:
+        logger.removeHandler(records)
+    fields = {name: getattr(failed, name, None) for name in ("job", "stream", "delivery", "spoc_worker")}
+    assert fields == {"job": job, "stream": "jobs", "delivery": 1, "spoc_worker": "consumer"}
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -4,6 +4,7 @@ flight beside it, are done, exactly once."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,12 @@ def test_a_thread_workers_job_that_kills_the_whole_server_is_dead_lettered_alone
             break
         assert app.wait() == -signal.SIGKILL, app.stderr[-2000:]
     assert servers == 4
+    # The dead-lettering decided at the claim is logged, with the consumer the job came from (issue 37, point 3).
+    app.expect(
+        rf"job {re.escape(poison)} of stream 'jobs' was delivered 4 times and never done: its consumer '[^']+' "
+        r"(was killed by SIGKILL|died) while handling it; it moves to 'jobs:dead'",
+        stream="stderr",
+    )
     drain_done(client)
     app.signal(signal.SIGTERM)
     assert app.wait(WAIT) == 0, app.stderr[-2000:]

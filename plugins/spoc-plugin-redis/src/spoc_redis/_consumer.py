@@ -81,10 +81,11 @@ def _gone(exc: redis.ResponseError) -> str | None:
 
 @dataclass
 class Claim:
-    """A job claimed from another consumer, and that consumer's name."""
+    """A job claimed from another consumer, that consumer's name, and how long it held the job idle (seconds)."""
 
     job: Job
     former: str
+    idle: float = 0.0
 
 
 ENDED_FOR = 86400
@@ -372,7 +373,7 @@ class Consumer:
             for entry_id, entry_fields in claimed or []:
                 if entry_id == entry["message_id"] and entry_fields is not None:
                     job = Job(entry_id, entry_fields, int(entry["times_delivered"]) + 1)
-                    return Claim(job, str(entry["consumer"]))
+                    return Claim(job, str(entry["consumer"]), int(entry["time_since_delivered"]) / 1000)
             if claimed is None:  # the worker stopped meanwhile
                 return None
             # Taken by another consumer first, done meanwhile, or deleted from the stream: the next one.

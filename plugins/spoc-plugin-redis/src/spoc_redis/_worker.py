@@ -320,6 +320,7 @@ class _Run:
             # While claims find jobs (a dead host's backlog), the pass over the pending jobs goes on at once.
             self.next_claim = now if claim is not None else now + self.settings.claim_idle / 2
             if claim is not None:
+                self._took_over(claim)
                 self._report("claimed", claim.job)
                 return self._alone(claim)
         block = self.settings.block
@@ -345,6 +346,31 @@ class _Run:
         if job is None:  # done, or deleted from the stream, meanwhile
             return []
         return self._alone(Claim(job, self.settings.consumer))
+
+    def _took_over(self, claim: Claim) -> None:
+        job = claim.job
+        logger.warning(
+            "worker %r took over job %s of stream %r from consumer %r, which held it %.1fs without acknowledging "
+            "it (claim_idle=%g: it died or hung); delivery %d",
+            self.worker.name,
+            job.id,
+            self.settings.stream,
+            claim.former,
+            claim.idle,
+            self.settings.claim_idle,
+            job.deliveries,
+            extra=self._job_extra(job, from_consumer=claim.former),
+        )
+
+    def _job_extra(self, job: Job, **fields: Any) -> dict[str, Any]:
+        """The ``extra=`` of a log record about `job`: its worker, and the job, stream and delivery as fields."""
+        return {
+            **log_extra(self.worker.name),
+            "job": job.id,
+            "stream": self.settings.stream,
+            "delivery": job.deliveries,
+            **fields,
+        }
 
     def _alone(self, claim: Claim) -> list[Job]:
         """A job taken from a consumer that ended holding it: handled alone, or dead-lettered when the consumers
@@ -376,7 +402,7 @@ class _Run:
             claim.former,
             f"was killed by {how}" if how else "died",
             self.settings.dead_letter_stream,
-            extra=log_extra(self.worker.name),
+            extra=self._job_extra(job, from_consumer=claim.former),
         )
         return KilledItsConsumer(
             f"killed its consumer: delivered {job.deliveries} times and never done; the last consumer to hold it, "
@@ -441,7 +467,7 @@ class _Run:
             s.max_deliveries,
             f"; it moves to {s.dead_letter_stream!r}" if last else "; it will be retried",
             exc_info=exc,
-            extra=log_extra(self.worker.name),
+            extra=self._job_extra(job),
         )
         self._report("failed", job, seconds)
         if last:
