@@ -83,7 +83,6 @@ class ForkServer:
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None  # a spawned one's
         self.pid = 0
-        self.spawned = False
 
     def start(self) -> None:
         """Fork the fork server from the calling thread (do it before the server starts threads)."""
@@ -137,7 +136,6 @@ class ForkServer:
         self._sock = ours
         _fds.track(ours.fileno())
         self.pid = process.pid
-        self.spawned = True
 
     def holds(self, worker: AbstractWorker) -> bool:
         """Whether the fork server has `worker` in its memory (registered before start), so it is not pickled."""
