@@ -65,7 +65,6 @@ class ProcessBackend(Backend):
         self._forking_directly = False
         self._terminated: weakref.WeakSet[AbstractWorker] = weakref.WeakSet()  # sent SIGTERM past a deadline
         self._stop_began = time.monotonic()
-        self._stop_asked: dict[str, float] = {}  # worker name: when it was asked to stop (monotonic)
         self._stopping = False
         self._lock = threading.Lock()  # the fork server's replacement against a launch
         self._monitor: Monitor[Any] | None = None
