@@ -372,7 +372,9 @@ class Server:
         constructor arguments; nothing of the ended run carries over), has
         ``restarts`` one more than `worker`'s and `worker`'s `exit_info` as its
         ``previous_exit``, and takes its place in `workers`
-        under the same name when it starts. Its hooks fire like any worker's.
+        under the same name when it starts. Its hooks fire like any worker's;
+        one its backend cannot start ends ``failed`` in setup, so that its
+        ``worker_exited`` tells the supervisor.
         The delay runs on the server's monitor thread (no sleeping thread);
         `run_forever()` does not end while a restart is pending. A restarted
         ``fork`` worker comes from the server's fork server, which the
