@@ -13,7 +13,8 @@ so once spoc is installed the fixtures are there in every test:
 
 ``spoc_hooks``
     The `HookRecorder` every server made by ``spoc_server`` reports to: each
-    hook call, in order, with its arguments; `HookRecorder.wait_for` blocks
+    call of a hook of the server's process (all but ``worker_stdio``), in
+    order, with its arguments; `HookRecorder.wait_for` blocks
     until a given call arrives, so a test synchronises on events, not sleeps.
 
 Example::
@@ -67,10 +68,12 @@ class HookCall:
 
 
 class HookRecorder:
-    """A plugin that records every hook call made in the server's process; give it to ``Server(plugins=[...])``.
+    """A plugin that records the hook calls made in the server's process; give it to ``Server(plugins=[...])``.
 
-    Thread-safe to read while servers run. Not called inside process workers'
-    children (it implements no ``child_starting``).
+    Every hook of the server's process but ``worker_stdio`` (implementing it
+    would have each process worker's launch ask it for fds). Thread-safe to
+    read while servers run. Not called inside process workers' children (it
+    implements no child hook).
     """
 
     name = "spoc.testing.recorder"
@@ -153,6 +156,10 @@ class HookRecorder:
     @hookimpl
     def server_started(self, server: Server) -> None:
         self._add("server_started", server)
+
+    @hookimpl
+    def server_reloading(self, server: Server, workers: tuple[AbstractWorker, ...]) -> None:
+        self._add("server_reloading", server, workers=workers)
 
     @hookimpl
     def server_stopping(self, server: Server, reason: StopReason) -> None:
