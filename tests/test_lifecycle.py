@@ -170,7 +170,7 @@ def test_error_record_keeps_the_facts_and_the_exception() -> None:
     assert record.message == "bad value"
     assert "raise ValueError" in record.traceback
     assert isinstance(record.exception, ValueError)
-    assert pickle.loads(pickle.dumps(record.portable())).message == "bad value"
+    assert pickle.loads(pickle.dumps(record)).message == "bad value"
 
 
 def test_context_is_a_namespace_for_the_worker() -> None:

@@ -112,22 +112,6 @@ class ErrorRecord:
                 pass
         return (_rebuilt, (self.type_name, self.message, self.traceback, self.phase, exception))
 
-    def portable(self) -> ErrorRecord:
-        """Return this record with `exception` dropped unless it survives pickling.
-
-        Called before the record is sent to another process: an exception whose
-        class cannot be rebuilt on the other side (a custom ``__init__`` with
-        required arguments, an unpicklable attribute) would otherwise break the
-        whole message instead of losing only the object.
-        """
-        if self.exception is None:
-            return self
-        try:
-            pickle.loads(pickle.dumps(self.exception))
-        except Exception:
-            return ErrorRecord(self.type_name, self.message, self.traceback, self.phase, None)
-        return self
-
     def __str__(self) -> str:
         return f"{self.type_name}: {self.message} (in {self.phase})"
 

@@ -1,7 +1,8 @@
-"""Linux process controls spoc uses when they exist: parent-death signal and child subreaper.
+"""Linux process facts and controls spoc uses: the parent-death signal, the child subreaper, process titles,
+the program's other threads, and the preload that makes forked children cheaper.
 
-Both are optional: every caller has a portable fallback and treats False as
-"not available here".
+The prctl controls return False where they are not available, and every
+caller has a fallback for that.
 """
 
 from __future__ import annotations

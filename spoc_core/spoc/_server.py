@@ -2,8 +2,8 @@
 
 Shutdown, step by step: `stop()` asks every worker to stop; `join_all(timeout)`
 waits for all of them against one deadline; past it, each process worker that
-is still running has its stack dumped to stderr, gets SIGTERM, and after a
-short grace SIGKILL; each thread that is still running is named in a warning
+is still running has its stack logged, gets SIGTERM, and after a short grace
+SIGKILL; each thread that is still running is named in a warning
 with its stack (threads cannot be killed). `run_forever()` does all of that
 when SIGINT or SIGTERM arrives, and a second signal forces it at once.
 """
@@ -804,7 +804,7 @@ class Server:
         """Wait for every worker to end, all against one deadline `timeout` seconds away.
 
         Past the deadline, a process worker still running has its Python stack
-        dumped to stderr, gets SIGTERM and, after `KILL_GRACE` seconds, SIGKILL;
+        logged (the ``spoc`` logger), gets SIGTERM and, after `KILL_GRACE` seconds, SIGKILL;
         a thread still running is named in a warning with its stack.
 
         `timeout` is a number of seconds (0: do not wait), or None or

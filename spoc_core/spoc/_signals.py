@@ -1,4 +1,6 @@
-"""Signal handling in one place: scoped handlers for run_forever, and blocking around forks."""
+"""The signal sets, names and tools the rest of spoc shares: scoped handlers for run_forever, blocking around
+forks, and the window in which a repeat is the same request. Each process role installs its own handlers
+(the server's run_forever, a child, the fork server, `spoc run`) with these."""
 
 from __future__ import annotations
 
