@@ -211,11 +211,15 @@ def test_uvloop_runs_async_workers_once_enabled(start_method: str) -> None:
 @pytest.mark.parametrize(
     ("timeout", "error", "message"),
     [
-        (-1, ValueError, r"run_forever\(shutdown_timeout=...\) must be a number of seconds greater than 0.*got -1"),
-        (0, ValueError, "got 0"),
-        ("5", TypeError, "got '5'"),
-        (float("nan"), ValueError, "got nan"),
-        (True, TypeError, "got True"),
+        (
+            -1,
+            ValueError,
+            r"Server 'deadlines': run_forever\(\): shutdown_timeout=-1 must be a number of seconds > 0, or None for",
+        ),
+        (0, ValueError, "shutdown_timeout=0 must"),
+        ("5", TypeError, "shutdown_timeout='5' must"),
+        (float("nan"), ValueError, "shutdown_timeout=nan must"),
+        (True, TypeError, "shutdown_timeout=True must"),
     ],
 )
 def test_a_bad_shutdown_timeout_is_refused_before_anything_starts(timeout: object, error: type, message: str) -> None:
@@ -231,7 +235,9 @@ def test_join_all_refuses_a_negative_timeout_and_takes_none_for_no_limit() -> No
     server = Server("deadlines")
     server.add_worker(WaitsForStop("w"))
     server.start()
-    with pytest.raises(ValueError, match=r"join_all\(timeout=...\) must be a number of seconds 0 or more"):
+    with pytest.raises(
+        ValueError, match=r"join_all\(\): timeout=-1 must be a number of seconds >= 0, or None for no limit"
+    ):
         server.join_all(-1)
     server.stop()
     assert server.join_all(None) == []

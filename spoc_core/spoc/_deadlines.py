@@ -10,27 +10,30 @@ from __future__ import annotations
 import math
 import threading
 
+from . import settings
+
 __all__ = ["NO_LIMIT", "check_timeout", "wait_time"]
 
 NO_LIMIT = math.inf
 """A timeout without a limit, as spoc keeps it."""
 
 
-def check_timeout(value: object, where: str, *, zero: bool = False) -> float:
-    """`value` as seconds for the parameter `where`; None and inf become `NO_LIMIT`.
+def check_timeout(value: object, owner: str, setting: str, *, zero: bool = False) -> float:
+    """`value` as seconds for the parameter `setting` of `owner` (`spoc.settings`' message); None and inf become
+    `NO_LIMIT`.
 
     Raises:
         TypeError: `value` is not a number (or None).
         ValueError: it is negative, NaN, or 0 where `zero` is not allowed.
     """
-    if value is None:
+    if value is None or (isinstance(value, float) and value == NO_LIMIT):
         return NO_LIMIT
-    least = "0 or more" if zero else "greater than 0"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{where} must be a number of seconds {least}, or None for no limit; got {value!r}")
-    if math.isnan(value) or value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{where} must be a number of seconds {least}, or None for no limit; got {value!r}")
-    return float(value)
+        least = ">= 0" if zero else "> 0"
+        raise TypeError(f"{owner}: {setting}={value!r} must be a number of seconds {least}, or None for no limit")
+    seconds = settings.seconds(owner, setting, value, zero=zero, none="for no limit")
+    assert seconds is not None
+    return seconds
 
 
 def wait_time(seconds: float) -> float | None:

@@ -194,7 +194,7 @@ def _timeout(text: str | None, source: str) -> float:
     except ValueError:
         raise UsageError(f"{source} {text!r}: give the number of seconds, e.g. 10 or 2.5") from None
     try:
-        return check_timeout(seconds, source)  # the rule run_forever() applies
+        return check_timeout(seconds, "spoc run", source)  # the rule run_forever() applies
     except ValueError:
         raise UsageError(
             f"{source} {text!r}: the shutdown timeout must be a positive number of seconds (inf: no limit)"

@@ -815,7 +815,7 @@ class Server:
         Raises:
             TypeError, ValueError: `timeout` is not a number of seconds >= 0 or None.
         """
-        timeout = check_timeout(timeout, f"Server {self.name!r}: join_all(timeout=...)", zero=True)
+        timeout = check_timeout(timeout, f"Server {self.name!r}: join_all()", "timeout", zero=True)
         deadline = time.monotonic() + timeout
         with self._changed:
             while self._running and not self._force_requested:
@@ -921,7 +921,7 @@ class Server:
                 seconds > 0 or None; nothing was started.
         """
         self._shutdown_timeout = check_timeout(
-            shutdown_timeout, f"Server {self.name!r}: run_forever(shutdown_timeout=...)"
+            shutdown_timeout, f"Server {self.name!r}: run_forever()", "shutdown_timeout"
         )
         monitor = self._ensure_monitor()
         late: list[AbstractWorker] = []

@@ -37,8 +37,8 @@ def test_a_given_logging_object_replaces_the_installed_one() -> None:
     ("arguments", "message"),
     [
         ({"format": "xml"}, "Logging(format=...) is 'xml': use one of json, console, logfmt"),
-        ({"tail_lines": -1}, "Logging(tail_lines=-1): give a number of lines, 0 or more"),
-        ({"max_line": 10}, "Logging(max_line=10): give a number of bytes, 1024 or more"),
+        ({"tail_lines": -1}, "Logging: tail_lines=-1 must be a whole number >= 0"),
+        ({"max_line": 10}, "Logging: max_line=10 must be a whole number >= 1024"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(arguments: dict[str, object], message: str) -> None:

@@ -78,7 +78,7 @@ def test_a_bad_environment_value_fails_the_start_naming_it(
         ({"port": "9464"}, "Metrics(port=...) must be an int port number from 0 to 65535, got '9464'"),
         ({"port": -1}, "Metrics(port=...) must be a port number from 0 to 65535 (0 picks a free one), got -1"),
         ({"addr": ""}, "Metrics(addr=...) must be a host name or IP address"),
-        ({"flush_interval": 0}, "Metrics(flush_interval=...) must be a positive number of seconds, got 0"),
+        ({"flush_interval": 0}, "Metrics: flush_interval=0 must be a number of seconds > 0"),
     ],
 )
 def test_bad_options_are_refused_at_once(options: dict[str, object], message: str) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import spoc
+import spoc.settings
 
 from . import _process_hooks
 from ._capture import RAW_LEVELS, ChildOutput, split_line
@@ -109,17 +110,11 @@ class Logging:
     ) -> None:
         if format is not None:
             choose_format(format, destination)  # raises, naming the value
-        if not isinstance(tail_lines, int) or tail_lines < 0:
-            raise ValueError(f"Logging(tail_lines={tail_lines!r}): give a number of lines, 0 or more")
-        if not isinstance(max_line, int) or max_line < 1024:
-            raise ValueError(f"Logging(max_line={max_line!r}): give a number of bytes, 1024 or more")
-        if not isinstance(buffer, int) or buffer < 1024:
-            raise ValueError(f"Logging(buffer={buffer!r}): give a number of bytes, 1024 or more")
         self.format = format
         self.destination = destination
-        self.tail_lines = tail_lines
-        self.max_line = max_line
-        self.buffer = buffer
+        self.tail_lines = spoc.settings.whole("Logging", "tail_lines", tail_lines)
+        self.max_line = spoc.settings.whole("Logging", "max_line", max_line, least=1024)
+        self.buffer = spoc.settings.whole("Logging", "buffer", buffer, least=1024)
         self._render: Render | None = None
         self._format = ""
         self._writer: Writer | None = None

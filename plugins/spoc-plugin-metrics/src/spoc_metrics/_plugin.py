@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, hookimpl, log_extra
+from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit, hookimpl, log_extra, settings
 
 from ._flusher import BATCH_TOPIC, ChildFlusher
 from ._routing import attach, detach
@@ -53,11 +53,7 @@ class Metrics:
     def __init__(self, port: int | None = None, addr: str | None = None, *, flush_interval: float = 0.5) -> None:
         self._port = None if port is None else check_port(port, "Metrics(port=...)")
         self._addr = None if addr is None else check_addr(addr, "Metrics(addr=...)")
-        if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float) or not flush_interval > 0:
-            raise ValueError(
-                f"Metrics(flush_interval=...) must be a positive number of seconds, got {flush_interval!r}"
-            )
-        self.flush_interval = float(flush_interval)
+        self.flush_interval = settings.seconds("Metrics", "flush_interval", flush_interval)
         self._server: Server | None = None
         self._metrics: ServerMetrics | None = None
         self._endpoint: Endpoint | None = None

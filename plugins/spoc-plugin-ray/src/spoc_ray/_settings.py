@@ -1,4 +1,5 @@
-"""Where a worker's actor runs: read from its ``plugin_options`` first, then its attribute, then the default.
+"""Where a worker's actor runs, read with `spoc.settings.read`: its ``plugin_options`` first, then its
+attribute, then the default.
 
 Bad values are refused by the plugin's ``worker_check`` hook before any worker
 starts, with a message that names the worker, the setting and its value.
@@ -6,9 +7,10 @@ starts, with a message that names the worker, the setting and its value.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from spoc import settings
 
 __all__ = ["DEFAULTS", "Placement", "placement_of"]
 
@@ -57,45 +59,38 @@ class Placement:
         return options
 
 
-def _lookup(worker: Any, setting: str) -> Any:
-    options = worker.plugin_options
-    return options[setting] if setting in options else getattr(worker, setting, DEFAULTS[setting])
+def _read(worker: Any, setting: str) -> Any:
+    return settings.read(worker, setting, DEFAULTS[setting])
 
 
-def _amount(owner: str, setting: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{owner}: {setting}={value!r} must be a number >= 0 (or None for Ray's default)")
-    return float(value)
+def _amount(worker: Any, setting: str, value: object) -> float | None:
+    return settings.number(worker, setting, value, none="for Ray's default")
 
 
 def placement_of(worker: Any) -> Placement:
     """`worker`'s placement; raises ValueError naming the worker, the setting and its value when one is bad."""
-    owner = f"worker {worker.name!r} ({type(worker).__name__})"
-    resources = _lookup(worker, "ray_resources")
+    owner = settings.owner(worker)
+    resources = _read(worker, "ray_resources")
     if resources is not None:
         if not isinstance(resources, dict) or not all(isinstance(k, str) and k for k in resources):
             raise ValueError(
                 f"{owner}: ray_resources={resources!r} must be a dict of custom resource names to amounts, "
                 f"e.g. {{'accelerator': 1}}"
             )
-        resources = {k: _amount(owner, f"ray_resources[{k!r}]", v) for k, v in resources.items()}
-    memory = _lookup(worker, "ray_memory")
-    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
-        raise ValueError(f"{owner}: ray_memory={memory!r} must be a number of bytes > 0 (or None)")
-    node = _lookup(worker, "ray_node")
+        resources = {k: _amount(worker, f"ray_resources[{k!r}]", v) for k, v in resources.items()}
+    memory = settings.whole(worker, "ray_memory", _read(worker, "ray_memory"), least=1, none="for Ray's default")
+    node = _read(worker, "ray_node")
     if node is not None and (not isinstance(node, str) or not node.strip("=") or node.count("=") > 1):
         raise ValueError(
             f"{owner}: ray_node={node!r} must be a Ray node id (hex, as ray.nodes() lists it), a node label as "
             f"'key=value', or None"
         )
-    soft = _lookup(worker, "ray_node_soft")
+    soft = _read(worker, "ray_node_soft")
     if not isinstance(soft, bool):
         raise ValueError(f"{owner}: ray_node_soft={soft!r} must be True or False")
     return Placement(
-        num_cpus=_amount(owner, "ray_num_cpus", _lookup(worker, "ray_num_cpus")),
-        num_gpus=_amount(owner, "ray_num_gpus", _lookup(worker, "ray_num_gpus")),
+        num_cpus=_amount(worker, "ray_num_cpus", _read(worker, "ray_num_cpus")),
+        num_gpus=_amount(worker, "ray_num_gpus", _read(worker, "ray_num_gpus")),
         resources=resources,
         memory=memory,
         node=node,

@@ -1,4 +1,5 @@
-"""A stream worker's settings: read from its ``plugin_options`` first, then its attribute, then the default.
+"""A stream worker's settings, read with `spoc.settings.read`: its ``plugin_options`` first, then its
+attribute, then the default.
 
 Bad values are refused by the plugin's ``worker_check`` hook before any
 worker starts (and again where the worker runs, for a server without the
@@ -7,12 +8,13 @@ plugin), with a message that names the worker, the setting and its value.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
+
+from spoc import settings
 
 __all__ = ["DEFAULT_URL", "URL_ENV", "Settings", "settings_of", "shown_url"]
 
@@ -60,27 +62,8 @@ def shown_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
-def _lookup(worker: Any, setting: str) -> Any:
-    options = worker.plugin_options
-    return options[setting] if setting in options else getattr(worker, setting, DEFAULTS.get(setting))
-
-
-def _name(owner: str, setting: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{owner}: {setting}={value!r} must be a non-empty string")
-    return value
-
-
-def _whole(owner: str, setting: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {setting}={value!r} must be a whole number >= 1")
-    return value
-
-
-def _seconds(owner: str, setting: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: {setting}={value!r} must be a number of seconds > 0")
-    return float(value)
+def _read(worker: Any, setting: str) -> Any:
+    return settings.read(worker, setting, DEFAULTS.get(setting))
 
 
 def settings_of(
@@ -96,30 +79,29 @@ def settings_of(
     one host never share one (each would take the other's pending jobs for
     its own).
     """
-    owner = f"worker {worker.name!r} ({type(worker).__name__})"
-    stream = _name(owner, "stream", _lookup(worker, "stream"))
-    group = _name(owner, "group", _lookup(worker, "group"))
-    url = _lookup(worker, "redis_url") or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
-    consumer = _lookup(worker, "consumer")
+    stream = settings.text(worker, "stream", _read(worker, "stream"))
+    group = settings.text(worker, "group", _read(worker, "group"))
+    url = _read(worker, "redis_url") or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+    consumer = _read(worker, "consumer")
     if consumer is None:
         consumer = f"{socket.gethostname()}/{server or '-'}/{worker.name}/{pid or os.getpid()}"
-    concurrency = _whole(owner, "concurrency", _lookup(worker, "concurrency"))
+    concurrency = settings.whole(worker, "concurrency", _read(worker, "concurrency"), least=1)
     if concurrency > 1 and not handle_is_async:
         raise ValueError(
-            f"{owner}: concurrency={concurrency} needs an async def handle(); a plain handle() runs one job "
-            f"at a time (run more workers for more at once)"
+            f"{settings.owner(worker)}: concurrency={concurrency} needs an async def handle(); a plain handle() "
+            f"runs one job at a time (run more workers for more at once)"
         )
-    dead = _lookup(worker, "dead_letter_stream")
+    dead = _read(worker, "dead_letter_stream")
     return Settings(
         stream=stream,
         group=group,
-        redis_url=_name(owner, "redis_url", url),
-        consumer=_name(owner, "consumer", consumer),
-        batch=_whole(owner, "batch", _lookup(worker, "batch")),
-        block=_seconds(owner, "block", _lookup(worker, "block")),
+        redis_url=settings.text(worker, "redis_url", url),
+        consumer=settings.text(worker, "consumer", consumer),
+        batch=settings.whole(worker, "batch", _read(worker, "batch"), least=1),
+        block=settings.seconds(worker, "block", _read(worker, "block")),
         concurrency=concurrency,
-        claim_idle=_seconds(owner, "claim_idle", _lookup(worker, "claim_idle")),
-        connect_within=_seconds(owner, "connect_within", _lookup(worker, "connect_within")),
-        max_deliveries=_whole(owner, "max_deliveries", _lookup(worker, "max_deliveries")),
-        dead_letter_stream=_name(owner, "dead_letter_stream", dead if dead is not None else f"{stream}:dead"),
+        claim_idle=settings.seconds(worker, "claim_idle", _read(worker, "claim_idle")),
+        connect_within=settings.seconds(worker, "connect_within", _read(worker, "connect_within")),
+        max_deliveries=settings.whole(worker, "max_deliveries", _read(worker, "max_deliveries"), least=1),
+        dead_letter_stream=settings.text(worker, "dead_letter_stream", dead if dead is not None else f"{stream}:dead"),
     )

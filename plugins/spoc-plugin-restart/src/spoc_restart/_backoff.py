@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 
-from ._settings import check_seconds
+from spoc import settings
 
 __all__ = ["Backoff", "RestartWindow"]
 
@@ -42,9 +42,8 @@ class Backoff:
 
     def __post_init__(self) -> None:
         for setting in ("initial", "max", "reset_after"):
-            check_seconds("Backoff", setting, getattr(self, setting))
-        if not isinstance(self.factor, int | float) or self.factor < 1:
-            raise ValueError(f"Backoff: factor={self.factor!r} must be a number >= 1")
+            settings.seconds("Backoff", setting, getattr(self, setting), zero=True)
+        settings.number("Backoff", "factor", self.factor, least=1)
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
             raise ValueError(f"Backoff: jitter={self.jitter!r} must be a fraction between 0 and 1")
 

@@ -22,7 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, SpocError, WorkerExit, hookimpl, log_extra
+from spoc import (
+    AbstractWorker,
+    ErrorRecord,
+    ProcessWorker,
+    Server,
+    SpocError,
+    WorkerExit,
+    hookimpl,
+    log_extra,
+    settings,
+)
 
 from ._backoff import Backoff, RestartWindow
 from ._settings import (
@@ -30,9 +40,6 @@ from ._settings import (
     Policy,
     Strategy,
     WorkerSettings,
-    check_choice,
-    check_count,
-    check_seconds,
     settings_of,
 )
 from ._watchdog import Hang, Watchdog
@@ -189,10 +196,10 @@ class Supervisor:
         random: Callable[[], float] = random.random,
     ) -> None:
         owner = "Supervisor"
-        self.strategy: Strategy = check_choice(owner, "strategy", strategy, STRATEGIES)  # type: ignore[assignment]
-        self.max_restarts = check_count(owner, "max_restarts", max_restarts)
-        self.within: float = check_seconds(owner, "within", within, positive=True)
-        self.started_after: float = check_seconds(owner, "started_after", started_after)
+        self.strategy: Strategy = settings.choice(owner, "strategy", strategy, STRATEGIES)  # type: ignore[assignment]
+        self.max_restarts = settings.whole(owner, "max_restarts", max_restarts, none="for no limit")
+        self.within = settings.seconds(owner, "within", within)
+        self.started_after = settings.seconds(owner, "started_after", started_after, zero=True)
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"Supervisor: backoff={backoff!r} must be a spoc_restart.Backoff")
         self.backoff = backoff or Backoff()
