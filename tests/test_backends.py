@@ -102,6 +102,7 @@ def test_hook_backend_register(spoc_server: ServerFactory, spoc_hooks: HookRecor
     assert outcomes == {"pooled": "stopped", "failing": "failed", "threaded": "stopped", "process": "clean"}
     assert spoc_hooks.names(worker="pooled") == [
         "worker_check",
+        "worker_joined",
         "worker_event",  # startup
         "worker_started",
         "worker_event",  # the record

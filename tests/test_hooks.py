@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 import child_hook_plugin
-from spoc import PluginError, Server, SpocError, hookimpl
+from spoc import AbstractWorker, PluginError, Server, SpocError, Stash, StashKey, WorkerExit, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
 from workers_for_tests import (
     ExitsAtOnce,
     KillsItself,
     Raises,
     ReportsChildHook,
+    ReportsItsServer,
     SendsRecordsProcess,
     SendsRecordsThread,
     StopsItself,
@@ -531,3 +532,102 @@ def test_a_child_hook_plugin_that_cannot_travel_fails_the_start_naming_it(caplog
     message = str(failure.value)
     assert "'unpicklable' implements child_starting" in message and "cannot be sent there" in message
     assert not server.workers[0].started
+
+
+# ---------------------------------------------------------------------- joining, and what plugins keep
+
+
+class KeepsPerWorker:
+    """Keeps a count per worker in its stash and one per server in the server's; restarts a failed worker once."""
+
+    name = "keeps-per-worker"
+    SEEN = StashKey[int]()
+    JOINED = StashKey[list[str]]()
+
+    @hookimpl
+    def worker_joined(self, server: Server, worker: AbstractWorker) -> None:
+        assert self.SEEN not in worker.stash  # a fresh instance starts with an empty stash
+        worker.stash[self.SEEN] = 0
+        server.stash.setdefault(self.JOINED, []).append(f"{worker.name}#{worker.restarts}")
+
+    @hookimpl
+    def worker_record(self, worker: AbstractWorker) -> None:
+        worker.stash[self.SEEN] += 1
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        if exit_info.outcome == "failed" and worker.restarts == 0:
+            server.restart_worker(worker)
+
+
+class BreaksOnJoin:
+    name = "breaks-on-join"
+
+    @hookimpl
+    def worker_joined(self, worker: AbstractWorker) -> None:
+        raise RuntimeError(f"a bug in a plugin, joining {worker.name}")
+
+
+def test_hook_worker_joined(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every worker joins once its checks passed, after server_starting, before it starts; so do workers added
+    later and a restart's fresh instance; a plugin that raises in it refuses nothing."""
+    keeper = KeepsPerWorker()
+    server = spoc_server(
+        WaitsForStop("a"), ReportsItsServer("fails-once"), plugins=[keeper, BreaksOnJoin()], name="joins"
+    )
+    server.start()
+    names = [
+        (c.hook, c.worker) for c in spoc_hooks.calls if c.hook in ("worker_check", "server_starting", "worker_joined")
+    ]
+    assert names[:5] == [
+        ("worker_check", "a"),
+        ("worker_check", "fails-once"),
+        ("server_starting", None),
+        ("worker_joined", "a"),
+        ("worker_joined", "fails-once"),
+    ]
+    server.add_worker(WaitsForStop("late"))
+    spoc_hooks.wait_for("worker_started", worker="late")
+    spoc_hooks.wait_for("worker_record", topic="test.server", worker=lambda w: w.name == "fails-once" and w.restarts)
+    joined = [c for c in spoc_hooks.of("worker_joined") if c.worker == "fails-once"]
+    assert [c["worker"].restarts for c in joined] == [0, 1]
+    assert joined[1]["worker"] is server.workers[1]
+    assert server.stash[KeepsPerWorker.JOINED] == ["a#0", "fails-once#0", "late#0", "fails-once#1"]
+    assert server.workers[1].stash[KeepsPerWorker.SEEN] == 1  # the fresh instance's own count
+    assert all(w.started for w in server.workers)  # the plugin that raised refused nothing
+    assert caplog.text.count("spoc plugin 'breaks-on-join' raised in hook 'worker_joined'") == 4
+
+
+def test_a_worker_knows_its_server_where_it_lives(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+) -> None:
+    """server_name and server_pid are set by the server, and read the same in a child, a fresh instance's (from
+    the fork server under fork) included; the stash stays in the server."""
+    keeper = KeepsPerWorker()
+    worker = ReportsItsServer("knows", start_method=start_method)
+    assert (worker.server_name, worker.server_pid) == (None, None)
+    server = spoc_server(worker, plugins=[keeper], name="home")
+    assert (worker.server_name, worker.server_pid) == ("home", os.getpid())
+    server.start()
+    reports = [
+        spoc_hooks.wait_for("worker_record", topic="test.server", worker=lambda w, n=n: w.restarts == n) for n in (0, 1)
+    ]
+    assert [call["data"] for call in reports] == [{"name": "home", "pid": os.getpid(), "stash": 0}] * 2
+    assert server.workers[0] is not worker and server.workers[0].server_name == "home"
+
+
+def test_a_stash_maps_keys_to_values() -> None:
+    count, names = StashKey[int](), StashKey[list[str]]()
+    stash = Stash()
+    assert count not in stash and stash.get(count, None) is None and len(stash) == 0
+    stash[count] = 1
+    assert stash[count] == 1 and stash.setdefault(count, 5) == 1
+    assert stash.setdefault(names, []) == [] and len(stash) == 2
+    del stash[count]
+    with pytest.raises(KeyError):
+        stash[count]
+    assert repr(stash) == "<Stash of 1 value>"
+    with pytest.raises(AttributeError):
+        WaitsForStop("w").stash = Stash()  # type: ignore[misc]

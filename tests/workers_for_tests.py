@@ -437,3 +437,15 @@ class WritesBothStreams(ProcessWorker):
     def main(self) -> None:
         print(f"out {self.name} {os.getpid()}", file=sys.__stdout__, flush=True)
         os.write(2, f"err {self.name} {os.getpid()}\n".encode())
+
+
+class ReportsItsServer(ProcessWorker):
+    """Sends the server's name and pid as it reads them where it lives, and what its stash holds there; its
+    first run fails (so a supervisor's fresh instance reports too), the next waits to be stopped."""
+
+    def main(self) -> None:
+        self.send_record("test.server", name=self.server_name, pid=self.server_pid, stash=len(self.stash))
+        if self.restarts == 0:
+            raise RuntimeError("first run fails")
+        while not self.wait(60):
+            pass

@@ -20,6 +20,7 @@ from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
 from ._server import Server, ServerExit
 from ._signals import start_helper_thread
+from ._stash import Stash, StashKey
 from ._thread import ThreadWorker
 from ._worker import AbstractWorker, current_worker
 
@@ -42,6 +43,8 @@ __all__ = [
     "ServerExit",
     "SpocError",
     "SpocWarning",
+    "Stash",
+    "StashKey",
     "ThreadOnlyObjectWarning",
     "ThreadWorker",
     "WorkerChannel",

@@ -44,6 +44,7 @@ def live_as_child(
                 plugins.call("child_event", worker=worker, event=event)
             send_now(event)
 
+    worker._join_server(server_name, server_pid)
     set_process_worker(worker)
     last_words = None
     if plugins:

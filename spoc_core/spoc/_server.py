@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,7 @@ from ._log_extra import log_extra
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._signals import REPEAT_WINDOW, SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
+from ._stash import Stash
 from ._worker import AbstractWorker, check_initialised
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
@@ -158,6 +160,7 @@ class Server:
         self._reload_queue: list[str] = []
         self._reloading: str | None = None
         self._reload_late: set[str] = set()  # threads a reload abandoned: replaced when they end
+        self._stash = Stash()
 
     def __repr__(self) -> str:
         return f"<Server {self.name!r} workers={len(self._workers)} running={len(self._running)}>"
@@ -172,6 +175,11 @@ class Server:
             PluginError: an installed plugin failed to load or does not fit spoc's hooks.
         """
         return self._plugins.infos
+
+    @property
+    def stash(self) -> Stash:
+        """Plugins' storage for this server, for as long as it lives (a `Stash`; docs/plugins.md)."""
+        return self._stash
 
     def _hook(self, hook: str, **kwargs: object) -> None:
         self._plugins.call(hook, server=self, **kwargs)
@@ -210,11 +218,13 @@ class Server:
                 )
             if self._stop_reason is not None:
                 raise SpocError(f"Server {self.name!r} is shutting down; worker {worker.name!r} was not added")
+            worker._join_server(self.name, os.getpid())
             if self._started:
                 self._backend_for(worker)
                 self._plugins.check("worker_check", server=self, worker=worker)
             self._workers[worker.name] = worker
             if self._started:
+                self._hook("worker_joined", worker=worker)
                 self._start_worker(worker)
 
     # ------------------------------------------------------------------ starting
@@ -258,6 +268,8 @@ class Server:
             self._started = True
             monitor = self._ensure_monitor()
         self._hook("server_starting")
+        for worker in pending:
+            self._hook("worker_joined", worker=worker)
         logger.info(
             "server %r starting %s", self.name, count(len(pending), "worker"), extra=log_extra(server=self.name)
         )
@@ -428,6 +440,7 @@ class Server:
         for a `reload`, then the reload's ``"next"`` worker is stopped, or nothing more (``"late"``)."""
         assert self._monitor is not None
         fresh = worker.fresh_instance()
+        fresh._join_server(self.name, os.getpid())
         fresh.restarts = restarts
         fresh.previous_exit = worker.exit_info
         self._backend_for(fresh)
@@ -451,6 +464,7 @@ class Server:
                 )
                 return
             self._workers[fresh.name] = fresh
+            self._hook("worker_joined", worker=fresh)
             if reload:
                 logger.info(
                     "starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name, server=self.name)

@@ -27,6 +27,7 @@ from ._latch import Latch, SignalWake
 from ._log_extra import log_extra
 from ._signals import signal_name
 from ._stacks import format_stacks, task_stacks, thread_stack
+from ._stash import Stash
 
 if TYPE_CHECKING:
     from ._backend import WorkerChannel
@@ -100,6 +101,7 @@ class AbstractWorker(abc.ABC):
             "_send",
             "_loop",
             "_body_thread",
+            "_stash",
         }
     )
 
@@ -146,6 +148,8 @@ class AbstractWorker(abc.ABC):
         if "backend" in self._plugin_options:
             self.backend = _backend_option(self, self._plugin_options["backend"])
         self.context = types.SimpleNamespace()
+        self._server_name: str | None = None
+        self._server_pid: int | None = None
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -170,6 +174,7 @@ class AbstractWorker(abc.ABC):
         self._body_thread: int | None = None
         self._teardown_duration: float | None = None
         self._body_exitcode: int | None = None  # what `_live` returned, once it has
+        self._stash = Stash()
         self.error = None
         self.exit_info = None
 
@@ -185,6 +190,39 @@ class AbstractWorker(abc.ABC):
         arguments).
         """
         return types.MappingProxyType(self._plugin_options)
+
+    @property
+    def server_name(self) -> str | None:
+        """The name of the server this worker belongs to, or None before it is added to one.
+
+        Set when a `Server` takes the worker (``add_worker``, a restart's or a
+        reload's fresh instance) and readable where the worker lives too: in a
+        process worker's child, and in a process a backend hosts it in.
+        """
+        return self._server_name
+
+    @property
+    def server_pid(self) -> int | None:
+        """The pid of the process of the server this worker belongs to (see `server_name`), or None.
+
+        With `server_name`, what is the same for every run of the worker in
+        one server and differs between two copies of a service.
+        """
+        return self._server_pid
+
+    @property
+    def stash(self) -> Stash:
+        """Plugins' storage for this worker instance, where it is supervised (a `Stash`; docs/plugins.md).
+
+        A restart's or a reload's fresh instance starts with an empty one: keep
+        what outlives a run in `Server.stash`. It never crosses to a process
+        worker's child (the child has one of its own, for the child hooks).
+        """
+        return self._stash
+
+    def _join_server(self, name: str, pid: int) -> None:
+        """A server (`name`, in process `pid`) took this worker: `server_name` and `server_pid` say so."""
+        self._server_name, self._server_pid = name, pid
 
     # ------------------------------------------------------------------ the user's hooks
 

@@ -57,6 +57,7 @@ __all__ = [
     "worker_error",
     "worker_event",
     "worker_exited",
+    "worker_joined",
     "worker_record",
     "worker_started",
     "worker_stdio",
@@ -230,6 +231,20 @@ def server_stopped(server: Server, exits: tuple[WorkerExit, ...]) -> None:
 
 
 # ---------------------------------------------------------------------- workers
+
+
+@hookspec
+def worker_joined(server: Server, worker: AbstractWorker) -> None:
+    """Called when a worker joins `server`, once its checks passed and before its backend starts it.
+
+    For every worker in `Server.start()` (after `server_starting`), for a
+    worker added to a running server in `add_worker()`, and for a restart's
+    or a reload's fresh instance when it takes its predecessor's place. Runs
+    on the thread that made the call (the monitor's for a fresh instance); an
+    exception is logged like any hook's, and the worker starts all the same.
+    Where a plugin sets up what it keeps for a worker (`AbstractWorker.stash`);
+    `worker_check` only checks.
+    """
 
 
 @hookspec

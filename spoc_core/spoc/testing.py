@@ -170,6 +170,10 @@ class HookRecorder:
         self._add("server_stopped", server, exits=exits)
 
     @hookimpl
+    def worker_joined(self, server: Server, worker: AbstractWorker) -> None:
+        self._add("worker_joined", server, worker)
+
+    @hookimpl
     def worker_event(self, server: Server, worker: AbstractWorker, event: WorkerEvent) -> None:
         self._add("worker_event", server, worker, event=event)
 

@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -34,13 +33,14 @@ FLUSH_AT_STOP = 2.0
 """Seconds the last lines get to reach a slow destination once a server has stopped, within its shutdown
 deadline (its stop and `Server.shutdown_timeout`)."""
 
-_routes: weakref.WeakKeyDictionary[spoc.AbstractWorker, Logging] = weakref.WeakKeyDictionary()
+_ROUTE = spoc.StashKey["Logging"]()
+"""In a worker's stash: the plugin of its server, which writes what the worker writes and logs."""
 _active: list[Logging] = []  # the plugins of the servers running in this process, the latest last
 
 
 def _route_worker(worker: spoc.AbstractWorker) -> Logging | None:
     """The plugin serving a thread worker's server, for the text the worker writes."""
-    plugin = _routes.get(worker)
+    plugin = worker.stash.get(_ROUTE, None)
     return plugin if plugin is not None and isinstance(worker, spoc.ThreadWorker) else None
 
 
@@ -68,7 +68,7 @@ def _same_file(fd: int, other: int) -> bool:
 def _route_record(record: logging.LogRecord) -> Logging | None:
     """The plugin a log record of the server's process goes to: its worker's, else the latest server's."""
     worker = spoc.current_worker()
-    plugin = _routes.get(worker) if worker is not None else None
+    plugin = worker.stash.get(_ROUTE, None) if worker is not None else None
     if plugin is None:
         plugin = _active[-1] if _active else None
     return plugin
@@ -118,7 +118,6 @@ class Logging:
         self._render: Render | None = None
         self._format = ""
         self._writer: Writer | None = None
-        self._servers: weakref.WeakKeyDictionary[spoc.AbstractWorker, str] = weakref.WeakKeyDictionary()
         self._children: dict[int, ChildOutput] = {}  # by id() of the worker
         self._partial: dict[tuple[int, str], str] = {}  # a thread worker's text not ended by a newline yet
         self._continued: set[tuple[int, str]] = set()  # a thread worker's lines written in parts so far
@@ -248,11 +247,11 @@ class Logging:
 
     def _complete(self, worker: spoc.AbstractWorker, fields: Mapping[str, Any]) -> dict[str, Any]:
         """`fields` of a thread worker's record with the worker's, the pid and the server's names."""
-        return _ordered({**fields, "worker": worker.name, "pid": os.getpid(), "server": self._servers.get(worker)})
+        return _ordered({**fields, "worker": worker.name, "pid": os.getpid(), "server": self._server_of(worker)})
 
     @spoc.hookimpl
     def worker_record(self, worker: spoc.AbstractWorker, topic: str, data: dict[str, Any]) -> None:
-        if topic == RECORD_TOPIC and worker in self._servers:
+        if topic == RECORD_TOPIC and self._server_of(worker) is not None:
             self._emit([self._complete(worker, data)])
 
     def _lifecycle(self, worker: spoc.AbstractWorker, server: str, level: str, event: str, **fields: Any) -> None:
@@ -376,9 +375,12 @@ class Logging:
     # ------------------------------------------------------------------ workers, in the server
 
     @spoc.hookimpl
-    def worker_check(self, server: spoc.Server, worker: spoc.AbstractWorker) -> None:
-        _routes[worker] = self
-        self._servers[worker] = server.name
+    def worker_joined(self, worker: spoc.AbstractWorker) -> None:
+        worker.stash[_ROUTE] = self
+
+    def _server_of(self, worker: spoc.AbstractWorker) -> str | None:
+        """The name of `worker`'s server when this plugin serves it (it joined a server with this plugin), else None."""
+        return worker.server_name if worker.stash.get(_ROUTE, None) is self else None
 
     @spoc.hookimpl
     def worker_stdio(
@@ -404,7 +406,7 @@ class Logging:
     def _marked_event(self, worker: spoc.AbstractWorker, level: str, event: str, **fields: Any) -> None:
         """The record of an event the child marked in its output ("startup", "error"): the worker's lines from
         before it, the record, then those held from after it."""
-        server = self._servers.get(worker)
+        server = self._server_of(worker)
         if server is None:
             return
         output = self._drain(worker)
@@ -432,7 +434,7 @@ class Logging:
 
     @spoc.hookimpl
     def worker_exited(self, worker: spoc.AbstractWorker, exit_info: spoc.WorkerExit) -> None:
-        server = self._servers.get(worker)
+        server = self._server_of(worker)
         if server is None:
             return
         output = self._children.pop(id(worker), None)

@@ -115,15 +115,12 @@ class Metrics:
         return self._metrics
 
     @hookimpl
-    def worker_check(self, server: Server, worker: AbstractWorker) -> None:
-        """A worker added to a running server, or a supervisor's fresh instance."""
-        if self._mine(server) is not None:
-            self._know(worker)
-
-    def _know(self, worker: AbstractWorker) -> None:
-        if self._metrics is not None:
-            self._metrics.on_known(worker)
-            attach(worker, self._metrics.store.tally_for(worker.name))  # a thread worker counts straight into it
+    def worker_joined(self, server: Server, worker: AbstractWorker) -> None:
+        """Every worker of the server: at its start, added later, or a restart's or reload's fresh instance."""
+        metrics = self._mine(server)
+        if metrics is not None:
+            metrics.on_known(worker)
+            attach(worker, metrics.store.tally_for(worker.name))  # a thread worker counts straight into it
 
     @hookimpl
     def server_check(self, server: Server) -> None:
@@ -135,8 +132,6 @@ class Metrics:
         metrics = self._claim(server)
         if metrics is None:
             return
-        for worker in server.workers:
-            self._know(worker)
         from ._endpoint import EndpointError
 
         try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 from typing import Any
 
 import redis
 
-from spoc import AbstractWorker, Server, WorkerExit, hookimpl, log_extra
+from spoc import AbstractWorker, Server, StashKey, WorkerExit, hookimpl, log_extra
 
 from ._consumer import ENDED_FOR, ended_key
 from ._worker import HELD_TOPIC, RECORD_TOPIC, StreamWorker
@@ -29,11 +28,15 @@ DONE_KEPT = 10_000
 """Ids of the jobs a stream worker's run reported done that the server keeps, the latest: at most the jobs done
 while one acknowledgement was on its way are unacknowledged when the worker is killed."""
 
+_DONE = StashKey[collections.deque[str]]()
+"""In a stream worker's stash: the latest jobs its run reported done (`DONE_KEPT`)."""
+_HELD = StashKey[dict[str, None]]()
+"""In a stream worker's stash: the jobs its run took and has not finished, in order."""
+
 
 class RedisPlugin:
     """Refuses a `StreamWorker` with a bad setting before any worker starts, naming the worker, the setting
-    and its value; tells each stream worker its server's name and pid (its default consumer name), in the
-    server and in a process worker's child. Any other worker is left alone.
+    and its value. Any other worker is left alone.
 
     When a stream worker ends in the middle of jobs (killed, cut off), the
     server names them (it hears of each job a worker takes: `HELD_TOPIC`).
@@ -47,49 +50,27 @@ class RedisPlugin:
 
     name = "redis"
 
-    def __init__(self) -> None:
-        self._done: dict[int, collections.deque[str]] = {}  # by id() of the worker: its run's latest jobs done
-        self._held: dict[int, dict[str, None]] = {}  # by id() of the worker: the jobs it took and has not finished
-
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
         if isinstance(worker, StreamWorker):
             worker.stream_settings(server.name)
-            worker._spoc_redis_owner = (server.name, os.getpid())  # type: ignore[attr-defined]
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Nothing of the server's state travels to a child (`child_starting`)."""
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()  # type: ignore[misc]
-
-    @hookimpl
-    def child_starting(self, worker: AbstractWorker, server_name: str, server_pid: int) -> None:
-        """The server's name and pid in the child, also for a fresh instance the fork server built from its own
-        copy of the worker: its default consumer name is the one every run of it in this server has."""
-        if isinstance(worker, StreamWorker):
-            worker._spoc_redis_owner = (server_name, server_pid)  # type: ignore[attr-defined]
 
     @hookimpl
     def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
         if topic == HELD_TOPIC:
-            self._held.setdefault(id(worker), {}).update(dict.fromkeys(map(str, data.get("jobs", ()))))
+            worker.stash.setdefault(_HELD, {}).update(dict.fromkeys(map(str, data.get("jobs", ()))))
             return
         if topic != RECORD_TOPIC or data.get("outcome") not in ("done", "dead") or "job" not in data:
             return
         job = str(data["job"])
-        self._held.get(id(worker), {}).pop(job, None)
+        worker.stash.get(_HELD, {}).pop(job, None)
         if data["outcome"] == "done":
-            done = self._done.get(id(worker))
-            if done is None:
-                done = self._done[id(worker)] = collections.deque(maxlen=DONE_KEPT)
-            done.append(job)
+            worker.stash.setdefault(_DONE, collections.deque(maxlen=DONE_KEPT)).append(job)
 
     @hookimpl(tryfirst=True)  # before a supervisor's worker_exited restarts the worker
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
-        done = self._done.pop(id(worker), None)
-        held = list(self._held.pop(id(worker), {}))
+        done = worker.stash.get(_DONE, None)
+        held = list(worker.stash.get(_HELD, {}))
         killed = exit_info.outcome == "killed" and exit_info.signal is not None
         if not isinstance(worker, StreamWorker) or not (killed or (held and not exit_info.ok)):
             return

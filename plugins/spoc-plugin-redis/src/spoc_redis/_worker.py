@@ -81,6 +81,8 @@ class StreamWorker:
     # What the worker base class provides (the mixin is always combined with one):
     name: str
     plugin_options: Any
+    server_name: str | None
+    server_pid: int | None
     is_running: bool
     send_record: Callable[..., None]
 
@@ -124,9 +126,8 @@ class StreamWorker:
                 f"worker {self.name!r} ({type(self).__name__}) defines no handle(self, job): write one (plain or "
                 f"async def); a mixin that defines it goes before StreamWorker among the bases"
             )
-        owner_name, owner_pid = getattr(self, "_spoc_redis_owner", (None, None))
         return settings_of(
-            self, server=server or owner_name, handle_is_async=_handle_is_async(type(self)), pid=owner_pid
+            self, server=server or self.server_name, handle_is_async=_handle_is_async(type(self)), pid=self.server_pid
         )
 
     # ------------------------------------------------------------------ main, plain

@@ -17,7 +17,6 @@ import os
 import random
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from spoc import (
     ProcessWorker,
     Server,
     SpocError,
+    StashKey,
     WorkerExit,
     hookimpl,
     log_extra,
@@ -218,7 +218,7 @@ class Supervisor:
         self.watchdog_timeout = watchdog_timeout
         self._clock = clock
         self._random = random
-        self._states: weakref.WeakKeyDictionary[Server, _ServerState] = weakref.WeakKeyDictionary()
+        self._state_key = StashKey[_ServerState]()  # its state of each server, in the server's stash
         self._states_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -250,7 +250,7 @@ class Supervisor:
         self.__dict__.update(state)
         self._clock = time.monotonic
         self._random = random.random
-        self._states = weakref.WeakKeyDictionary()
+        self._state_key = StashKey[_ServerState]()
         self._states_lock = threading.Lock()
 
     # ------------------------------------------------------------------ what others may read
@@ -283,9 +283,9 @@ class Supervisor:
 
     def _state(self, server: Server) -> _ServerState:
         with self._states_lock:
-            state = self._states.get(server)
+            state = server.stash.get(self._state_key, None)
             if state is None:
-                state = self._states[server] = _ServerState(RestartWindow(self.max_restarts, self.within))
+                state = server.stash[self._state_key] = _ServerState(RestartWindow(self.max_restarts, self.within))
             return state
 
     # ------------------------------------------------------------------ hooks in the server's process
@@ -297,7 +297,7 @@ class Supervisor:
     @hookimpl
     def server_starting(self, server: Server) -> None:
         with self._states_lock:
-            self._states[server] = _ServerState(RestartWindow(self.max_restarts, self.within))
+            server.stash[self._state_key] = _ServerState(RestartWindow(self.max_restarts, self.within))
 
     @hookimpl
     def worker_started(self, server: Server, worker: AbstractWorker) -> None:
