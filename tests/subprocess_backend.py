@@ -52,10 +52,10 @@ class SubprocessBackend(Backend):
                 channel.unwatch(fd)
                 if not ended:
                     code = child.wait()
-                    data: dict[str, Any] = {"exitcode": code}
                     if isinstance(worker, ProcessWorker):  # a hosted life: its host died under it, and says how
-                        data = {"exitcode": None, "reason": f"its host process {child.pid} ended ({code})"}
-                    channel.send(WorkerEvent(worker.name, "exit", pid=child.pid, data=data))
+                        channel.exited(None, f"its host process {child.pid} ended ({code})")
+                    else:
+                        channel.exited(code)
 
         channel.watch(fd, on_readable)
         return Popened(child)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ._aio import uvloop_enabled
 from ._errors import BackendError
-from ._events import WorkerEvent
+from ._events import WorkerEvent, make_event
 
 if TYPE_CHECKING:
     from ._hosted import HostedLife
@@ -79,13 +79,27 @@ class WorkerChannel:
         """Deliver `event` to the server. Thread-safe; events sent from one thread arrive in order.
 
         A backend that runs bodies out of this process sends each event it
-        receives from there, and an ``"exit"`` event (``exitcode`` in its data)
-        once the body has ended: that is what ends the worker for the server.
-        One that saw the body end from outside (its host died) says so with a
-        ``reason`` in the data as well (`WorkerExit.reason`): the worker ended
-        ``killed``.
+        receives from there, the body's own ``"exit"`` included; a body that
+        could not send its end is ended with `exited`.
         """
         self._send(event)
+
+    def exited(self, exitcode: int | None, reason: str | None = None) -> None:
+        """Tell the server the body has ended, with its exit code: what ends the worker there. Send it once, last.
+
+        `exitcode`: 0 clean, 1 failed, negative for the signal that killed a
+        process, None when unknown. A backend that saw the body end from
+        outside (its host died, it could not be started) says why in `reason`
+        (`WorkerExit.reason`): the worker then ended ``killed``, unless the
+        exit code says it failed. The server builds the worker's `WorkerExit`
+        from it, and nowhere else.
+        """
+        name = self.worker.name
+        self._send(
+            make_event(name, "exit", exitcode=exitcode)
+            if reason is None
+            else make_event(name, "exit", exitcode=exitcode, reason=reason)
+        )
 
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Have the server's monitor thread call `on_readable()` each time `fd` is readable, until `unwatch`.
@@ -135,7 +149,7 @@ class WorkerChannel:
                 f"worker {worker.name!r} is a {type(worker).__name__}: run_life() runs ThreadWorker "
                 f"bodies only (a ProcessWorker's body runs in its own process)"
             )
-        return worker._live(self.send, uvloop_enabled())
+        return worker._live(self, uvloop_enabled())
 
     def _carry_stop(self) -> None:
         """`worker.stop()` was called here: have the backend carry it to where the body runs."""

@@ -635,10 +635,7 @@ class Server:
                 data = event.data
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
-        if kind == "exit":
-            worker._set_exit(event.data.get("exitcode"), forced=run.forced, reason=event.data.get("reason"))
-        else:
-            worker._receive(event)
+        worker._receive(event, forced=run.forced)
         if "worker_event" in implemented:
             self._hook("worker_event", worker=worker, event=event)
         if kind == "startup":
@@ -979,7 +976,7 @@ def _report_start_failure(channel: WorkerChannel, exc: Exception) -> None:
     error = replace(ErrorRecord.from_exception(exc, "setup"), traceback=text)  # spoc's own frames tell nothing
     name = worker.name
     channel.send(make_event(name, "error", phase="setup", error=error))
-    channel.send(make_event(name, "exit", exitcode=1))
+    channel.exited(1)
 
 
 def count(n: int, noun: str) -> str:

@@ -7,10 +7,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._aio import uvloop_enabled
 from ._backend import Backend, Runner, WorkerChannel
 from ._errors import WorkerStartError
-from ._worker import AbstractWorker, Send, check_own_backend
+from ._worker import AbstractWorker, check_own_backend
 
 __all__ = ["ThreadBackend", "ThreadWorker"]
 
@@ -37,16 +36,8 @@ class ThreadWorker(AbstractWorker):
     def start(self) -> None:
         """Start the worker's thread on its own, outside a Server."""
         check_own_backend(self, "thread")
-        self._launch(self._receive)
-
-    def _launch(self, send: Send) -> threading.Thread:
-        """Start the worker's thread, its events going to `send`; return the thread."""
         self._check_startable()
-        use_uvloop = uvloop_enabled()
-        thread = threading.Thread(target=self._live, args=(send, use_uvloop), name=self.name, daemon=self.daemon)
-        self._runner = thread
-        thread.start()
-        return thread
+        ThreadBackend().launch(self, WorkerChannel(self, self._receive))
 
     def is_alive(self) -> bool:
         thread = self._runner
@@ -76,4 +67,7 @@ class ThreadBackend(Backend):
 
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
         assert isinstance(worker, ThreadWorker)
-        return worker._launch(channel.send)
+        thread = threading.Thread(target=channel.run_life, name=worker.name, daemon=worker.daemon)
+        worker._runner = thread  # before it runs: the body may ask whether it is alive
+        thread.start()
+        return thread

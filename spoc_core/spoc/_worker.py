@@ -505,16 +505,17 @@ class AbstractWorker(abc.ABC):
         fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
         return fresh
 
-    def _live(self, send: Send, use_uvloop: bool, body: Callable[[], int] | None = None) -> int:
-        """The worker's whole life on the calling thread, its final "exit" event included (`_lives_on_a_thread`);
-        `body` runs the lifecycle instead of a plain `LifecycleBody` (a hosted life's, with the child hooks)."""
+    def _live(self, channel: WorkerChannel, use_uvloop: bool, body: Callable[[], int] | None = None) -> int:
+        """The worker's whole life on the calling thread, each event to `channel`, its end (`WorkerChannel.exited`)
+        included (`_lives_on_a_thread`); `body` runs the lifecycle instead of a plain `LifecycleBody` (a hosted
+        life's, with the child hooks)."""
         exitcode = 1
         try:
-            exitcode = body() if body is not None else LifecycleBody(self, send).run(use_uvloop)
+            exitcode = body() if body is not None else LifecycleBody(self, channel.send).run(use_uvloop)
         finally:
             self._body_exitcode = exitcode
             self._running = False
-            send(make_event(self.name, "exit", exitcode=exitcode))
+            channel.exited(exitcode)
         return exitcode
 
     def _check_startable(self) -> None:
@@ -526,8 +527,9 @@ class AbstractWorker(abc.ABC):
 
     # ------------------------------------------------------------------ the supervising side
 
-    def _receive(self, event: WorkerEvent) -> None:
-        """Take in one event where the worker is supervised: keep state, log failures once."""
+    def _receive(self, event: WorkerEvent, forced: bool = False) -> None:
+        """Take in one event where the worker is supervised: keep state, log failures once; an ``"exit"`` ends
+        the worker (`forced`: the server had to end it)."""
         if event.kind == "error" and event.error is not None:
             if self.error is None:
                 self.error = event.error
@@ -555,7 +557,7 @@ class AbstractWorker(abc.ABC):
             duration = event.data.get("duration")
             self._teardown_duration = duration if isinstance(duration, float) else None
         elif event.kind == "exit":
-            self._set_exit(event.data.get("exitcode"), forced=bool(event.data.get("forced")))
+            self._set_exit(event.data.get("exitcode"), forced=forced, reason=event.data.get("reason"))
 
     def _lifecycle_extra(self, kind: str) -> dict[str, str]:
         """The fields of the log record of one of the worker's lifecycle events (docs/plugins.md, "Log records")."""

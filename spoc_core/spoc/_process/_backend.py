@@ -178,7 +178,7 @@ class ProcessBackend(Backend):
             link = worker._launch(fork_server, options, method)
         finally:
             _close(fd for _, fd in stdio)  # the child has its copies (or was not started)
-        link.watch(channel.watch, channel.unwatch, channel.send)
+        link.watch(channel)
         return link.runner
 
     def _stdio_for(self, worker: ProcessWorker, channel: WorkerChannel) -> tuple[tuple[int, int], ...]:

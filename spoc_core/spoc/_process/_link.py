@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from .. import _fds
-from .._events import decode_event, make_event
+from .._events import decode_event
 from .._log_extra import log_extra
 from .._worker import Send
 from ._runners import ChildRunner
 
+if TYPE_CHECKING:
+    from .._backend import WorkerChannel
+
 __all__ = ["ChildLink"]
 
 logger = logging.getLogger("spoc")
-
-Watch = Callable[[int, Callable[[], None]], None]
 
 
 class ChildLink:
@@ -50,14 +51,15 @@ class ChildLink:
                 return False
         return True
 
-    def watch(self, watch: Watch, unwatch: Callable[[int], None], send: Send) -> None:
-        """Have `watch` call back when the child's events can be read (they go to `send`) and when it ends.
+    def watch(self, channel: WorkerChannel) -> None:
+        """Have `channel` watch the child's event pipe (its events go to the channel) and its end.
 
         Callable again (a `ProcessWorker.join` that timed out, then another): a pipe the child has closed
         meanwhile is no longer watched.
         """
         events = self._events
         events_fd, sentinel = (-1 if events is None else events.fileno()), self.runner.sentinel
+        send, unwatch = channel.send, channel.unwatch
 
         def on_events() -> None:
             if not self._read(send):  # the child closed its end
@@ -70,11 +72,7 @@ class ChildLink:
                 unwatch(events_fd)
             self.runner.join(1.0)
             self._read(send, drain=True)  # what the child sent last
-            exitcode, lost = self.runner.exitcode, self.runner.lost
-            if lost is None:
-                send(make_event(self.worker, "exit", exitcode=exitcode))
-            else:  # the server could not learn how it ended: say why it ended it
-                send(make_event(self.worker, "exit", exitcode=exitcode, reason=lost))
+            channel.exited(self.runner.exitcode, self.runner.lost)  # lost: why the server ended it, not knowing how
             self._close_events()
             with self._lock:
                 control, self._control = self._control, None
@@ -83,8 +81,8 @@ class ChildLink:
             self.runner.close()
 
         if events is not None:
-            watch(events_fd, on_events)
-        watch(sentinel, on_end)
+            channel.watch(events_fd, on_events)
+        channel.watch(sentinel, on_end)
 
     def _read(self, send: Send, drain: bool = False) -> bool:
         """Send the next event (the pipe is readable), or with `drain` every one waiting; False once it is closed.

@@ -36,6 +36,7 @@ from typing import Any
 
 from .. import _fds
 from .._aio import uvloop_enabled
+from .._backend import WorkerChannel
 from .._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
 from .._linux import other_threads, preload_for_children
 from .._poll import Poller
@@ -377,7 +378,7 @@ class ProcessWorker(AbstractWorker):
         if link is None or self.exit_info is not None:
             return
         poller = Poller()
-        link.watch(poller.watch, poller.unwatch, self._receive)
+        link.watch(WorkerChannel(self, self._receive, watch=poller.watch, unwatch=poller.unwatch))
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.exit_info is None:
             poller.poll(None if deadline is None else deadline - time.monotonic())

@@ -48,7 +48,6 @@ class RayRun:
     def _read(self) -> None:
         import ray
 
-        name = self.worker.name
         try:
             for ref in self._events:
                 event: spoc.WorkerEvent = ray.get(ref)
@@ -62,8 +61,7 @@ class RayRun:
             reason = "Ray: " + " ".join(str(exc).split())
         finally:
             _kill(self.actor)  # its life has ended: no actor of ours is left in the cluster
-        data = {"exitcode": None, "reason": reason}
-        self._channel.send(spoc.WorkerEvent(name, "exit", pid=self.pid or 0, data=data))
+        self._channel.exited(None, reason)
 
 
 class RayBackend(spoc.Backend):
