@@ -1,7 +1,8 @@
 """Backends that run each worker in a ``python -m`` subprocess and stream its events back over a pipe.
 
 Written with spoc's public API only, as a plugin would be: the server's one
-monitor thread reads the pipe (`WorkerChannel.watch`). The ``subprocess``
+monitor thread reads the pipe (`WorkerChannel.watch`), and the subprocess's stderr is what the plugins'
+``worker_stdio`` give (`WorkerChannel.stdio`). The ``subprocess``
 backend runs a `ThreadWorker`'s life there with `WorkerChannel.run_life`; the
 ``hosted`` backend runs a `ProcessWorker`'s there as in its child, the
 server's child hooks included (`WorkerChannel.hosted_life`). Run as ``python
@@ -19,7 +20,8 @@ import sys
 import threading
 from typing import Any
 
-from spoc import Backend, HostedLife, ProcessWorker, Runner, ThreadWorker, WorkerChannel, WorkerEvent, hookimpl
+from spoc import ProcessWorker, ThreadWorker, hookimpl
+from spoc.backends import Backend, HostedLife, Runner, WorkerChannel, WorkerEvent
 
 
 class SubprocessBackend(Backend):
@@ -31,9 +33,18 @@ class SubprocessBackend(Backend):
 
     def launch(self, worker: Any, channel: WorkerChannel) -> Runner:
         here = os.path.dirname(os.path.abspath(__file__))  # where `python -m` finds this module and the worker's
-        child = subprocess.Popen(
-            [sys.executable, "-m", __name__], cwd=here, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+        stdio = channel.stdio()  # what the plugins ask for; its stdout carries the events, so it gets stderr alone
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                cwd=here,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stdio.get(2),
+            )
+        finally:
+            for given in stdio.values():  # the subprocess has its copy
+                os.close(given)
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(pickle.dumps(channel.hosted_life() if isinstance(worker, ProcessWorker) else worker))
         child.stdin.flush()

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from spoc import Backend, BackendError, PluginError, Runner, Server, WorkerChannel, hookimpl
+from spoc import PluginError, Server, hookimpl
+from spoc.backends import Backend, BackendError, Runner, WorkerChannel
 from spoc.testing import HookRecorder, ServerFactory
 from spoc.workers import ProcessWorker, ThreadWorker
 from workers_for_tests import ExitsAtOnce, WaitsForStop

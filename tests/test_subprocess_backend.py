@@ -10,7 +10,8 @@ from subprocess_backend import SubprocessPlugin
 
 import child_hook_plugin
 import spoc
-from spoc import ProcessWorker, ThreadWorker
+from spoc import ProcessWorker, ThreadWorker, hookimpl
+from spoc.backends import WorkerChannel
 from spoc.testing import HookRecorder, ServerFactory
 
 
@@ -122,3 +123,49 @@ def test_a_backend_that_sees_a_hosted_life_end_from_outside_says_why_and_it_is_k
     exit_info: Any = spoc_hooks.wait_for("worker_exited", worker="doomed")["exit_info"]
     assert (exit_info.outcome, exit_info.exitcode) == ("killed", None)
     assert exit_info.reason == f"its host process {pid} ended (-9)"
+
+
+class Prints(Elsewhere):
+    def main(self) -> None:
+        print("hello from a subprocess", flush=True)  # its stdout carries the events: prints go to its stderr
+        self.send_record("test.printed")
+        self.wait()
+
+
+class CapturesStderr:
+    """Gives each worker's process a pipe as its stderr (``worker_stdio``) and reads it on the monitor thread."""
+
+    name = "captures-stderr"
+
+    def __init__(self) -> None:
+        self.text = bytearray()
+        self.got = threading.Event()
+
+    @hookimpl
+    def worker_stdio(self, channel: WorkerChannel) -> dict[int, int]:
+        read_end, write_end = os.pipe()
+
+        def on_readable() -> None:
+            data = os.read(read_end, 65536)
+            self.text.extend(data)
+            if b"\n" in self.text:
+                self.got.set()
+            if not data:
+                channel.unwatch(read_end)
+                os.close(read_end)
+
+        channel.watch(read_end, on_readable)
+        return {2: write_end}
+
+
+def test_a_third_party_backend_gives_its_process_the_stdio_the_plugins_ask_for(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    capture = CapturesStderr()
+    server = spoc_server(Prints("talker"), plugins=[SubprocessPlugin(), capture])
+    server.start()
+    spoc_hooks.wait_for("worker_record", worker="talker", topic="test.printed")
+    assert capture.got.wait(30)
+    assert capture.text.decode() == "hello from a subprocess\n"
+    server.stop()
+    assert server.join_all(30) == []

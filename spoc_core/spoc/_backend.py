@@ -74,6 +74,7 @@ class WorkerChannel:
         self._watch = watch
         self._unwatch = unwatch
         self._hosted_life: Callable[[], HostedLife] | None = None  # the server's
+        self._stdio: Callable[[], dict[int, int]] | None = None  # the server's
 
     def send(self, event: WorkerEvent) -> None:
         """Deliver `event` to the server. Thread-safe; events sent from one thread arrive in order.
@@ -133,6 +134,19 @@ class WorkerChannel:
         if self._hosted_life is None:
             raise RuntimeError(f"worker {self.worker.name!r}: this channel has no server to take the life from")
         return self._hosted_life()
+
+    def stdio(self) -> dict[int, int]:
+        """The fds the server's plugins give the worker's process as its stdout (1) and stderr (2), or fewer.
+
+        For a backend that starts a process for the body on this host: call
+        it once per launch, right before starting the process, and give the
+        process each fd at its number (``{1: fd}`` becomes its stdout) before
+        anything of the worker runs there. The fds are the backend's from then
+        on: close them once the process has its copies, or when it could not
+        be started. Empty when no plugin gives any (its ``worker_stdio``
+        hook), and outside a server.
+        """
+        return self._stdio() if self._stdio is not None else {}
 
     def run_life(self) -> int:
         """Run the worker's whole life on the calling thread; return its exit code (0 clean, 1 failed).

@@ -31,6 +31,7 @@ from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._signals import REPEAT_WINDOW, SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._stash import Stash
+from ._stdio import worker_stdio
 from ._worker import AbstractWorker, check_initialised
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
@@ -349,6 +350,7 @@ class Server:
                 worker, monitor.sender(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
             )
             channel._hosted_life = functools.partial(hosted_life, worker, self.name, self._plugins.for_children)
+            channel._stdio = functools.partial(worker_stdio, self._plugins, self, channel)
             self._running.add(worker.name)
             try:
                 runner = backend.launch(worker, channel)

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _fds
@@ -166,7 +166,7 @@ class ProcessBackend(Backend):
                 fork_server = self._fork_server
             if fork_server is None and method == "fork":
                 method = self._spawn_instead(worker)
-        stdio = self._stdio_for(worker, channel)
+        stdio = tuple(sorted(channel.stdio().items()))
         options = ChildOptions(
             orphan_timeout=self._server.shutdown_timeout,
             plugins=self._plugins.for_children,
@@ -181,50 +181,16 @@ class ProcessBackend(Backend):
         link.watch(channel)
         return link.runner
 
-    def _stdio_for(self, worker: ProcessWorker, channel: WorkerChannel) -> tuple[tuple[int, int], ...]:
-        """The (fd number, fd) pairs the plugins' `worker_stdio` give `worker`'s child; the first to give a
-        number has it, the others' fds are closed."""
-        if "worker_stdio" not in self._plugins.implemented:
-            return ()
-        chosen: dict[int, tuple[str, int]] = {}
-        given = self._plugins.collect("worker_stdio", server=self._server, worker=worker, channel=channel)
-        for plugin, result in given:
-            if not isinstance(result, Mapping) or not all(
-                number in (1, 2) and isinstance(fd, int) and fd >= 0 for number, fd in result.items()
-            ):
-                logger.error(
-                    "spoc plugin %r: worker_stdio returned %r for worker %r; return a mapping of 1 (stdout) "
-                    "and 2 (stderr) to open fds, or None. Ignored",
-                    plugin,
-                    result,
-                    worker.name,
-                    extra=log_extra(worker.name, server=self._server.name),
-                )
-                if isinstance(result, Mapping):
-                    _close(fd for fd in result.values() if isinstance(fd, int) and fd >= 0)
-                continue
-            for number, fd in result.items():
-                if number in chosen:
-                    logger.warning(
-                        "worker %r: spoc plugins %r and %r both give its fd %d (worker_stdio); %r has it",
-                        worker.name,
-                        chosen[number][0],
-                        plugin,
-                        number,
-                        chosen[number][0],
-                        extra=log_extra(worker.name, server=self._server.name),
-                    )
-                    _close([fd])
-                else:
-                    chosen[number] = (plugin, fd)
-        return tuple((number, fd) for number, (_, fd) in sorted(chosen.items()))
-
     def _spawn_instead(self, worker: ProcessWorker) -> str:
         """``spawn`` for a ``fork`` worker that this server has no clean snapshot to fork from; warns once per name."""
         if worker.name not in self._spawned_instead:
             self._spawned_instead.add(worker.name)
             warn_spawn_instead(worker, self._no_fork_server)
         return "spawn"
+
+    def stop(self, worker: AbstractWorker) -> None:
+        assert isinstance(worker, ProcessWorker)
+        worker._control_write(b"S")
 
     def terminate(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)

@@ -319,10 +319,10 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ stopping and signals
 
     def _request_stop(self) -> None:
-        if self._link is None:  # not a child of the core's (another backend's host): that backend carries it
-            super()._request_stop()
-        else:
+        if self._channel is None:  # started on its own, outside a server: down its child's control pipe
             self._control_write(b"S")
+        else:  # under a server, its backend carries it (`Backend.stop`)
+            super()._request_stop()
 
     def _control_write(self, request: bytes) -> None:
         """Write `request` to the child's control pipe and make it read it now (`CONTROL_SIGNAL`)."""
