@@ -212,9 +212,9 @@ def test_hook_server_stopped(spoc_server: ServerFactory, spoc_hooks: HookRecorde
 # ---------------------------------------------------------------------- workers
 
 
-def test_hook_worker_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_worker_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     """Every event, thread and process alike, in the order the worker sent it."""
-    server = spoc_server(SendsRecordsThread("thread"), SendsRecordsProcess("process", start_method=start_method))
+    server = spoc_server(SendsRecordsThread("thread"), SendsRecordsProcess("process", start_method=spoc_start_method))
     server.start()
     for name in ("thread", "process"):
         spoc_hooks.wait_for("worker_exited", worker=name)
@@ -235,8 +235,8 @@ def test_hook_worker_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder,
         assert {e.worker for e in events} == {name}
 
 
-def test_hook_worker_started(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
-    process = ExitsAtOnce("process", start_method=start_method)
+def test_hook_worker_started(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
+    process = ExitsAtOnce("process", start_method=spoc_start_method)
     server = spoc_server(WaitsForStop("thread"), process)
     server.start()
     thread_call = spoc_hooks.wait_for("worker_started", worker="thread")
@@ -246,8 +246,8 @@ def test_hook_worker_started(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     assert process_call["event"].kind == "startup"
 
 
-def test_hook_worker_error(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
-    server = spoc_server(Raises("broken", start_method=start_method), allow_errors=True)
+def test_hook_worker_error(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
+    server = spoc_server(Raises("broken", start_method=spoc_start_method), allow_errors=True)
     server.start()
     error = spoc_hooks.wait_for("worker_error", worker="broken")["error"]
     assert (error.phase, error.type_name) == ("main", "LookupError")
@@ -256,8 +256,8 @@ def test_hook_worker_error(spoc_server: ServerFactory, spoc_hooks: HookRecorder,
     assert spoc_hooks.wait_for("worker_exited", worker="broken")["exit_info"].outcome == "failed"
 
 
-def test_hook_worker_record(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
-    process = SendsRecordsProcess("process", start_method=start_method)
+def test_hook_worker_record(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
+    process = SendsRecordsProcess("process", start_method=spoc_start_method)
     server = spoc_server(SendsRecordsThread("thread"), process)
     server.start()
     for name in ("thread", "process"):
@@ -289,9 +289,11 @@ def test_send_record_outside_the_workers_life_is_an_error() -> None:
         worker.send_record("")
 
 
-def test_hook_worker_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_worker_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     """Once per worker that was still running: asked by the server, or stopping itself inside its child."""
-    server = spoc_server(WaitsForStop("waits"), StopsItself("itself", start_method=start_method), ExitsAtOnce("gone"))
+    server = spoc_server(
+        WaitsForStop("waits"), StopsItself("itself", start_method=spoc_start_method), ExitsAtOnce("gone")
+    )
     server.start()
     spoc_hooks.wait_for("worker_exited", worker="itself")
     spoc_hooks.wait_for("worker_exited", worker="gone")
@@ -301,12 +303,12 @@ def test_hook_worker_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecord
     assert spoc_hooks.of("worker_exited", worker="itself")[0]["exit_info"].outcome == "stopped"
 
 
-def test_hook_worker_exited(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_worker_exited(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     workers = (
         WaitsForStop("stopped"),
-        ExitsAtOnce("clean", start_method=start_method),
-        Raises("failed", start_method=start_method),
-        KillsItself("killed", start_method=start_method),
+        ExitsAtOnce("clean", start_method=spoc_start_method),
+        Raises("failed", start_method=spoc_start_method),
+        KillsItself("killed", start_method=spoc_start_method),
     )
     server = spoc_server(*workers, allow_errors=True)
     server.start()
@@ -364,11 +366,11 @@ class CapturesOutput:
             del self.reading[fd]
 
 
-def test_hook_worker_stdio(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_worker_stdio(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     """The child writes to the plugin's pipes, under every start method and after a restart (the fork server's
     children); the server closes its copies of the write ends, so the pipes are at their end once it has ended."""
     capture = CapturesOutput()
-    server = spoc_server(WritesBothStreams("writer", start_method=start_method), plugins=[capture])
+    server = spoc_server(WritesBothStreams("writer", start_method=spoc_start_method), plugins=[capture])
     server.start()
     first = spoc_hooks.wait_for("worker_started", worker="writer")["event"].pid
     spoc_hooks.wait_for("worker_exited", worker="writer")
@@ -425,9 +427,9 @@ def test_worker_stdio_the_first_plugin_has_a_number_and_a_wrong_result_is_named(
 # ---------------------------------------------------------------------- in the child
 
 
-def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     """It runs in the child before setup, under every start method; a module plugin travels by its name."""
-    worker = ReportsChildHook("child", start_method=start_method)
+    worker = ReportsChildHook("child", start_method=spoc_start_method)
     server = spoc_server(worker, plugins=[child_hook_plugin], name="parent")
     server.start()
     spoc_hooks.wait_for("worker_exited", worker="child")
@@ -440,9 +442,12 @@ def test_hook_child_starting(spoc_server: ServerFactory, spoc_hooks: HookRecorde
     assert not spoc_hooks.of("child_starting")  # and never in the server's process
 
 
-def test_hook_child_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_child_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     """It runs in the child right before each lifecycle event is sent (not before records, its own included)."""
-    clean, failed = ExitsAtOnce("clean", start_method=start_method), Raises("failed", start_method=start_method)
+    clean, failed = (
+        ExitsAtOnce("clean", start_method=spoc_start_method),
+        Raises("failed", start_method=spoc_start_method),
+    )
     server = spoc_server(clean, failed, plugins=[child_hook_plugin.AnnouncesEvents()], allow_errors=True)
     server.start()
     for worker in (clean, failed):
@@ -459,9 +464,12 @@ def test_hook_child_event(spoc_server: ServerFactory, spoc_hooks: HookRecorder, 
     assert not spoc_hooks.of("child_event")  # never in the server's process
 
 
-def test_hook_child_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_hook_child_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
     """It runs in the child after teardown, however the body ended, and its records arrive before the exit."""
-    clean, failed = ExitsAtOnce("clean", start_method=start_method), Raises("failed", start_method=start_method)
+    clean, failed = (
+        ExitsAtOnce("clean", start_method=spoc_start_method),
+        Raises("failed", start_method=spoc_start_method),
+    )
     plugins = [child_hook_plugin, child_hook_plugin.OnlyStopping()]
     server = spoc_server(clean, failed, plugins=plugins, name="parent", allow_errors=True)
     server.start()
@@ -601,12 +609,12 @@ def test_hook_worker_joined(
 
 
 def test_a_worker_knows_its_server_where_it_lives(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     """server_name and server_pid are set by the server, and read the same in a child, a fresh instance's (from
     the fork server under fork) included; the stash stays in the server."""
     keeper = KeepsPerWorker()
-    worker = ReportsItsServer("knows", start_method=start_method)
+    worker = ReportsItsServer("knows", start_method=spoc_start_method)
     assert (worker.server_name, worker.server_pid) == (None, None)
     server = spoc_server(worker, plugins=[keeper], name="home")
     assert (worker.server_name, worker.server_pid) == ("home", os.getpid())

@@ -56,9 +56,9 @@ def test_events_come_in_lifecycle_order(kind: str, runner: Any) -> None:
     assert worker.error is None
 
 
-def test_every_start_method_runs_the_lifecycle(start_method: str) -> None:
+def test_every_start_method_runs_the_lifecycle(spoc_start_method: str) -> None:
     queue = journal()
-    worker = make("process", "w", queue, method=start_method)
+    worker = make("process", "w", queue, method=spoc_start_method)
     run_in_server(worker)
     assert [entry[1:] for entry in drain(queue, 5)] == CLEAN
     assert worker.exitcode == 0

@@ -76,10 +76,10 @@ def run(server: Server, *workers: Any) -> None:
     assert server.join_all(30) == []
 
 
-def test_hooks_see_thread_and_process_workers_in_order(start_method: str) -> None:
+def test_hooks_see_thread_and_process_workers_in_order(spoc_start_method: str) -> None:
     recorder = Recorder()
     server = Server("hooked", plugins=[recorder])
-    run(server, WaitsForStop("thread"), ExitsAtOnce("process", start_method=start_method))
+    run(server, WaitsForStop("thread"), ExitsAtOnce("process", start_method=spoc_start_method))
     calls = recorder.calls
     assert calls[0] == ("server_starting", "hooked") and ("server_started", "hooked") in calls
     assert calls[-1] == ("server_stopped", "process,thread")
@@ -94,9 +94,9 @@ def test_hooks_see_thread_and_process_workers_in_order(start_method: str) -> Non
     assert ("worker_stopping", "thread") in calls  # it was still running when the server stopped it
 
 
-def test_a_process_workers_exception_reaches_worker_error_with_its_traceback(start_method: str) -> None:
+def test_a_process_workers_exception_reaches_worker_error_with_its_traceback(spoc_start_method: str) -> None:
     recorder = Recorder()
-    run(Server(plugins=[recorder]), Raises("broken", start_method=start_method))
+    run(Server(plugins=[recorder]), Raises("broken", start_method=spoc_start_method))
     ((_, name, phase, type_name, traceback),) = recorder.of("worker_error")
     assert (name, phase, type_name) == ("broken", "main", "LookupError")
     assert "no such job: 42" in traceback and "def main" not in traceback and "raise LookupError" in traceback

@@ -35,8 +35,8 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_child_exception_reaches_the_parent_as_an_error_record(start_method: str, caplog: Any) -> None:
-    worker = Raises("raiser", start_method=start_method)
+def test_child_exception_reaches_the_parent_as_an_error_record(spoc_start_method: str, caplog: Any) -> None:
+    worker = Raises("raiser", start_method=spoc_start_method)
     with caplog.at_level(logging.ERROR, logger="spoc"):
         run_in_server(worker)
     record = worker.error
@@ -77,8 +77,8 @@ def test_unpicklable_worker_fails_at_start_naming_the_attribute(method: str) -> 
     assert not worker.started
 
 
-def test_thread_only_objects_on_a_process_worker_are_named(start_method: str) -> None:
-    worker = ExitsAtOnce("pipeline", start_method=start_method)
+def test_thread_only_objects_on_a_process_worker_are_named(spoc_start_method: str) -> None:
+    worker = ExitsAtOnce("pipeline", start_method=spoc_start_method)
     worker.jobs = queue.Queue()  # type: ignore[attr-defined]
     with pytest.warns(
         ThreadOnlyObjectWarning, match=r"'pipeline' holds a queue\.Queue in self\.jobs.*multiprocessing\.Queue"
@@ -86,7 +86,7 @@ def test_thread_only_objects_on_a_process_worker_are_named(start_method: str) ->
         try:
             worker.start()
         except WorkerStartError as exc:
-            assert start_method != "fork"
+            assert spoc_start_method != "fork"
             assert "self.jobs" in str(exc) and "multiprocessing.Queue()" in str(exc)
             return
         finally:
@@ -106,8 +106,8 @@ def test_a_thread_only_object_warning_under_a_server_points_at_the_users_line() 
     assert worker.exitcode == 0
 
 
-def test_sigkilled_process_worker_is_reported_with_exitcode_minus_9(start_method: str, caplog: Any) -> None:
-    worker = KillsItself("victim", start_method=start_method)
+def test_sigkilled_process_worker_is_reported_with_exitcode_minus_9(spoc_start_method: str, caplog: Any) -> None:
+    worker = KillsItself("victim", start_method=spoc_start_method)
     with caplog.at_level(logging.ERROR, logger="spoc"):
         run_in_server(worker)
     assert worker.exitcode == -9
@@ -141,7 +141,7 @@ def test_a_subprocess_started_in_a_worker_keeps_its_exit_code() -> None:
     assert server.join_all(30) == []
 
 
-def test_process_worker_started_while_thread_workers_run(start_method: str) -> None:
+def test_process_worker_started_while_thread_workers_run(spoc_start_method: str) -> None:
     records = journal()
     server = Server("mixed")
     waiters = [WaitsForStop(f"thread-{i}") for i in range(3)]
@@ -151,8 +151,8 @@ def test_process_worker_started_while_thread_workers_run(start_method: str) -> N
     for waiter in waiters:
         assert waiter.ready.wait(10)
     assert threading.active_count() > 3
-    late = RecordingProcess("late", records, start_method=start_method)
-    if start_method == "fork":  # the server forked no fork server at start: no clean snapshot to fork from
+    late = RecordingProcess("late", records, start_method=spoc_start_method)
+    if spoc_start_method == "fork":  # the server forked no fork server at start: no clean snapshot to fork from
         with pytest.warns(SpocWarning, match="'late' .* with 'spawn' instead: server 'mixed' forked no fork server"):
             server.add_worker(late)
     else:
@@ -222,10 +222,10 @@ def test_servers_started_back_to_back_each_fork_directly() -> None:
     assert result.returncode == 0 and "ALL-DIRECT" in result.stdout, result.stderr
 
 
-def test_the_child_process_is_named_after_its_worker(start_method: str) -> None:
+def test_the_child_process_is_named_after_its_worker(spoc_start_method: str) -> None:
     """multiprocessing.current_process().name (logging's processName) says which worker a line is from."""
     records = journal()
-    run_in_server(ReportsProcessName("named", records, start_method=start_method))
+    run_in_server(ReportsProcessName("named", records, start_method=spoc_start_method))
     assert drain(records, 1) == [("named", "spoc:named")]
 
 
@@ -256,16 +256,16 @@ def test_thread_worker_is_not_a_process() -> None:
     assert t._thread_or_process is not None and not t._thread_or_process.is_alive()
 
 
-def test_a_first_sigterm_after_the_stop_request_is_still_graceful(start_method: str) -> None:
+def test_a_first_sigterm_after_the_stop_request_is_still_graceful(spoc_start_method: str) -> None:
     """systemd's control-group kill: the parent relays stop, then the child's own SIGTERM lands."""
     import multiprocessing
     import signal
 
     from workers_for_tests import SlowTeardown
 
-    context = multiprocessing.get_context(start_method)
+    context = multiprocessing.get_context(spoc_start_method)
     stopping, proceed, records = context.Event(), context.Event(), journal()
-    worker = SlowTeardown("slow", stopping, proceed, records, start_method=start_method)
+    worker = SlowTeardown("slow", stopping, proceed, records, start_method=spoc_start_method)
     server = Server()
     server.add_worker(worker)
     server.start()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import App, children_of_this_process, ready_pids
+from harness import App, ready_pids
+from spoc.testing import children_of_this_process
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
@@ -36,9 +37,9 @@ def children(pid: int) -> list[int]:
         return [int(child) for child in f.read().split()]
 
 
-def test_setproctitle_titles_every_child_and_the_fork_server(app_factory: type[App], start_method: str) -> None:
+def test_setproctitle_titles_every_child_and_the_fork_server(app_factory: type[App], spoc_start_method: str) -> None:
     pytest.importorskip("setproctitle")
-    app = app_factory("own_handlers", "--method", start_method, "--add-later", "own")  # own: from the fork server
+    app = app_factory("own_handlers", "--method", spoc_start_method, "--add-later", "own")  # own: from the fork server
     pids = ready_pids(app, 2)
     assert cmdline(pids["own"]) == "spoc: faults-own_handlers/own"
     assert cmdline(pids["process-1"]) == "spoc: faults-own_handlers/process-1"

@@ -33,14 +33,14 @@ def spoc_run(app_factory: type[App], scenario: str, method: str = "fork", *optio
 
 @pytest.mark.parametrize("later", [False, True], ids=["at-start", "fork-server"])
 def test_a_workers_own_handlers_just_run_and_the_worker_goes_on(
-    app_factory: type[App], start_method: str, later: bool
+    app_factory: type[App], spoc_start_method: str, later: bool
 ) -> None:
     """SIGHUP, SIGUSR1 and SIGUSR2 sent to a child run the handlers its setup() installed, and nothing else.
 
     Added after start(), the worker's child comes from the fork server, whatever its start method.
     """
     options = ["--add-later", "own"] if later else []
-    app = app_factory("own_handlers", "--method", start_method, *options)
+    app = app_factory("own_handlers", "--method", spoc_start_method, *options)
     pids = ready_pids(app, 2)
     for signum in OWN_HANDLED:
         os.kill(pids["own"], signum)
@@ -74,10 +74,10 @@ def test_a_workers_own_handler_under_spoc_run(app_factory: type[App]) -> None:
 @pytest.mark.parametrize("gap_ms", [1, 5, 50])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_pid_then_group_a_moment_apart_is_one_request(
-    app_factory: type[App], start_method: str, gap_ms: int, signum: signal.Signals
+    app_factory: type[App], spoc_start_method: str, gap_ms: int, signum: signal.Signals
 ) -> None:
     """As `timeout`, systemd and supervisors deliver a stop: to the pid, then to the group."""
-    app = app_factory("basic", "--method", start_method)
+    app = app_factory("basic", "--method", spoc_start_method)
     ready_pids(app, 3)
     app.signal(signum)
     time.sleep(gap_ms / 1000)
@@ -91,11 +91,11 @@ def test_pid_then_group_a_moment_apart_is_one_request(
 
 @pytest.mark.parametrize("gap_ms", [3, 100])
 def test_the_group_signalled_twice_a_moment_apart_is_one_stop_in_each_child(
-    app_factory: type[App], start_method: str, gap_ms: int
+    app_factory: type[App], spoc_start_method: str, gap_ms: int
 ) -> None:
     """``kill -TERM -PGID`` on ``setsid timeout 60 spoc run ...``: timeout sends the group the SIGTERM again, so
     each child gets two a moment apart; the second must not cut its teardown off (issue 35, point 2)."""
-    app = app_factory("busy_teardown", "--method", start_method)
+    app = app_factory("busy_teardown", "--method", spoc_start_method)
     ready_pids(app, 1)
     app.signal_group(signal.SIGTERM)
     time.sleep(gap_ms / 1000)  # the sender's pace, as timeout forwards it
@@ -105,10 +105,12 @@ def test_the_group_signalled_twice_a_moment_apart_is_one_stop_in_each_child(
     assert "worker 'busy' ended (stopped)" in app.stderr
 
 
-def test_a_child_cut_off_by_a_later_sigterm_is_killed_not_stopped(app_factory: type[App], start_method: str) -> None:
+def test_a_child_cut_off_by_a_later_sigterm_is_killed_not_stopped(
+    app_factory: type[App], spoc_start_method: str
+) -> None:
     """Stopped from outside, then by its server, then a SIGTERM past the repeat window ends it mid-teardown: that is
     no clean stop, and the exit code says so (issue 35, point 2)."""
-    app = app_factory("busy_teardown", "--method", start_method, env={"TEARDOWN_SECONDS": "60"})
+    app = app_factory("busy_teardown", "--method", spoc_start_method, env={"TEARDOWN_SECONDS": "60"})
     child = ready_pids(app, 1)["busy"]
     os.kill(child, signal.SIGTERM)
     app.expect("TEARDOWN busy")
@@ -147,8 +149,10 @@ def test_a_second_request_after_every_worker_ended_forces_nothing(app_factory: t
 # ---------------------------------------------------------------------- SIGHUP reloads (point 3)
 
 
-def test_sighup_replaces_every_worker_and_the_server_keeps_running(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("basic", "--method", start_method)
+def test_sighup_replaces_every_worker_and_the_server_keeps_running(
+    app_factory: type[App], spoc_start_method: str
+) -> None:
+    app = app_factory("basic", "--method", spoc_start_method)
     first = ready_pids(app, 3)
     app.signal(signal.SIGHUP)
     app.expect("RELOADING thread-1,process-1,async-1")
@@ -199,8 +203,8 @@ def stack_blocks(stderr: str) -> dict[str, list[str]]:
     return blocks
 
 
-def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("two_processes", "--method", start_method)
+def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App], spoc_start_method: str) -> None:
+    app = app_factory("two_processes", "--method", spoc_start_method)
     pids = ready_pids(app, 4)
     app.expect("IN-MAIN", count=4)  # main() is on every stack (READY comes just before it is called)
     app.signal(signal.SIGUSR1)
@@ -224,9 +228,9 @@ def test_sigusr1_logs_every_workers_stack_whole_and_named(app_factory: type[App]
 
 
 def test_a_child_stopped_from_outside_is_reported_not_taken_for_a_requested_stop(
-    app_factory: type[App], start_method: str
+    app_factory: type[App], spoc_start_method: str
 ) -> None:
-    app = app_factory("processes", "--method", start_method)
+    app = app_factory("processes", "--method", spoc_start_method)
     pids = ready_pids(app, 3)
     os.kill(pids["process-2"], signal.SIGTERM)  # an operator's `kill <pid>`
     app.expect(r"worker 'process-2' was stopped by SIGTERM from outside its server", stream="stderr")
@@ -238,8 +242,10 @@ def test_a_child_stopped_from_outside_is_reported_not_taken_for_a_requested_stop
     assert "failed=process-2" in app.stdout
 
 
-def test_a_child_stopped_from_outside_is_restarted_by_a_supervisor(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("processes", "--method", start_method, "--restart-killed")
+def test_a_child_stopped_from_outside_is_restarted_by_a_supervisor(
+    app_factory: type[App], spoc_start_method: str
+) -> None:
+    app = app_factory("processes", "--method", spoc_start_method, "--restart-killed")
     pids = ready_pids(app, 3)
     os.kill(pids["process-2"], signal.SIGTERM)
     again = app.expect(r"READY process-2 pid=(\d+)", count=2)[1]
@@ -252,8 +258,8 @@ def test_a_child_stopped_from_outside_is_restarted_by_a_supervisor(app_factory: 
 # ---------------------------------------------------------------------- escalation past the deadline (point 10)
 
 
-def test_a_slow_teardown_past_the_deadline_is_reported_as_such(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("slow_teardown", "--method", start_method, "--timeout", "1")
+def test_a_slow_teardown_past_the_deadline_is_reported_as_such(app_factory: type[App], spoc_start_method: str) -> None:
+    app = app_factory("slow_teardown", "--method", spoc_start_method, "--timeout", "1")
     ready_pids(app, 1)
     app.signal(signal.SIGTERM)
     assert app.wait() == 1
@@ -316,9 +322,9 @@ def test_a_childs_death_is_seen_at_once_though_its_own_child_holds_its_fds(app_f
 # ---------------------------------------------------------------------- small things a user hit (point 9)
 
 
-def test_a_lost_task_exception_is_logged_naming_its_worker(app_factory: type[App], start_method: str) -> None:
+def test_a_lost_task_exception_is_logged_naming_its_worker(app_factory: type[App], spoc_start_method: str) -> None:
     """A task an async worker created and never awaited fails: the spoc logger says which worker, with the traceback."""
-    app = app_factory("lost_task", "--method", start_method)
+    app = app_factory("lost_task", "--method", spoc_start_method)
     app.expect("LOST-TASK lost-thread")
     app.expect("LOST-TASK lost-process")
     for name in ("lost-thread", "lost-process"):

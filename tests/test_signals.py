@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from harness import App, ready_pids, wait_gone
+from harness import App, ready_pids
 from spoc._signals import REPEAT_WINDOW, handlers_installed
+from spoc.testing import wait_gone
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
@@ -20,8 +21,8 @@ BASIC_WORKERS = ("thread-1", "process-1", "async-1")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_first_signal_shuts_down_gracefully(app_factory: type[App], start_method: str, signum: int) -> None:
-    app = app_factory("basic", "--method", start_method)
+def test_first_signal_shuts_down_gracefully(app_factory: type[App], spoc_start_method: str, signum: int) -> None:
+    app = app_factory("basic", "--method", spoc_start_method)
     ready_pids(app, 3)
     app.signal(signum)
     assert app.wait() == 0
@@ -42,8 +43,8 @@ def test_a_signal_delivered_to_another_thread_still_stops_the_server(app_factory
     assert "RESULT reason=signal signal=SIGTERM forced=False ok=True" in app.stdout
 
 
-def test_ctrl_c_to_the_whole_group_is_graceful_in_children(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("processes", "--method", start_method)
+def test_ctrl_c_to_the_whole_group_is_graceful_in_children(app_factory: type[App], spoc_start_method: str) -> None:
+    app = app_factory("processes", "--method", spoc_start_method)
     ready_pids(app, 3)
     app.signal_group(signal.SIGINT)
     assert app.wait() == 0
@@ -107,12 +108,12 @@ def test_signal_during_start_leaves_the_remaining_workers_unstarted(app_factory:
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGUSR2], ids=["SIGKILL", "SIGUSR2"])
 def test_worker_killed_from_outside_is_noticed_while_the_others_run_on(
-    app_factory: type[App], start_method: str, signum: signal.Signals
+    app_factory: type[App], spoc_start_method: str, signum: signal.Signals
 ) -> None:
     """The OOM killer's way: SIGKILL to one child while the server runs. And SIGUSR2, which spoc does not handle
     in a child (docs/workers.md, docs/server.md: it asks a late child for its stack over its control pipe):
     without the worker's own handler, its default action ends the child."""
-    app = app_factory("processes", "--method", start_method)
+    app = app_factory("processes", "--method", spoc_start_method)
     pids = ready_pids(app, 3)
     os.kill(pids["process-2"], signum)
     app.expect(rf"worker 'process-2' was killed by {signum.name}", stream="stderr")
@@ -122,8 +123,8 @@ def test_worker_killed_from_outside_is_noticed_while_the_others_run_on(
     assert "failed=process-2" in app.stdout
 
 
-def test_killed_parent_leaves_no_children(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("processes", "--method", start_method)
+def test_killed_parent_leaves_no_children(app_factory: type[App], spoc_start_method: str) -> None:
+    app = app_factory("processes", "--method", spoc_start_method)
     pids = ready_pids(app, 3)
     app.signal(signal.SIGKILL)
     app.wait()
@@ -132,9 +133,9 @@ def test_killed_parent_leaves_no_children(app_factory: type[App], start_method: 
         assert wait_gone(pid, 30.0), f"worker pid {pid} outlived its parent"
 
 
-def test_a_child_stuck_in_setup_still_notices_its_parent_died(app_factory: type[App], start_method: str) -> None:
+def test_a_child_stuck_in_setup_still_notices_its_parent_died(app_factory: type[App], spoc_start_method: str) -> None:
     """A child watches its parent from birth, not only once setup() is done (the orphan deadline ends it)."""
-    app = app_factory("stuck_in_setup", "--method", start_method, "--timeout", "1")
+    app = app_factory("stuck_in_setup", "--method", spoc_start_method, "--timeout", "1")
     pid = int(app.expect(r"IN-SETUP stuck-setup pid=(\d+)")[0].group(1))
     app.signal(signal.SIGKILL)
     app.wait()
@@ -144,9 +145,9 @@ def test_a_child_stuck_in_setup_still_notices_its_parent_died(app_factory: type[
 
 
 def test_children_outlive_a_short_lived_starting_thread_but_not_the_parent(
-    app_factory: type[App], start_method: str
+    app_factory: type[App], spoc_start_method: str
 ) -> None:
-    app = app_factory("processes", "--method", start_method, "--from-thread")
+    app = app_factory("processes", "--method", spoc_start_method, "--from-thread")
     pids = ready_pids(app, 3)
     app.expect(r"STARTER-EXITED alive=True,True,True")
     app.signal(signal.SIGKILL)
@@ -174,8 +175,10 @@ def test_run_forever_returns_when_every_worker_has_ended(app_factory: type[App])
     assert "RESULT reason=workers_ended signal=None forced=False ok=True" in app.stdout
 
 
-def test_process_past_the_deadline_dumps_its_stack_then_is_killed(app_factory: type[App], start_method: str) -> None:
-    app = app_factory("ignore_stop", "--method", start_method, "--timeout", "1")
+def test_process_past_the_deadline_dumps_its_stack_then_is_killed(
+    app_factory: type[App], spoc_start_method: str
+) -> None:
+    app = app_factory("ignore_stop", "--method", spoc_start_method, "--timeout", "1")
     ready_pids(app, 2)
     app.signal(signal.SIGTERM)
     assert app.wait() == 1

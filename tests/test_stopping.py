@@ -38,9 +38,9 @@ def test_stop_wakes_a_worker_blocked_in_wait_or_sleep_at_once(worker_class: Any)
     assert elapsed < 0.5, f"stop took {elapsed:.3f}s, not milliseconds"
 
 
-def test_stop_reaches_a_process_worker_blocked_in_wait(start_method: str) -> None:
-    ready = multiprocessing.get_context(start_method).Event()
-    worker = WaitsForStopProcess("sleeper", ready, start_method=start_method)
+def test_stop_reaches_a_process_worker_blocked_in_wait(spoc_start_method: str) -> None:
+    ready = multiprocessing.get_context(spoc_start_method).Event()
+    worker = WaitsForStopProcess("sleeper", ready, start_method=spoc_start_method)
     server = Server()
     server.add_worker(worker)
     server.start()
@@ -188,7 +188,7 @@ def test_join_all_names_a_thread_that_will_not_stop_with_its_stack(caplog: Any) 
     stuck.join(10)
 
 
-def test_uvloop_runs_async_workers_once_enabled(start_method: str) -> None:
+def test_uvloop_runs_async_workers_once_enabled(spoc_start_method: str) -> None:
     pytest.importorskip("uvloop")
     records = journal()
     import spoc._aio as aio
@@ -198,7 +198,7 @@ def test_uvloop_runs_async_workers_once_enabled(start_method: str) -> None:
         assert set_uvloop_if_available() is True
         server = Server()
         server.add_worker(ReportsLoop("thread", records))
-        server.add_worker(ReportsLoopProcess("process", records, start_method=start_method))
+        server.add_worker(ReportsLoopProcess("process", records, start_method=spoc_start_method))
         server.start()
         loops = dict(drain(records, 2))
         assert server.join_all(30) == []

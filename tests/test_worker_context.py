@@ -21,11 +21,11 @@ def reports(spoc_hooks: HookRecorder, worker: str) -> dict[str, str | None]:
 
 
 def test_current_worker_is_the_worker_whose_body_runs_here(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     workers = (
         ReportsCurrentThread("thread"),
-        ReportsCurrentProcess("process", start_method=start_method),
+        ReportsCurrentProcess("process", start_method=spoc_start_method),
         ReportsCurrentAsync("async"),
     )
     spoc_server(*workers).start()
@@ -52,11 +52,11 @@ def test_current_worker_is_none_outside_any_worker() -> None:
 
 
 def test_startup_shutdown_and_error_events_carry_their_phase_duration(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     """Metrics plugins time setup and teardown from the events, where the worker lives."""
-    slow, failing = SlowSetupThread("slow", seconds=0.05), Raises("failing", start_method=start_method)
-    spoc_server(slow, failing, ExitsAtOnce("quick", start_method=start_method), allow_errors=True).start()
+    slow, failing = SlowSetupThread("slow", seconds=0.05), Raises("failing", start_method=spoc_start_method)
+    spoc_server(slow, failing, ExitsAtOnce("quick", start_method=spoc_start_method), allow_errors=True).start()
     for name in ("slow", "failing", "quick"):
         spoc_hooks.wait_for("worker_exited", worker=name)
     durations = {

@@ -17,6 +17,26 @@ so once spoc is installed the fixtures are there in every test:
     order, with its arguments; `HookRecorder.wait_for` blocks
     until a given call arrives, so a test synchronises on events, not sleeps.
 
+``spoc_app``
+    A factory of `App`: ``spoc_app(script="service.py")`` or
+    ``spoc_app(command=["spoc", "run", "tasks:server"])`` runs a program in
+    its own session, as a terminal or a service manager does, for tests that
+    send it signals and read its output (`App.expect` waits for a line). Each
+    program it started is killed with its process group at the end.
+
+``spoc_no_leftovers``
+    Fails the test when a process or a thread it started (a worker's child,
+    an orphan of one, an endpoint's thread) is still running 10 s after it
+    ended; makes the pytest process a child subreaper, so that orphans are
+    seen. Opt in for a whole suite from its conftest.py::
+
+        @pytest.fixture(autouse=True)
+        def _no_leftovers(spoc_no_leftovers): ...
+
+``spoc_start_method``
+    Runs the test once per start method of process workers: ``"fork"``,
+    ``"forkserver"`` and ``"spawn"`` (``Job("job", start_method=spoc_start_method)``).
+
 Example::
 
     def test_my_plugin_counts_starts(spoc_server, spoc_hooks):
@@ -31,7 +51,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +61,29 @@ from ._errors import ErrorRecord
 from ._events import WorkerEvent, WorkerExit
 from ._plugins import hookimpl
 from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, StopReason
+from ._testing_apps import App, Leftovers, LogLines, children, children_of_this_process, log_lines, wait_gone
 from ._worker import AbstractWorker
 
-__all__ = ["HookCall", "HookRecorder", "ServerFactory", "spoc_hooks", "spoc_server"]
+__all__ = [
+    "START_METHODS",
+    "App",
+    "HookCall",
+    "HookRecorder",
+    "LogLines",
+    "ServerFactory",
+    "children",
+    "children_of_this_process",
+    "log_lines",
+    "spoc_app",
+    "spoc_hooks",
+    "spoc_no_leftovers",
+    "spoc_server",
+    "spoc_start_method",
+    "wait_gone",
+]
+
+START_METHODS = ("fork", "forkserver", "spawn")
+"""The start methods of process workers, each of which ``spoc_start_method`` runs a test with."""
 
 
 @dataclass(frozen=True)
@@ -282,3 +322,33 @@ def spoc_server(spoc_hooks: HookRecorder) -> Iterator[ServerFactory]:
     problems = factory.finish()
     if problems:
         pytest.fail("spoc: " + "\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def spoc_app() -> Iterator[Callable[..., App]]:
+    """Start programs with ``spoc_app(*args, script=...)`` or ``spoc_app(command=[...])`` (`App`'s arguments);
+    each is killed with its process group at the end of the test."""
+    started: list[App] = []
+
+    def make(*args: str, **kwargs: Any) -> App:
+        app = App(*args, **kwargs)
+        started.append(app)
+        return app
+
+    yield make
+    for app in started:
+        app.close()
+
+
+@pytest.fixture
+def spoc_no_leftovers() -> Iterator[None]:
+    """Fail the test when a process or a thread it started is still running 10 s after it (`Leftovers`)."""
+    check = Leftovers()
+    yield
+    check.verify()
+
+
+@pytest.fixture(params=START_METHODS)
+def spoc_start_method(request: pytest.FixtureRequest) -> str:
+    """Each start method of process workers in turn: ``"fork"``, ``"forkserver"``, ``"spawn"``."""
+    return str(request.param)

@@ -9,19 +9,14 @@ from typing import Any
 
 import pytest
 
-from harness import App
+from spoc.testing import App
 
 APP = Path(__file__).parent / "apps" / "logging_app.py"
 
 
-@pytest.fixture(params=["fork", "forkserver", "spawn"])
-def start_method(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def spoc_run(app_factory: type[App], mode: str, *options: str, env: dict[str, str] | None = None) -> App:
+def spoc_run(spoc_app: type[App], mode: str, *options: str, env: dict[str, str] | None = None) -> App:
     """`spoc run` of the test app in `mode`, with `options`."""
-    return app_factory(
+    return spoc_app(
         command=[sys.executable, "-m", "spoc", "run", f"{APP}:server", *options],
         env={"SPOC_TEST_APP": mode, **(env or {})},
         cwd=APP.parent,

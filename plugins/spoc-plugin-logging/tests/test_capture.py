@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import App
 from runs import APP, own_record, records, spoc_run
+from spoc.testing import App
 
 
-def test_every_line_written_before_a_sigkill_arrives(tmp_path: Path, start_method: str) -> None:
+def test_every_line_written_before_a_sigkill_arrives(tmp_path: Path, spoc_start_method: str) -> None:
     """The stream goes to a file, which never makes the writer drop a line: what is missing was lost."""
     side, fifo, out = tmp_path / "written", tmp_path / "at-20000", tmp_path / "stream.jsonl"
     os.mkfifo(fifo)
     env = {**os.environ, "SPOC_TEST_APP": "flood_kill", "SPOC_TEST_SIDE": str(side), "SPOC_TEST_FIFO": str(fifo)}
-    env["SPOC_TEST_START_METHOD"] = start_method
+    env["SPOC_TEST_START_METHOD"] = spoc_start_method
     command = [sys.executable, "-m", "spoc", "run", f"{APP}:server", "--log-format", "json"]
     with out.open("wb") as stdout:
         program = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -51,9 +51,11 @@ def test_every_line_written_before_a_sigkill_arrives(tmp_path: Path, start_metho
     assert exited["tail"] == [str(n) for n in numbers[-50:]]  # the last lines come with the death
 
 
-def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(app_factory: type[App], start_method: str) -> None:
-    env = {"SPOC_TEST_START_METHOD": start_method}
-    program = spoc_run(app_factory, "long_lines", "--log-format", "json", env=env)
+def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(
+    spoc_app: type[App], spoc_start_method: str
+) -> None:
+    env = {"SPOC_TEST_START_METHOD": spoc_start_method}
+    program = spoc_run(spoc_app, "long_lines", "--log-format", "json", env=env)
     assert program.wait() == 0, program.stderr[-2000:]
     lines = [r for r in records(program.stdout) if r.get("stream") == "stdout"]
     assert sorted(r["worker"] for r in lines) == ["a-writer"] * 20 + ["b-writer"] * 20
@@ -62,11 +64,13 @@ def test_a_64_kib_line_arrives_whole_while_another_child_writes_too(app_factory:
 
 
 def test_a_line_longer_than_max_line_arrives_in_parts_each_at_most_max_line(
-    app_factory: type[App], start_method: str
+    spoc_app: type[App], spoc_start_method: str
 ) -> None:
     """Every part of a 10 MiB line, the last one too, is at most max_line (1 MiB) bytes and marked partial; parts
     are cut between characters; the parts make the line; a short line after it is whole."""
-    program = spoc_run(app_factory, "huge_lines", "--log-format", "json", env={"SPOC_TEST_START_METHOD": start_method})
+    program = spoc_run(
+        spoc_app, "huge_lines", "--log-format", "json", env={"SPOC_TEST_START_METHOD": spoc_start_method}
+    )
     assert program.wait(60) == 0, program.stderr[-2000:]
     stream = records(program.stdout)
     for worker in ("process", "thread"):
@@ -83,13 +87,13 @@ def test_a_line_longer_than_max_line_arrives_in_parts_each_at_most_max_line(
 
 
 def test_a_worker_that_points_its_stdout_at_its_own_file_finds_only_its_own_lines_there(
-    app_factory: type[App], start_method: str, tmp_path: Path
+    spoc_app: type[App], spoc_start_method: str, tmp_path: Path
 ) -> None:
     """The plugin writes its event markers and record frames only into the pipes it installed, never into the
     file the worker dup2()'d onto fd 1; its records still reach the stream, with its events."""
     own = tmp_path / "user.log"
-    env = {"SPOC_TEST_START_METHOD": start_method, "SPOC_TEST_SIDE": str(own)}
-    program = spoc_run(app_factory, "own_file", "--log-format", "json", env=env)
+    env = {"SPOC_TEST_START_METHOD": spoc_start_method, "SPOC_TEST_SIDE": str(own)}
+    program = spoc_run(spoc_app, "own_file", "--log-format", "json", env=env)
     assert program.wait() == 1, program.stderr[-2000:]
     assert own.read_bytes() == b"to my own file\nstill to my own file\n"
     stream = [r for r in records(program.stdout) if own_record(r, "own")]
@@ -100,9 +104,9 @@ def test_a_worker_that_points_its_stdout_at_its_own_file_finds_only_its_own_line
 
 @pytest.mark.parametrize("crash", ["segfault", "abort"])
 def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_with_its_end(
-    app_factory: type[App], crash: str, start_method: str
+    spoc_app: type[App], crash: str, spoc_start_method: str
 ) -> None:
-    program = spoc_run(app_factory, crash, "--log-format", "json", env={"SPOC_TEST_START_METHOD": start_method})
+    program = spoc_run(spoc_app, crash, "--log-format", "json", env={"SPOC_TEST_START_METHOD": spoc_start_method})
     assert program.wait() == 1
     mine = [r for r in records(program.stdout) if own_record(r, "crasher")]
     errors = [r["event"] for r in mine if r.get("stream") == "stderr"]
@@ -118,9 +122,9 @@ def test_a_crash_s_trace_is_attributed_to_the_worker_and_its_last_lines_come_wit
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
 def test_a_worker_that_fails_at_boot_says_why_with_its_error(
-    app_factory: type[App], fmt: str, start_method: str
+    spoc_app: type[App], fmt: str, spoc_start_method: str
 ) -> None:
-    program = spoc_run(app_factory, "setup_fails", "--log-format", fmt, env={"SPOC_TEST_START_METHOD": start_method})
+    program = spoc_run(spoc_app, "setup_fails", "--log-format", fmt, env={"SPOC_TEST_START_METHOD": spoc_start_method})
     assert program.wait() == 1
     if fmt == "json":
         (error,) = [r for r in records(program.stdout) if r.get("lifecycle") == "error"]
@@ -137,8 +141,8 @@ def test_a_worker_that_fails_at_boot_says_why_with_its_error(
 
 
 @pytest.mark.parametrize("fmt", ["json", "logfmt"])
-def test_lines_json_must_escape_and_bytes_that_are_not_utf8_arrive_as_written(app_factory: type[App], fmt: str) -> None:
-    program = spoc_run(app_factory, "odd_lines", "--log-format", fmt)
+def test_lines_json_must_escape_and_bytes_that_are_not_utf8_arrive_as_written(spoc_app: type[App], fmt: str) -> None:
+    program = spoc_run(spoc_app, "odd_lines", "--log-format", fmt)
     assert program.wait() == 0, program.stderr
     expected = ['quote " and backslash \\', "tab\there", "ünïcødé ✓", "\x07bell", "emoji 🎉", "", "  spaced  "]
     if fmt == "json":

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
-from harness import ROOT, App
 from runs import records
+from spoc.testing import App
 
+ROOT = Path(__file__).resolve().parents[3]  # the spoc repository
 EXAMPLE = ROOT / "examples" / "structured_logs.py"
 
 
 @pytest.mark.timeout(90)
-def test_the_example_runs(app_factory: type[App]) -> None:
-    demo = app_factory(script=EXAMPLE, cwd=EXAMPLE.parent, env={"SPOC_LOG_FORMAT": "json"})
+def test_the_example_runs(spoc_app: type[App]) -> None:
+    demo = spoc_app(script=EXAMPLE, cwd=EXAMPLE.parent, env={"SPOC_LOG_FORMAT": "json"})
     demo.expect(r"Press Ctrl\+C to stop\.")
     demo.expect(r'"worker":"crasher".*"lifecycle":"exited"')
     demo.signal_group(signal.SIGINT)

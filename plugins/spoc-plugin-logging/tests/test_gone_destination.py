@@ -32,13 +32,13 @@ def read_until(fd: int, texts: tuple[str, ...], seen: bytearray) -> None:
 
 @pytest.mark.parametrize("destination", ["reader-gone", "full-disk"])
 def test_a_destination_gone_for_good_is_said_at_once_and_what_it_lost_at_the_stop(
-    destination: str, start_method: str, tmp_path: Path
+    destination: str, spoc_start_method: str, tmp_path: Path
 ) -> None:
     fifo = tmp_path / "running"
     os.mkfifo(fifo)
     running = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     keep = os.open(fifo, os.O_WRONLY)  # no end of file before the workers open it
-    env = {"SPOC_TEST_APP": "chatty", "SPOC_TEST_START_METHOD": start_method, "SPOC_TEST_SIDE": str(fifo)}
+    env = {"SPOC_TEST_APP": "chatty", "SPOC_TEST_START_METHOD": spoc_start_method, "SPOC_TEST_SIDE": str(fifo)}
     env = {**os.environ, **env}
     command = [sys.executable, "-m", "spoc", "run", f"{APP}:server", "--log-format", "json"]
     if destination == "full-disk":

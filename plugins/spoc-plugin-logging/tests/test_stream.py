@@ -7,14 +7,14 @@ import signal
 
 import pytest
 
-from harness import App
 from runs import own_record, records, spoc_run
+from spoc.testing import App
 
 WORKERS = ("thread", "async", "async-process", "fork", "forkserver", "spawn")
 
 
-def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "order", "--log-format", "json")
+def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(spoc_app: type[App]) -> None:
+    program = spoc_run(spoc_app, "order", "--log-format", "json")
     assert program.wait() == 0, program.stderr
     stream = records(program.stdout)  # every line on stdout is JSON
     assert stream, program.stderr
@@ -46,21 +46,21 @@ def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(app_f
     assert any(r["event"] == "server 'logging-app' starting 6 workers" and r["logger"] == "spoc" for r in stream)
 
 
-def test_lifecycle_records_follow_the_spoc_logger_s_level_as_spoc_s_own_records_would(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "order", "--log-format", "json", "--log-level", "warning")
+def test_lifecycle_records_follow_the_spoc_logger_s_level_as_spoc_s_own_records_would(spoc_app: type[App]) -> None:
+    program = spoc_run(spoc_app, "order", "--log-format", "json", "--log-level", "warning")
     assert program.wait() == 0, program.stderr
     stream = records(program.stdout)
     assert not [r for r in stream if r.get("lifecycle")]  # started, exited: info
     assert {"fork line 0", "spawn teardown"} <= {r["event"] for r in stream if "stream" in r}  # output is not a log
-    program = spoc_run(app_factory, "setup_fails", "--log-format", "json", "--log-level", "warning")
+    program = spoc_run(spoc_app, "setup_fails", "--log-format", "json", "--log-level", "warning")
     assert program.wait() == 1
     said = [(r["lifecycle"], r["level"]) for r in records(program.stdout) if r.get("lifecycle")]
     assert said == [("error", "error"), ("exited", "error")]
 
 
 @pytest.mark.parametrize("fmt", ["console", "logfmt"])
-def test_the_other_formats_carry_the_same_fields(app_factory: type[App], fmt: str) -> None:
-    program = spoc_run(app_factory, "order", env={"SPOC_LOG_FORMAT": fmt})
+def test_the_other_formats_carry_the_same_fields(spoc_app: type[App], fmt: str) -> None:
+    program = spoc_run(spoc_app, "order", env={"SPOC_LOG_FORMAT": fmt})
     assert program.wait() == 0, program.stderr
     out = program.stdout
     if fmt == "logfmt":
@@ -80,14 +80,14 @@ def test_the_other_formats_carry_the_same_fields(app_factory: type[App], fmt: st
         assert "\x1b[" not in out  # not a terminal: no colour
 
 
-def test_spoc_run_refuses_an_unknown_format_naming_it(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "order", "--log-format", "yaml")
+def test_spoc_run_refuses_an_unknown_format_naming_it(spoc_app: type[App]) -> None:
+    program = spoc_run(spoc_app, "order", "--log-format", "yaml")
     assert program.wait() == 2
     assert "--log-format 'yaml': use one of json, console, logfmt" in program.stderr
 
 
-def test_a_stop_by_signal_ends_the_stream_with_every_worker_s_exit(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "flood", "--log-format", "json")
+def test_a_stop_by_signal_ends_the_stream_with_every_worker_s_exit(spoc_app: type[App]) -> None:
+    program = spoc_run(spoc_app, "flood", "--log-format", "json")
     program.expect(r'"worker":"flood-2".*"lifecycle":"started"')
     program.signal(signal.SIGTERM)
     assert program.wait() == 0, program.stderr[-3000:]
@@ -106,8 +106,8 @@ def test_a_stop_by_signal_ends_the_stream_with_every_worker_s_exit(app_factory: 
     assert missing <= said
 
 
-def test_installed_and_not_asked_it_changes_nothing(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "order", env={"SPOC_LOG_FORMAT": ""})
+def test_installed_and_not_asked_it_changes_nothing(spoc_app: type[App]) -> None:
+    program = spoc_run(spoc_app, "order", env={"SPOC_LOG_FORMAT": ""})
     assert program.wait() == 0, program.stderr
     # as the workers printed them (two children's lines may mix on the shared pipe: print() writes the text and
     # the newline apart, and the harness runs Python unbuffered)
@@ -116,8 +116,8 @@ def test_installed_and_not_asked_it_changes_nothing(app_factory: type[App]) -> N
     assert re.search(r"INFO +spoc: worker 'spawn' started \(pid \d+\)", program.stderr)  # spoc run's own lines
 
 
-def test_spoc_run_refuses_a_format_when_the_plugin_is_blocked(app_factory: type[App]) -> None:
-    program = spoc_run(app_factory, "order", "--log-format", "json", env={"SPOC_DISABLE_PLUGINS": "logging"})
+def test_spoc_run_refuses_a_format_when_the_plugin_is_blocked(spoc_app: type[App]) -> None:
+    program = spoc_run(spoc_app, "order", "--log-format", "json", env={"SPOC_DISABLE_PLUGINS": "logging"})
     assert program.wait() == 2
     assert (
         "--log-format 'json': log formats are written by spoc-plugin-logging, which is not active for server "
@@ -125,9 +125,9 @@ def test_spoc_run_refuses_a_format_when_the_plugin_is_blocked(app_factory: type[
     ) in program.stderr
 
 
-def test_structlog_in_a_worker_has_its_worker_pid_and_phase_bound(app_factory: type[App]) -> None:
+def test_structlog_in_a_worker_has_its_worker_pid_and_phase_bound(spoc_app: type[App]) -> None:
     pytest.importorskip("structlog")
-    program = spoc_run(app_factory, "structlog", "--log-format", "json")
+    program = spoc_run(spoc_app, "structlog", "--log-format", "json")
     assert program.wait() == 0, program.stderr
     stream = records(program.stdout)
     for name in ("thread", "async-process", "fork", "forkserver", "spawn"):
@@ -141,11 +141,11 @@ def test_structlog_in_a_worker_has_its_worker_pid_and_phase_bound(app_factory: t
         assert {r["pid"] for r in events} == {started["pid"]}
 
 
-def test_records_start_lines_of_their_own_whatever_else_writes_to_the_stream(app_factory: type[App]) -> None:
+def test_records_start_lines_of_their_own_whatever_else_writes_to_the_stream(spoc_app: type[App]) -> None:
     """A thread no worker owns writes parts of a line to stdout between a thread worker's records: each record
     still starts a line of its own and parses; bytes a thread worker writes to ``sys.stdout.buffer`` are its
     lines like its text; ``fileno()`` and ``isatty()`` answer as the real stream's."""
-    program = spoc_run(app_factory, "stray", "--log-format", "json")
+    program = spoc_run(spoc_app, "stray", "--log-format", "json")
     assert program.wait() == 0, program.stderr[-2000:]
     lines = program.stdout.splitlines()
     stray = [line for line in lines if not line.startswith("{")]

@@ -9,23 +9,21 @@ import signal
 
 import pytest
 
-from harness import App
-from runs import records, spoc_run, start_method
-
-__all__ = ["start_method"]
+from runs import records, spoc_run
+from spoc.testing import App
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_every_record_that_names_a_worker_carries_it(app_factory: type[App], start_method: str) -> None:
+def test_every_record_that_names_a_worker_carries_it(spoc_app: type[App], spoc_start_method: str) -> None:
     program = spoc_run(
-        app_factory,
+        spoc_app,
         "stuck",
         "--log-format",
         "json",
         "--shutdown-timeout",
         "1",
-        env={"SPOC_TEST_START_METHOD": start_method},
+        env={"SPOC_TEST_START_METHOD": spoc_start_method},
     )
     program.expect(r'"event":"stuck","worker":"stuck-process"')
     program.expect(r'"event":"stuck","worker":"stuck-thread"')
@@ -51,9 +49,9 @@ def test_every_record_that_names_a_worker_carries_it(app_factory: type[App], sta
         assert record.get("server") == "logging-app", record
 
 
-def test_an_error_before_anything_started_is_in_the_stream(app_factory: type[App]) -> None:
+def test_an_error_before_anything_started_is_in_the_stream(spoc_app: type[App]) -> None:
     pytest.importorskip("spoc_metrics", reason="spoc-plugin-metrics refuses the port: installed in nox -s together")
-    program = spoc_run(app_factory, "order", "--log-format", "json", env={"SPOC_METRICS_PORT": "not-a-port"})
+    program = spoc_run(spoc_app, "order", "--log-format", "json", env={"SPOC_METRICS_PORT": "not-a-port"})
     assert program.wait() == 2
     (record,) = records(program.stdout)
     assert record["level"] == "error" and record["server"] == "logging-app" and record["logger"] == "spoc"

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import App, children_of_this_process
 from metrics_workers import CountsThread, WaitsForKill
 from scraping import scrape
 from spoc import Server
-from spoc.testing import HookRecorder, ServerFactory
+from spoc.testing import App, HookRecorder, ServerFactory, children_of_this_process
 from spoc_metrics import Metrics
 
 APP = Path(__file__).parent / "apps" / "metrics_app.py"
@@ -30,8 +29,8 @@ def busy_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def spoc_run(app_factory: type[App], *args: str, env: dict[str, str] | None = None) -> App:
-    return app_factory(command=[sys.executable, "-m", "spoc", "run", f"{APP}:server", *args], env=env, cwd=APP.parent)
+def spoc_run(spoc_app: type[App], *args: str, env: dict[str, str] | None = None) -> App:
+    return spoc_app(command=[sys.executable, "-m", "spoc", "run", f"{APP}:server", *args], env=env, cwd=APP.parent)
 
 
 def test_a_port_in_use_fails_the_start_naming_the_port(busy_port: int) -> None:
@@ -46,8 +45,8 @@ def test_a_port_in_use_fails_the_start_naming_the_port(busy_port: int) -> None:
     assert outcome.exits == () and not server.workers[0].started  # no worker ran
 
 
-def test_a_port_in_use_from_the_environment_fails_spoc_run(app_factory: type[App], busy_port: int) -> None:
-    program = spoc_run(app_factory, env={"SPOC_METRICS_PORT": str(busy_port)})
+def test_a_port_in_use_from_the_environment_fails_spoc_run(spoc_app: type[App], busy_port: int) -> None:
+    program = spoc_run(spoc_app, env={"SPOC_METRICS_PORT": str(busy_port)})
     assert program.wait() == 1
     assert f"port {busy_port} is already in use" in program.stderr
     assert "READY" not in program.stdout
@@ -64,9 +63,9 @@ def test_a_port_in_use_from_the_environment_fails_spoc_run(app_factory: type[App
     ],
 )
 def test_a_bad_environment_value_fails_the_start_naming_it(
-    app_factory: type[App], variable: str, value: str, exit_code: int, message: str
+    spoc_app: type[App], variable: str, value: str, exit_code: int, message: str
 ) -> None:
-    program = spoc_run(app_factory, env={variable: value})
+    program = spoc_run(spoc_app, env={variable: value})
     assert program.wait() == exit_code
     assert message in program.stderr
     assert "READY" not in program.stdout and "Traceback" not in program.stderr
@@ -101,10 +100,10 @@ def test_port_zero_picks_a_free_port_that_is_logged_and_readable(
     assert scrape(metrics.url).value("spoc_worker_up", worker="thread") is not None
 
 
-def test_the_installed_plugin_serves_spoc_run_and_counts_its_signal(app_factory: type[App], tmp_path: Path) -> None:
+def test_the_installed_plugin_serves_spoc_run_and_counts_its_signal(spoc_app: type[App], tmp_path: Path) -> None:
     """From the environment's address; a SIGTERM is counted, scraped while a teardown still runs."""
     release = tmp_path / "release"
-    program = spoc_run(app_factory, env={"RELEASE_FILE": str(release)})
+    program = spoc_run(spoc_app, env={"RELEASE_FILE": str(release)})
     url = program.expect(r"metrics: serving (http://127\.0\.0\.1:\d+/metrics)", stream="stderr")[0].group(1)
     program.expect("READY lingers")
     program.expect("COUNTED consumer")
@@ -134,12 +133,12 @@ def sockets_of(pid: int) -> set[str]:
 
 
 def test_no_child_holds_the_endpoints_socket(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     """Forked while the socket is open (the fork server, fork workers), children close their copy: the port is
     the server's alone, and freed when it stops."""
     metrics = Metrics(port=0, addr="127.0.0.1")
-    worker = WaitsForKill("child", start_method=start_method)
+    worker = WaitsForKill("child", start_method=spoc_start_method)
     spoc_server(worker, plugins=[metrics]).start()
     spoc_hooks.wait_for("worker_record", worker="child", topic="test.counted")
     assert worker.pid is not None

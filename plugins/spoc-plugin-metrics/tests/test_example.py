@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import signal
+from pathlib import Path
 
 import pytest
 
-from harness import ROOT, App
+from spoc.testing import App
 
+ROOT = Path(__file__).resolve().parents[3]  # the spoc repository
 EXAMPLE = ROOT / "examples" / "metrics_demo.py"
 
 
 @pytest.mark.timeout(90)
-def test_the_metrics_demo_runs(app_factory: type[App]) -> None:
-    demo = app_factory(script=EXAMPLE, cwd=EXAMPLE.parent)  # SPOC_METRICS_PORT=0 (conftest): a free port
+def test_the_metrics_demo_runs(spoc_app: type[App]) -> None:
+    demo = spoc_app(script=EXAMPLE, cwd=EXAMPLE.parent)  # SPOC_METRICS_PORT=0 (conftest): a free port
     demo.expect(r"Press Ctrl\+C to stop\.")
     for kind, worker in (("resize", "resizer"), ("email", "mailer"), ("push", "notifier")):
         assert re.search(rf'demo_jobs_processed_total{{kind="{kind}",worker="{worker}"}} [1-9]', demo.stdout)

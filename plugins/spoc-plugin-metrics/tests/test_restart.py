@@ -25,11 +25,11 @@ class RestartOnce:
 
 
 def test_counters_survive_a_restart_and_gauges_start_again(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     metrics = Metrics(port=0, addr="127.0.0.1", flush_interval=3600)
     server = spoc_server(
-        CountsThenEnds("cycler", jobs=7, start_method=start_method),
+        CountsThenEnds("cycler", jobs=7, start_method=spoc_start_method),
         CountsThread("steady"),
         plugins=[metrics, RestartOnce()],
     )

@@ -18,12 +18,12 @@ LOOPBACK = "127.0.0.1"
 
 
 def test_workers_of_every_kind_are_scraped_with_their_own_metrics(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     metrics = Metrics(port=0, addr=LOOPBACK, flush_interval=0.05)
     workers = (
         CountsThread("thread", jobs=3, queue="emails"),
-        CountsProcess("process", jobs=5, queue="emails", start_method=start_method),
+        CountsProcess("process", jobs=5, queue="emails", start_method=spoc_start_method),
         CountsAsync("async"),
     )
     server = spoc_server(*workers, plugins=[metrics])
@@ -86,10 +86,10 @@ def test_a_failure_in_setup_is_counted_by_phase(spoc_server: ServerFactory, spoc
 
 
 def test_a_sigkilled_process_worker_is_counted_killed_and_down(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
 ) -> None:
     metrics = Metrics(port=0, addr=LOOPBACK, flush_interval=0.05)
-    doomed = WaitsForKill("doomed", start_method=start_method)
+    doomed = WaitsForKill("doomed", start_method=spoc_start_method)
     server = spoc_server(doomed, CountsThread("steady"), plugins=[metrics], allow_errors=True)
     server.start()
     spoc_hooks.wait_for("worker_record", worker="doomed", topic="spoc_metrics.batch")
@@ -105,10 +105,12 @@ def test_a_sigkilled_process_worker_is_counted_killed_and_down(
     assert page.value("spoc_worker_up", worker="steady") == 1
 
 
-def test_a_clean_stop_loses_no_count(spoc_server: ServerFactory, spoc_hooks: HookRecorder, start_method: str) -> None:
+def test_a_clean_stop_loses_no_count(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
+) -> None:
     """With a flush interval longer than the test, only the flush at the end can deliver the child's counts."""
     metrics = Metrics(port=0, addr=LOOPBACK, flush_interval=3600)
-    worker = CountsProcess("process", jobs=25_000, start_method=start_method)
+    worker = CountsProcess("process", jobs=25_000, start_method=spoc_start_method)
     server = spoc_server(worker, CountsThread("steady"), plugins=[metrics])
     server.start()
     spoc_hooks.wait_for("worker_record", worker="process", topic="test.counted")

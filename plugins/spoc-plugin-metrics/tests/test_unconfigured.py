@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import App
+from spoc.testing import App
 from spoc_metrics._settings import DEFAULT_PORT, ListenAddress, listen_address
 
 APP = Path(__file__).parent / "apps" / "metrics_app.py"
@@ -44,10 +44,10 @@ def test_the_default_is_loopback_and_a_port_nobody_chose(monkeypatch: pytest.Mon
 
 
 def test_two_unconfigured_programs_both_run_while_the_default_port_is_taken(
-    app_factory: type[App], default_port_taken: None
+    spoc_app: type[App], default_port_taken: None
 ) -> None:
     programs = [
-        app_factory(command=[sys.executable, "-m", "spoc", "run", f"{APP}:server"], env=UNCONFIGURED, cwd=APP.parent)
+        spoc_app(command=[sys.executable, "-m", "spoc", "run", f"{APP}:server"], env=UNCONFIGURED, cwd=APP.parent)
         for _ in range(2)
     ]
     ports = []

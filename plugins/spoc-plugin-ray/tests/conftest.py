@@ -1,5 +1,5 @@
-"""Shared fixtures: a local Ray per test module (its files and HOME in a temporary directory), and the core's
-harness (the spoc repository's ``tests/``).
+"""Shared fixtures: a local Ray per test module (its files and HOME in a temporary directory), and spoc.testing's
+check that no test leaves a process behind.
 
 ``ray`` is the plugin's optional dependency, in its ``test`` extra; without it every test is skipped, saying so
 (under CI, ``SPOC_REQUIRE_RAY=1``, a missing Ray fails).
@@ -8,7 +8,6 @@ harness (the spoc repository's ``tests/``).
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +16,14 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[2] / "tests"))
 
-from harness import app_factory, no_leftovers  # noqa: E402
+__all__ = ["local_ray", "ray_env"]
 
-__all__ = ["app_factory", "local_ray", "no_leftovers", "ray_env"]
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(spoc_no_leftovers: None) -> None:
+    """No test may leave a process or a thread running (spoc.testing's check)."""
+
 
 if os.environ.get("SPOC_REQUIRE_RAY") == "1":  # CI installs it: a missing Ray fails there, never skips
     import ray

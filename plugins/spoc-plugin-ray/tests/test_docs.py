@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))  # the runner of the repository's docs
+
 from doc_programs import DocProgram, requiring, run
-from harness import App
+from spoc.testing import App
 
 PROGRAMS = requiring("spoc_ray")
 
@@ -19,6 +22,6 @@ def test_the_docs_have_programs_that_need_the_plugin() -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.id)
 def test_a_docs_program_that_needs_the_plugin_runs(
-    program: DocProgram, tmp_path: Path, app_factory: type[App], ray_env: dict[str, str]
+    program: DocProgram, tmp_path: Path, spoc_app: type[App], ray_env: dict[str, str]
 ) -> None:
-    run(program, tmp_path, app_factory)
+    run(program, tmp_path, spoc_app)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
-from harness import ROOT, App
+from spoc.testing import App
 
+ROOT = Path(__file__).resolve().parents[3]  # the spoc repository
 EXAMPLE = ROOT / "examples" / "ray_workers.py"
 
 
 @pytest.mark.timeout(120)
-def test_the_example_runs(app_factory: type[App], ray_env: dict[str, str]) -> None:
-    demo = app_factory(script=EXAMPLE, cwd=EXAMPLE.parent, env=ray_env)
+def test_the_example_runs(spoc_app: type[App], ray_env: dict[str, str]) -> None:
+    demo = spoc_app(script=EXAMPLE, cwd=EXAMPLE.parent, env=ray_env)
     demo.expect(r"Press Ctrl\+C to stop\.")
     demo.expect(r"trainer: first step done", timeout=90)
     demo.signal_group(signal.SIGINT)

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import App
+from spoc.testing import App
 
 APP = Path(__file__).parent / "apps" / "ray_app.py"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_spoc_run_of_a_ray_app_stops_cleanly_on_a_signal_and_leaves_no_actor(
-    app_factory: type[App], ray_env: dict[str, str], signum: int
+    spoc_app: type[App], ray_env: dict[str, str], signum: int
 ) -> None:
-    program = app_factory(
+    program = spoc_app(
         command=[sys.executable, "-m", "spoc", "run", f"{APP}:server"], env=ray_env, cwd=APP.parent.parent
     )
     program.expect(r"READY (first|second) pid=\d+", count=2, timeout=120)

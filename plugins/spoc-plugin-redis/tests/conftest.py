@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server per test, and the core's harness (the spoc repository's ``tests/``).
+"""Shared fixtures: a real redis-server per test, and spoc.testing's check that no test leaves a process behind.
 
 ``redis-server`` comes from Debian's package, which ``.ci/run`` installs. Without it the tests that need it
 are skipped, with the reason; under CI (``SPOC_REQUIRE_REDIS=1``) a missing binary fails.
@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,21 +17,14 @@ from pathlib import Path
 import pytest
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
-
-from harness import app_factory, no_leftovers
-from spoc._linux import set_child_subreaper
-
-set_child_subreaper()
-
-__all__ = ["RedisServer", "app_factory", "free_port", "no_leftovers", "redis_url", "start_method"]
+__all__ = ["RedisServer", "free_port", "redis_url"]
 
 REDIS_SERVER = shutil.which("redis-server")
 
 
-@pytest.fixture(params=["fork", "forkserver", "spawn"])
-def start_method(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(autouse=True)
+def _no_leftovers(spoc_no_leftovers: None) -> None:
+    """No test may leave a process or a thread running (spoc.testing's check)."""
 
 
 def free_port() -> int:

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from harness import App
+from spoc.testing import App
 
 pytestmark = pytest.mark.timeout(120)
 
 SHOP = Path(__file__).parent / "apps" / "shop.py"
 
 
-def run_shop(app_factory: type[App], redis_url: str, start_method: str) -> App:
-    return app_factory(
+def run_shop(spoc_app: type[App], redis_url: str, start_method: str) -> App:
+    return spoc_app(
         command=[sys.executable, "-m", "spoc", "run", f"{SHOP}:server"],
         env={"SPOC_REDIS_URL": redis_url, "START_METHOD": start_method},
     )
@@ -37,9 +37,9 @@ def consumer_of(app: App, worker: str) -> str:
 
 
 def test_a_restart_keeps_the_consumer_and_takes_back_its_job_at_once(
-    app_factory: type[App], redis_url: str, client: redis.Redis, start_method: str
+    spoc_app: type[App], redis_url: str, client: redis.Redis, spoc_start_method: str
 ) -> None:
-    app = run_shop(app_factory, redis_url, start_method)
+    app = run_shop(spoc_app, redis_url, spoc_start_method)
     child = int(app.expect(r"READY orders-1 (\d+)")[0].group(1))
     client.xadd("orders", {"n": "1", "hang": "1"})
     app.expect(r"JOB 1 1 ")
@@ -59,9 +59,9 @@ def test_a_restart_keeps_the_consumer_and_takes_back_its_job_at_once(
 
 
 def test_a_reload_keeps_the_consumer_names(
-    app_factory: type[App], redis_url: str, client: redis.Redis, start_method: str
+    spoc_app: type[App], redis_url: str, client: redis.Redis, spoc_start_method: str
 ) -> None:
-    app = run_shop(app_factory, redis_url, start_method)
+    app = run_shop(spoc_app, redis_url, spoc_start_method)
     app.expect(r"READY orders-1")
     client.xadd("orders", {"n": "1"})
     app.expect(r"DONE 1")
@@ -77,7 +77,7 @@ def test_a_reload_keeps_the_consumer_names(
 
     client.xadd("orders", {"n": "3", "hang": "1"})  # keeps the first copy's consumer busy
     app.expect(r"JOB 3 1 ")
-    other = run_shop(app_factory, redis_url, start_method)  # a second copy of the service on this host
+    other = run_shop(spoc_app, redis_url, spoc_start_method)  # a second copy of the service on this host
     client.xadd("orders", {"n": "4"})
     other.expect(r"DONE 4")  # read by the second copy's consumer, the first one's being busy
     assert sorted(consumers(client, "orders")) == sorted([consumer_of(app, "orders-1"), consumer_of(other, "orders-1")])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from harness import App
+from spoc.testing import App
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -19,10 +19,10 @@ SHOP = Path(__file__).parent / "apps" / "shop.py"
 
 
 def test_timeout_forwarding_a_group_sigterm_lets_the_job_finish(
-    app_factory: type[App], redis_url: str, client: redis.Redis, start_method: str
+    spoc_app: type[App], redis_url: str, client: redis.Redis, spoc_start_method: str
 ) -> None:
     command = ["timeout", "60", sys.executable, "-m", "spoc", "run", f"{SHOP}:server"]
-    app = app_factory(command=command, env={"SPOC_REDIS_URL": redis_url, "START_METHOD": start_method})
+    app = spoc_app(command=command, env={"SPOC_REDIS_URL": redis_url, "START_METHOD": spoc_start_method})
     app.expect(r"READY orders-1")
     job = client.xadd("orders", {"n": "1", "seconds": "1.5"})
     app.expect(r"JOB 1 1 ")
@@ -34,10 +34,10 @@ def test_timeout_forwarding_a_group_sigterm_lets_the_job_finish(
 
 
 def test_a_worker_killed_at_the_deadline_names_the_jobs_it_held(
-    app_factory: type[App], redis_url: str, client: redis.Redis, start_method: str
+    spoc_app: type[App], redis_url: str, client: redis.Redis, spoc_start_method: str
 ) -> None:
     command = [sys.executable, "-m", "spoc", "run", "--shutdown-timeout", "1", f"{SHOP}:server"]
-    app = app_factory(command=command, env={"SPOC_REDIS_URL": redis_url, "START_METHOD": start_method})
+    app = spoc_app(command=command, env={"SPOC_REDIS_URL": redis_url, "START_METHOD": spoc_start_method})
     app.expect(r"READY orders-1")
     job = client.xadd("orders", {"n": "1", "seconds": "60"})
     app.expect(r"JOB 1 1 ")

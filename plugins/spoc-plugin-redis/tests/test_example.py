@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 import redis
 
-from harness import ROOT, App
+from spoc.testing import App
 
+ROOT = Path(__file__).resolve().parents[3]  # the spoc repository
 EXAMPLE = ROOT / "examples" / "redis_jobs.py"
 
 
 @pytest.mark.timeout(90)
-def test_the_redis_demo_runs(app_factory: type[App], redis_url: str, client: redis.Redis) -> None:
-    demo = app_factory(script=EXAMPLE, cwd=EXAMPLE.parent, env={"SPOC_REDIS_URL": redis_url})
+def test_the_redis_demo_runs(spoc_app: type[App], redis_url: str, client: redis.Redis) -> None:
+    demo = spoc_app(script=EXAMPLE, cwd=EXAMPLE.parent, env={"SPOC_REDIS_URL": redis_url})
     demo.expect(r"Press Ctrl\+C to stop\.")
     dead: dict[str, dict[str, str]] = {}
     while len(dead) < 2:  # job 99, once from each group

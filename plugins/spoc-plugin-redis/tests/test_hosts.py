@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from harness import App
+from spoc.testing import App
 
 HOST = Path(__file__).parent / "apps" / "host.py"
 JOBS = 2000
@@ -27,9 +27,9 @@ def add_jobs(client: redis.Redis, count: int) -> None:
     pipe.execute()
 
 
-def start_hosts(app_factory: type[App], record: Path, redis_url: str) -> dict[str, App]:
+def start_hosts(spoc_app: type[App], record: Path, redis_url: str) -> dict[str, App]:
     env = {"SPOC_REDIS_URL": redis_url, "CLAIM_IDLE": str(CLAIM_IDLE)}
-    hosts = {name: app_factory(name, str(record), script=HOST, env=env) for name in ("host-a", "host-b", "host-c")}
+    hosts = {name: spoc_app(name, str(record), script=HOST, env=env) for name in ("host-a", "host-b", "host-c")}
     for app in hosts.values():
         app.expect(r"PROGRESS \S+ c1 50")  # every host works on the stream before anything happens to one
         app.expect(r"PROGRESS \S+ c2 50")
@@ -48,11 +48,11 @@ def held_by(client: redis.Redis, host: str) -> set[str]:
 
 
 def test_a_killed_hosts_jobs_are_taken_over(
-    app_factory: type[App], redis_url: str, client: redis.Redis, tmp_path: Path
+    spoc_app: type[App], redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
     record = tmp_path / "done.txt"
     add_jobs(client, JOBS)
-    hosts = start_hosts(app_factory, record, redis_url)
+    hosts = start_hosts(spoc_app, record, redis_url)
     hosts["host-a"].signal_group(signal.SIGKILL)  # the whole host: its server, its fork server, its children
     killed_at = time.monotonic()
     assert hosts["host-a"].wait() == -signal.SIGKILL
@@ -93,11 +93,11 @@ def test_a_killed_hosts_jobs_are_taken_over(
 
 
 def test_a_sigterm_to_every_host_loses_nothing_and_redoes_nothing(
-    app_factory: type[App], redis_url: str, client: redis.Redis, tmp_path: Path
+    spoc_app: type[App], redis_url: str, client: redis.Redis, tmp_path: Path
 ) -> None:
     record = tmp_path / "done.txt"
     add_jobs(client, JOBS)
-    hosts = start_hosts(app_factory, record, redis_url)
+    hosts = start_hosts(spoc_app, record, redis_url)
     for app in hosts.values():
         app.signal_group(signal.SIGTERM)  # as an orchestrator stops a service: to the whole group
     for name, app in hosts.items():

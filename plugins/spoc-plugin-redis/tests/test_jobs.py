@@ -82,10 +82,10 @@ def test_fast_jobs_are_acknowledged_together_and_all_of_them_by_the_stop(
 
 
 def test_process_workers_of_every_start_method(
-    start_method: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+    spoc_start_method: str, redis_url: str, client: redis.Redis, spoc_server: ServerFactory
 ) -> None:
     add_jobs(client, 10)
-    spoc_server(consumer("process", redis_url, start_method)).start()
+    spoc_server(consumer("process", redis_url, spoc_start_method)).start()
     assert sorted(wait_done(client, 10)) == sorted(f"{n}:1" for n in range(10))
 
 

@@ -12,9 +12,8 @@ import pytest
 import redis
 
 from conftest import RedisServer
-from harness import log_lines
 from spoc import hookimpl
-from spoc.testing import ServerFactory
+from spoc.testing import ServerFactory, log_lines
 from spoc_redis import RECORD_TOPIC
 from spoc_redis._consumer import _gone
 from stream_workers import AsyncProcessConsumer, SleepyProcessConsumer, SleepyThreadConsumer

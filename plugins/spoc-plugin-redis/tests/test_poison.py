@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from harness import App
-from spoc.testing import ServerFactory
+from spoc.testing import App, ServerFactory
 from spoc_restart import Supervisor
 from stream_workers import PoisonedAsyncProcessConsumer, PoisonedProcessConsumer
 
@@ -87,7 +86,7 @@ def test_a_job_that_kills_its_consumer_dead_letters_only_itself(
 
 
 def test_a_thread_workers_job_that_kills_the_whole_server_is_dead_lettered_alone_by_the_next_servers(
-    app_factory: type[App], redis_url: str, client: redis.Redis
+    spoc_app: type[App], redis_url: str, client: redis.Redis
 ) -> None:
     """Nothing of the server is left to say what happened: each next server claims the dead one's jobs one at a
     time, so the poison job kills it alone, until it is dead-lettered; the jobs read with it are done (some of
@@ -99,7 +98,7 @@ def test_a_thread_workers_job_that_kills_the_whole_server_is_dead_lettered_alone
     while True:
         servers += 1
         assert servers <= 4, "the poison job was not dead-lettered by the fourth server"  # 3 deaths, max 3
-        app = app_factory(script=THREAD_APP, env=env)
+        app = spoc_app(script=THREAD_APP, env=env)
         while not client.xread({"jobs:dead": "0"}, block=200) and app.proc.poll() is None:
             pass  # a blocking read of the dead-letter stream, 0.2 s at a time, while the server runs
         if app.proc.poll() is None:  # it dead-lettered the poison job: it runs on, and does the rest

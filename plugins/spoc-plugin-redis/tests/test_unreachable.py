@@ -16,8 +16,7 @@ import pytest
 import redis
 
 from conftest import RedisServer, free_port
-from harness import App, log_lines
-from spoc.testing import ServerFactory
+from spoc.testing import App, ServerFactory, log_lines
 from stream_workers import ThreadConsumer
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,16 +24,14 @@ pytestmark = pytest.mark.timeout(120)
 SHOP = Path(__file__).parent / "apps" / "shop.py"
 
 
-def run_shop(app_factory: type[App], url: str, **env: str) -> App:
-    return app_factory(
-        command=[sys.executable, "-m", "spoc", "run", f"{SHOP}:server"], env={"SPOC_REDIS_URL": url, **env}
-    )
+def run_shop(spoc_app: type[App], url: str, **env: str) -> App:
+    return spoc_app(command=[sys.executable, "-m", "spoc", "run", f"{SHOP}:server"], env={"SPOC_REDIS_URL": url, **env})
 
 
-def test_an_unreachable_url_is_given_up_on_naming_it(app_factory: type[App]) -> None:
+def test_an_unreachable_url_is_given_up_on_naming_it(spoc_app: type[App]) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: a typo
     began = time.monotonic()
-    app = run_shop(app_factory, url, CONNECT_WITHIN="1", START_WITHIN="3")
+    app = run_shop(spoc_app, url, CONNECT_WITHIN="1", START_WITHIN="3")
     assert app.wait(timeout=60) == 1
     took = time.monotonic() - began
     stderr = app.stderr
@@ -45,10 +42,10 @@ def test_an_unreachable_url_is_given_up_on_naming_it(app_factory: type[App]) -> 
     assert took < 3 + 1 + 10, f"given up on after {took:.1f}s"  # start_within, one connect_within, a margin
 
 
-def test_a_redis_that_comes_up_late_is_met_and_an_outage_is_said_again(app_factory: type[App], tmp_path: Path) -> None:
+def test_a_redis_that_comes_up_late_is_met_and_an_outage_is_said_again(spoc_app: type[App], tmp_path: Path) -> None:
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    app = run_shop(app_factory, url, CONNECT_WITHIN="60", STILL_AWAY_EVERY="1")
+    app = run_shop(spoc_app, url, CONNECT_WITHIN="60", STILL_AWAY_EVERY="1")
     app.expect(r"worker 'orders-1' cannot reach Redis at 127\.0\.0\.1:\d+ \(redis://", stream="stderr")
     app.expect(r"worker 'orders-1': Redis at 127\.0\.0\.1:\d+ \(\S+\) is still away after \d+s", stream="stderr")
     assert "worker 'orders-1' started" not in app.stderr  # not before it can take jobs

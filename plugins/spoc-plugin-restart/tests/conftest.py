@@ -1,27 +1,23 @@
-"""Shared fixtures: a clock the test moves by hand, a record of when each worker started and ended, and the
-core's harness (in the spoc repository's ``tests/``): programs run in their own session, and no test may
-leave a process or a thread behind."""
+"""Shared fixtures: a clock the test moves by hand, a record of when each worker started and ended, and
+spoc.testing's check that no test leaves a process or a thread behind."""
 
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
-
-from harness import app_factory, no_leftovers
 from spoc import hookimpl
-from spoc._linux import set_child_subreaper
 
-set_child_subreaper()
+__all__ = ["FakeClock", "Timeline", "fake_clock", "timeline"]
 
-__all__ = ["FakeClock", "Timeline", "app_factory", "fake_clock", "no_leftovers", "timeline"]
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(spoc_no_leftovers: None) -> None:
+    """No test may leave a process or a thread running (spoc.testing's check)."""
 
 
 class FakeClock:

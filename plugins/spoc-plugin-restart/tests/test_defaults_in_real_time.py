@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import App
+from spoc.testing import App
 
 APPS = Path(__file__).parent / "apps"
 FAILURE = r"worker 'consumer' failed in setup"
@@ -24,16 +24,16 @@ FAILURE = r"worker 'consumer' failed in setup"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def spoc_run(app_factory: Callable[..., App], outage_file: Path) -> App:
+def spoc_run(spoc_app: Callable[..., App], outage_file: Path) -> App:
     """The ``spoc`` command pip installed next to this interpreter, as a service manager would run it."""
     command = [str(Path(sys.executable).with_name("spoc")), "run", "--log-level", "info", "outage:server"]
-    return app_factory(command=command, cwd=APPS, env={"OUTAGE_FILE": str(outage_file)})
+    return spoc_app(command=command, cwd=APPS, env={"OUTAGE_FILE": str(outage_file)})
 
 
-def test_a_30_second_outage_from_the_start_is_ridden_out(app_factory: Callable[..., App], tmp_path: Path) -> None:
+def test_a_30_second_outage_from_the_start_is_ridden_out(spoc_app: Callable[..., App], tmp_path: Path) -> None:
     down = tmp_path / "down"
     down.touch()
-    app = spoc_run(app_factory, down)
+    app = spoc_run(spoc_app, down)
     app.expect(FAILURE, stream="stderr", timeout=60)
     first_failure = time.monotonic()
     failures = 1
@@ -50,11 +50,11 @@ def test_a_30_second_outage_from_the_start_is_ridden_out(app_factory: Callable[.
 
 
 def test_a_worker_that_never_starts_is_given_up_on_in_about_a_minute(
-    app_factory: Callable[..., App], tmp_path: Path
+    spoc_app: Callable[..., App], tmp_path: Path
 ) -> None:
     down = tmp_path / "down"
     down.touch()
-    app = spoc_run(app_factory, down)
+    app = spoc_run(spoc_app, down)
     app.expect(FAILURE, stream="stderr", timeout=60)
     first_failure = time.monotonic()
     assert app.wait(120) == 1, app.stderr

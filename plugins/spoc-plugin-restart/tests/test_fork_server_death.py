@@ -16,21 +16,28 @@ from typing import Any
 
 import pytest
 
-from harness import children, fork_server, readies
+from spoc.testing import App, children
 
 APP = Path(__file__).resolve().parents[3] / "tests" / "apps" / "fork_server_death.py"  # the core's tests use it too
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def run(app_factory: Any, target: str) -> Any:
-    return app_factory(command=[sys.executable, "-m", "spoc", "run", f"{APP}:{target}"], cwd=APP.parent)
+def readies(app: App, count: int) -> list[int]:
+    """The pids of the first `count` runs of ``orders-1``, each of which found the program's lock free."""
+    matches = app.expect(r"READY orders-1 pid=(\d+) lock=(\w+)", count=count, timeout=20)
+    assert [m.group(2) for m in matches] == ["free"] * count, app.stdout
+    return [int(m.group(1)) for m in matches]
 
 
-def test_a_dead_fork_server_is_reaped_logged_and_replaced_and_every_worker_comes_back(app_factory: Any) -> None:
-    app = run(app_factory, "server")
+def run(spoc_app: Any, target: str) -> Any:
+    return spoc_app(command=[sys.executable, "-m", "spoc", "run", f"{APP}:{target}"], cwd=APP.parent)
+
+
+def test_a_dead_fork_server_is_reaped_logged_and_replaced_and_every_worker_comes_back(spoc_app: Any) -> None:
+    app = run(spoc_app, "server")
     (first,) = readies(app, 1)
-    old = fork_server(app, {first})
+    (old,) = children(app.pid) - {first}  # its fork server: its one child that is no worker
     os.kill(old, signal.SIGKILL)
     (died,) = app.expect(
         rf"server 'fork-death': its fork server \(pid {old}\) died \(killed by SIGKILL\); started a new one "
@@ -67,12 +74,13 @@ def test_a_dead_fork_server_is_reaped_logged_and_replaced_and_every_worker_comes
     assert re.search(r"server 'fork-death' stopped \(SIGTERM\): 2 workers ended cleanly", app.stderr), app.stderr
 
 
-def test_a_worker_that_cannot_be_started_at_all_is_a_failure_the_supervisor_gives_up_on(app_factory: Any) -> None:
+def test_a_worker_that_cannot_be_started_at_all_is_a_failure_the_supervisor_gives_up_on(spoc_app: Any) -> None:
     """Its restarts can come only from a fork server that holds it: once that died, each attempt fails, is
     counted as a failure in setup, and the supervisor gives up under its rules (exit 1), never silently."""
-    app = run(app_factory, "unpicklable")
+    app = run(spoc_app, "unpicklable")
     (first,) = readies(app, 1)
-    os.kill(fork_server(app, {first}), signal.SIGKILL)
+    (fork_server,) = children(app.pid) - {first}
+    os.kill(fork_server, signal.SIGKILL)
     app.expect(r"its fork server \(pid \d+\) died", stream="stderr")
     os.kill(first, signal.SIGKILL)
     assert app.wait() == 1, app.stderr

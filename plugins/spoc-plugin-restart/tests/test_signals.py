@@ -45,10 +45,10 @@ def test_a_signal_stops_a_supervised_server_and_nothing_restarts(signum: int) ->
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
-def test_a_workers_own_handlers_just_run_before_and_after_a_restart(app_factory: Any, method: str) -> None:
+def test_a_workers_own_handlers_just_run_before_and_after_a_restart(spoc_app: Any, method: str) -> None:
     """Under the supervisor, the first child is forked directly and the restarted one comes from the fork server:
     in both, SIGHUP, SIGUSR1 and SIGUSR2 run the worker's own handlers and nothing else."""
-    app = app_factory(method, script=Path(__file__).parent / "apps" / "own_handlers.py")
+    app = spoc_app(method, script=Path(__file__).parent / "apps" / "own_handlers.py")
     for restarts in (0, 1):
         (ready,) = app.expect(rf"READY pid=(\d+) restarts={restarts}")
         pid = int(ready.group(1))

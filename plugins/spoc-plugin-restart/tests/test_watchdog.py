@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import LogLines, log_lines
 from restart_workers import BlocksItsLoop, BlocksItsLoopProcess, Busy, Steady, SteadyProcess, Stuck, StuckProcess
-from spoc.testing import HookRecorder, ServerFactory
+from spoc.testing import HookRecorder, LogLines, ServerFactory, log_lines
 from spoc_restart import ALIVE_TOPIC, Backoff, Supervisor
 from supervision import data_of, running
 
