@@ -15,6 +15,7 @@ from ._backend import Backend, Runner, WorkerChannel
 from ._errors import BackendError, ErrorRecord, SpocError, SpocWarning, ThreadOnlyObjectWarning, WorkerStartError
 from ._events import WorkerEvent, WorkerExit
 from ._hosted import HostedLife
+from ._lifecycle import current_worker
 from ._log_extra import log_extra
 from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
@@ -22,7 +23,7 @@ from ._server import Server, ServerExit
 from ._signals import start_helper_thread
 from ._stash import Stash, StashKey
 from ._thread import ThreadWorker
-from ._worker import AbstractWorker, current_worker
+from ._worker import AbstractWorker
 
 try:
     __version__ = _version("spoc-core")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from ._aio import uvloop_enabled
 from ._errors import BackendError
 from ._events import WorkerEvent, make_event
+from ._lifecycle import live
 
 if TYPE_CHECKING:
     from ._hosted import HostedLife
@@ -163,7 +164,7 @@ class WorkerChannel:
                 f"worker {worker.name!r} is a {type(worker).__name__}: run_life() runs ThreadWorker "
                 f"bodies only (a ProcessWorker's body runs in its own process)"
             )
-        return worker._live(self, uvloop_enabled())
+        return live(worker, self, uvloop_enabled())
 
     def _carry_stop(self) -> None:
         """`worker.stop()` was called here: have the backend carry it to where the body runs."""

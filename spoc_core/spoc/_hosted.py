@@ -17,8 +17,9 @@ from collections.abc import Callable
 from ._aio import uvloop_enabled
 from ._backend import WorkerChannel
 from ._events import WorkerEvent
+from ._lifecycle import LifecycleBody, Send, live, set_process_worker
 from ._plugins import ChildPlugins
-from ._worker import AbstractWorker, LifecycleBody, Send, set_process_worker
+from ._worker import AbstractWorker
 
 __all__ = ["HostedLife", "hosted_life", "live_as_child"]
 
@@ -98,7 +99,7 @@ class HostedLife:
         worker = self.worker
         plugins, server, use_uvloop = self._plugins, (self.server_name, self.server_pid), self._use_uvloop
         channel = WorkerChannel(worker, send)
-        return worker._live(channel, use_uvloop, lambda: live_as_child(worker, send, plugins, server, use_uvloop))
+        return live(worker, channel, use_uvloop, lambda: live_as_child(worker, send, plugins, server, use_uvloop))
 
     def stop(self) -> None:
         """Ask the hosted worker to stop, from any thread of the hosting process: its `is_running` turns False

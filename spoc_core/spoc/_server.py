@@ -29,6 +29,7 @@ from ._hosted import hosted_life
 from ._log_extra import log_extra
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
+from ._run import WorkerRun
 from ._signals import REPEAT_WINDOW, SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._stash import Stash
 from ._stdio import worker_stdio
@@ -49,21 +50,6 @@ STACK_ANSWER_TIMEOUT = 2.0
 """Seconds a process worker's child gets to answer a stack dump request before the server says it did not."""
 
 StopReason = Literal["signal", "stop", "workers_ended"]
-
-
-@dataclass(eq=False)
-class _Run:
-    """One run of one worker, as its server keeps it: the server is the only one that writes it."""
-
-    worker: AbstractWorker  # holds its runner and channel itself (`_runner`, `_channel`): it needs them
-    backend: Backend
-    forced: bool = False
-    """The server had to end it (terminated or killed past the deadline, killed on a second signal or by
-    `Server.kill_worker`) or give up on it."""
-    killed_on_force: bool = False
-    """A second signal killed it: the deadline's escalation leaves it alone."""
-    stopping_reported: bool = False
-    exit_reported: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,12 +124,12 @@ class Server:
         self._plugins = Plugins(name, plugins, disable_plugins)
         self._plugins.add_builtin(BuiltinBackends(self._plugins, self._may_start_workers_later), BuiltinBackends.name)
         self._stopped_reported = False
-        self._runs: dict[str, _Run] = {}  # each worker's current run, by name
+        self._runs: dict[str, WorkerRun] = {}  # each worker's current run, by name
         self._pending_restarts: dict[str, AbstractWorker] = {}
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._monitor: Monitor[_Run] | None = None
+        self._monitor: Monitor[WorkerRun] | None = None
         self._backends: dict[str, Backend] = {}
         self._backends_closed = False
         self._started = False
@@ -321,7 +307,7 @@ class Server:
         """Seconds workers get to stop: `run_forever`'s ``shutdown_timeout`` (default `DEFAULT_SHUTDOWN_TIMEOUT`)."""
         return self._shutdown_timeout
 
-    def _ensure_monitor(self) -> Monitor[_Run]:
+    def _ensure_monitor(self) -> Monitor[WorkerRun]:
         with self._lock:
             if self._monitor is None:
                 self._monitor = Monitor(self._on_event, self._on_signal, f"spoc-monitor:{self.name}")
@@ -345,7 +331,8 @@ class Server:
             backend = self._backend_for(worker)
             worker._check_startable()
             monitor = self._ensure_monitor()
-            run = self._runs[worker.name] = _Run(worker, backend)
+            run = self._runs[worker.name] = worker._run
+            run.backend = backend
             channel = WorkerChannel(
                 worker, monitor.sender(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
             )
@@ -358,15 +345,15 @@ class Server:
                 if not report_failure:
                     self._running.discard(worker.name)
                     raise
-                worker._channel = channel
+                run.channel = channel
                 _report_start_failure(channel, exc)
                 return True
             except BaseException:
                 self._running.discard(worker.name)
                 raise
-            if worker._runner is None:  # the built-in workers keep their own; any other learns it here
-                worker._runner = runner
-            worker._channel = channel
+            if run.runner is None:  # the built-in backends set it before the body runs; any other's is set here
+                run.runner = runner
+            run.channel = channel
             if worker.stop_requested:  # asked while it was launching: carry it there now
                 channel._carry_stop()
             return True
@@ -534,7 +521,7 @@ class Server:
                 self._monitor.call_later(self._shutdown_timeout, functools.partial(self._reload_overdue, worker))
         worker.stop()
 
-    def _reloading_now(self, worker: AbstractWorker) -> _Run | None:
+    def _reloading_now(self, worker: AbstractWorker) -> WorkerRun | None:
         """`worker`'s run while the reload waits for it to end, else None (under the lock)."""
         run = self._runs.get(worker.name)
         if self._reloading != worker.name or run is None or run.worker is not worker or self._shutting_down:
@@ -609,13 +596,13 @@ class Server:
         )
         for worker in running:
             worker.dump_stack()
-        if self._monitor is not None and any(w._stack_pending for w in running):
+        if self._monitor is not None and any(w._run.stack_pending for w in running):
             self._monitor.call_later(STACK_ANSWER_TIMEOUT, lambda: self._unanswered_stacks(running))
 
     def _unanswered_stacks(self, workers: list[AbstractWorker]) -> None:
         for worker in workers:
-            if worker._stack_pending and worker.exit_info is None:
-                worker._stack_pending = False
+            if worker._run.stack_pending and worker.exit_info is None:
+                worker._run.stack_pending = False
                 logger.warning(
                     "worker %r did not send its stack within %gs: its Python code cannot run (native code "
                     "holding the GIL, or a stopped process)",
@@ -626,7 +613,7 @@ class Server:
 
     # ------------------------------------------------------------------ events (monitor thread)
 
-    def _on_event(self, run: _Run, event: WorkerEvent) -> None:
+    def _on_event(self, run: WorkerRun, event: WorkerEvent) -> None:
         worker = run.worker
         kind = event.kind
         implemented = self._plugins.implemented
@@ -637,7 +624,7 @@ class Server:
                 data = event.data
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
-        worker._receive(event, forced=run.forced)
+        run.receive(event)
         if "worker_event" in implemented:
             self._hook("worker_event", worker=worker, event=event)
         if kind == "startup":
@@ -650,7 +637,7 @@ class Server:
         elif kind == "exit":
             self._worker_ended(run)  # the body's last act, or its backend's word that it ended
 
-    def _report_exit(self, run: _Run) -> None:
+    def _report_exit(self, run: WorkerRun) -> None:
         worker, info = run.worker, run.worker.exit_info
         with self._lock:
             if info is None or run.exit_reported:
@@ -658,7 +645,7 @@ class Server:
             run.exit_reported = True
         self._hook("worker_exited", worker=worker, exit_info=info)
 
-    def _worker_ended(self, run: _Run) -> None:
+    def _worker_ended(self, run: WorkerRun) -> None:
         worker = run.worker
         self._report_exit(run)
         if worker.exit_info is not None and worker.name in self._reload_late:
@@ -805,7 +792,7 @@ class Server:
                 run.killed_on_force = self._end(run, "kill")
             self._changed.notify_all()
 
-    def _end(self, run: _Run, how: Literal["terminate", "kill"]) -> bool:
+    def _end(self, run: WorkerRun, how: Literal["terminate", "kill"]) -> bool:
         """Have `run`'s backend terminate or kill it; whether it can. Marked forced first: its exit may come at once."""
         forced, run.forced = run.forced, True
         ending = getattr(run.backend, how)(run.worker)
@@ -849,7 +836,7 @@ class Server:
         self._close_when_idle()
         return [run.worker for run in late]
 
-    def _escalate(self, late: list[_Run]) -> None:
+    def _escalate(self, late: list[WorkerRun]) -> None:
         """Past the deadline: terminate what can be, kill it after `KILL_GRACE`, report the rest."""
         if self._force_requested:  # a second signal: _force() killed what could be killed
             ending = [run for run in late if run.killed_on_force]
@@ -873,10 +860,10 @@ class Server:
                     (stuck.current_stack() or "  <no stack>").rstrip("\n"),
                     extra=log_extra(stuck.name, server=self.name),
                 )
-                stuck._set_exit(None, forced=True)
+                run.end(None)
                 self._report_exit(run)
 
-    def _wait_for(self, runs: Iterable[_Run], seconds: float) -> None:
+    def _wait_for(self, runs: Iterable[WorkerRun], seconds: float) -> None:
         names = {run.worker.name for run in runs}
         deadline = time.monotonic() + seconds
         with self._changed:

@@ -37,10 +37,10 @@ class ThreadWorker(AbstractWorker):
         """Start the worker's thread on its own, outside a Server."""
         check_own_backend(self, "thread")
         self._check_startable()
-        ThreadBackend().launch(self, WorkerChannel(self, self._receive))
+        ThreadBackend().launch(self, WorkerChannel(self, self._run.receive))
 
     def is_alive(self) -> bool:
-        thread = self._runner
+        thread = self._run.runner
         return thread is not None and thread.is_alive()
 
     @property
@@ -50,13 +50,13 @@ class ThreadWorker(AbstractWorker):
 
     def join(self, timeout: float | None = None) -> None:
         """Wait up to `timeout` seconds for the thread to end (and its exit to be recorded)."""
-        thread = self._runner
+        thread = self._run.runner
         if thread is None:
             raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
         deadline = None if timeout is None else time.monotonic() + timeout
         thread.join(timeout)
         if not thread.is_alive():
-            self._finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            self._run.finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 class ThreadBackend(Backend):
@@ -68,6 +68,6 @@ class ThreadBackend(Backend):
     def launch(self, worker: AbstractWorker, channel: WorkerChannel) -> Runner:
         assert isinstance(worker, ThreadWorker)
         thread = threading.Thread(target=channel.run_life, name=worker.name, daemon=worker.daemon)
-        worker._runner = thread  # before it runs: the body may ask whether it is alive
+        worker._run.runner = thread  # before it runs: the body may ask whether it is alive
         thread.start()
         return thread

@@ -1,8 +1,10 @@
-"""AbstractWorker: the lifecycle body, the stop flag, wait/sleep, context, and what the supervising side keeps.
+"""AbstractWorker: the user's body, its stop flag, wait/sleep, heartbeats and context.
 
-The same object plays two parts: where the worker *lives* (its thread, or a
-copy in its child) it runs the body and sends events; where it is
-*supervised* it takes them in and keeps `error`, `exitcode` and `exit_info`.
+Where the worker *lives* (its thread, or a copy in its child) `_lifecycle`
+runs its body. Where it is *supervised* (its server, or the process that
+called ``start()``) each instance has one run record (`_run.WorkerRun`): its
+runner, its channel, what its events said; `error`, `exit_info`, ``join()``
+and ``is_alive()`` read it.
 """
 
 from __future__ import annotations
@@ -17,53 +19,24 @@ import pickle
 import threading
 import time
 import types
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._aio import loop_factory, run_in_new_loop
 from ._errors import BackendError, ErrorRecord, Phase, SpocError, WorkerStartError
 from ._events import WorkerEvent, WorkerExit, make_event
 from ._latch import Latch, SignalWake
-from ._log_extra import log_extra
-from ._signals import signal_name
+from ._run import WorkerRun
 from ._stacks import format_stacks, task_stacks, thread_stack
 from ._stash import Stash
 
 if TYPE_CHECKING:
-    from ._backend import WorkerChannel
+    pass
 
-__all__ = ["AbstractWorker", "Send", "check_initialised", "check_own_backend", "current_worker"]
+__all__ = ["AbstractWorker", "check_initialised", "check_own_backend"]
 
 logger = logging.getLogger("spoc")
 
-Send = Callable[[WorkerEvent], None]
-
 _ASYNC_CAPABLE = ("setup", "main", "teardown", "lifecycle")
-
-_body = threading.local()
-_process_worker: AbstractWorker | None = None
-
-
-def current_worker() -> AbstractWorker | None:
-    """The worker whose body runs where this is called, or None.
-
-    On the thread that runs a worker's body (its setup, main, teardown and
-    lifecycle, sync or async), that worker. In a process worker's child, that
-    worker from any thread of the child, and from ``child_starting`` and
-    ``child_stopping`` too. Elsewhere (the server's own threads, threads a
-    thread worker starts itself) None.
-
-    For plugins and libraries that attribute what happens to the worker it
-    happens in (metrics, log records) without the worker being passed around.
-    """
-    worker = getattr(_body, "worker", None)
-    return worker if worker is not None else _process_worker
-
-
-def set_process_worker(worker: AbstractWorker) -> None:
-    """In a process worker's child: `worker` is the worker of every thread of this process."""
-    global _process_worker
-    _process_worker = worker
 
 
 class AbstractWorker(abc.ABC):
@@ -95,9 +68,7 @@ class AbstractWorker(abc.ABC):
             "_stop_event",
             "_signal_wake",
             "_async_wakers",
-            "_runner",
-            "_finished",
-            "_channel",
+            "_run",
             "_send",
             "_loop",
             "_body_thread",
@@ -112,9 +83,6 @@ class AbstractWorker(abc.ABC):
     previous_exit: WorkerExit | None
     """How the instance this one replaced ended (`Server.restart_worker`); None for a first run."""
     context: types.SimpleNamespace
-    error: ErrorRecord | None
-    exit_info: WorkerExit | None
-    _runner: Any
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AbstractWorker:
@@ -160,23 +128,27 @@ class AbstractWorker(abc.ABC):
         self._stop_event = Latch()
         self._signal_wake: SignalWake | None = None
         self._async_wakers: list[Callable[[], None]] = []
-        self._runner = None
-        self._finished = Latch()
-        self._channel: WorkerChannel | None = None  # set by the server once its backend launched the worker
-        self._send: Send | None = None
-        self._stop_signal: str | None = None
-        self._stack_pending = False
+        self._run = WorkerRun(self)  # where it is supervised
+        self._send: Callable[[WorkerEvent], None] | None = None  # where it lives, while its body runs
         self._beat = False
         self._beats = 0
         self._idle = 0
         self._phase: Phase | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body_thread: int | None = None
-        self._teardown_duration: float | None = None
-        self._body_exitcode: int | None = None  # what `_live` returned, once it has
+        self._body_exitcode: int | None = None  # what its life returned, once it has (`_lifecycle.live`)
         self._stash = Stash()
-        self.error = None
-        self.exit_info = None
+
+    @property
+    def error(self) -> ErrorRecord | None:
+        """The first error the worker's body reported (type, message, traceback, phase), where it is supervised;
+        None while it has reported none."""
+        return self._run.error
+
+    @property
+    def exit_info(self) -> WorkerExit | None:
+        """How the worker ended (`WorkerExit`), where it is supervised, once it has; else None."""
+        return self._run.exit_info
 
     @property
     def plugin_options(self) -> Mapping[str, Any]:
@@ -352,7 +324,7 @@ class AbstractWorker(abc.ABC):
             self._running = False
         elif signum is None:
             return
-        channel = self._channel
+        channel = self._run.channel
         send = channel.send if channel is not None else self._send  # the server, or (in a child) the event pipe
         if send is not None and self.exit_info is None:  # for the worker_stopping hook and the outcome
             data: dict[str, Any] = {} if signum is None else {"signal": signum}
@@ -373,7 +345,7 @@ class AbstractWorker(abc.ABC):
 
     def _request_stop(self) -> None:
         """Carry the stop request to where the body runs: under a server, its backend does (`Backend.stop`)."""
-        channel = self._channel
+        channel = self._run.channel
         if channel is not None:
             channel._carry_stop()
 
@@ -467,27 +439,17 @@ class AbstractWorker(abc.ABC):
         """
         ident = self._body_thread
         if ident is not None:
-            self._log_stack(os.getpid(), format_stacks([ident], self._loop))
-
-    def _log_stack(self, pid: int, text: str) -> None:
-        logger.warning(
-            "stack of worker %r (%s, pid %d):\n%s",
-            self.name,
-            self.backend,
-            pid,
-            text.rstrip("\n"),
-            extra=log_extra(self.name),
-        )
+            self._run.log_stack(os.getpid(), format_stacks([ident], self._loop))
 
     @property
     def _thread_or_process(self) -> Any:
         """The runner, by the name the user guide's health monitor reads: ``worker._thread_or_process.is_alive()``."""
-        return self._runner
+        return self._run.runner
 
     @property
     def started(self) -> bool:
         """Whether `start()` has been called."""
-        return self._runner is not None
+        return self._run.runner is not None
 
     @property
     def is_async(self) -> bool:
@@ -505,109 +467,12 @@ class AbstractWorker(abc.ABC):
         fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
         return fresh
 
-    def _live(self, channel: WorkerChannel, use_uvloop: bool, body: Callable[[], int] | None = None) -> int:
-        """The worker's whole life on the calling thread, each event to `channel`, its end (`WorkerChannel.exited`)
-        included (`_lives_on_a_thread`); `body` runs the lifecycle instead of a plain `LifecycleBody` (a hosted
-        life's, with the child hooks)."""
-        exitcode = 1
-        try:
-            exitcode = body() if body is not None else LifecycleBody(self, channel.send).run(use_uvloop)
-        finally:
-            self._body_exitcode = exitcode
-            self._running = False
-            channel.exited(exitcode)
-        return exitcode
-
     def _check_startable(self) -> None:
         if self.started:
             raise WorkerStartError(
                 f"worker {self.name!r} was already started; a worker runs once. "
                 f"Use worker.fresh_instance() for a new run."
             )
-
-    # ------------------------------------------------------------------ the supervising side
-
-    def _receive(self, event: WorkerEvent, forced: bool = False) -> None:
-        """Take in one event where the worker is supervised: keep state, log failures once; an ``"exit"`` ends
-        the worker (`forced`: the server had to end it)."""
-        if event.kind == "error" and event.error is not None:
-            if self.error is None:
-                self.error = event.error
-            logger.error(
-                "worker %r failed in %s: %s\n%s",
-                self.name,
-                event.error.phase,
-                event.error.message or event.error.type_name,
-                event.error.traceback.rstrip("\n"),
-                extra=self._lifecycle_extra("error"),
-            )
-        elif event.kind == "startup":
-            logger.info("worker %r started (pid %d)", self.name, event.pid, extra=self._lifecycle_extra("startup"))
-        elif event.kind == "stopping":  # also when a process worker's child stopped itself
-            signum = event.data.get("signal")
-            if signum is None:
-                self._stop_requested = True
-            else:  # a signal from outside the server stopped it: not a stop anyone here asked for
-                self._stop_signal = signal_name(signum)
-            self._running = False
-        elif event.kind == "stack":
-            self._stack_pending = False
-            self._log_stack(event.pid, event.data["stack"])
-        elif event.kind == "shutdown":
-            duration = event.data.get("duration")
-            self._teardown_duration = duration if isinstance(duration, float) else None
-        elif event.kind == "exit":
-            self._set_exit(event.data.get("exitcode"), forced=forced, reason=event.data.get("reason"))
-
-    def _lifecycle_extra(self, kind: str) -> dict[str, str]:
-        """The fields of the log record of one of the worker's lifecycle events (docs/plugins.md, "Log records")."""
-        return {**log_extra(self.name), "spoc_event": kind}
-
-    def _set_exit(self, exitcode: int | None, *, forced: bool = False, reason: str | None = None) -> WorkerExit:
-        if self.exit_info is not None:
-            return self.exit_info
-        self._running = False
-        if self.error is not None:
-            self.error.release_frames()  # the record outlives the worker; its frames must not keep the worker alive
-        info = WorkerExit(
-            worker=self.name,
-            exitcode=exitcode,
-            error=self.error,
-            stop_requested=self._stop_requested,
-            forced=forced,
-            stop_signal=self._stop_signal,
-            restarts=self.restarts,
-            teardown_duration=self._teardown_duration,
-            reason=reason,
-        )
-        self.exit_info = info
-        extra = self._lifecycle_extra("exit")
-        teardown_ran = info.teardown_duration is not None
-        if info.outcome == "killed" and info.signal is not None and info.signal == info.stop_signal and teardown_ran:
-            logger.error(
-                "worker %r was stopped by %s from outside its server (a stop the server did not ask for); "
-                "its teardown ran",
-                self.name,
-                info.signal,
-                extra=extra,
-            )
-        elif info.outcome == "killed" and info.signal is not None and (info.stop_signal or info.stop_requested):
-            logger.error(
-                "worker %r was killed by %s while it was stopping: its teardown did not run",
-                self.name,
-                info.signal,
-                extra=extra,
-            )
-        elif info.reason is not None:
-            logger.error("worker %r ended from outside its body: %s", self.name, info.reason, extra=extra)
-        elif info.outcome == "killed" and info.signal is not None:
-            logger.error("worker %r was killed by %s", self.name, info.signal, extra=extra)
-        elif info.outcome == "failed" and self.error is None:
-            logger.error("worker %r exited with code %s", self.name, exitcode, extra=extra)
-        else:
-            logger.info("worker %r ended (%s)", self.name, info.outcome, extra=extra)
-        self._finished.set()
-        return info
 
     # ------------------------------------------------------------------ pickling
 
@@ -638,158 +503,6 @@ def _class_is_async(cls: type) -> bool:
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:
     if not future.done():
         future.set_result(value)
-
-
-# ---------------------------------------------------------------------- the lifecycle body
-
-
-class LifecycleBody:
-    """Runs one worker's life where it lives and emits its events.
-
-    One implementation serves sync and async workers: the body is a coroutine
-    that awaits only what the worker's own methods return, so for a sync worker
-    it never suspends and is driven to the end without an event loop.
-    """
-
-    def __init__(self, worker: AbstractWorker, send: Send, last_words: Callable[[], None] | None = None) -> None:
-        self.worker = worker
-        self.send = send
-        self.exitcode = 0
-        self.last_words = last_words
-        self.phase_began = time.monotonic()
-        worker._send = send
-
-    def run(self, use_uvloop: bool | None = None) -> int:
-        """Run the whole lifecycle on the calling thread; return the exit code (0 clean, 1 failed).
-
-        `last_words`, when given, runs after the lifecycle, while the worker
-        can still send records (a child's ``child_stopping`` hooks).
-        """
-        worker = self.worker
-        worker._body_thread = threading.get_ident()
-        _body.worker = worker
-        try:
-            self._run(use_uvloop)
-        finally:
-            _body.worker = None
-            worker._phase = None
-            worker._loop = None
-            worker._body_thread = None  # thread idents are reused
-            try:
-                if self.last_words is not None:
-                    self.last_words()
-            finally:
-                worker._send = None  # no record may follow the worker's last event
-        return self.exitcode
-
-    def _run(self, use_uvloop: bool | None) -> None:
-        if self.worker.is_async:
-            try:
-                factory = loop_factory(use_uvloop)
-                run_in_new_loop(self._life(), factory)
-            except BaseException as exc:  # the loop itself could not run
-                self._failed(exc, "setup")
-        else:
-            try:
-                _drive_without_loop(self._life())
-            except RuntimeError as exc:
-                self._failed(exc, "main")
-
-    async def _life(self) -> None:
-        worker = self.worker
-        if worker.is_async:
-            worker._loop = loop = asyncio.get_running_loop()
-            loop.set_exception_handler(self._loop_exception)
-            wake = worker._signal_wake
-            if wake is not None and wake.thread == threading.get_ident():
-                loop.add_reader(wake.read_fd, wake.drain)  # every signal wakes the loop: its handlers run at once
-        if await self._phase("setup", worker.setup) and await self._notify("startup", "setup"):
-            await self._phase("main", worker.main)
-        await self._phase("teardown", worker.teardown)
-        await self._notify("shutdown", "teardown")
-
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """What asyncio reports in the worker's loop (a task's exception nobody retrieved, a failing
-        callback), through the ``spoc`` logger and naming the worker, with its traceback."""
-        exception = context.get("exception")
-        source = context.get("task") or context.get("future") or context.get("handle")
-        logger.error(
-            "worker %r: %s%s",
-            self.worker.name,
-            context.get("message") or "the event loop caught an exception",
-            f" ({source!r})" if source is not None else "",
-            exc_info=exception if isinstance(exception, BaseException) else None,
-            extra=log_extra(self.worker.name),
-        )
-
-    async def _phase(self, phase: Phase, method: Callable[[], Any]) -> bool:
-        self.worker._phase = phase
-        self.phase_began = time.monotonic()
-        try:
-            result = method()  # called here, not in a coroutine of its own, which would turn StopIteration into
-            if result is not None and inspect.isawaitable(result):  # RuntimeError (PEP 479)
-                await result
-        except SystemExit as exc:
-            if exc.code not in (None, 0):
-                await self._failed_async(exc, phase)
-                return False
-        except BaseException as exc:
-            await self._failed_async(exc, phase)
-            return False
-        return True
-
-    async def _notify(self, kind: str, phase: Phase) -> bool:
-        """Call the user's lifecycle(kind), then tell the server; a raise counts against `phase`."""
-        duration = time.monotonic() - self.phase_began
-        try:
-            await _call(self.worker.lifecycle, kind)
-        except BaseException as exc:
-            await self._failed_async(exc, phase)
-            if kind == "startup":
-                return False
-        self.send(make_event(self.worker.name, kind, phase=phase, duration=duration))
-        return True
-
-    async def _failed_async(self, exc: BaseException, phase: Phase) -> None:
-        record = self._failed(exc, phase)
-        try:
-            await _call(self.worker.lifecycle, "error", exception=exc, phase=phase)
-        except BaseException as handler_exc:
-            self._failed(handler_exc, phase, note=f"lifecycle('error') raised while handling {record}")
-
-    def _failed(self, exc: BaseException, phase: Phase, note: str = "") -> ErrorRecord:
-        self.exitcode = 1
-        _drop_own_frames(exc)
-        record = ErrorRecord.from_exception(exc, phase)
-        if note:
-            record = ErrorRecord(record.type_name, record.message, f"{note}\n{record.traceback}", phase, exc)
-        duration = time.monotonic() - self.phase_began
-        self.send(make_event(self.worker.name, "error", phase=phase, error=record, duration=duration))
-        return record
-
-
-def _drop_own_frames(exc: BaseException) -> None:
-    """Start the traceback at the user's code, not at this module's plumbing."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
-        tb = tb.tb_next
-    exc.__traceback__ = tb
-
-
-async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    result = method(*args, **kwargs)
-    if result is not None and inspect.isawaitable(result):
-        await result
-
-
-def _drive_without_loop(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine that never suspends (a sync worker's body) to its end."""
-    try:
-        coro.send(None)
-    except StopIteration:
-        return
-    coro.close()
-    raise RuntimeError("a synchronous worker's body awaited something; make its methods async def")
 
 
 def check_initialised(worker: AbstractWorker) -> None:

@@ -217,7 +217,7 @@ class ProcessBackend(Backend):
                     worker.pid,
                     extra=log_extra(worker.name, server=self._server.name),
                 )
-        elif worker._stop_signal == "SIGTERM":
+        elif worker._run.stop_signal == "SIGTERM":
             logger.error(
                 "worker %r (pid %s) handled SIGTERM but did not end within %gs (its teardown is slow or stuck): "
                 "sending SIGKILL",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from .. import _fds
 from .._events import decode_event
+from .._lifecycle import Send
 from .._log_extra import log_extra
-from .._worker import Send
 from ._runners import ChildRunner
 
 if TYPE_CHECKING:

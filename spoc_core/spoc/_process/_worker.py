@@ -159,7 +159,7 @@ class ProcessWorker(AbstractWorker):
     @property
     def pid(self) -> int | None:
         """The child's pid once started (None on a backend whose runner has no ``pid``)."""
-        return getattr(self._runner, "pid", None)
+        return getattr(self._run.runner, "pid", None)
 
     # ------------------------------------------------------------------ starting
 
@@ -208,7 +208,7 @@ class ProcessWorker(AbstractWorker):
             raise
         control_r.close()
         events_w.close()
-        self._runner = runner
+        self._run.runner = runner
         self._link = link = ChildLink(self.name, control_w, events_r, runner)
         if not self.daemon:
             _join_at_exit(self)
@@ -319,7 +319,7 @@ class ProcessWorker(AbstractWorker):
     # ------------------------------------------------------------------ stopping and signals
 
     def _request_stop(self) -> None:
-        if self._channel is None:  # started on its own, outside a server: down its child's control pipe
+        if self._run.channel is None:  # started on its own, outside a server: down its child's control pipe
             self._control_write(b"S")
         else:  # under a server, its backend carries it (`Backend.stop`)
             super()._request_stop()
@@ -332,7 +332,7 @@ class ProcessWorker(AbstractWorker):
 
     def send_signal(self, signum: int) -> None:
         """Send `signum` to the child process, if it is still running (never to a reused pid)."""
-        runner = self._runner
+        runner = self._run.runner
         if runner is not None:
             runner.send_signal(signum)
 
@@ -353,32 +353,32 @@ class ProcessWorker(AbstractWorker):
         pid. A child whose Python code cannot run (native code holding the
         GIL) does not answer.
         """
-        self._stack_pending = True
+        self._run.stack_pending = True
         self._control_write(b"D")
 
     # ------------------------------------------------------------------ state and waiting
 
     def is_alive(self) -> bool:
-        runner = self._runner
+        runner = self._run.runner
         return runner is not None and runner.is_alive()
 
     @property
     def exitcode(self) -> int | None:
-        runner = self._runner
+        runner = self._run.runner
         return runner.exitcode if runner is not None else None
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the child to end, reading its events meanwhile; then release its fds."""
-        if self._runner is None:
+        if self._run.runner is None:
             raise WorkerStartError(f"worker {self.name!r} cannot be joined before it is started")
-        if self._channel is not None:  # a server's monitor reads this worker
-            self._finished.wait(timeout)
+        if self._run.channel is not None:  # a server's monitor reads this worker
+            self._run.finished.wait(timeout)
             return
         link = self._link
         if link is None or self.exit_info is not None:
             return
         poller = Poller()
-        link.watch(WorkerChannel(self, self._receive, watch=poller.watch, unwatch=poller.unwatch))
+        link.watch(WorkerChannel(self, self._run.receive, watch=poller.watch, unwatch=poller.unwatch))
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.exit_info is None:
             poller.poll(None if deadline is None else deadline - time.monotonic())
