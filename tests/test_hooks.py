@@ -602,7 +602,8 @@ def test_hook_worker_joined(
     joined = [c for c in spoc_hooks.of("worker_joined") if c.worker == "fails-once"]
     assert [c["worker"].restarts for c in joined] == [0, 1]
     assert joined[1]["worker"] is server.workers[1]
-    assert server.stash[KeepsPerWorker.JOINED] == ["a#0", "fails-once#0", "late#0", "fails-once#1"]
+    joined_here = server.stash[KeepsPerWorker.JOINED]  # the restart may come before or after "late" was added
+    assert joined_here[:2] == ["a#0", "fails-once#0"] and sorted(joined_here[2:]) == ["fails-once#1", "late#0"]
     assert server.workers[1].stash[KeepsPerWorker.SEEN] == 1  # the fresh instance's own count
     assert all(w.started for w in server.workers)  # the plugin that raised refused nothing
     assert caplog.text.count("spoc plugin 'breaks-on-join' raised in hook 'worker_joined'") == 4
