@@ -1,4 +1,5 @@
-"""The one kind of event every worker sends to its server (`WorkerEvent`), and how its life ended (`WorkerExit`)."""
+"""The one kind of event every worker sends to its server (`WorkerEvent`), how a worker's life ended
+(`WorkerExit`), and how a server's `run_forever()` ended (`ServerExit`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from typing import Any, Literal
 from ._errors import ErrorRecord, Phase
 from ._signals import signal_name
 
-__all__ = ["EventKind", "ExitOutcome", "WorkerEvent", "WorkerExit", "decode_event", "encode_event", "make_event"]
+__all__ = [
+    "EventKind",
+    "ExitOutcome",
+    "ServerExit",
+    "StopReason",
+    "WorkerEvent",
+    "WorkerExit",
+    "decode_event",
+    "encode_event",
+    "make_event",
+]
 
 EventKind = Literal["startup", "shutdown", "error", "exit", "stopping", "record", "stack"]
 """The kinds of event:
@@ -186,3 +197,50 @@ class WorkerExit:
     def ok(self) -> bool:
         """True when the worker ended cleanly, on its own or after a stop request."""
         return self.outcome in ("clean", "stopped")
+
+
+StopReason = Literal["signal", "stop", "workers_ended"]
+
+
+@dataclass(frozen=True)
+class ServerExit:
+    """How a `run_forever()` ended; turn it into a process exit code with `exit_code`.
+
+    Attributes:
+        server: the server's name.
+        reason: ``"signal"`` (SIGINT/SIGTERM), ``"stop"`` (`Server.stop()` was
+            called) or ``"workers_ended"`` (every worker ended on its own).
+        signal: the name of the first signal received, if any.
+        exits: how each started worker ended.
+        forced: whether shutdown had to kill a process or abandon a thread
+            (the deadline passed, or a second signal arrived).
+        failure: why the server gave up, when it was stopped with
+            ``stop(failure=...)`` (a supervisor past its restart intensity).
+    """
+
+    server: str
+    reason: StopReason
+    signal: str | None = None
+    exits: tuple[WorkerExit, ...] = field(default_factory=tuple)
+    forced: bool = False
+    failure: str | None = None
+
+    @property
+    def failed(self) -> tuple[WorkerExit, ...]:
+        """The workers that did not end cleanly (failed, killed or forced)."""
+        return tuple(e for e in self.exits if not e.ok)
+
+    @property
+    def ok(self) -> bool:
+        """True when every worker ended cleanly, nothing had to be forced and no `failure` was reported."""
+        return not self.failed and not self.forced and self.failure is None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when `ok`, else 1: what a command-line wrapper should exit with."""
+        return 0 if self.ok else 1
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """How many times each restarted worker was restarted, by name: the workers that never were are left out."""
+        return {e.worker: e.restarts for e in self.exits if e.restarts}

@@ -1,4 +1,5 @@
-"""What a log record about one worker or server carries, so that a handler can attribute it."""
+"""What a log record about one worker or server carries, so that a handler can attribute it, and `count`, for its
+words."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ if TYPE_CHECKING:
     from ._server import Server
     from ._worker import AbstractWorker
 
-__all__ = ["SERVER_FIELD", "WORKER_FIELD", "log_extra"]
+__all__ = ["SERVER_FIELD", "WORKER_FIELD", "count", "log_extra"]
 
 WORKER_FIELD = "spoc_worker"
 """The attribute of a log record that names the worker it is about."""
@@ -32,3 +33,8 @@ def log_extra(worker: AbstractWorker | str | None = None, *, server: Server | st
     if server is not None:
         extra[SERVER_FIELD] = server if isinstance(server, str) else server.name
     return extra
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 worker"``, ``"2 workers"``: counts in log lines read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -27,10 +27,10 @@ from typing import Any
 from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
 from ._deadlines import check_timeout
 from ._errors import SpocError, WorkerStartError
-from ._log_extra import log_extra
+from ._log_extra import count, log_extra
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in, refused_by
-from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit, count
+from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit
 from ._signals import RELOAD_SIGNAL, SERVER_SIGNALS, SHUTDOWN_SIGNALS, STACK_DUMP_SIGNAL, signal_name
 from ._target import EXPECTED, TargetError, load_server
 

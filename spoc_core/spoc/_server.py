@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import FrameType
 from typing import Literal
 
@@ -24,18 +24,20 @@ from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong
 from ._builtin_backends import BuiltinBackends
 from ._deadlines import check_timeout, wait_time
 from ._errors import ErrorRecord, SpocError
-from ._events import WorkerEvent, WorkerExit, make_event
+from ._events import ServerExit, StopReason, WorkerEvent, make_event
 from ._hosted import hosted_life
-from ._log_extra import log_extra
+from ._log_extra import count, log_extra
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
+from ._replace import Replacements
 from ._run import WorkerRun
-from ._signals import REPEAT_WINDOW, SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
+from ._signal_meanings import SignalMeanings
+from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._stash import Stash
 from ._stdio import worker_stdio
 from ._worker import AbstractWorker, check_initialised
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit", "StopReason"]
 
 logger = logging.getLogger("spoc")
 
@@ -45,55 +47,6 @@ allows between SIGTERM and SIGKILL (Kubernetes allows 30 s, systemd 90 s)."""
 
 
 _REAP_LIMIT = 5.0
-
-STACK_ANSWER_TIMEOUT = 2.0
-"""Seconds a process worker's child gets to answer a stack dump request before the server says it did not."""
-
-StopReason = Literal["signal", "stop", "workers_ended"]
-
-
-@dataclass(frozen=True)
-class ServerExit:
-    """How a `run_forever()` ended; turn it into a process exit code with `exit_code`.
-
-    Attributes:
-        server: the server's name.
-        reason: ``"signal"`` (SIGINT/SIGTERM), ``"stop"`` (`Server.stop()` was
-            called) or ``"workers_ended"`` (every worker ended on its own).
-        signal: the name of the first signal received, if any.
-        exits: how each started worker ended.
-        forced: whether shutdown had to kill a process or abandon a thread
-            (the deadline passed, or a second signal arrived).
-        failure: why the server gave up, when it was stopped with
-            ``stop(failure=...)`` (a supervisor past its restart intensity).
-    """
-
-    server: str
-    reason: StopReason
-    signal: str | None = None
-    exits: tuple[WorkerExit, ...] = field(default_factory=tuple)
-    forced: bool = False
-    failure: str | None = None
-
-    @property
-    def failed(self) -> tuple[WorkerExit, ...]:
-        """The workers that did not end cleanly (failed, killed or forced)."""
-        return tuple(e for e in self.exits if not e.ok)
-
-    @property
-    def ok(self) -> bool:
-        """True when every worker ended cleanly, nothing had to be forced and no `failure` was reported."""
-        return not self.failed and not self.forced and self.failure is None
-
-    @property
-    def exit_code(self) -> int:
-        """0 when `ok`, else 1: what a command-line wrapper should exit with."""
-        return 0 if self.ok else 1
-
-    @property
-    def restarts(self) -> dict[str, int]:
-        """How many times each restarted worker was restarted, by name: the workers that never were are left out."""
-        return {e.worker: e.restarts for e in self.exits if e.restarts}
 
 
 class Server:
@@ -125,7 +78,6 @@ class Server:
         self._plugins.add_builtin(BuiltinBackends(self._plugins, self._may_start_workers_later), BuiltinBackends.name)
         self._stopped_reported = False
         self._runs: dict[str, WorkerRun] = {}  # each worker's current run, by name
-        self._pending_restarts: dict[str, AbstractWorker] = {}
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -136,17 +88,14 @@ class Server:
         self._stop_reason: StopReason | None = None
         self._failure: str | None = None
         self._signal_arrived = False
-        self._signals_received: list[int] = []
-        self._stop_signalled_at: float | None = None
+        self._signals = SignalMeanings(self)
         self._stop_began: float | None = None
         self._handling_signals = False
         self._force_requested = False
         self._running: set[str] = set()
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
-        self._reload_queue: list[str] = []
-        self._reloading: str | None = None
-        self._reload_late: set[str] = set()  # threads a reload abandoned: replaced when they end
+        self._replacements = Replacements(self)
         self._stash = Stash()
 
     def __repr__(self) -> str:
@@ -310,7 +259,7 @@ class Server:
     def _ensure_monitor(self) -> Monitor[WorkerRun]:
         with self._lock:
             if self._monitor is None:
-                self._monitor = Monitor(self._on_event, self._on_signal, f"spoc-monitor:{self.name}")
+                self._monitor = Monitor(self._on_event, self._signals.handle, f"spoc-monitor:{self.name}")
             return self._monitor
 
     @property
@@ -402,7 +351,7 @@ class Server:
                     f"Server {self.name!r}: worker {worker.name!r} is still running; restart it once it has "
                     f"ended (from the worker_exited hook)"
                 )
-            if worker.name in self._pending_restarts:
+            if worker.name in self._replacements.pending:
                 raise ValueError(f"Server {self.name!r}: worker {worker.name!r} already has a restart pending")
             if self._shutting_down:
                 logger.info(
@@ -412,204 +361,19 @@ class Server:
                     extra=log_extra(worker.name, server=self.name),
                 )
                 return None
-            if self._reloading == worker.name or worker.name in self._reload_late:
+            if self._replacements.reloads(worker.name):
                 logger.info(
                     "worker %r is not restarted: the reload that stopped it starts its fresh instance",
                     worker.name,
                     extra=log_extra(worker.name, server=self.name),
                 )
                 return None
-            fresh = self._replacement(worker, worker.restarts + 1, delay)
+            fresh = self._replacements.fresh(worker, worker.restarts + 1, delay)
         return fresh
-
-    def _replacement(
-        self, worker: AbstractWorker, restarts: int, delay: float, reload: Literal["next", "late"] | None = None
-    ) -> AbstractWorker:
-        """A fresh instance of ended `worker`, to start in its place `delay` seconds from now (under the lock);
-        for a `reload`, then the reload's ``"next"`` worker is stopped, or nothing more (``"late"``)."""
-        assert self._monitor is not None
-        fresh = worker.fresh_instance()
-        fresh._join_server(self.name, os.getpid())
-        fresh.restarts = restarts
-        fresh.previous_exit = worker.exit_info
-        self._backend_for(fresh)
-        self._plugins.check("worker_check", server=self, worker=fresh)
-        self._pending_restarts[worker.name] = fresh
-        self._monitor.call_later(delay, lambda: self._start_replacement(fresh, reload))
-        return fresh
-
-    def _start_replacement(self, fresh: AbstractWorker, reload: Literal["next", "late"] | None) -> None:
-        """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
-        with self._lock:
-            if self._pending_restarts.pop(fresh.name, None) is not fresh:
-                return
-            self._changed.notify_all()
-            if self._shutting_down:
-                logger.info(
-                    "worker %r is not restarted: server %r is shutting down",
-                    fresh.name,
-                    self.name,
-                    extra=log_extra(fresh.name, server=self.name),
-                )
-                return
-            self._workers[fresh.name] = fresh
-            self._hook("worker_joined", worker=fresh)
-            if reload:
-                logger.info(
-                    "starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name, server=self.name)
-                )
-            else:
-                logger.info(
-                    "restarting worker %r (restart %d)",
-                    fresh.name,
-                    fresh.restarts,
-                    extra=log_extra(fresh.name, server=self.name),
-                )
-            self._start_worker(fresh, report_failure=True)
-        if reload == "next":
-            self._reload_next()
-
-    # ------------------------------------------------------------------ reloading (SIGHUP)
-
-    def _handle_sighup(self, signum: int) -> None:
-        """Reload: replace every running worker by a fresh instance, one after another; the server keeps running."""
-        with self._lock:
-            if self._shutting_down:
-                logger.info(
-                    "server %r received SIGHUP while shutting down: nothing to reload",
-                    self.name,
-                    extra=log_extra(server=self.name),
-                )
-                return
-            if self._reloading is not None or self._reload_queue:
-                logger.warning(
-                    "server %r received SIGHUP during a reload: the reload goes on",
-                    self.name,
-                    extra=log_extra(server=self.name),
-                )
-                return
-            running = self._running_workers()
-            self._reload_queue = [w.name for w in running]
-        logger.warning(
-            "server %r received SIGHUP: reloading %s, one after another (each stopped, then replaced by a fresh "
-            "instance; code is not re-imported)",
-            self.name,
-            count(len(running), "worker"),
-            extra=log_extra(server=self.name),
-        )
-        self._hook("server_reloading", workers=tuple(running))
-        self._reload_next()
 
     def _running_workers(self) -> list[AbstractWorker]:
         """The workers running now, in the order they were added (under the lock)."""
         return [w for w in self._workers.values() if w.name in self._running and w.exit_info is None]
-
-    def _reload_next(self) -> None:
-        """On the monitor thread: stop the next worker of the reload (its end starts its replacement)."""
-        with self._lock:
-            self._reloading = None
-            while self._reload_queue and not self._shutting_down:
-                worker = self._workers.get(self._reload_queue.pop(0))
-                if worker is not None and worker.name in self._running and worker.exit_info is None:
-                    self._reloading = worker.name
-                    break
-            else:
-                self._reload_queue = []
-                logger.info("server %r: reload done", self.name, extra=log_extra(server=self.name))
-                return
-            if self._monitor is not None:
-                self._monitor.call_later(self._shutdown_timeout, functools.partial(self._reload_overdue, worker))
-        worker.stop()
-
-    def _reloading_now(self, worker: AbstractWorker) -> WorkerRun | None:
-        """`worker`'s run while the reload waits for it to end, else None (under the lock)."""
-        run = self._runs.get(worker.name)
-        if self._reloading != worker.name or run is None or run.worker is not worker or self._shutting_down:
-            return None
-        return run if worker.exit_info is None else None
-
-    def _reload_overdue(self, worker: AbstractWorker) -> None:
-        """On the monitor thread, `shutdown_timeout` after the reload asked `worker` to stop: end it as a
-        shutdown would (its end then starts its replacement), or abandon a thread, and go on with the next."""
-        with self._lock:
-            run = self._reloading_now(worker)
-        if run is None:
-            return
-        logger.error(
-            "worker %r did not stop within %gs of the reload's request (shutdown_timeout): ending it as a shutdown "
-            "would, then the reload goes on",
-            worker.name,
-            self._shutdown_timeout,
-            extra=log_extra(worker.name, server=self.name),
-        )
-        if self._end(run, "terminate"):
-            assert self._monitor is not None
-            self._monitor.call_later(KILL_GRACE, functools.partial(self._reload_kill, worker))
-            return
-        logger.warning(
-            "worker %r (%s) is abandoned by the reload: it keeps running (its backend cannot end it; threads "
-            "cannot be killed), and its fresh instance starts when it ends; it is at:\n%s",
-            worker.name,
-            worker.backend,
-            (worker.current_stack() or "  <no stack>").rstrip("\n"),
-            extra=log_extra(worker.name, server=self.name),
-        )
-        with self._lock:
-            self._reload_late.add(worker.name)
-        self._reload_next()
-
-    def _reload_kill(self, worker: AbstractWorker) -> None:
-        """`KILL_GRACE` after a late worker of the reload was terminated: kill it, if it has not ended yet."""
-        with self._lock:
-            run = self._reloading_now(worker)
-        if run is not None:
-            self._end(run, "kill")
-
-    def _reload_ended(self, worker: AbstractWorker, late: bool = False) -> None:
-        """A worker stopped for the reload has ended: start its fresh instance in its place. A `late` one (a
-        thread the reload abandoned, which went on without it) starts its own alone."""
-        with self._lock:
-            if late:
-                self._reload_late.discard(worker.name)
-            if not self._shutting_down and self._workers.get(worker.name) is worker:
-                try:
-                    self._replacement(worker, worker.restarts, 0.0, reload="late" if late else "next")
-                    return
-                except Exception:
-                    logger.exception(
-                        "worker %r could not be reloaded", worker.name, extra=log_extra(worker.name, server=self.name)
-                    )
-        if not late:
-            self._reload_next()
-
-    # ------------------------------------------------------------------ stack dumps (SIGUSR1)
-
-    def _handle_sigusr1(self, signum: int) -> None:
-        """Log the stack of every running worker, each whole and named; nothing stops."""
-        with self._lock:
-            running = self._running_workers()
-        logger.warning(
-            "server %r received SIGUSR1: the stacks of %s follow",
-            self.name,
-            count(len(running), "worker"),
-            extra=log_extra(server=self.name),
-        )
-        for worker in running:
-            worker.dump_stack()
-        if self._monitor is not None and any(w._run.stack_pending for w in running):
-            self._monitor.call_later(STACK_ANSWER_TIMEOUT, lambda: self._unanswered_stacks(running))
-
-    def _unanswered_stacks(self, workers: list[AbstractWorker]) -> None:
-        for worker in workers:
-            if worker._run.stack_pending and worker.exit_info is None:
-                worker._run.stack_pending = False
-                logger.warning(
-                    "worker %r did not send its stack within %gs: its Python code cannot run (native code "
-                    "holding the GIL, or a stopped process)",
-                    worker.name,
-                    STACK_ANSWER_TIMEOUT,
-                    extra=log_extra(worker.name, server=self.name),
-                )
 
     # ------------------------------------------------------------------ events (monitor thread)
 
@@ -648,55 +412,13 @@ class Server:
     def _worker_ended(self, run: WorkerRun) -> None:
         worker = run.worker
         self._report_exit(run)
-        if worker.exit_info is not None and worker.name in self._reload_late:
-            self._reload_ended(worker, late=True)
-        elif self._reloading == worker.name and worker.exit_info is not None:
-            self._reload_ended(worker)  # registers its replacement before run_forever can see no worker running
+        self._replacements.worker_ended(worker)
         with self._lock:
             self._running.discard(worker.name)
             self._changed.notify_all()
             straggler_done = self._joined and not self._running
         if straggler_done:  # the last thread join_all gave up on has ended after all
             self._close_when_idle()
-
-    def _on_signal(self, signum: int) -> None:
-        """A signal run_forever() handles, as the monitor read it from the wake-up fd: `_handle_<name>` acts on it."""
-        getattr(self, f"_handle_{signal_name(signum).lower()}")(signum)
-
-    def _handle_sigint(self, signum: int) -> None:
-        """Stop gracefully; a deliberate second request forces (see `REPEAT_WINDOW`)."""
-        self._signals_received.append(signum)
-        now = time.monotonic()
-        if self._stop_signalled_at is None:
-            logger.warning(
-                "server %r received %s: stopping %s (send it again to force)",
-                self.name,
-                signal_name(signum),
-                count(len(self._running), "worker"),
-                extra=log_extra(server=self.name),
-            )
-            self._stop_signalled_at = now  # set before the stop: run_forever may return before the line below
-            self._request_stop("signal")
-            self._stop_signalled_at = time.monotonic()  # once the requests are out: time spent on them is not a gap
-        elif now - self._stop_signalled_at < REPEAT_WINDOW:
-            logger.info(
-                "server %r received %s again %.0f ms after the first: the same stop request (as timeout and "
-                "systemd send it to the pid and to the group); send it again to force",
-                self.name,
-                signal_name(signum),
-                max(0.0, now - self._stop_signalled_at) * 1000,
-                extra=log_extra(server=self.name),
-            )
-        else:
-            logger.warning(
-                "server %r received %s again: forcing shutdown",
-                self.name,
-                signal_name(signum),
-                extra=log_extra(server=self.name),
-            )
-            self._force()
-
-    _handle_sigterm = _handle_sigint
 
     @property
     def signals_received(self) -> tuple[str, ...]:
@@ -705,20 +427,15 @@ class Server:
         The first asked the server to stop; a further one forced the shutdown
         when it came `REPEAT_WINDOW` seconds or more after the first.
         """
-        return tuple(signal_name(signum) for signum in self._signals_received)
+        return tuple(signal_name(signum) for signum in self._signals.received)
 
     def _note_signal(self, signum: int, frame: FrameType | None) -> None:
         """run_forever's Python-level handler: only a flag, so start() starts no further worker after a stop signal.
 
-        The signal itself reaches the monitor through the wakeup fd.
+        The signal itself reaches the monitor through the wakeup fd (`SignalMeanings.handle`).
         """
         if signum in SHUTDOWN_SIGNALS:
             self._signal_arrived = True
-
-    def _repeats_until(self) -> float | None:
-        """Until when a repeated stop signal is a copy of the first one (None: no stop signal came)."""
-        first = self._stop_signalled_at
-        return None if first is None else first + REPEAT_WINDOW
 
     def _seconds_since_stop(self) -> float:
         """Seconds since the first stop request (0 before one)."""
@@ -927,7 +644,7 @@ class Server:
         late: list[AbstractWorker] = []
         self._handling_signals = True
         try:
-            with handlers_installed(SERVER_SIGNALS, self._note_signal, monitor.wakeup_fd, self._repeats_until):
+            with handlers_installed(SERVER_SIGNALS, self._note_signal, monitor.wakeup_fd, self._signals.repeats_until):
                 try:
                     if not self._started:
                         self.start()
@@ -944,15 +661,16 @@ class Server:
 
     def _wait_for_end(self) -> None:
         with self._changed:
-            while self._stop_reason is None and (self._running or self._pending_restarts):
+            while self._stop_reason is None and (self._running or self._replacements.pending):
                 self._changed.wait()
 
     def _outcome(self, late: list[AbstractWorker]) -> ServerExit:
         with self._lock:
             exits = tuple(w.exit_info for w in self._workers.values() if w.exit_info is not None)
-            signalled = self._signals_received or self._signal_arrived
+            received = self._signals.received
+            signalled = received or self._signal_arrived
             reason: StopReason = "signal" if signalled else (self._stop_reason or "stop")
-            first_signal = signal_name(self._signals_received[0]) if self._signals_received else None
+            first_signal = signal_name(received[0]) if received else None
             forced = bool(late) or any(e.forced for e in exits)  # a force that ended nothing is not one
             return ServerExit(self.name, reason, first_signal, exits, forced=forced, failure=self._failure)
 
@@ -966,11 +684,6 @@ def _report_start_failure(channel: WorkerChannel, exc: Exception) -> None:
     name = worker.name
     channel.send(make_event(name, "error", phase="setup", error=error))
     channel.exited(1)
-
-
-def count(n: int, noun: str) -> str:
-    """``"1 worker"``, ``"2 workers"``: counts in log lines read as English."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _reason_without_request(signalled: bool, running: bool) -> StopReason:

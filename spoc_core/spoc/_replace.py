@@ -1,0 +1,218 @@
+"""A server's fresh instances: a supervisor's restarts (`Server.restart_worker`) and reloads (SIGHUP under
+``run_forever()``: the running workers stopped one after another, each replaced once it has ended, each within
+the server's shutdown timeout).
+
+`Replacements` is a part of `Server` kept in a module of its own: it acts
+through the server's lock, monitor and run records, and the server calls it
+where a replacement meets the rest of its life (a worker's end, a signal).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import TYPE_CHECKING, Literal
+
+from ._backend import KILL_GRACE
+from ._log_extra import count, log_extra
+
+if TYPE_CHECKING:
+    from ._run import WorkerRun
+    from ._server import Server
+    from ._worker import AbstractWorker
+
+__all__ = ["Replacements"]
+
+Reloading = Literal["next", "late"]
+"""A fresh instance a reload starts: then it stops its next worker, or (a late one) nothing more."""
+
+logger = logging.getLogger("spoc")
+
+
+class Replacements:
+    """A server's fresh instances: its restarts whose delay runs, and its reload, one at a time."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self.pending: dict[str, AbstractWorker] = {}
+        """The fresh instances whose start is due (a restart's delay runs), by name."""
+        self._queue: list[str] = []  # the workers the reload has still to replace, by name, in order
+        self._current: str | None = None  # the worker the reload waits for to end
+        self._late: set[str] = set()  # threads a reload abandoned: replaced when they end
+
+    def fresh(
+        self, worker: AbstractWorker, restarts: int, delay: float, reload: Reloading | None = None
+    ) -> AbstractWorker:
+        """A fresh instance of ended `worker`, to start in its place `delay` seconds from now (under the lock)."""
+        server = self._server
+        assert server._monitor is not None
+        fresh = worker.fresh_instance()
+        fresh._join_server(server.name, os.getpid())
+        fresh.restarts = restarts
+        fresh.previous_exit = worker.exit_info
+        server._backend_for(fresh)
+        server._plugins.check("worker_check", server=server, worker=fresh)
+        self.pending[worker.name] = fresh
+        server._monitor.call_later(delay, lambda: self._start(fresh, reload))
+        return fresh
+
+    def _start(self, fresh: AbstractWorker, reload: Reloading | None) -> None:
+        """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
+        server = self._server
+        with server._lock:
+            if self.pending.pop(fresh.name, None) is not fresh:
+                return
+            server._changed.notify_all()
+            if server._shutting_down:
+                logger.info(
+                    "worker %r is not restarted: server %r is shutting down",
+                    fresh.name,
+                    server.name,
+                    extra=log_extra(fresh.name, server=server.name),
+                )
+                return
+            server._workers[fresh.name] = fresh
+            server._hook("worker_joined", worker=fresh)
+            if reload:
+                logger.info(
+                    "starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name, server=server.name)
+                )
+            else:
+                logger.info(
+                    "restarting worker %r (restart %d)",
+                    fresh.name,
+                    fresh.restarts,
+                    extra=log_extra(fresh.name, server=server.name),
+                )
+            server._start_worker(fresh, report_failure=True)
+        if reload == "next":
+            self.next()
+
+    # ------------------------------------------------------------------ the reload (SIGHUP)
+
+    def reload(self) -> None:
+        """SIGHUP: replace every running worker by a fresh instance, one after another; the server keeps running."""
+        server = self._server
+        with server._lock:
+            if server._shutting_down:
+                logger.info(
+                    "server %r received SIGHUP while shutting down: nothing to reload",
+                    server.name,
+                    extra=log_extra(server=server.name),
+                )
+                return
+            if self._current is not None or self._queue:
+                logger.warning(
+                    "server %r received SIGHUP during a reload: the reload goes on",
+                    server.name,
+                    extra=log_extra(server=server.name),
+                )
+                return
+            running = server._running_workers()
+            self._queue = [w.name for w in running]
+        logger.warning(
+            "server %r received SIGHUP: reloading %s, one after another (each stopped, then replaced by a fresh "
+            "instance; code is not re-imported)",
+            server.name,
+            count(len(running), "worker"),
+            extra=log_extra(server=server.name),
+        )
+        server._hook("server_reloading", workers=tuple(running))
+        self.next()
+
+    def reloads(self, name: str) -> bool:
+        """Whether a reload stopped the worker `name` and starts its fresh instance itself (under the lock)."""
+        return self._current == name or name in self._late
+
+    def worker_ended(self, worker: AbstractWorker) -> None:
+        """`worker` has ended: when a reload stopped it, start its fresh instance in its place (registered before
+        ``run_forever`` can see no worker running)."""
+        if worker.exit_info is None:
+            return
+        if worker.name in self._late:
+            self._ended(worker, late=True)
+        elif self._current == worker.name:
+            self._ended(worker)
+
+    def next(self) -> None:
+        """Stop the next worker of the reload (its end starts its replacement), or say the reload is done."""
+        server = self._server
+        with server._lock:
+            self._current = None
+            while self._queue and not server._shutting_down:
+                worker = server._workers.get(self._queue.pop(0))
+                if worker is not None and worker.name in server._running and worker.exit_info is None:
+                    self._current = worker.name
+                    break
+            else:
+                self._queue = []
+                logger.info("server %r: reload done", server.name, extra=log_extra(server=server.name))
+                return
+            if server._monitor is not None:
+                server._monitor.call_later(server.shutdown_timeout, functools.partial(self._overdue, worker))
+        worker.stop()
+
+    def _waiting_for(self, worker: AbstractWorker) -> WorkerRun | None:
+        """`worker`'s run while the reload waits for it to end, else None (under the lock)."""
+        server = self._server
+        run = server._runs.get(worker.name)
+        if self._current != worker.name or run is None or run.worker is not worker or server._shutting_down:
+            return None
+        return run if worker.exit_info is None else None
+
+    def _overdue(self, worker: AbstractWorker) -> None:
+        """`shutdown_timeout` after the reload asked `worker` to stop: end it as a shutdown would (its end then
+        starts its replacement), or abandon a thread, and go on with the next."""
+        server = self._server
+        with server._lock:
+            run = self._waiting_for(worker)
+        if run is None:
+            return
+        logger.error(
+            "worker %r did not stop within %gs of the reload's request (shutdown_timeout): ending it as a shutdown "
+            "would, then the reload goes on",
+            worker.name,
+            server.shutdown_timeout,
+            extra=log_extra(worker.name, server=server.name),
+        )
+        if server._end(run, "terminate"):
+            assert server._monitor is not None
+            server._monitor.call_later(KILL_GRACE, functools.partial(self._kill, worker))
+            return
+        logger.warning(
+            "worker %r (%s) is abandoned by the reload: it keeps running (its backend cannot end it; threads "
+            "cannot be killed), and its fresh instance starts when it ends; it is at:\n%s",
+            worker.name,
+            worker.backend,
+            (worker.current_stack() or "  <no stack>").rstrip("\n"),
+            extra=log_extra(worker.name, server=server.name),
+        )
+        with server._lock:
+            self._late.add(worker.name)
+        self.next()
+
+    def _kill(self, worker: AbstractWorker) -> None:
+        """`KILL_GRACE` after a late worker of the reload was terminated: kill it, if it has not ended yet."""
+        with self._server._lock:
+            run = self._waiting_for(worker)
+        if run is not None:
+            self._server._end(run, "kill")
+
+    def _ended(self, worker: AbstractWorker, late: bool = False) -> None:
+        """A worker stopped for the reload has ended: start its fresh instance in its place. A `late` one (a
+        thread the reload abandoned, which went on without it) starts its own alone."""
+        server = self._server
+        with server._lock:
+            if late:
+                self._late.discard(worker.name)
+            if not server._shutting_down and server._workers.get(worker.name) is worker:
+                try:
+                    self.fresh(worker, worker.restarts, 0.0, reload="late" if late else "next")
+                    return
+                except Exception:
+                    logger.exception(
+                        "worker %r could not be reloaded", worker.name, extra=log_extra(worker.name, server=server.name)
+                    )
+        if not late:
+            self.next()
