@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 
-__all__ = ["close_all_tracked", "renew_lock", "track", "untrack"]
+__all__ = ["close_all_tracked", "close_quietly", "close_tracked", "renew_lock", "track", "untrack"]
 
 _tracked: set[int] = set()
 _lock = threading.Lock()
@@ -27,6 +28,21 @@ def untrack(fd: int) -> None:
     """Forget `fd` (call before closing it)."""
     with _lock:
         _tracked.discard(fd)
+
+
+def close_tracked(fd: int) -> None:
+    """Forget tracked `fd` and close it."""
+    untrack(fd)
+    os.close(fd)
+
+
+def close_quietly(fds: Iterable[int]) -> None:
+    """Close each of `fds`, one already closed or never open included (fds handed over by plugins, say)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def close_all_tracked(keep: frozenset[int] = frozenset()) -> None:

@@ -112,7 +112,7 @@ class Monitor(Generic[Sender]):
                 return
         if self._on_monitor_thread():
             self._apply(fd, None)
-        _close_tracked(fd)
+        _fds.close_tracked(fd)
 
     def _change(self, fd: int, on_readable: Callable[[], None] | None) -> None:
         if self._on_monitor_thread():
@@ -166,7 +166,7 @@ class Monitor(Generic[Sender]):
         with self._lock:
             for fd in (self._wake_r, self._wake_w, *self._released):
                 if fd >= 0:
-                    _close_tracked(fd)
+                    _fds.close_tracked(fd)
             self._wake_w = self._wake_r = -1
             self._released = []
 
@@ -200,7 +200,7 @@ class Monitor(Generic[Sender]):
         for fd, on_readable in changes:
             self._apply(fd, on_readable)
         for fd in released:
-            _close_tracked(fd)
+            _fds.close_tracked(fd)
         return closing
 
     def _ready(self, fd: int, on_readable: Callable[[], None]) -> None:
@@ -250,8 +250,3 @@ class Monitor(Generic[Sender]):
                     event.worker,
                     extra=log_extra(event.worker),
                 )
-
-
-def _close_tracked(fd: int) -> None:
-    _fds.untrack(fd)
-    os.close(fd)

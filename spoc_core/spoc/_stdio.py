@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from . import _fds
 from ._log_extra import log_extra
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def worker_stdio(plugins: Plugins, server: Server, channel: WorkerChannel) -> di
                 extra=log_extra(worker.name, server=server.name),
             )
             if isinstance(result, Mapping):
-                _close(fd for fd in result.values() if isinstance(fd, int) and fd >= 0)
+                _fds.close_quietly(fd for fd in result.values() if isinstance(fd, int) and fd >= 0)
             continue
         for number, fd in result.items():
             if number in chosen:
@@ -52,15 +52,7 @@ def worker_stdio(plugins: Plugins, server: Server, channel: WorkerChannel) -> di
                     chosen[number][0],
                     extra=log_extra(worker.name, server=server.name),
                 )
-                _close([fd])
+                _fds.close_quietly([fd])
             else:
                 chosen[number] = (plugin, fd)
     return {number: fd for number, (_, fd) in sorted(chosen.items())}
-
-
-def _close(fds: Iterable[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _fds
@@ -177,7 +177,7 @@ class ProcessBackend(Backend):
         try:
             link = worker._launch(fork_server, options, method)
         finally:
-            _close(fd for _, fd in stdio)  # the child has its copies (or was not started)
+            _fds.close_quietly(fd for _, fd in stdio)  # the child has its copies (or was not started)
         link.watch(channel)
         return link.runner
 
@@ -260,11 +260,3 @@ def _describe_exit(exitcode: int) -> str:
     if exitcode < 0:
         return f"killed by {signal_name(-exitcode)}"
     return f"exit code {exitcode}"
-
-
-def _close(fds: Iterable[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass

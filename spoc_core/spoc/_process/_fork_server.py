@@ -364,7 +364,7 @@ class _ForkServerLoop:
                 self.poller.watch(sentinel, functools.partial(self._launched_child_ended, sentinel))
         except BaseException as exc:
             _write_all(status_fd, _PID.pack(-1) + f"{type(exc).__name__}: {exc}".encode(errors="replace"))
-            _close_tracked(status_fd)
+            _fds.close_tracked(status_fd)
             return
         finally:
             for fd in (control_fd, event_fd, *stdio, *passed):
@@ -392,7 +392,7 @@ class _ForkServerLoop:
         process, status_fd = self.launched.pop(sentinel)
         self.poller.unwatch(sentinel)
         if sentinel != process.sentinel:
-            _close_tracked(sentinel)
+            _fds.close_tracked(sentinel)
         if process.exitcode is None:  # a forkserver child: multiprocessing's fork server reports it once reaped
             process.join(5.0)
         code = process.exitcode
@@ -405,12 +405,7 @@ def _report_exit(status_fd: int, exitcode: int) -> None:
         os.write(status_fd, STATUS.pack(exitcode))
     except OSError:
         pass
-    _close_tracked(status_fd)
-
-
-def _close_tracked(fd: int) -> None:
-    _fds.untrack(fd)
-    os.close(fd)
+    _fds.close_tracked(status_fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
