@@ -109,9 +109,9 @@ def text(of: AbstractWorker | str, setting: str, value: object) -> str:
     return value
 
 
-def choice(of: AbstractWorker | str, setting: str, value: T, choices: Iterable[T]) -> T:
-    """`value` when it is one of `choices`."""
+def choice(of: AbstractWorker | str, setting: str, value: object, choices: Iterable[T]) -> T:
+    """`value` when it is one of `choices` (typed as they are)."""
     allowed = tuple(choices)
     if value not in allowed:
         raise ValueError(f"{owner(of)}: {setting}={value!r} is not one of {', '.join(map(repr, allowed))}")
-    return value
+    return allowed[allowed.index(value)]

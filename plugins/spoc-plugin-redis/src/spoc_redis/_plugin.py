@@ -70,7 +70,7 @@ class RedisPlugin:
     @hookimpl(tryfirst=True)  # before a supervisor's worker_exited restarts the worker
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         done = worker.stash.get(_DONE, None)
-        held = list(worker.stash.get(_HELD, {}))
+        held = list(worker.stash.get(_HELD, None) or ())
         killed = exit_info.outcome == "killed" and exit_info.signal is not None
         if not isinstance(worker, StreamWorker) or not (killed or (held and not exit_info.ok)):
             return

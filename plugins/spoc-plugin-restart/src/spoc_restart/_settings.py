@@ -33,8 +33,8 @@ Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 """Which workers restart with a failed one: itself only; every worker; itself
 and the workers added after it."""
 
-POLICIES: tuple[str, ...] = get_args(Policy)
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
+POLICIES: tuple[Policy, ...] = get_args(Policy)
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ class Supervisor:
         random: Callable[[], float] = random.random,
     ) -> None:
         owner = "Supervisor"
-        self.strategy: Strategy = settings.choice(owner, "strategy", strategy, STRATEGIES)  # type: ignore[assignment]
+        self.strategy: Strategy = settings.choice(owner, "strategy", strategy, STRATEGIES)
         self.max_restarts = settings.whole(owner, "max_restarts", max_restarts, none="for no limit")
         self.within = settings.seconds(owner, "within", within)
         self.started_after = settings.seconds(owner, "started_after", started_after, zero=True)
