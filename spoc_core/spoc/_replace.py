@@ -22,12 +22,22 @@ if TYPE_CHECKING:
     from ._server import Server
     from ._worker import AbstractWorker
 
-__all__ = ["Replacements"]
+__all__ = ["Replacements", "log_not_restarted"]
 
 Reloading = Literal["next", "late"]
 """A fresh instance a reload starts: then it stops its next worker, or (a late one) nothing more."""
 
 logger = logging.getLogger("spoc")
+
+
+def log_not_restarted(server: Server, name: str) -> None:
+    """Say that the worker `name` is not restarted because `server` is shutting down."""
+    logger.info(
+        "worker %r is not restarted: server %r is shutting down",
+        name,
+        server.name,
+        extra=log_extra(name, server=server.name),
+    )
 
 
 class Replacements:
@@ -65,12 +75,7 @@ class Replacements:
                 return
             server._changed.notify_all()
             if server._shutting_down:
-                logger.info(
-                    "worker %r is not restarted: server %r is shutting down",
-                    fresh.name,
-                    server.name,
-                    extra=log_extra(fresh.name, server=server.name),
-                )
+                log_not_restarted(server, fresh.name)
                 return
             server._workers[fresh.name] = fresh
             server._hook("worker_joined", worker=fresh)

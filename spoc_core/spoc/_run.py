@@ -74,10 +74,6 @@ class WorkerRun:
         self.stopping_reported = False
         self.exit_reported = False
 
-    @property
-    def started(self) -> bool:
-        return self.runner is not None
-
     # ------------------------------------------------------------------ events, and the log lines of the lifecycle
 
     def receive(self, event: WorkerEvent) -> None:

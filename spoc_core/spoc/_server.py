@@ -29,7 +29,7 @@ from ._hosted import hosted_life
 from ._log_extra import count, log_extra
 from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
-from ._replace import Replacements
+from ._replace import Replacements, log_not_restarted
 from ._run import WorkerRun
 from ._signal_meanings import SignalMeanings
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
@@ -354,12 +354,7 @@ class Server:
             if worker.name in self._replacements.pending:
                 raise ValueError(f"Server {self.name!r}: worker {worker.name!r} already has a restart pending")
             if self._shutting_down:
-                logger.info(
-                    "worker %r is not restarted: server %r is shutting down",
-                    worker.name,
-                    self.name,
-                    extra=log_extra(worker.name, server=self.name),
-                )
+                log_not_restarted(self, worker.name)
                 return None
             if self._replacements.reloads(worker.name):
                 logger.info(

@@ -166,7 +166,7 @@ class ProcessBackend(Backend):
                 fork_server = self._fork_server
             if fork_server is None and method == "fork":
                 method = self._spawn_instead(worker)
-        stdio = tuple(sorted(channel.stdio().items()))
+        stdio = tuple(channel.stdio().items())  # by fd number
         options = ChildOptions(
             orphan_timeout=self._server.shutdown_timeout,
             plugins=self._plugins.for_children,

@@ -63,9 +63,14 @@ class RedisPlugin:
         if topic != RECORD_TOPIC or data.get("outcome") not in ("done", "dead") or "job" not in data:
             return
         job = str(data["job"])
-        worker.stash.get(_HELD, {}).pop(job, None)
+        held = worker.stash.get(_HELD, None)
+        if held is not None:
+            held.pop(job, None)
         if data["outcome"] == "done":
-            worker.stash.setdefault(_DONE, collections.deque(maxlen=DONE_KEPT)).append(job)
+            done = worker.stash.get(_DONE, None)
+            if done is None:  # once per run, not a deque built and dropped for every job done
+                done = worker.stash[_DONE] = collections.deque(maxlen=DONE_KEPT)
+            done.append(job)
 
     @hookimpl(tryfirst=True)  # before a supervisor's worker_exited restarts the worker
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
