@@ -180,43 +180,39 @@ class App:
 def children_of_this_process() -> dict[int, str]:
     """Pid -> command line of every live or zombie child of this process (orphans included, once it is a
     subreaper: `Leftovers`)."""
-    me = os.getpid()
-    found: dict[int, str] = {}
+    return {child: _cmdline(child).replace("\0", " ").strip() for child in _children_by_ppid(os.getpid())}
+
+
+def children(pid: int) -> set[int]:
+    """The children of process `pid`, whichever of its threads made them (multiprocessing's resource tracker,
+    which its spawn starts, left out)."""
+    return {child for child in _children_by_ppid(pid) if "resource_tracker" not in _cmdline(child)}
+
+
+def _children_by_ppid(pid: int) -> list[int]:
+    """Every process whose parent is `pid`, read from each process's own /proc/PID/stat.
+
+    Not from /proc/PID/task/TID/children: a child made by a thread moves to another thread's list when that
+    thread ends, so a reader that goes through the threads one by one can miss it (a flaky test did)."""
+    found: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 stat = f.read().decode(errors="replace")
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid != me:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, IndexError, ValueError):
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+        except (OSError, IndexError, ValueError):  # a process that has ended
             continue
-        found[int(entry)] = cmdline
     return found
-
-
-def children(pid: int) -> set[int]:
-    """The children of process `pid`, whichever of its threads made them (multiprocessing's resource tracker,
-    which its spawn starts, left out)."""
-    found: set[int] = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as file:
-                found.update(int(child) for child in file.read().split())
-        except FileNotFoundError:  # a thread that has ended
-            pass
-    return {child for child in found if "resource_tracker" not in _cmdline(child)}
 
 
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as file:
             return file.read().decode(errors="replace")
-    except FileNotFoundError:
+    except OSError:  # a process that has ended
         return ""
 
 
