@@ -19,6 +19,7 @@ from ._lifecycle import current_worker
 from ._log_extra import log_extra
 from ._plugins import PluginError, PluginInfo, hookimpl
 from ._process import ProcessWorker
+from ._scaling import ReplicaCount
 from ._server import Server, ServerExit
 from ._signals import start_helper_thread
 from ._stash import Stash, StashKey
@@ -39,6 +40,7 @@ __all__ = [
     "PluginError",
     "PluginInfo",
     "ProcessWorker",
+    "ReplicaCount",
     "Runner",
     "Server",
     "ServerExit",

@@ -1,6 +1,7 @@
 """A server's fresh instances: a supervisor's restarts (`Server.restart_worker`) and reloads (SIGHUP under
 ``run_forever()``: the running workers stopped one after another, each replaced once it has ended, each within
-the server's shutdown timeout).
+the server's shutdown timeout, and the next stopped once the fresh instance has started: never more than one
+worker down at a time).
 
 `Replacements` is a part of `Server` kept in a module of its own: it acts
 through the server's lock, monitor and run records, and the server calls it
@@ -14,8 +15,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Literal
 
-from ._backend import KILL_GRACE
 from ._log_extra import count, log_extra
+from ._overdue import end_overdue
 
 if TYPE_CHECKING:
     from ._run import WorkerRun
@@ -50,6 +51,7 @@ class Replacements:
         self._queue: list[str] = []  # the workers the reload has still to replace, by name, in order
         self._current: str | None = None  # the worker the reload waits for to end
         self._late: set[str] = set()  # threads a reload abandoned: replaced when they end
+        self._starting: AbstractWorker | None = None  # the fresh instance the reload waits for to start
 
     def fresh(
         self, worker: AbstractWorker, restarts: int, delay: float, reload: Reloading | None = None
@@ -91,8 +93,34 @@ class Replacements:
                     extra=log_extra(fresh.name, server=server.name),
                 )
             server._start_worker(fresh, report_failure=True)
-        if reload == "next":
-            self.next()
+            if reload == "next":  # the next worker stops once this one has started: one down at a time
+                self._current, self._starting = None, fresh
+                if server._monitor is not None:
+                    server._monitor.call_later(server.shutdown_timeout, functools.partial(self._slow_start, fresh))
+
+    def started(self, worker: AbstractWorker) -> None:
+        """`worker` has started (its setup returned): when the reload waits for it, stop the next."""
+        with self._server._lock:
+            if self._starting is not worker:
+                return
+            self._starting = None
+        self.next()
+
+    def _slow_start(self, fresh: AbstractWorker) -> None:
+        """`shutdown_timeout` after the reload started `fresh`: when it has not started yet, go on without it."""
+        server = self._server
+        with server._lock:
+            if self._starting is not fresh:
+                return
+            self._starting = None
+        logger.warning(
+            "worker %r has not started within %gs (shutdown_timeout) of the reload's start of it; the reload goes "
+            "on with the next worker",
+            fresh.name,
+            server.shutdown_timeout,
+            extra=log_extra(fresh.name, server=server.name),
+        )
+        self.next()
 
     # ------------------------------------------------------------------ the reload (SIGHUP)
 
@@ -107,7 +135,7 @@ class Replacements:
                     extra=log_extra(server=server.name),
                 )
                 return
-            if self._current is not None or self._queue:
+            if self._current is not None or self._queue or self._starting is not None:
                 logger.warning(
                     "server %r received SIGHUP during a reload: the reload goes on",
                     server.name,
@@ -135,7 +163,9 @@ class Replacements:
         ``run_forever`` can see no worker running)."""
         if worker.exit_info is None:
             return
-        if worker.name in self._late:
+        if self._starting is worker:  # a fresh instance that ended before it started: the reload goes on
+            self.started(worker)
+        elif worker.name in self._late:
             self._ended(worker, late=True)
         elif self._current == worker.name:
             self._ended(worker)
@@ -174,35 +204,11 @@ class Replacements:
             run = self._waiting_for(worker)
         if run is None:
             return
-        logger.error(
-            "worker %r did not stop within %gs of the reload's request (shutdown_timeout): ending it as a shutdown "
-            "would, then the reload goes on",
-            worker.name,
-            server.shutdown_timeout,
-            extra=log_extra(worker.name, server=server.name),
-        )
-        if server._end(run, "terminate"):
-            assert server._monitor is not None
-            server._monitor.call_later(KILL_GRACE, functools.partial(self._kill, worker))
+        if end_overdue(self._server, run, "the reload", "its fresh instance starts", lambda: self._waiting_for(worker)):
             return
-        logger.warning(
-            "worker %r (%s) is abandoned by the reload: it keeps running (its backend cannot end it; threads "
-            "cannot be killed), and its fresh instance starts when it ends; it is at:\n%s",
-            worker.name,
-            worker.backend,
-            (worker.current_stack() or "  <no stack>").rstrip("\n"),
-            extra=log_extra(worker.name, server=server.name),
-        )
         with server._lock:
             self._late.add(worker.name)
         self.next()
-
-    def _kill(self, worker: AbstractWorker) -> None:
-        """`KILL_GRACE` after a late worker of the reload was terminated: kill it, if it has not ended yet."""
-        with self._server._lock:
-            run = self._waiting_for(worker)
-        if run is not None:
-            self._server._end(run, "kill")
 
     def _ended(self, worker: AbstractWorker, late: bool = False) -> None:
         """A worker stopped for the reload has ended: start its fresh instance in its place. A `late` one (a

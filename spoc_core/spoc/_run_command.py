@@ -34,11 +34,12 @@ from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit
 from ._signals import RELOAD_SIGNAL, SERVER_SIGNALS, SHUTDOWN_SIGNALS, STACK_DUMP_SIGNAL, signal_name
 from ._target import EXPECTED, TargetError, load_server
 
-__all__ = ["LOG_FORMAT_ENV", "LOG_LEVEL_ENV", "SHUTDOWN_TIMEOUT_ENV", "add_run_command", "run"]
+__all__ = ["LOG_FORMAT_ENV", "LOG_LEVEL_ENV", "SCALE_ENV", "SHUTDOWN_TIMEOUT_ENV", "add_run_command", "run"]
 
 logger = logging.getLogger("spoc")
 
 SHUTDOWN_TIMEOUT_ENV = "SPOC_SHUTDOWN_TIMEOUT"
+SCALE_ENV = "SPOC_SCALE"
 LOG_LEVEL_ENV = "SPOC_LOG_LEVEL"
 LOG_FORMAT_ENV = "SPOC_LOG_FORMAT"
 LOG_FORMATS = ("json", "console", "logfmt")
@@ -87,6 +88,16 @@ def add_run_command(commands: Any) -> None:
         help=(
             f"seconds the workers get to stop after the first signal, before process workers are killed "
             f"(env {SHUTDOWN_TIMEOUT_ENV}; default {DEFAULT_SHUTDOWN_TIMEOUT:g})"
+        ),
+    )
+    run_parser.add_argument(
+        "--scale",
+        metavar="NAME=N",
+        action="append",
+        default=[],
+        help=(
+            f"run N replicas of the worker added as NAME (N >= 0), over the count its code gives; repeatable "
+            f"(env {SCALE_ENV}=NAME=N,NAME2=M; the option wins for a name both give)"
         ),
     )
     run_parser.add_argument(
@@ -147,6 +158,8 @@ class RunSettings:
     """--no-plugins was given (``SPOC_DISABLE_PLUGIN_AUTOLOAD`` in the environment is read by the core itself)."""
     plugins: tuple[str, ...]
     uvloop: bool | None
+    scale: dict[str, tuple[int, str]]
+    """The replica counts to start with, by worker name, each with where it was given."""
 
     @classmethod
     def resolve(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> RunSettings:
@@ -175,6 +188,7 @@ class RunSettings:
             no_plugins=bool(args.no_plugins),
             plugins=tuple(dict.fromkeys(plugins)),
             uvloop=uvloop,
+            scale=_scales(args.scale, environ.get(SCALE_ENV, "")),
         )
 
 
@@ -199,6 +213,41 @@ def _timeout(text: str | None, source: str) -> float:
         raise UsageError(
             f"{source} {text!r}: the shutdown timeout must be a positive number of seconds (inf: no limit)"
         ) from None
+
+
+def _scales(options: list[str], variable: str) -> dict[str, tuple[int, str]]:
+    """The counts of ``--scale NAME=N`` options over those of ``SPOC_SCALE``, by name; UsageError naming the bad
+    one."""
+    counts: dict[str, tuple[int, str]] = {}
+    given = [(item, SCALE_ENV) for item in variable.split(",") if item.strip()]
+    given += [(item, "--scale") for item in options]
+    for item, source in given:
+        name, equals, number = (part.strip() for part in item.partition("="))
+        if not name or not equals:
+            raise UsageError(
+                f"{source} {item!r}: give NAME=N, the name a worker was added with and a count, e.g. resize=4"
+            )
+        if not number.isdigit() or not number.isascii():
+            raise UsageError(
+                f"{source} {item!r}: the count {number!r} must be a whole number of replicas >= 0, e.g. {name}=4"
+            )
+        counts[name] = (int(number), source)
+    return counts
+
+
+def _apply_scales(server: Server, scales: Mapping[str, tuple[int, str]]) -> None:
+    """Set the replica counts `server` starts with; UsageError naming a worker it does not have."""
+    for name, (replicas, source) in scales.items():
+        try:
+            server.scale(name, replicas)
+        except ValueError as exc:
+            known = ", ".join(server.replica_counts()) or "none"
+            if name not in server.replica_counts():
+                raise UsageError(
+                    f"{source} {name}={replicas}: server {server.name!r} has no worker named {name!r} (its workers: "
+                    f"{known})"
+                ) from None
+            raise UsageError(f"{source} {name}={replicas}: {exc}") from None
 
 
 def _level(text: str | None, source: str) -> int | None:
@@ -249,6 +298,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"spoc run: loading {settings.target!r} raised:", file=sys.stderr)
         traceback.print_exception(type(exc), exc, _without_spoc_frames(exc.__traceback__), file=sys.stderr)
         return 1
+    try:
+        _apply_scales(server, settings.scale)
+    except UsageError as exc:
+        return _usage_error(str(exc))
     if settings.log_format is not None and not _logging_plugin_active(server):
         name, source = settings.log_format
         return _usage_error(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -31,6 +30,7 @@ from ._monitor import Monitor
 from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._replace import Replacements, log_not_restarted
 from ._run import WorkerRun
+from ._scaling import ReplicaCount, Scaling, check_count
 from ._signal_meanings import SignalMeanings
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._stash import Stash
@@ -96,6 +96,7 @@ class Server:
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
         self._replacements = Replacements(self)
+        self._scaling = Scaling(self)
         self._stash = Stash()
 
     def __repr__(self) -> str:
@@ -124,17 +125,63 @@ class Server:
 
     @property
     def workers(self) -> tuple[AbstractWorker, ...]:
-        """The workers, in the order they were added."""
+        """The workers, in the order they were added; a replicated worker's replicas together, in order."""
         with self._lock:
             return tuple(self._workers.values())
+
+    def scale(self, name: str, count: int) -> None:
+        """Run `count` replicas of the worker added as `name`, from any thread, before or while the server runs.
+
+        Returns at once. Scaling up starts the missing replicas (named
+        ``<name>-1`` ... ``<name>-<count>``) at once; scaling down stops the
+        highest-numbered first, gracefully (each one's teardown runs), each
+        within `shutdown_timeout` and then ended as a shutdown would end it.
+        The hooks tell when each replica started or ended. `count` may be 0:
+        every replica stops, the worker is kept, and `run_forever()` keeps
+        running until a later `scale` brings it back or a stop comes. Before
+        the server starts it sets the count it starts with (``spoc run
+        --scale``).
+
+        Raises:
+            TypeError, ValueError: `count` is not an int >= 0, or no worker
+                was added as `name` (or a replica's name is another worker's).
+            SpocError: the server is shutting down.
+        """
+        count = check_count(self.name, name, count)
+        with self._lock:
+            self._scaling.scale(name, count)
+
+    def replica_counts(self) -> dict[str, ReplicaCount]:
+        """Each worker's desired and running count of replicas (`ReplicaCount`), by the name it was added with,
+        in the order added; a worker that is not replicated counts 1 (or 0 once ended)."""
+        with self._lock:
+            return self._scaling.counts()
+
+    def stopped_by(self, worker: AbstractWorker) -> Literal["reload", "scale"] | None:
+        """Why this server itself stopped `worker` while it runs, for a supervisor to leave its end alone:
+        ``"reload"`` (SIGHUP: the reload starts its fresh instance), ``"scale"`` (a scale-down: it leaves the
+        server, or a later scale starts it again), or None. True from the stop until its ``worker_exited`` hooks
+        have run."""
+        with self._lock:
+            if self._scaling.stopped_by_scaling(worker):
+                return "scale"
+            if self._workers.get(worker.name) is worker and self._replacements.reloads(worker.name):
+                return "reload"
+            return None
 
     @raises_refusals_here
     def add_worker(self, worker: AbstractWorker) -> None:
         """Add a worker. Added to a running server, it starts at once.
 
+        A worker with ``replicas = N`` > 1 (`AbstractWorker.replicas`) stands
+        for N instances built from its constructor arguments and named
+        ``<name>-1`` ... ``<name>-N``: `workers` lists them, and `scale` takes
+        the name it was added with.
+
         Raises:
             TypeError: `worker` is not a worker.
-            ValueError: a worker of that name is already here, or it was already started.
+            ValueError: a worker of that name (or of one of its replicas'
+                names) is already here, or it was already started.
         """
         if not isinstance(worker, AbstractWorker):
             raise TypeError(
@@ -143,10 +190,6 @@ class Server:
             )
         check_initialised(worker)
         with self._lock:
-            if worker.name in self._workers:
-                raise ValueError(
-                    f"Server {self.name!r} already has a worker named {worker.name!r}; names must be unique"
-                )
             if worker.started:
                 raise ValueError(
                     f"Server {self.name!r}: worker {worker.name!r} was already started; add workers "
@@ -154,14 +197,17 @@ class Server:
                 )
             if self._stop_reason is not None:
                 raise SpocError(f"Server {self.name!r} is shutting down; worker {worker.name!r} was not added")
-            worker._join_server(self.name, os.getpid())
+            instances = self._scaling.declare(worker)
             if self._started:
-                self._backend_for(worker)
-                self._plugins.check("worker_check", server=self, worker=worker)
-            self._workers[worker.name] = worker
+                for instance in instances:
+                    self._backend_for(instance)
+                    self._plugins.check("worker_check", server=self, worker=instance)
+            for instance in instances:
+                self._workers[instance.name] = instance
             if self._started:
-                self._hook("worker_joined", worker=worker)
-                self._start_worker(worker)
+                for instance in instances:
+                    self._hook("worker_joined", worker=instance)
+                    self._start_worker(instance)
 
     # ------------------------------------------------------------------ starting
 
@@ -333,8 +379,9 @@ class Server:
 
         Returns the fresh instance, or None when the server is shutting down
         (a worker is never restarted during shutdown, nor when the delay ends
-        after shutdown began) or a reload stopped `worker` (the reload starts
-        its fresh instance: one it had to end past the deadline, say).
+        after shutdown began), a reload stopped `worker` (the reload starts
+        its fresh instance: one it had to end past the deadline, say), or a
+        scale-down did (`stopped_by`).
 
         Raises:
             ValueError: `worker` is not this server's current worker of that
@@ -359,6 +406,13 @@ class Server:
             if self._replacements.reloads(worker.name):
                 logger.info(
                     "worker %r is not restarted: the reload that stopped it starts its fresh instance",
+                    worker.name,
+                    extra=log_extra(worker.name, server=self.name),
+                )
+                return None
+            if self._scaling.stopped_by_scaling(worker):
+                logger.info(
+                    "worker %r is not restarted: it was scaled down",
                     worker.name,
                     extra=log_extra(worker.name, server=self.name),
                 )
@@ -388,6 +442,7 @@ class Server:
             self._hook("worker_event", worker=worker, event=event)
         if kind == "startup":
             self._hook("worker_started", worker=worker, event=event)
+            self._replacements.started(worker)
         elif kind == "error" and event.error is not None:
             self._hook("worker_error", worker=worker, error=event.error, event=event)
         elif kind == "stopping" and worker.exit_info is None and not run.stopping_reported:
@@ -407,6 +462,7 @@ class Server:
     def _worker_ended(self, run: WorkerRun) -> None:
         worker = run.worker
         self._report_exit(run)
+        self._scaling.worker_ended(worker)
         self._replacements.worker_ended(worker)
         with self._lock:
             self._running.discard(worker.name)
@@ -656,7 +712,9 @@ class Server:
 
     def _wait_for_end(self) -> None:
         with self._changed:
-            while self._stop_reason is None and (self._running or self._replacements.pending):
+            while self._stop_reason is None and (
+                self._running or self._replacements.pending or self._scaling.kept_at_zero()
+            ):
                 self._changed.wait()
 
     def _outcome(self, late: list[AbstractWorker]) -> ServerExit:

@@ -23,6 +23,8 @@ class ThreadWorker(AbstractWorker):
             still runs; when False, interpreter exit waits for it.
         plugin_options: settings for plugins (`AbstractWorker.plugin_options`), such as the
             restart plugin's ``restart_policy``.
+        replicas: how many copies of it a server runs (`AbstractWorker.replicas`; default: the class
+            attribute, 1).
     """
 
     backend: str = "thread"
@@ -30,8 +32,15 @@ class ThreadWorker(AbstractWorker):
     give ``plugin_options={"backend": ...}``)."""
     _lives_on_a_thread = True
 
-    def __init__(self, name: str, daemon: bool = True, *, plugin_options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(name, daemon=daemon, plugin_options=plugin_options)
+    def __init__(
+        self,
+        name: str,
+        daemon: bool = True,
+        *,
+        plugin_options: Mapping[str, Any] | None = None,
+        replicas: int | None = None,
+    ) -> None:
+        super().__init__(name, daemon=daemon, plugin_options=plugin_options, replicas=replicas)
 
     def start(self) -> None:
         """Start the worker's thread on its own, outside a Server."""

@@ -32,7 +32,7 @@ from ._stash import Stash
 if TYPE_CHECKING:
     pass
 
-__all__ = ["AbstractWorker", "check_initialised", "check_own_backend"]
+__all__ = ["AbstractWorker", "check_initialised", "check_own_backend", "check_replicas"]
 
 logger = logging.getLogger("spoc")
 
@@ -78,6 +78,12 @@ class AbstractWorker(abc.ABC):
 
     name: str
     daemon: bool
+    replicas: int = 1
+    """How many copies of this worker a server runs (an int >= 1; a class attribute or the constructor's
+    ``replicas=`` keyword). With N > 1 they are named ``<name>-1`` ... ``<name>-N``; `Server.scale` changes
+    the count while the server runs."""
+    replica: int
+    """Which copy of its worker this instance is, 1-based (1 for a worker that is not replicated)."""
     restarts: int
     """How many times a supervisor restarted this worker before this instance (`Server.restart_worker`)."""
     previous_exit: WorkerExit | None
@@ -96,7 +102,14 @@ class AbstractWorker(abc.ABC):
         self._init_args = (args, kwargs)
         return self
 
-    def __init__(self, name: str, *, daemon: bool = True, plugin_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        daemon: bool = True,
+        plugin_options: Mapping[str, Any] | None = None,
+        replicas: int | None = None,
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(
                 f"{type(self).__name__}: name must be a non-empty str, got {name!r}; "
@@ -110,6 +123,9 @@ class AbstractWorker(abc.ABC):
             )
         self.name = name
         self.daemon = daemon
+        self.replicas = check_replicas(self, name, type(self).replicas if replicas is None else replicas)
+        self.replica = 1
+        self._base_name = name
         self.restarts = 0
         self.previous_exit = None
         self._plugin_options = dict(plugin_options or {})
@@ -162,6 +178,16 @@ class AbstractWorker(abc.ABC):
         arguments).
         """
         return types.MappingProxyType(self._plugin_options)
+
+    @property
+    def base_name(self) -> str:
+        """The name the worker was declared with, which `Server.scale` takes: a replica's name without its
+        ``-<replica>`` suffix (the same as `name` for a worker that is not replicated)."""
+        return self._base_name
+
+    def _become_replica(self, replica: int, name: str) -> None:
+        """Make this (unstarted) instance copy `replica` of its worker, named `name`."""
+        self.replica, self.name = replica, name
 
     @property
     def server_name(self) -> str | None:
@@ -460,11 +486,13 @@ class AbstractWorker(abc.ABC):
         """Build a new, unstarted worker from the same constructor arguments.
 
         The state of this instance's run does not carry over: that is what a
-        supervisor wants when it restarts a worker.
+        supervisor wants when it restarts a worker. A replica's fresh instance
+        is the same replica, under the same name.
         """
         args, kwargs = self._init_args
         fresh = type(self)(*args, **kwargs)
         fresh._init_args = self._init_args  # the very same arguments: a fork server can rebuild it from its copy
+        fresh._base_name, fresh.replica, fresh.name = self._base_name, self.replica, self.name  # a replica's own
         return fresh
 
     def _check_startable(self) -> None:
@@ -545,3 +573,20 @@ def check_own_backend(worker: AbstractWorker, own: str) -> None:
             f"(through its plugins); add the worker to a Server, or start it on its own with "
             f"backend {own!r}"
         )
+
+
+def check_replicas(worker: AbstractWorker, name: str, replicas: object) -> int:
+    """`replicas` of the worker `name` as an int >= 1; else a TypeError/ValueError naming the class, the worker
+    and the value."""
+    where = f"{type(worker).__name__} {name!r}"
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise TypeError(
+            f"{where}: replicas must be a whole number of copies >= 1, got {type(replicas).__name__}: "
+            f"{replicas!r}; e.g. replicas=4"
+        )
+    if replicas < 1:
+        raise ValueError(
+            f"{where}: replicas must be >= 1, got {replicas}; a worker runs at least once (to run none for a "
+            f"while, add it and call server.scale({name!r}, 0))"
+        )
+    return replicas

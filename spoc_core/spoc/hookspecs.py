@@ -161,9 +161,9 @@ def worker_joined(server: Server, worker: AbstractWorker) -> None:
     """Called once for every worker that joins `server`, after its checks and before its backend starts it.
 
     For each worker in `Server.start()` (after `server_starting`), a worker
-    added to a running server (`add_worker()`), and a restart's or a reload's
-    fresh instance as it takes its predecessor's place (on the monitor
-    thread). Set up what the plugin keeps for the worker here
+    added to a running server (`add_worker()`), a replica a scale starts
+    (`Server.scale`), and a restart's or a reload's fresh instance as it takes
+    its predecessor's place (on the monitor thread). Set up what the plugin keeps for the worker here
     (`AbstractWorker.stash`); an exception is logged and the worker starts
     all the same.
     """

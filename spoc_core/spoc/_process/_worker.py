@@ -121,6 +121,8 @@ class ProcessWorker(AbstractWorker):
         plugin_options: settings for plugins (`AbstractWorker.plugin_options`), such as the
             restart plugin's ``restart_policy``, and ``backend`` to run this worker on
             another backend (``{"backend": "ray"}``).
+        replicas: how many copies of it a server runs (`AbstractWorker.replicas`; default: the class
+            attribute, 1).
 
     In the parent this object stands for the child: `exitcode`, `error` (the
     child's `ErrorRecord`, traceback included) and `exit_info` are filled in
@@ -141,8 +143,9 @@ class ProcessWorker(AbstractWorker):
         start_method: str | None = None,
         *,
         plugin_options: Mapping[str, Any] | None = None,
+        replicas: int | None = None,
     ) -> None:
-        super().__init__(name, daemon=daemon, plugin_options=plugin_options)
+        super().__init__(name, daemon=daemon, plugin_options=plugin_options, replicas=replicas)
         method = start_method or default_start_method()
         if method not in START_METHODS or method not in multiprocessing.get_all_start_methods():
             available = [m for m in START_METHODS if m in multiprocessing.get_all_start_methods()]
