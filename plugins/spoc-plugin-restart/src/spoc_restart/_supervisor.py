@@ -361,6 +361,8 @@ class Supervisor:
                 if not group.waiting:
                     self._restart_group(server, state)
                 return
+            if server.stopped_by(worker) is not None:  # a reload replaces it, a scale-down removes it
+                return
             settings = self.settings(worker)
             if not _wants_restart(settings.restart_policy, exit_info):
                 if exit_info.outcome != "stopped":
