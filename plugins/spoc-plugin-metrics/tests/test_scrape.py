@@ -11,6 +11,7 @@ import pytest
 
 from metrics_workers import CountsAsync, CountsProcess, CountsThread, FailsInSetup, WaitsForKill
 from scraping import scrape
+from spoc import ThreadWorker
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_metrics import Metrics
 
@@ -152,3 +153,32 @@ def test_the_endpoint_closes_when_the_server_stops(spoc_server: ServerFactory) -
     registry = metrics.registry  # the last run's values stay readable
     assert registry is not None
     assert registry.get_sample_value("spoc_worker_exits_total", {"worker": "thread", "outcome": "stopped"}) == 1
+
+
+class Idle(ThreadWorker):
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+
+def test_replicas_are_workers_and_their_counts_are_exported(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    """Each replica is a worker under its own name; spoc_worker_replicas has the desired and running counts."""
+    metrics = Metrics(port=0, addr="127.0.0.1")
+    server = spoc_server(Idle("idle", replicas=3), Idle("alone"), plugins=[metrics])
+    server.start()
+    for name in ("idle-1", "idle-2", "idle-3", "alone"):
+        spoc_hooks.wait_for("worker_started", worker=name)
+    found = scrape(metrics)
+    assert found.workers("spoc_worker_up") == {"idle-1", "idle-2", "idle-3", "alone"}
+    assert found.value("spoc_worker_replicas", worker="idle", state="desired") == 3
+    assert found.value("spoc_worker_replicas", worker="idle", state="running") == 3
+    assert found.value("spoc_worker_replicas", worker="alone", state="running") == 1
+    server.scale("idle", 1)
+    spoc_hooks.wait_for("worker_exited", worker="idle-2")
+    spoc_hooks.wait_for("worker_exited", worker="idle-3")
+    found = scrape(metrics)
+    assert found.value("spoc_worker_replicas", worker="idle", state="desired") == 1
+    assert found.value("spoc_worker_replicas", worker="idle", state="running") == 1
+    assert found.value("spoc_worker_exits_total", worker="idle-3", outcome="stopped") == 1

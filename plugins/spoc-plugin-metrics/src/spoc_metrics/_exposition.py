@@ -136,6 +136,17 @@ class ServerMetrics(Collector):
             ("worker",),
             {(w.name,): float(up.get(w.name, False) and w.exit_info is None) for w in workers},
         )
+        replicas = self.server.replica_counts()
+        yield _gauge(
+            "spoc_worker_replicas",
+            "Replicas of a worker (by the name it was added with): the count wanted (state=desired, "
+            "Server.scale) and those running now (state=running).",
+            ("worker", "state"),
+            {
+                **{(name, "desired"): float(count.desired) for name, count in replicas.items()},
+                **{(name, "running"): float(count.running) for name, count in replicas.items()},
+            },
+        )
         yield _gauge(
             "spoc_worker_last_seen_timestamp_seconds",
             "Unix time of the last event, record or metrics batch the server received from a worker.",
