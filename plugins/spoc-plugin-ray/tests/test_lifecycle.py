@@ -152,3 +152,19 @@ def test_once_the_server_has_stopped_none_of_its_actors_is_left_in_the_cluster(
     while local_ray.available_resources().get("CPU", 0) < 4 and time.monotonic() < deadline:
         threading.Event().wait(0.05)
     assert local_ray.available_resources().get("CPU", 0) == 4
+
+
+def test_replicas_of_a_ray_worker_are_separate_actors(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    """``replicas=2`` on the ray backend: two actors, each the replica of its own name (issue 30)."""
+    server = spoc_server(Far("far", replicas=2), plugins=[Ray()], name="ray-replicas")
+    server.start()
+    where = {
+        name: spoc_hooks.wait_for("worker_record", worker=name, topic="test.where")["data"]
+        for name in ("far-1", "far-2")
+    }
+    assert [where[name]["current"] for name in ("far-1", "far-2")] == ["far-1", "far-2"]
+    assert where["far-1"]["pid"] != where["far-2"]["pid"] and os.getpid() not in {w["pid"] for w in where.values()}
+    assert [(w.name, w.replica) for w in server.workers] == [("far-1", 1), ("far-2", 2)]
+    server.stop()
+    assert server.join_all(30) == []
+    assert [w.exit_info.outcome for w in server.workers if w.exit_info is not None] == ["stopped", "stopped"]
