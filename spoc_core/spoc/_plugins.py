@@ -341,6 +341,9 @@ class Plugins:
         """The plugins that implement a hook of the child, to send to each process worker's child."""
         self._loaded = False
         self._lock = threading.RLock()
+        self.lock = self._lock
+        """Held while a hook runs (one call at a time per server). Whoever holds the server's lock and then calls a
+        hook takes this one first (`Server._locked`): a hook that calls the server takes them in that order."""
 
     # ------------------------------------------------------------------ loading
 

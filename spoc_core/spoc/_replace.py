@@ -72,7 +72,7 @@ class Replacements:
     def _start(self, fresh: AbstractWorker, reload: Reloading | None) -> None:
         """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
         server = self._server
-        with server._lock:
+        with server._locked():
             if self.pending.pop(fresh.name, None) is not fresh:
                 return
             server._changed.notify_all()
@@ -214,7 +214,7 @@ class Replacements:
         """A worker stopped for the reload has ended: start its fresh instance in its place. A `late` one (a
         thread the reload abandoned, which went on without it) starts its own alone."""
         server = self._server
-        with server._lock:
+        with server._locked():
             if late:
                 self._late.discard(worker.name)
             if not server._shutting_down and server._workers.get(worker.name) is worker:

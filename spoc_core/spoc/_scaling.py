@@ -284,7 +284,7 @@ class Scaling:
         """`worker` has ended and its end was reported: a replica a scale-down stopped leaves the server or,
         when a later scale wants that replica again, a new instance takes its place."""
         server = self._server
-        with server._lock:
+        with server._locked():
             if not self.stopped_by_scaling(worker):
                 return
             self._retiring.discard(worker.name)

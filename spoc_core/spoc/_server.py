@@ -10,11 +10,12 @@ when SIGINT or SIGTERM arrives, and a second signal forces it at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from types import FrameType
 from typing import Literal
@@ -121,6 +122,15 @@ class Server:
     def _hook(self, hook: str, **kwargs: object) -> None:
         self._plugins.call(hook, server=self, **kwargs)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The server's lock, for a path that calls hooks (or launches a worker: the plugins give its fds) while
+        holding it: the plugins' lock first, the order in which a hook that calls the server takes them. The
+        other order deadlocked: an ``add_worker()`` held the server's lock and waited for the plugins', held by
+        a ``worker_exited`` hook that waited for the server's in ``restart_worker()``."""
+        with self._plugins.lock, self._lock:
+            yield
+
     # ------------------------------------------------------------------ workers
 
     @property
@@ -148,7 +158,7 @@ class Server:
             SpocError: the server is shutting down.
         """
         count = check_count(self.name, name, count)
-        with self._lock:
+        with self._locked():
             self._scaling.scale(name, count)
 
     def replica_counts(self) -> dict[str, ReplicaCount]:
@@ -189,7 +199,7 @@ class Server:
                 f"subclass instance), got {type(worker).__name__}: {worker!r}"
             )
         check_initialised(worker)
-        with self._lock:
+        with self._locked():
             if worker.started:
                 raise ValueError(
                     f"Server {self.name!r}: worker {worker.name!r} was already started; add workers "
@@ -231,7 +241,7 @@ class Server:
                 settings, or its ``worker_check`` for a worker whose settings
                 it refuses; no worker has been started then.
         """
-        with self._lock:
+        with self._locked():
             if self._started:
                 raise SpocError(f"Server {self.name!r} was already started; a server runs once")
             self._plugins.load()
@@ -320,7 +330,7 @@ class Server:
         the worker as failed in setup, so that its ``worker_exited`` tells a supervisor, which counts it as any
         other failure.
         """
-        with self._lock:
+        with self._locked():
             if self._shutting_down:
                 return False
             backend = self._backend_for(worker)
@@ -388,7 +398,7 @@ class Server:
                 name, is still running, or already has a restart pending.
             SpocError: the server has not started.
         """
-        with self._lock:
+        with self._locked():
             if self._workers.get(worker.name) is not worker:
                 raise ValueError(f"Server {self.name!r}: {worker!r} is not this server's worker {worker.name!r}")
             if not self._started or self._monitor is None:
