@@ -6,10 +6,12 @@ read by a worker of theirs, so `Server.scale` is called from a worker's thread w
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from harness import APPS, App
 from spoc import ProcessWorker, ReplicaCount, Server, SpocError, ThreadWorker
+from spoc.testing import HookRecorder, ServerFactory
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
 
@@ -107,7 +110,9 @@ def test_scale_up_and_down_while_running_highest_first_and_gracefully(
     assert "is not restarted" not in app.stderr
 
 
-def test_a_server_scaled_to_zero_keeps_running_until_scaled_back(app_factory: Callable[..., App], control: Path) -> None:
+def test_a_server_scaled_to_zero_keeps_running_until_scaled_back(
+    app_factory: Callable[..., App], control: Path
+) -> None:
     """Every replica of the only worker scaled away: `run_forever()` keeps the service up; a scale brings it back."""
     app = spoc_run(app_factory, "single", control)
     pids(app, "proc-1")
@@ -275,3 +280,45 @@ def test_a_scale_during_shutdown_is_refused() -> None:
         server.stop()
         assert server.join_all(10) == []
     assert [w.exit_info.outcome for w in server.workers if w.exit_info] == ["stopped"] * 3
+
+
+class HeldInTeardown(ThreadWorker):
+    release = threading.Event()
+    runs = itertools.count(1)
+
+    def setup(self) -> None:
+        if self.replica == 2:
+            self.send_record("test.run", run=next(self.runs))
+
+    def main(self) -> None:
+        while not self.wait(60):
+            pass
+
+    def teardown(self) -> None:
+        if self.replica == 2:
+            self.release.wait(30)
+
+
+@pytest.mark.timeout(60)
+def test_a_replica_scaled_back_while_it_stops_starts_again_once_it_has_ended(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server = spoc_server(HeldInTeardown("held", replicas=2))
+    server.start()
+    spoc_hooks.wait_for("worker_record", worker="held-2", topic="test.run", data={"run": 1})
+    first = spoc_hooks.wait_for("worker_started", worker="held-2")["worker"]
+    server.scale("held", 1)
+    spoc_hooks.wait_for("worker_stopping", worker="held-2")
+    server.scale("held", 2)  # held-2 is still in its teardown: it is not started twice
+    assert server.replica_counts()["held"] == ReplicaCount(2, 1)
+    HeldInTeardown.release.set()
+    again = spoc_hooks.wait_for("worker_record", worker="held-2", topic="test.run", data={"run": 2}, timeout=10)
+    spoc_hooks.wait_for("worker_started", worker="held-2", timeout=10)  # after the startup event is received
+    assert again["worker"] is not first and [w.name for w in server.workers] == ["held-1", "held-2"]
+    while server.replica_counts()["held"].running < 2:  # its startup event follows its record
+        threading.Event().wait(0.01)
+    server.scale("held", 1)  # the new one is a replica like any: a scale-down stops it
+    assert server.replica_counts()["held"] == ReplicaCount(1, 1)
+    server.stop()
+    assert server.join_all(10) == []
+    assert [call["worker"] is first for call in spoc_hooks.of("worker_exited", worker="held-2")] == [True, False]

@@ -475,7 +475,8 @@ class Server:
         self._scaling.worker_ended(worker)
         self._replacements.worker_ended(worker)
         with self._lock:
-            self._running.discard(worker.name)
+            if self._runs.get(worker.name) is run:  # not a new replica a scale started in its place just now
+                self._running.discard(worker.name)
             self._changed.notify_all()
             straggler_done = self._joined and not self._running
         if straggler_done:  # the last thread join_all gave up on has ended after all
