@@ -11,6 +11,7 @@ import redis
 
 from spoc import AbstractWorker, Server, StashKey, WorkerExit, hookimpl, log_extra
 
+from ._autoscale import Autoscaler, autoscale_of
 from ._consumer import ENDED_FOR, ended_key
 from ._worker import HELD_TOPIC, RECORD_TOPIC, StreamWorker
 
@@ -32,6 +33,10 @@ _DONE = StashKey[collections.deque[str]]()
 """In a stream worker's stash: the latest jobs its run reported done (`DONE_KEPT`)."""
 _HELD = StashKey[dict[str, None]]()
 """In a stream worker's stash: the jobs its run took and has not finished, in order."""
+_AUTOSCALERS = StashKey[list[Autoscaler]]()
+"""In the server's stash: the autoscaler of each stream worker with ``autoscale`` set."""
+AUTOSCALER_JOIN = 6.0
+"""Seconds the server waits at its end for an autoscaler in the middle of a Redis call (its timeout is 5 s)."""
 
 
 class RedisPlugin:
@@ -54,6 +59,34 @@ class RedisPlugin:
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
         if isinstance(worker, StreamWorker):
             worker.stream_settings(server.name)
+            autoscale_of(worker)
+
+    @hookimpl
+    def server_started(self, server: Server) -> None:
+        """Start an autoscaler for each stream worker with ``autoscale`` set (one per worker, not per replica)."""
+        first: dict[str, AbstractWorker] = {}
+        for worker in server.workers:
+            if isinstance(worker, StreamWorker):
+                first.setdefault(worker.base_name, worker)
+        scalers = []
+        for name, worker in first.items():
+            autoscale = autoscale_of(worker)
+            if autoscale is not None:
+                assert isinstance(worker, StreamWorker)
+                scalers.append(Autoscaler(server, name, worker.stream_settings(server.name), autoscale))
+        if scalers:
+            server.stash[_AUTOSCALERS] = scalers
+
+    @hookimpl
+    def server_stopping(self, server: Server) -> None:
+        for scaler in server.stash.get(_AUTOSCALERS, None) or ():
+            scaler.stop()
+
+    @hookimpl
+    def server_stopped(self, server: Server) -> None:
+        for scaler in server.stash.get(_AUTOSCALERS, None) or ():
+            scaler.stop()
+            scaler.join(AUTOSCALER_JOIN)
 
     @hookimpl
     def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:

@@ -72,12 +72,13 @@ def settings_of(
     """`worker`'s settings; raises ValueError naming the worker, the setting and its value when one is bad.
 
     The default consumer name is one per worker of a server process: host
-    name, server, worker name and the server's pid (`pid`, when that is not
+    name, server, worker name (a replica's own) and the server's pid (`pid`, when that is not
     this process). Every run of the worker in that server (a restart, a
     reload, a child of the fork server) is the same consumer, so a fresh run
     takes back at once the jobs its last run held; two copies of a service on
     one host never share one (each would take the other's pending jobs for
-    its own).
+    its own). A replica of a worker given a ``consumer`` name is that name
+    and ``-<replica>``.
     """
     stream = settings.text(worker, "stream", _read(worker, "stream"))
     group = settings.text(worker, "group", _read(worker, "group"))
@@ -85,6 +86,8 @@ def settings_of(
     consumer = _read(worker, "consumer")
     if consumer is None:
         consumer = f"{socket.gethostname()}/{server or '-'}/{worker.name}/{pid or os.getpid()}"
+    elif isinstance(consumer, str) and worker.name != worker.base_name:  # a replica: a consumer of its own
+        consumer = f"{consumer}-{worker.replica}"
     concurrency = settings.whole(worker, "concurrency", _read(worker, "concurrency"), least=1)
     if concurrency > 1 and not handle_is_async:
         raise ValueError(

@@ -61,7 +61,9 @@ class StreamWorker:
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
     ``concurrency``, ``claim_idle``, ``connect_within``, ``max_deliveries``,
-    ``dead_letter_stream``; see the docs page for each one's default.
+    ``dead_letter_stream``, and for autoscaling its replicas on the backlog
+    ``autoscale`` (``(min, max)``), ``scale_interval``, ``scale_up_backlog``,
+    ``scale_down_idle``; see the docs page for each one's default.
     """
 
     stream: str = ""
@@ -75,11 +77,17 @@ class StreamWorker:
     connect_within: float = 10.0
     max_deliveries: int = 5
     dead_letter_stream: str | None = None
+    autoscale: tuple[int, int] | None = None
+    scale_interval: float = 2.0
+    scale_up_backlog: int = 100
+    scale_down_idle: float = 60.0
     _spoc_redis_consumer: Consumer | None = None
     """Connected by setup(), for main()'s run to take."""
 
     # What the worker base class provides (the mixin is always combined with one):
     name: str
+    base_name: str
+    replica: int
     plugin_options: Any
     server_name: str | None
     server_pid: int | None
