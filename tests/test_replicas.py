@@ -73,7 +73,15 @@ def test_replicas_of_threads_async_threads_and_processes(
     procs = {name: pids(app, name) for name in ("proc-1", "proc-2", "proc-3")}
     assert [next(iter(p)) for p in procs.values()] == [1, 2, 3]
     assert len({next(iter(p.values())) for p in procs.values()} | {app.pid}) == 4, "one process per replica"
+    for name, replica in procs.items():  # ps tells the replicas apart
+        with open(f"/proc/{replica[int(name[-1])]}/cmdline", "rb") as f:
+            assert f.read().replace(b"\0", b" ").decode().strip() == f"spoc: replicas/{name}"
     app.expect("CONTROL ready")
+    app.signal(signal.SIGUSR1)  # each replica's stack, under its own name
+    for name in ("proc-1", "proc-2", "proc-3"):
+        app.expect(rf"stack of worker '{name}' \(process, pid \d+\)", stream="stderr")
+    for name in ("threaded-2", "async-2"):
+        app.expect(rf"stack of worker '{name}' \(thread", stream="stderr")
     app.signal(signal.SIGTERM)
     assert app.wait() == 0, app.stderr
     assert "server 'replicas' stopped (SIGTERM): 8 workers ended cleanly" in app.stderr

@@ -57,3 +57,16 @@ def test_an_error_before_anything_started_is_in_the_stream(spoc_app: type[App]) 
     assert record["level"] == "error" and record["server"] == "logging-app" and record["logger"] == "spoc"
     assert record["event"].startswith("server 'logging-app' could not start: SPOC_METRICS_PORT must be a port")
     assert "could not start" in program.stderr  # spoc run says it on stderr as well
+
+
+def test_each_replica_s_lines_and_events_carry_its_own_name(spoc_app: type[App], spoc_start_method: str) -> None:
+    """Replicas are workers (issue 30): ``worker`` is the replica's own name on its output and its events."""
+    program = spoc_run(spoc_app, "replicas", "--log-format", "json", env={"SPOC_TEST_START_METHOD": spoc_start_method})
+    for replica in (1, 2, 3):
+        program.expect(rf'"event":"I am named-{replica}, replica {replica}","worker":"named-{replica}"')
+    program.signal(signal.SIGTERM)
+    assert program.wait() == 0, program.stdout
+    stream = records(program.stdout)
+    for replica in (1, 2, 3):
+        mine = [r for r in stream if f"named-{replica}" in r["event"]]
+        assert mine and all(r.get("worker") == f"named-{replica}" for r in mine), mine

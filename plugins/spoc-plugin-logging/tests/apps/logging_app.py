@@ -20,6 +20,7 @@ SPOC_TEST_START_METHOD, the process workers' start method but in ``order``).
   says what ``fileno()`` and ``isatty()`` answer.
 - ``chatty``: a thread worker and a process worker say they run in the FIFO SPOC_TEST_SIDE, then print a
   numbered line every few milliseconds until stopped.
+- ``replicas``: three replicas of a process worker each print their name.
 - ``stuck``: a process worker and a thread worker that never look at their stop request (each sleeps in a
   loop), so that a stop past the deadline is escalated, the thread abandoned.
 - ``burst``: two process workers print 20,000 lines of 200 bytes each, say "done <name>" in the side file (a
@@ -302,6 +303,14 @@ class StuckProcess(Stuck, ProcessWorker):
     pass
 
 
+class SaysItsName(ProcessWorker):
+    replicas = 3
+
+    def main(self) -> None:
+        print(f"I am {self.name}, replica {self.replica}", flush=True)
+        self.wait()
+
+
 PLUGINS = {
     "burst": [Logging(buffer=1 << 16)],
     "huge_lines": [Logging(buffer=64 << 20)],  # the test's reader may lag: 14 MiB of lines must wait, not drop
@@ -313,6 +322,8 @@ if MODE == "order":
     server.add_worker(NumberedAsyncProcess("async-process"))
     for method in ("fork", "forkserver", "spawn"):
         server.add_worker(NumberedProcess(method, start_method=method))
+elif MODE == "replicas":
+    server.add_worker(SaysItsName("named", start_method=START))
 elif MODE == "stuck":
     server.add_worker(StuckThread("stuck-thread"))
     server.add_worker(StuckProcess("stuck-process", start_method=START))
