@@ -17,7 +17,16 @@ EXAMPLES = ROOT / "examples"
 
 
 def test_examples_are_all_covered() -> None:
-    covered = {"demo", "workers", "job_processor", "periodic_task", "pipeline", "graceful_shutdown", "service"}
+    covered = {
+        "demo",
+        "workers",
+        "job_processor",
+        "periodic_task",
+        "pipeline",
+        "graceful_shutdown",
+        "service",
+        "replicas",
+    }
     needs_a_plugin = {"metrics_demo", "redis_jobs", "structured_logs", "ray_workers"}  # run by their plugin's tests
     assert {p.stem for p in EXAMPLES.glob("*.py")} == covered | needs_a_plugin
 
@@ -37,6 +46,31 @@ def test_workers_tour(app_factory: type[App]) -> None:
     assert "hasher: hashed 3 files" in app.stdout
     assert app.stderr.count("worker 'flaky' failed in main: upstream refused the connection") == 1
     assert "same loop=True" in app.stdout
+
+
+def test_replicas_scale_up_down_to_zero_and_back(app_factory: type[App]) -> None:
+    app = app_factory(script=EXAMPLES / "replicas.py")
+    assert app.wait(60) == 0, app.stderr
+    said = [line for line in app.stdout.splitlines() if line.startswith("operator:")]
+    assert said == [
+        "operator: cruncher runs 4 replica(s): cruncher-1, cruncher-2, cruncher-3, cruncher-4",
+        "operator: cruncher runs 1 replica(s): cruncher-1",
+        "operator: cruncher runs 0 replica(s): none",
+        "operator: cruncher runs 2 replica(s): cruncher-1, cruncher-2",
+    ], app.stdout
+    to_one = app.stdout.split(said[0])[1].split(said[1])[0]  # each teardown ran before the count was reached
+    assert all(f"cruncher-{n}: stopped after" in to_one for n in (2, 3, 4)) and "cruncher-1: stopped" not in to_one
+    assert app.stdout.count("cruncher-1: stopped after") == 2 and "crunchers: stop, exit code 0" in app.stdout
+
+
+def test_replicas_under_spoc_run_take_the_scale_option(app_factory: type[App]) -> None:
+    app = app_factory(
+        command=[sys.executable, "-m", "spoc", "run", f"{EXAMPLES / 'replicas.py'}:server", "--scale", "cruncher=3"]
+    )
+    app.expect(r"cruncher-3: replica 3 started")
+    app.signal(signal.SIGTERM)
+    assert app.wait(30) == 0, app.stderr
+    assert "cruncher-4" not in app.stdout and app.stdout.count("stopped after") == 3
 
 
 def test_job_processor_ends_when_the_jobs_are_done(app_factory: type[App]) -> None:
