@@ -91,7 +91,8 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark, printed as ratios to raw floors measured in the same run."""
-    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS), "ray>=2.9")  # spoc-plugin-ray's
+    # ray: spoc-plugin-ray's; cotyledon: the peer the replicas benchmark starts 32 workers against
+    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS), "ray>=2.9", "cotyledon==2.2.0")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -31,6 +31,9 @@
   server's JSON stream, against a raw pipe a parent thread forwards and against a multiprocessing
   QueueHandler/QueueListener pipeline; the delay of one line; and the stop latency with the plugin writing
   the stream, against it without (see benchmarks/log_lines.py).
+- replicas: start() of 32 fork replicas until the last one runs, against cotyledon 2.2's add(Service,
+  workers=32) in the same run; and scale(name, n + 8) until the 8th new startup, against 8 add_worker()
+  calls (see benchmarks/replicas.py).
 - redis (with spoc-plugin-redis installed and redis-server on the machine): jobs per
   second of one process StreamWorker with a no-op handle(), against a raw redis-py loop
   (XREADGROUP of the same batch, XACK per job); and the seconds from the SIGKILL of a
@@ -799,6 +802,12 @@ def ray_section(rounds: int) -> int:
     return ray_actors.measure(rounds, row, paired_medians)
 
 
+def replicas_section(rounds: int) -> int:
+    import replicas
+
+    return replicas.measure(rounds, row, paired_medians)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -813,6 +822,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "redis": redis_section,
     "logging": logging_section,
     "ray": ray_section,
+    "replicas": replicas_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
@@ -821,7 +831,16 @@ process (a fork's cost, for one, moves with the state of the heap the sections b
 PLUGIN_DISTRIBUTIONS = sorted(path.name for path in (Path(__file__).resolve().parents[1] / "plugins").iterdir())
 """Every plugin in the repository's plugins/ (each directory is its distribution's name)."""
 
-CORE_SECTIONS = ("stop", "start-fork", "start-forkserver", "start-spawn", "is-running", "memory", "event-delay")
+CORE_SECTIONS = (
+    "stop",
+    "start-fork",
+    "start-forkserver",
+    "start-spawn",
+    "is-running",
+    "memory",
+    "event-delay",
+    "replicas",
+)
 """The core's figures, measured a second time with every installed plugin loaded."""
 
 
