@@ -134,7 +134,7 @@ class Autoscaler:
                 return 0
             lag = group.get("lag")
             if lag is None:  # Redis < 7, or it cannot tell after deletions: count what follows the last delivered
-                lag = len(client.xrange(self.stream.stream, f"({group['last-delivered-id']}", "+"))
+                lag = len(client.xrange(self.stream.stream, f"({group['last-delivered-id']}", "+") or ())
             backlog = int(lag) + int(group["pending"])
         except redis.ResponseError:  # no stream yet: nothing to do
             return 0

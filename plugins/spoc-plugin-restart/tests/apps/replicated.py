@@ -47,7 +47,9 @@ class ScaleDown:
             say("SCALED")
 
 
-supervisor = Supervisor(policy="always", strategy=os.environ.get("STRATEGY", "one_for_one"), backoff=Backoff(initial=0.0, jitter=0.0))
+supervisor = Supervisor(
+    policy="always", strategy=os.environ.get("STRATEGY", "one_for_one"), backoff=Backoff(initial=0.0, jitter=0.0)
+)
 server = Server("replicated", plugins=[supervisor, ScaleDown()])
 server.add_worker(Proc("proc"))
 server.add_worker(Other("other"))
