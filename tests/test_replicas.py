@@ -272,6 +272,12 @@ def test_a_replica_name_that_is_another_workers_is_refused() -> None:
     with pytest.raises(ValueError, match="already has a worker named 'idle-2', the name of replica 2 of worker 'idle'"):
         server.add_worker(Idle("idle", replicas=2))
     assert [w.name for w in server.workers] == ["idle-2"]
+    server.add_worker(Idle("poll", replicas=2))
+    with pytest.raises(ValueError, match=r"already has a worker named 'poll-1' \(replica 1 of worker 'poll'\);"):
+        server.add_worker(Idle("poll-1"))
+    with pytest.raises(ValueError, match="already has a worker named 'poll'; names must be unique"):
+        server.add_worker(Idle("poll"))
+    assert [w.name for w in server.workers] == ["idle-2", "poll-1", "poll-2"]
 
 
 def test_a_scale_during_shutdown_is_refused() -> None:

@@ -53,6 +53,14 @@ class _Declared:
     suffixed: bool  # replicas named <name>-<replica> (else the only one keeps the name it was added with)
 
 
+def _whose(worker: AbstractWorker, prefix: str = " (") -> str:
+    """How `worker`'s name came about when it is a replica's (" (replica 2 of worker 'idle')"); else ""."""
+    if worker.name == worker.base_name:
+        return ""
+    whose = f"replica {worker.replica} of worker {worker.base_name!r}"
+    return f" ({whose})" if prefix == " (" else f"{prefix} {whose}"
+
+
 def check_count(server: str, name: str, count: object) -> int:
     """A replica count for `Server.scale`: an int >= 0; else a TypeError/ValueError naming the value."""
     if isinstance(count, bool) or not isinstance(count, int):
@@ -96,10 +104,11 @@ class Scaling:
         if name in self._declared:
             raise ValueError(f"Server {server.name!r} already has a worker named {name!r}; names must be unique")
         for instance in instances:
-            if instance.name in server._workers:
+            existing = server._workers.get(instance.name)
+            if existing is not None:
                 raise ValueError(
-                    f"Server {server.name!r} already has a worker named {instance.name!r}, the name of replica "
-                    f"{instance.replica} of worker {instance.base_name!r}; names must be unique: rename one of them"
+                    f"Server {server.name!r} already has a worker named {instance.name!r}{_whose(existing)}"
+                    f"{_whose(instance, ', the name of')}; names must be unique: rename one of them"
                 )
 
     def replicas_of(self, name: str) -> list[AbstractWorker]:
