@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import APPS, App
-from spoc import ProcessWorker, ReplicaCount, Server, SpocError, ThreadWorker
+from spoc import AbstractWorker, ProcessWorker, ReplicaCount, Server, SpocError, ThreadWorker, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
 
 pytestmark = [pytest.mark.signals, pytest.mark.timeout(90)]
@@ -336,3 +336,24 @@ def test_a_replica_scaled_back_while_it_stops_starts_again_once_it_has_ended(
     server.stop()
     assert server.join_all(10) == []
     assert [call["worker"] is first for call in spoc_hooks.of("worker_exited", worker="held-2")] == [True, False]
+
+
+class RefusesFlagged:
+    name = "refuses-flagged"
+
+    @hookimpl
+    def worker_check(self, worker: AbstractWorker) -> None:
+        if getattr(worker, "flagged", False):
+            raise ValueError(f"{worker.name} is flagged")
+
+
+def test_replicas_a_check_refuses_on_a_running_server_leave_no_trace(spoc_server: ServerFactory) -> None:
+    server = spoc_server(Idle("idle"), plugins=[RefusesFlagged()], allow_errors=True)
+    server.start()
+    with pytest.raises(ValueError, match="late-1 is flagged"):
+        server.add_worker(type("Flagged", (Idle,), {"flagged": True})("late", replicas=2))
+    assert [w.name for w in server.workers] == ["idle"] and "late" not in server.replica_counts()
+    server.add_worker(Idle("late", replicas=2))  # the name is free: the refused one left nothing behind
+    assert [w.name for w in server.workers] == ["idle", "late-1", "late-2"]
+    server.stop()
+    assert server.join_all(10) == []

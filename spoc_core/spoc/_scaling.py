@@ -98,6 +98,10 @@ class Scaling:
         self._declared[name] = declared
         return instances
 
+    def forget(self, name: str) -> None:
+        """Undo `declare` of `name`, whose instances were refused before they joined the server."""
+        del self._declared[name]
+
     def _check_names(self, name: str | None, instances: list[AbstractWorker]) -> None:
         """ValueError unless `name` (a worker being declared) and `instances` clash with no worker's name."""
         server = self._server

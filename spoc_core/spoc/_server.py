@@ -163,14 +163,14 @@ class Server:
 
     def replica_counts(self) -> dict[str, ReplicaCount]:
         """Each worker's desired and running count of replicas (`ReplicaCount`), by the name it was added with,
-        in the order added; a worker that is not replicated counts 1 (or 0 once ended)."""
+        in the order added; a worker that is not replicated wants 1 (and runs 0 once it has ended)."""
         with self._lock:
             return self._scaling.counts()
 
     def stopped_by(self, worker: AbstractWorker) -> Literal["reload", "scale"] | None:
         """Why this server itself stopped `worker` while it runs, for a supervisor to leave its end alone:
         ``"reload"`` (SIGHUP: the reload starts its fresh instance), ``"scale"`` (a scale-down: it leaves the
-        server, or a later scale starts it again), or None. True from the stop until its ``worker_exited`` hooks
+        server, or a later scale starts it again), or None. Said from the stop until its ``worker_exited`` hooks
         have run."""
         with self._lock:
             if self._scaling.stopped_by_scaling(worker):
@@ -209,9 +209,13 @@ class Server:
                 raise SpocError(f"Server {self.name!r} is shutting down; worker {worker.name!r} was not added")
             instances = self._scaling.declare(worker)
             if self._started:
-                for instance in instances:
-                    self._backend_for(instance)
-                    self._plugins.check("worker_check", server=self, worker=instance)
+                try:
+                    for instance in instances:
+                        self._backend_for(instance)
+                        self._plugins.check("worker_check", server=self, worker=instance)
+                except BaseException:  # refused: as if it had never been added
+                    self._scaling.forget(worker.base_name)
+                    raise
             for instance in instances:
                 self._workers[instance.name] = instance
             if self._started:
