@@ -204,11 +204,16 @@ class Replacements:
             run = self._waiting_for(worker)
         if run is None:
             return
-        if end_overdue(self._server, run, "the reload", "its fresh instance starts", lambda: self._waiting_for(worker)):
+        if end_overdue(self._server, run, "the reload", "its fresh instance starts", lambda: self._still_late(worker)):
             return
         with server._lock:
             self._late.add(worker.name)
         self.next()
+
+    def _still_late(self, worker: AbstractWorker) -> WorkerRun | None:
+        """`worker`'s run, when the reload still waits for it to end `KILL_GRACE` after it was terminated."""
+        with self._server._lock:
+            return self._waiting_for(worker)
 
     def _ended(self, worker: AbstractWorker, late: bool = False) -> None:
         """A worker stopped for the reload has ended: start its fresh instance in its place. A `late` one (a
