@@ -151,6 +151,7 @@ class Replacements:
             count(len(running), "worker"),
             extra=log_extra(server=server.name),
         )
+        server._systemd.reloading()
         server._hook("server_reloading", workers=tuple(running))
         self.next()
 
@@ -183,6 +184,7 @@ class Replacements:
             else:
                 self._queue = []
                 logger.info("server %r: reload done", server.name, extra=log_extra(server=server.name))
+                server._systemd.reloaded()
                 return
             if server._monitor is not None:
                 server._monitor.call_later(server.shutdown_timeout, functools.partial(self._overdue, worker))

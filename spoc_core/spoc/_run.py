@@ -43,6 +43,7 @@ class WorkerRun:
         "killed_on_force",
         "runner",
         "stack_pending",
+        "started_reported",
         "stop_signal",
         "stopping_reported",
         "teardown_duration",
@@ -73,6 +74,8 @@ class WorkerRun:
         """A second signal killed it: the deadline's escalation leaves it alone."""
         self.stopping_reported = False
         self.exit_reported = False
+        self.started_reported = False
+        """Its ``"startup"`` event came: its setup returned."""
 
     # ------------------------------------------------------------------ events, and the log lines of the lifecycle
 
@@ -92,6 +95,7 @@ class WorkerRun:
                 extra=self._lifecycle_extra("error"),
             )
         elif kind == "startup":
+            self.started_reported = True
             logger.info("worker %r started (pid %d)", worker.name, event.pid, extra=self._lifecycle_extra("startup"))
         elif kind == "stopping":  # also when a process worker's child stopped itself
             signum = event.data.get("signal")

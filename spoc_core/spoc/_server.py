@@ -36,6 +36,7 @@ from ._signal_meanings import SignalMeanings
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._stash import Stash
 from ._stdio import worker_stdio
+from ._systemd import SystemdReports
 from ._worker import AbstractWorker, check_initialised
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "KILL_GRACE", "Server", "ServerExit", "StopReason"]
@@ -98,6 +99,7 @@ class Server:
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
         self._replacements = Replacements(self)
         self._scaling = Scaling(self)
+        self._systemd = SystemdReports(self)
         self._stash = Stash()
 
     def __repr__(self) -> str:
@@ -272,9 +274,11 @@ class Server:
         for backend in backends.values():  # even with no worker yet: one may be added later
             backend.prepare([w for w in pending if w.backend == backend.name], self._start_worker)
         monitor.start()
+        self._systemd.started()
         for worker in pending:
             if not worker.started and not self._start_worker(worker):
                 break
+        self._systemd.changed()  # READY=1 at once when no worker has a setup to wait for
         self._hook("server_started")
 
     def _registered_backends(self) -> dict[str, Backend]:
@@ -457,6 +461,7 @@ class Server:
         if kind == "startup":
             self._hook("worker_started", worker=worker, event=event)
             self._replacements.started(worker)
+            self._systemd.changed()
         elif kind == "error" and event.error is not None:
             self._hook("worker_error", worker=worker, error=event.error, event=event)
         elif kind == "stopping" and worker.exit_info is None and not run.stopping_reported:
@@ -478,6 +483,7 @@ class Server:
         self._report_exit(run)
         self._scaling.worker_ended(worker)
         self._replacements.worker_ended(worker)
+        self._systemd.changed()
         with self._lock:
             if self._runs.get(worker.name) is run:  # not a new replica a scale started in its place just now
                 self._running.discard(worker.name)
@@ -485,6 +491,27 @@ class Server:
             straggler_done = self._joined and not self._running
         if straggler_done:  # the last thread join_all gave up on has ended after all
             self._close_when_idle()
+
+    def notify_systemd(self) -> bool:
+        """Tell systemd how this server is doing, when it runs as a ``Type=notify`` unit (``NOTIFY_SOCKET``).
+
+        `run_forever()` (and so ``spoc run``) calls it; a program that calls
+        `start()` itself calls it first, for: ``READY=1`` once every worker
+        started, ``STATUS=``, ``RELOADING=1``/``READY=1`` around a reload,
+        ``STOPPING=1`` and ``EXTEND_TIMEOUT_USEC=`` during a shutdown, and
+        ``WATCHDOG=1`` from the monitor thread with ``WatchdogSec=``
+        (docs/deployment.md). It takes ``NOTIFY_SOCKET``, ``WATCHDOG_USEC``
+        and ``WATCHDOG_PID`` out of the environment, so that workers' children
+        do not inherit them. Returns whether systemd listens (False without
+        ``NOTIFY_SOCKET``: nothing is ever sent then).
+        """
+        with self._lock:
+            listening = self._systemd.enable()
+            started = self._started and self._monitor is not None
+        if listening and started:  # asked after start(): begin now
+            self._systemd.started()
+            self._systemd.changed()
+        return listening
 
     @property
     def signals_received(self) -> tuple[str, ...]:
@@ -557,6 +584,7 @@ class Server:
                 self._stop_began = time.monotonic()
             started = [w for w in self._workers.values() if w.started]
         if first:
+            self._systemd.stopping()
             self._hook("server_stopping", reason=reason)
             self._each_backend(list(self._backends.values()), "stopping")  # no launch from now on: _shutting_down
         with self._lock:  # only now: a waiter woken earlier could report server_stopped before server_stopping
@@ -669,6 +697,7 @@ class Server:
         self._each_backend(backends, "close")
         if monitor is not None:
             monitor.close()
+            self._systemd.close()
 
     def _each_backend(self, backends: list[Backend], operation: Literal["stopping", "close"]) -> None:
         """Call `operation` of each backend; one that raises is logged, and the others are still called."""
@@ -707,6 +736,7 @@ class Server:
             shutdown_timeout, f"Server {self.name!r}: run_forever()", "shutdown_timeout"
         )
         monitor = self._ensure_monitor()
+        self.notify_systemd()
         late: list[AbstractWorker] = []
         self._handling_signals = True
         try:
