@@ -53,12 +53,9 @@ class _Declared:
     suffixed: bool  # replicas named <name>-<replica> (else the only one keeps the name it was added with)
 
 
-def _whose(worker: AbstractWorker, prefix: str = " (") -> str:
-    """How `worker`'s name came about when it is a replica's (" (replica 2 of worker 'idle')"); else ""."""
-    if worker.name == worker.base_name:
-        return ""
-    whose = f"replica {worker.replica} of worker {worker.base_name!r}"
-    return f" ({whose})" if prefix == " (" else f"{prefix} {whose}"
+def _whose(worker: AbstractWorker) -> str:
+    """Which replica `worker` is ("replica 2 of worker 'idle'"), or "" for a worker that is not a replica."""
+    return "" if worker.name == worker.base_name else f"replica {worker.replica} of worker {worker.base_name!r}"
 
 
 def check_count(server: str, name: str, count: object) -> int:
@@ -110,9 +107,11 @@ class Scaling:
         for instance in instances:
             existing = server._workers.get(instance.name)
             if existing is not None:
+                taken, wanted = _whose(existing), _whose(instance)
                 raise ValueError(
-                    f"Server {server.name!r} already has a worker named {instance.name!r}{_whose(existing)}"
-                    f"{_whose(instance, ', the name of')}; names must be unique: rename one of them"
+                    f"Server {server.name!r} already has a worker named {instance.name!r}"
+                    f"{f' ({taken})' if taken else ''}{f', the name of {wanted}' if wanted else ''}; names must be "
+                    f"unique: rename one of them"
                 )
 
     def replicas_of(self, name: str) -> list[AbstractWorker]:
@@ -121,18 +120,11 @@ class Scaling:
 
     def counts(self) -> dict[str, ReplicaCount]:
         """Each declared worker's desired and running count of replicas, in the order declared."""
-        running = self._server._running
-        return {
-            name: ReplicaCount(
-                declared.desired,
-                sum(
-                    1
-                    for w in self.replicas_of(name)
-                    if w.name in running and w.exit_info is None and w.name not in self._retiring
-                ),
-            )
-            for name, declared in self._declared.items()
-        }
+        running = dict.fromkeys(self._declared, 0)
+        for w in self._server._workers.values():  # one pass: a scrape reads it for every worker
+            if w.name in self._server._running and w.exit_info is None and w.name not in self._retiring:
+                running[w.base_name] += 1
+        return {name: ReplicaCount(declared.desired, running[name]) for name, declared in self._declared.items()}
 
     def kept_at_zero(self) -> bool:
         """Whether a worker was scaled to 0: the server then keeps running with nothing to run."""
@@ -296,6 +288,8 @@ class Scaling:
     def worker_ended(self, worker: AbstractWorker) -> None:
         """`worker` has ended and its end was reported: a replica a scale-down stopped leaves the server or,
         when a later scale wants that replica again, a new instance takes its place."""
+        if worker.name not in self._retiring:  # every worker's end passes here: no lock for those no scale stopped
+            return
         server = self._server
         with server._locked():
             if not self.stopped_by_scaling(worker):

@@ -106,10 +106,6 @@ class SystemdReports:
         self._status = ""
         self._watchdog: float | None = None
 
-    @property
-    def active(self) -> bool:
-        return self._notifier is not None
-
     def enable(self, environ: MutableMapping[str, str] | None = None) -> bool:
         """Start talking to systemd if ``NOTIFY_SOCKET`` asks for it (once); whether it does."""
         if not self._asked:
