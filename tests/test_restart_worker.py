@@ -58,6 +58,8 @@ def test_a_failed_worker_is_replaced_by_a_fresh_instance(
     (fresh,) = supervisor.restarted
     assert fresh is not first and fresh.restarts == 1 and running["data"]["restarts"] == 1
     assert fresh.previous_exit is first.exit_info and first.previous_exit is None
+    if kind == "process":  # where it lives too: a fork the fork server rebuilds from its own copy included
+        assert running["data"]["previous"] == ("failed", "first run fails")
     assert server.workers == (fresh,) and running["worker"] is fresh
     assert first.exit_info is not None and first.exit_info.outcome == "failed"
     if kind == "process":

@@ -297,7 +297,13 @@ class FailsFirstTime(ProcessWorker):
     def main(self) -> None:
         if self.restarts == 0:
             raise RuntimeError("first run fails")
-        self.send_record("test.running", pid=os.getpid(), restarts=self.restarts)
+        previous = self.previous_exit
+        self.send_record(
+            "test.running",
+            pid=os.getpid(),
+            restarts=self.restarts,
+            previous=None if previous is None else (previous.outcome, previous.error and previous.error.message),
+        )
         while not self.wait(60):
             pass
 
@@ -449,3 +455,4 @@ class ReportsItsServer(ProcessWorker):
             raise RuntimeError("first run fails")
         while not self.wait(60):
             pass
+

@@ -158,7 +158,12 @@ class ForkServer:
         if self.holds(worker):
             request: dict[str, Any] = {"mode": "ref", "name": worker.name}
         elif method == "fork" and self._rebuilds(worker):
-            request = {"mode": "fresh", "name": worker.name, "restarts": worker.restarts}
+            request = {
+                "mode": "fresh",
+                "name": worker.name,
+                "restarts": worker.restarts,
+                "previous_exit": worker.previous_exit,
+            }
         else:
             payload, passed = pickle_for_child(worker)
             request = {"mode": "pickle", "name": worker.name, "payload": payload}
@@ -419,7 +424,7 @@ def _resolve(request: dict[str, Any], registered: Mapping[str, AbstractWorker]) 
         return registered[request["name"]]
     if request["mode"] == "fresh":
         fresh = registered[request["name"]].fresh_instance()
-        fresh.restarts = request["restarts"]
+        fresh.restarts, fresh.previous_exit = request["restarts"], request["previous_exit"]
         return fresh
     worker = pickle.loads(request["payload"])
     assert isinstance(worker, AbstractWorker)
