@@ -18,6 +18,7 @@ from workers_for_tests import (
     ExitsAtOnce,
     KillsItself,
     Raises,
+    RenewedProcess,
     ReportsChildHook,
     ReportsItsServer,
     SendsRecordsProcess,
@@ -301,6 +302,21 @@ def test_hook_worker_stopping(spoc_server: ServerFactory, spoc_hooks: HookRecord
     assert server.join_all(10) == []
     assert sorted(c.worker or "" for c in spoc_hooks.of("worker_stopping")) == ["itself", "waits"]
     assert spoc_hooks.of("worker_exited", worker="itself")[0]["exit_info"].outcome == "stopped"
+
+
+def test_hook_worker_recycling(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:
+    """Once per recycle, with its reason, on the thread that called recycle_worker, before the worker's stop."""
+    waits = RenewedProcess("renewed", start_method=spoc_start_method)
+    server = spoc_server(waits)
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="renewed")
+    assert server.recycle_worker(waits, "memory")
+    (call,) = spoc_hooks.of("worker_recycling")  # already: called on this thread
+    assert call["reason"] == "memory" and call["worker"] is waits
+    spoc_hooks.wait_for("worker_started", worker=lambda w: w.name == "renewed" and w is not waits)
+    names = spoc_hooks.names("renewed")
+    assert names.index("worker_recycling") < names.index("worker_stopping") < names.index("worker_exited")
+    assert len(spoc_hooks.of("worker_recycling")) == 1
 
 
 def test_hook_worker_exited(spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str) -> None:

@@ -456,3 +456,22 @@ class ReportsItsServer(ProcessWorker):
         while not self.wait(60):
             pass
 
+
+class Renewed(AbstractWorker):
+    """Runs until stopped; says in a record when main() begins and when its teardown runs."""
+
+    def main(self) -> None:
+        self.send_record("test.main", restarts=self.restarts, pid=os.getpid())
+        while not self.wait(60):
+            pass
+
+    def teardown(self) -> None:
+        self.send_record("test.teardown", pid=os.getpid())
+
+
+class RenewedThread(Renewed, ThreadWorker):
+    pass
+
+
+class RenewedProcess(Renewed, ProcessWorker):
+    pass

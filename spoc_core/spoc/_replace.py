@@ -1,7 +1,7 @@
-"""A server's fresh instances: a supervisor's restarts (`Server.restart_worker`) and reloads (SIGHUP under
-``run_forever()``: the running workers stopped one after another, each replaced once it has ended, each within
-the server's shutdown timeout, and the next stopped once the fresh instance has started: never more than one
-worker down at a time).
+"""A server's fresh instances: a supervisor's restarts (`Server.restart_worker`), recycles (`Server.recycle_worker`:
+one running worker stopped gracefully, within the server's shutdown timeout, and replaced once it has ended) and
+reloads (SIGHUP under ``run_forever()``: the running workers recycled one after another, the next stopped once the
+fresh instance has started: never more than one worker down at a time).
 
 `Replacements` is a part of `Server` kept in a module of its own: it acts
 through the server's lock, monitor and run records, and the server calls it
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Replacements", "log_not_restarted"]
 
-Reloading = Literal["next", "late"]
-"""A fresh instance a reload starts: then it stops its next worker, or (a late one) nothing more."""
+Why = Literal["restart", "recycle", "next", "late"]
+"""Why a fresh instance starts: a supervisor's restart, a recycle, or a reload, which then stops its next worker
+(``"next"``), or nothing more (``"late"``: a thread the reload abandoned, which ended after all)."""
 
 logger = logging.getLogger("spoc")
 
@@ -52,10 +53,9 @@ class Replacements:
         self._current: str | None = None  # the worker the reload waits for to end
         self._late: set[str] = set()  # threads a reload abandoned: replaced when they end
         self._starting: AbstractWorker | None = None  # the fresh instance the reload waits for to start
+        self._recycling: dict[str, AbstractWorker] = {}  # the workers a recycle stopped, by name, until they end
 
-    def fresh(
-        self, worker: AbstractWorker, restarts: int, delay: float, reload: Reloading | None = None
-    ) -> AbstractWorker:
+    def fresh(self, worker: AbstractWorker, restarts: int, delay: float, why: Why = "restart") -> AbstractWorker:
         """A fresh instance of ended `worker`, to start in its place `delay` seconds from now (under the lock)."""
         server = self._server
         assert server._monitor is not None
@@ -66,10 +66,10 @@ class Replacements:
         server._backend_for(fresh)
         server._plugins.check("worker_check", server=server, worker=fresh)
         self.pending[worker.name] = fresh
-        server._monitor.call_later(delay, lambda: self._start(fresh, reload))
+        server._monitor.call_later(delay, lambda: self._start(fresh, why))
         return fresh
 
-    def _start(self, fresh: AbstractWorker, reload: Reloading | None) -> None:
+    def _start(self, fresh: AbstractWorker, why: Why) -> None:
         """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
         server = self._server
         with server._locked():
@@ -81,9 +81,12 @@ class Replacements:
                 return
             server._workers[fresh.name] = fresh
             server._hook("worker_joined", worker=fresh)
-            if reload:
+            if why != "restart":
                 logger.info(
-                    "starting worker %r afresh (reload)", fresh.name, extra=log_extra(fresh.name, server=server.name)
+                    "starting worker %r afresh (%s)",
+                    fresh.name,
+                    "recycle" if why == "recycle" else "reload",
+                    extra=log_extra(fresh.name, server=server.name),
                 )
             else:
                 logger.info(
@@ -93,7 +96,7 @@ class Replacements:
                     extra=log_extra(fresh.name, server=server.name),
                 )
             server._start_worker(fresh, report_failure=True)
-            if reload == "next":  # the next worker stops once this one has started: one down at a time
+            if why == "next":  # the next worker stops once this one has started: one down at a time
                 self._current, self._starting = None, fresh
                 if server._monitor is not None:
                     server._monitor.call_later(server.shutdown_timeout, functools.partial(self._slow_start, fresh))
@@ -159,6 +162,71 @@ class Replacements:
         """Whether a reload stopped the worker `name` and starts its fresh instance itself (under the lock)."""
         return self._current == name or name in self._late
 
+    def recycles(self, worker: AbstractWorker) -> bool:
+        """Whether a recycle stopped `worker` and starts its fresh instance once it has ended (under the lock)."""
+        return self._recycling.get(worker.name) is worker
+
+    # ------------------------------------------------------------------ a recycle (one worker)
+
+    def recycle(self, worker: AbstractWorker, reason: str) -> bool:
+        """Stop running `worker` gracefully and start a fresh instance once it has ended; False when it is not
+        running, is stopping already (for any cause) or the server is shutting down."""
+        server = self._server
+        with server._locked():
+            run = server._runs.get(worker.name)
+            if (
+                server._shutting_down
+                or server._monitor is None
+                or server._workers.get(worker.name) is not worker
+                or run is None
+                or run.worker is not worker
+                or worker.name not in server._running
+                or worker.exit_info is not None
+                or worker.stop_requested
+                or self.reloads(worker.name)
+                or worker.name in self._recycling
+            ):
+                return False
+            self._recycling[worker.name] = worker
+            server._hook("worker_recycling", worker=worker, reason=reason)
+            server._monitor.call_later(server.shutdown_timeout, functools.partial(self._recycle_overdue, worker))
+        worker.stop()
+        return True
+
+    def _recycle_overdue(self, worker: AbstractWorker) -> None:
+        """`shutdown_timeout` after a recycle asked `worker` to stop: end it as a shutdown would. A thread cannot
+        be ended: it stays recycled, and its fresh instance starts when it ends."""
+        still_late = functools.partial(self._recycled_run, worker)
+        run = still_late()
+        if run is not None:
+            end_overdue(self._server, run, "the recycle", "its fresh instance starts", still_late)
+
+    def _recycled_run(self, worker: AbstractWorker) -> WorkerRun | None:
+        """`worker`'s run while a recycle waits for it to end, else None."""
+        server = self._server
+        with server._lock:
+            run = server._runs.get(worker.name)
+            if not self.recycles(worker) or run is None or run.worker is not worker or server._shutting_down:
+                return None
+            return run if worker.exit_info is None else None
+
+    def _recycled(self, worker: AbstractWorker) -> None:
+        """A worker a recycle stopped has ended: start its fresh instance in its place (not when a scale-down
+        took it out of the server meanwhile)."""
+        server = self._server
+        with server._locked():
+            self._recycling.pop(worker.name, None)
+            if server._shutting_down or server._workers.get(worker.name) is not worker:
+                return
+            if server._scaling.stopped_by_scaling(worker):
+                return
+            try:
+                self.fresh(worker, worker.restarts, 0.0, why="recycle")
+            except Exception:
+                logger.exception(
+                    "worker %r could not be recycled", worker.name, extra=log_extra(worker.name, server=server.name)
+                )
+
     def worker_ended(self, worker: AbstractWorker) -> None:
         """`worker` has ended: when a reload stopped it, start its fresh instance in its place (registered before
         ``run_forever`` can see no worker running)."""
@@ -169,7 +237,10 @@ class Replacements:
         elif worker.name in self._late:
             self._ended(worker, late=True)
         elif self._current == worker.name:
+            self._recycling.pop(worker.name, None)  # the reload replaces it
             self._ended(worker)
+        elif self.recycles(worker):
+            self._recycled(worker)
 
     def next(self) -> None:
         """Stop the next worker of the reload (its end starts its replacement), or say the reload is done."""
@@ -226,7 +297,7 @@ class Replacements:
                 self._late.discard(worker.name)
             if not server._shutting_down and server._workers.get(worker.name) is worker:
                 try:
-                    self.fresh(worker, worker.restarts, 0.0, reload="late" if late else "next")
+                    self.fresh(worker, worker.restarts, 0.0, why="late" if late else "next")
                     return
                 except Exception:
                     logger.exception(

@@ -169,17 +169,51 @@ class Server:
         with self._lock:
             return self._scaling.counts()
 
-    def stopped_by(self, worker: AbstractWorker) -> Literal["reload", "scale"] | None:
+    def stopped_by(self, worker: AbstractWorker) -> Literal["reload", "recycle", "scale"] | None:
         """Why this server itself stopped `worker` while it runs, for a supervisor to leave its end alone:
-        ``"reload"`` (SIGHUP: the reload starts its fresh instance), ``"scale"`` (a scale-down: it leaves the
-        server, or a later scale starts it again), or None. Said from the stop until its ``worker_exited`` hooks
-        have run."""
+        ``"reload"`` (SIGHUP: the reload starts its fresh instance), ``"recycle"`` (`recycle_worker`: its fresh
+        instance starts once it has ended), ``"scale"`` (a scale-down: it leaves the server, or a later scale
+        starts it again), or None. Said from the stop until its ``worker_exited`` hooks have run."""
         with self._lock:
             if self._scaling.stopped_by_scaling(worker):
                 return "scale"
             if self._workers.get(worker.name) is worker and self._replacements.reloads(worker.name):
                 return "reload"
+            if self._replacements.recycles(worker):
+                return "recycle"
             return None
+
+    def recycle_worker(self, worker: AbstractWorker, reason: str) -> bool:
+        """Replace a running worker by a fresh instance, gracefully: not a failure, a worker's routine renewal.
+
+        From any thread; returns at once. The worker is stopped as at a
+        shutdown (its teardown runs; a worker that has not ended within
+        `shutdown_timeout` is then ended as a shutdown would end it), and once
+        it has ended a fresh instance (`AbstractWorker.fresh_instance`, the same
+        ``restarts``) starts in its place at once. The ``worker_recycling``
+        hook fires first, with `reason`; `stopped_by` says ``"recycle"`` until
+        the worker's ``worker_exited`` hooks have run, so a supervisor leaves
+        its end alone. spoc-plugin-restart recycles workers past ``max_age``,
+        ``max_jobs`` or ``max_memory``.
+
+        Args:
+            worker: the server's current instance of a worker.
+            reason: why, in a word, for metrics' labels and logs
+                (spoc-plugin-restart's: ``"age"``, ``"jobs"``, ``"memory"``).
+
+        Returns:
+            True when the recycle began; False when `worker` is not running,
+            is stopping already (a reload, a scale-down, a recycle, a stop), or
+            the server is shutting down.
+
+        Raises:
+            TypeError: `reason` is not a non-empty str.
+        """
+        if not isinstance(reason, str) or not reason:
+            raise TypeError(
+                f"Server {self.name!r}: recycle_worker() takes a non-empty str reason (such as 'age'), got {reason!r}"
+            )
+        return self._replacements.recycle(worker, reason)
 
     @raises_refusals_here
     def add_worker(self, worker: AbstractWorker) -> None:
@@ -397,7 +431,7 @@ class Server:
 
         Returns the fresh instance, or None when the server is shutting down
         (a worker is never restarted during shutdown, nor when the delay ends
-        after shutdown began), a reload stopped `worker` (the reload starts
+        after shutdown began), a reload or a recycle stopped `worker` (it starts
         its fresh instance: one it had to end past the deadline, say), or a
         scale-down did (`stopped_by`).
 
@@ -421,9 +455,9 @@ class Server:
             if self._shutting_down:
                 log_not_restarted(self, worker.name)
                 return None
-            if self._replacements.reloads(worker.name):
+            if self._replacements.reloads(worker.name) or self._replacements.recycles(worker):
                 logger.info(
-                    "worker %r is not restarted: the reload that stopped it starts its fresh instance",
+                    "worker %r is not restarted: the reload or recycle that stopped it starts its fresh instance",
                     worker.name,
                     extra=log_extra(worker.name, server=self.name),
                 )

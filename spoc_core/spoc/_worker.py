@@ -14,6 +14,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import math
 import os
 import pickle
 import threading
@@ -73,6 +74,7 @@ class AbstractWorker(abc.ABC):
             "_loop",
             "_body_thread",
             "_stash",
+            "_job_alarms",
         }
     )
 
@@ -154,6 +156,9 @@ class AbstractWorker(abc.ABC):
         self._body_thread: int | None = None
         self._body_exitcode: int | None = None  # what its life returned, once it has (`_lifecycle.live`)
         self._stash = Stash()
+        self._jobs = 0
+        self._job_alarms: list[tuple[int, Callable[[int], None]]] = []
+        self._next_job_alarm: float = math.inf  # the lowest count of _job_alarms: job_done() compares only this
 
     @property
     def error(self) -> ErrorRecord | None:
@@ -276,6 +281,53 @@ class AbstractWorker(abc.ABC):
                 f"worker {self.name!r}: send_record({topic!r}) cannot send its data to the server "
                 f"({type(exc).__name__}: {exc}); give plain values (numbers, strings, lists, dicts)"
             ) from exc
+
+    # ------------------------------------------------------------------ jobs (for recycling)
+
+    def job_done(self) -> int:
+        """Count one job done, where the worker lives; returns how many it has done (`jobs_done`).
+
+        Call it after each job (a message handled, a request served): a
+        supervisor can then replace the worker after so many jobs
+        (spoc-plugin-restart's ``max_jobs``, as gunicorn's ``max_requests``).
+        spoc-plugin-redis's `StreamWorker` calls it after each acknowledged
+        job. Cheap (an addition and a comparison); call it from any one
+        thread of the worker.
+        """
+        self._jobs += 1
+        if self._jobs >= self._next_job_alarm:
+            self._ring_job_alarms()
+        return self._jobs
+
+    @property
+    def jobs_done(self) -> int:
+        """How many jobs this instance has done (`job_done` calls), where it lives: 0 for a fresh instance."""
+        return self._jobs
+
+    def call_at_jobs(self, count: int, callback: Callable[[int], None]) -> None:
+        """For plugins, where the worker lives: call ``callback(jobs_done)`` once, when `job_done` brings the
+        count to `count` (at once when it is there already), on the thread that called `job_done`.
+
+        spoc-plugin-restart's ``max_jobs`` asks here (in a process worker's
+        child, from its ``child_starting`` hook) to be told when to recycle
+        the worker. What `callback` raises propagates to the worker's body.
+
+        Raises:
+            ValueError: `count` is not an int >= 1.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"worker {self.name!r}: call_at_jobs() takes a count that is an int >= 1, got {count!r}")
+        self._job_alarms.append((count, callback))
+        self._next_job_alarm = min(self._next_job_alarm, count)
+        if self._jobs >= count:
+            self._ring_job_alarms()
+
+    def _ring_job_alarms(self) -> None:
+        due = [alarm for alarm in self._job_alarms if alarm[0] <= self._jobs]
+        self._job_alarms = [alarm for alarm in self._job_alarms if alarm[0] > self._jobs]
+        self._next_job_alarm = min((alarm[0] for alarm in self._job_alarms), default=math.inf)
+        for _count, callback in due:
+            callback(self._jobs)
 
     # ------------------------------------------------------------------ stopping
 

@@ -46,6 +46,7 @@ __all__ = [
     "worker_exited",
     "worker_joined",
     "worker_record",
+    "worker_recycling",
     "worker_started",
     "worker_stdio",
     "worker_stopping",
@@ -217,6 +218,18 @@ def worker_record(server: Server, worker: AbstractWorker, topic: str, data: dict
     Runs on the monitor thread, in order with the worker's lifecycle events,
     from a thread worker or a process worker's child alike (then `data` is a
     pickled copy). Ignore topics that are not your plugin's.
+    """
+
+
+@hookspec
+def worker_recycling(server: Server, worker: AbstractWorker, reason: str) -> None:
+    """Called on the thread that called `Server.recycle_worker`, when the recycle of running `worker` begins.
+
+    Right before the worker is asked to stop; `reason` is the recycle's, in a
+    word (spoc-plugin-restart's ``"age"``, ``"jobs"``, ``"memory"``). Its end
+    (``worker_exited``, outcome ``stopped`` as a rule) and its fresh
+    instance's ``worker_joined`` and ``worker_started`` follow; meanwhile
+    `Server.stopped_by` says ``"recycle"``. spoc-plugin-metrics counts it.
     """
 
 

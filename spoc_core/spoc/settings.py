@@ -20,13 +20,14 @@ Validators that take ``none`` also accept None, which the message says means
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from ._worker import AbstractWorker
 
-__all__ = ["choice", "number", "owner", "read", "seconds", "text", "whole"]
+__all__ = ["choice", "number", "owner", "read", "seconds", "size", "text", "whole"]
 
 T = TypeVar("T")
 
@@ -72,19 +73,75 @@ def seconds(
 
 @overload
 def number(
-    of: AbstractWorker | str, setting: str, value: object, *, least: float = ..., none: None = None
+    of: AbstractWorker | str,
+    setting: str,
+    value: object,
+    *,
+    least: float = ...,
+    most: float = ...,
+    none: None = None,
 ) -> float: ...
 @overload
-def number(of: AbstractWorker | str, setting: str, value: object, *, least: float = ..., none: str) -> float | None: ...
 def number(
-    of: AbstractWorker | str, setting: str, value: object, *, least: float = 0, none: str | None = None
+    of: AbstractWorker | str, setting: str, value: object, *, least: float = ..., most: float = ..., none: str
+) -> float | None: ...
+def number(
+    of: AbstractWorker | str,
+    setting: str,
+    value: object,
+    *,
+    least: float = 0,
+    most: float = math.inf,
+    none: str | None = None,
 ) -> float | None:
-    """`value` as a finite number >= `least`, as a float; None too, with `none`."""
+    """`value` as a finite number >= `least` (and <= `most`), as a float; None too, with `none`."""
     if value is None and none is not None:
         return None
-    if not _is_number(value) or value < least:  # type: ignore[operator]
-        raise _refuse(of, setting, value, f"a number >= {least:g}", none)
+    if not _is_number(value) or value < least or value > most:  # type: ignore[operator]
+        expected = f"a number >= {least:g}" + ("" if most == math.inf else f" and <= {most:g}")
+        raise _refuse(of, setting, value, expected, none)
     return float(value)  # type: ignore[arg-type]
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+    "tb": 1000**4,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+
+
+@overload
+def size(of: AbstractWorker | str, setting: str, value: object, *, none: None = None) -> int: ...
+@overload
+def size(of: AbstractWorker | str, setting: str, value: object, *, none: str) -> int | None: ...
+def size(of: AbstractWorker | str, setting: str, value: object, *, none: str | None = None) -> int | None:
+    """`value` as a number of bytes > 0: an int, or a string such as ``"512MiB"``, ``"1.5G"`` or ``"100MB"``
+    (``K``/``KiB``, ``M``/``MiB``, ``G``/``GiB``, ``T``/``TiB`` are powers of 1024; ``KB``, ``MB``, ``GB``,
+    ``TB`` powers of 1000; case does not matter); None too, with `none`."""
+    if value is None and none is not None:
+        return None
+    expected = "a size in bytes > 0: an int, or a string such as '512MiB', '1.5G' or '100MB'"
+    if isinstance(value, str) and (match := _SIZE.fullmatch(value)) and match[2].lower() in _UNITS:
+        count = int(float(match[1]) * _UNITS[match[2].lower()])
+    elif not isinstance(value, bool) and isinstance(value, int):
+        count = value
+    else:
+        raise _refuse(of, setting, value, expected, none)
+    if count <= 0:
+        raise _refuse(of, setting, value, expected, none)
+    return count
 
 
 @overload

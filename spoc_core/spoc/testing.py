@@ -232,6 +232,10 @@ class HookRecorder:
         self._add("worker_record", server, worker, topic=topic, data=data, event=event)
 
     @hookimpl
+    def worker_recycling(self, server: Server, worker: AbstractWorker, reason: str) -> None:
+        self._add("worker_recycling", server, worker, reason=reason)
+
+    @hookimpl
     def worker_stopping(self, server: Server, worker: AbstractWorker) -> None:
         self._add("worker_stopping", server, worker)
 
