@@ -34,6 +34,9 @@
 - replicas: start() of 32 fork replicas until the last one runs, against cotyledon 2.2's add(Service,
   workers=32) in the same run; and scale(name, n + 8) until the 8th new startup, against 8 add_worker()
   calls (see benchmarks/replicas.py).
+- recycle (with spoc-plugin-restart installed): from a fork process worker reaching its ``max_jobs`` to its
+  fresh instance's "startup", against a plain restart of the same worker (its main() ends cleanly, restarted
+  at once under ``restart_policy="always"``) in the same run (see benchmarks/recycle.py).
 - redis (with spoc-plugin-redis installed and redis-server on the machine): jobs per
   second of one process StreamWorker with a no-op handle(), against a raw redis-py loop
   (XREADGROUP of the same batch, XACK per job); and the seconds from the SIGKILL of a
@@ -808,6 +811,12 @@ def replicas_section(rounds: int) -> int:
     return replicas.measure(rounds, row, paired_medians)
 
 
+def recycle_section(rounds: int) -> int:
+    import recycle
+
+    return recycle.measure(rounds, row, paired_series_medians)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -823,6 +832,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "logging": logging_section,
     "ray": ray_section,
     "replicas": replicas_section,
+    "recycle": recycle_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
@@ -840,6 +850,7 @@ CORE_SECTIONS = (
     "memory",
     "event-delay",
     "replicas",
+    "recycle",
 )
 """The core's figures, measured a second time with every installed plugin loaded."""
 

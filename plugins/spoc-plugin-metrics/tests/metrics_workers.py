@@ -78,3 +78,11 @@ class CountsThenEnds(ProcessWorker):
         IN_PROGRESS.set(self.restarts + 1)
         for _ in range(self.jobs):
             JOBS.labels(queue="restarted").inc()
+
+
+class EndsTheFirstTime(ProcessWorker):
+    """Its first instance ends on its own at once; the others run until stopped."""
+
+    def main(self) -> None:
+        while self.restarts > 0 and not self.wait(60):
+            pass

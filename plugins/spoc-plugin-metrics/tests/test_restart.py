@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metrics_workers import CountsThenEnds, CountsThread
+from metrics_workers import CountsThenEnds, CountsThread, EndsTheFirstTime
 from scraping import scrape
 from spoc import AbstractWorker, Server, WorkerExit, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
@@ -42,3 +42,38 @@ def test_counters_survive_a_restart_and_gauges_start_again(
     assert page.value("spoc_worker_exits_total", worker="cycler", outcome="clean") == 2
     assert page.value("test_jobs_in_progress", worker="cycler") is None  # dropped with the instance that set it
     assert page.value("spoc_worker_restarts_total", worker="steady") == 0
+
+
+class RecycleAfterARestart:
+    """Restarts the first instance of each worker that ends, then recycles the restarted one twice."""
+
+    name = "recycle-after-a-restart"
+
+    def __init__(self) -> None:
+        self.recycled = 0
+
+    @hookimpl
+    def worker_started(self, server: Server, worker: AbstractWorker) -> None:
+        if worker.restarts == 1 and self.recycled < 2:
+            self.recycled += server.recycle_worker(worker, "age")
+
+    @hookimpl
+    def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
+        if worker.restarts == 0 and not exit_info.stop_requested:
+            server.restart_worker(worker)
+
+
+def test_recycles_are_counted_by_reason_and_not_as_restarts(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    metrics = Metrics(port=0, addr="127.0.0.1", flush_interval=3600)
+    recycler = RecycleAfterARestart()
+    server = spoc_server(EndsTheFirstTime("cycler"), plugins=[metrics, recycler])
+    server.start()
+    spoc_hooks.wait_for(
+        "worker_started", worker=lambda w: w.name == "cycler" and len(spoc_hooks.of("worker_started")) == 4
+    )
+    page = scrape(metrics)
+    assert page.value("spoc_worker_recycles_total", worker="cycler", reason="age") == 2
+    assert page.value("spoc_worker_restarts_total", worker="cycler") == 1  # a recycle's fresh instance is no restart
+    assert page.value("spoc_worker_starts_total", worker="cycler") == 4

@@ -41,9 +41,15 @@ STARTS = _builtin("counter", "spoc_worker_starts", "Times a worker's setup() com
 EXITS = _builtin("counter", "spoc_worker_exits", "Times a worker ended, by outcome.", "outcome")
 FAILURES = _builtin("counter", "spoc_worker_failures", "Errors a worker raised, by lifecycle phase.", "phase")
 RESTARTS = _builtin("counter", "spoc_worker_restarts", "Times a supervisor restarted a worker.")
+RECYCLES = _builtin(
+    "counter",
+    "spoc_worker_recycles",
+    "Times a worker was recycled (replaced gracefully: Server.recycle_worker), by reason.",
+    "reason",
+)
 SETUP = _builtin("histogram", "spoc_worker_setup_duration_seconds", "Seconds a worker's setup() took.")
 TEARDOWN = _builtin("histogram", "spoc_worker_teardown_duration_seconds", "Seconds a worker's teardown() took.")
-BUILTIN = (STARTS, EXITS, FAILURES, RESTARTS, SETUP, TEARDOWN)
+BUILTIN = (STARTS, EXITS, FAILURES, RESTARTS, RECYCLES, SETUP, TEARDOWN)
 
 
 class ServerMetrics(Collector):
@@ -61,7 +67,7 @@ class ServerMetrics(Collector):
         self._lock = threading.Lock()
         self._up: dict[str, bool] = {}
         self._last_seen: dict[str, float] = {}
-        self._instances: dict[str, int] = {}
+        self._restarts: dict[str, int] = {}  # the highest `restarts` seen of each worker
 
     # ------------------------------------------------------------------ from the hooks
 
@@ -92,6 +98,10 @@ class ServerMetrics(Collector):
             self._observe_setup(worker, event)
         self._counts.add((FAILURES.name, (worker.name, error.phase)), 1.0)
 
+    def on_recycling(self, worker: AbstractWorker, reason: str) -> None:
+        """A recycle of it began: counted by its reason (its fresh instance is not counted as a restart)."""
+        self._counts.add((RECYCLES.name, (worker.name, reason)), 1.0)
+
     def on_record(self, worker: AbstractWorker, event: WorkerEvent) -> None:
         """A record, a metrics batch among them: a sign of life."""
         self._seen(worker, event.wall)
@@ -112,14 +122,15 @@ class ServerMetrics(Collector):
             self._counts.observe((SETUP.name, (worker.name,)), SETUP.buckets, duration)
 
     def _seen(self, worker: AbstractWorker, wall: float | None) -> None:
-        """Note the worker's last sign of life; a new instance that a supervisor started counts as a restart."""
+        """Note the worker's last sign of life; a new instance that a supervisor restarted counts as a restart (a
+        reload's or recycle's has the same ``restarts`` as the one it replaced: not one)."""
         restarted = False
         with self._lock:
             if wall is not None:
                 self._last_seen[worker.name] = wall
-            if self._instances.get(worker.name) != id(worker):
-                self._instances[worker.name] = id(worker)
-                restarted = worker.restarts > 0
+            if worker.restarts > self._restarts.get(worker.name, 0):
+                self._restarts[worker.name] = worker.restarts
+                restarted = True
         if restarted:
             self._counts.add((RESTARTS.name, (worker.name,)), 1.0)
 

@@ -181,6 +181,12 @@ class Metrics:
                 metrics.store.merge(worker.name, data)
 
     @counted_first
+    def worker_recycling(self, server: Server, worker: AbstractWorker, reason: str) -> None:
+        metrics = self._mine(server)
+        if metrics is not None:
+            metrics.on_recycling(worker, reason)
+
+    @counted_first
     def worker_exited(self, server: Server, worker: AbstractWorker, exit_info: WorkerExit) -> None:
         metrics = self._mine(server)
         if metrics is not None:

@@ -45,7 +45,9 @@ class StreamWorker:
     `max_deliveries` times, then moved with its error to `dead_letter_stream`
     and acknowledged. On stop, the worker reads no new job and finishes the
     ones it holds. Jobs another consumer has held longer than `claim_idle`
-    (its host died) are claimed and done here.
+    (its host died) are claimed and done here. Each job done counts once its
+    acknowledgement is in (`spoc.AbstractWorker.job_done`): spoc-plugin-restart's
+    ``max_jobs`` recycles the worker after so many.
 
     Each job's outcome is sent to the server's plugins as a record
     (`RECORD_TOPIC`, with ``stream``, ``outcome``: ``done``, ``failed``,
@@ -93,6 +95,7 @@ class StreamWorker:
     server_pid: int | None
     is_running: bool
     send_record: Callable[..., None]
+    job_done: Callable[[], int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -281,6 +284,9 @@ class _Run:
                     ", ".join(ids),
                     extra=log_extra(self.worker.name),
                 )
+            else:
+                for _ in ids:  # each job done and acknowledged counts (spoc-plugin-restart's max_jobs)
+                    self.worker.job_done()
             with self.lock:
                 self.held.difference_update(ids)
 

@@ -1,4 +1,5 @@
-"""What a worker's supervision is: its restart policy, when to give up on it, and its watchdog timeout.
+"""What a worker's supervision is: its restart policy, when to give up on it, its watchdog timeout, and when to
+recycle it.
 
 Each setting is read with `spoc.settings.read`: from the worker's
 ``plugin_options`` (given to its constructor) first, then from its attribute
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from spoc import settings
+from spoc import ThreadWorker, settings
 from spoc.settings import read
 
 __all__ = [
@@ -49,6 +50,12 @@ class WorkerSettings:
         max_restarts: its own restart intensity, with `restart_within` (None: no limit).
         restart_within: that intensity's window, in seconds.
         watchdog_timeout: seconds without a heartbeat before it is hung (None: no watchdog).
+        max_age: seconds an instance runs (from its start) before it is recycled (None: no limit).
+        max_jobs: jobs an instance does (`spoc.AbstractWorker.job_done`) before it is recycled (None: no limit).
+        max_memory: bytes of resident memory (RSS) a process worker's child may reach before it is recycled
+            (None: no limit; never for a thread worker).
+        recycle_jitter: how far each instance's limits are drawn from the settings, as a fraction (0.1: within
+            ±10%), so that replicas do not recycle together.
     """
 
     restart_policy: Policy
@@ -57,6 +64,15 @@ class WorkerSettings:
     max_restarts: int | None
     restart_within: float
     watchdog_timeout: float | None
+    max_age: float | None = None
+    max_jobs: int | None = None
+    max_memory: int | None = None
+    recycle_jitter: float = 0.1
+
+    @property
+    def recycles(self) -> bool:
+        """Whether any limit recycles the worker."""
+        return self.max_age is not None or self.max_jobs is not None or self.max_memory is not None
 
 
 def settings_of(
@@ -68,8 +84,24 @@ def settings_of(
     max_restarts: int | None,
     restart_within: float,
     watchdog_timeout: float | None,
+    max_age: float | None = None,
+    max_jobs: int | None = None,
+    max_memory: int | str | None = None,
+    recycle_jitter: float = 0.1,
 ) -> WorkerSettings:
-    """`worker`'s settings, its own overriding the defaults given; raises ValueError naming a bad one."""
+    """`worker`'s settings, its own overriding the defaults given; raises ValueError naming a bad one.
+
+    A default ``max_memory`` applies to process workers only; a thread
+    worker's own is refused: it shares the server's memory.
+    """
+    own_memory = settings.size(worker, "max_memory", read(worker, "max_memory", None), none="for no limit")
+    if own_memory is not None and isinstance(worker, ThreadWorker):
+        raise ValueError(
+            f"{settings.owner(worker)}: max_memory={read(worker, 'max_memory')!r} cannot apply to a thread worker: "
+            f"it shares the server's memory, so its own cannot be told apart nor freed by replacing it; make it a "
+            f"ProcessWorker, or remove max_memory"
+        )
+    default_memory = settings.size("Supervisor", "max_memory", max_memory, none="for no limit")
     return WorkerSettings(
         restart_policy=settings.choice(
             worker, "restart_policy", read(worker, "restart_policy", restart_policy), POLICIES
@@ -86,5 +118,13 @@ def settings_of(
         restart_within=settings.seconds(worker, "restart_within", read(worker, "restart_within", restart_within)),
         watchdog_timeout=settings.seconds(
             worker, "watchdog_timeout", read(worker, "watchdog_timeout", watchdog_timeout), none="to turn it off"
+        ),
+        max_age=settings.seconds(worker, "max_age", read(worker, "max_age", max_age), none="for no limit"),
+        max_jobs=settings.whole(worker, "max_jobs", read(worker, "max_jobs", max_jobs), least=1, none="for no limit"),
+        max_memory=own_memory
+        if own_memory is not None
+        else (None if isinstance(worker, ThreadWorker) else default_memory),
+        recycle_jitter=settings.number(
+            worker, "recycle_jitter", read(worker, "recycle_jitter", recycle_jitter), most=0.5
         ),
     )

@@ -7,6 +7,11 @@ server then stops and reports failure), how long to back off, and which
 workers restart with it (the strategy). The restart itself is the core's
 `Server.restart_worker`: a fresh instance, built from the same constructor
 arguments, started after the delay.
+
+It also recycles workers past a limit (``max_age``, ``max_jobs``,
+``max_memory``): the core's `Server.recycle_worker` stops one gracefully and
+starts a fresh instance; not a failure, and never more than one replica of a
+worker at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from spoc import (
 )
 
 from ._backoff import Backoff, RestartWindow
+from ._recycler import Limit, Recycler
 from ._settings import (
     STRATEGIES,
     Policy,
@@ -54,6 +60,8 @@ ALIVE_TOPIC = "spoc_restart.alive"
 """The record a process worker's child sends on each round of its watchdog (``round``: its number):
 the watchdog itself runs."""
 RECOVERED_TOPIC = "spoc_restart.recovered"
+RECYCLE_TOPIC = "spoc_restart.recycle"
+"""The record a worker sends where it lives when it has done its ``max_jobs``."""
 
 WEDGED_AFTER = 2.0
 """A process worker's child whose watchdog has not reported for this many timeouts is stuck where
@@ -75,6 +83,8 @@ class RestartStatus:
         last_exit: how its last instance that ended ended.
         hung: whether the watchdog reports it hung right now.
         delays: the backoff waited before each of its last restarts (at most 64), oldest first.
+        recycles: how many of its instances were recycled (past ``max_age``, ``max_jobs`` or ``max_memory``).
+        last_recycle: why the last one was, with the figure (``"it has run 61.2s (max_age=60; ...)"``), or None.
     """
 
     restarts: int
@@ -85,6 +95,8 @@ class RestartStatus:
     last_exit: WorkerExit | None
     hung: bool
     delays: tuple[float, ...]
+    recycles: int = 0
+    last_recycle: str | None = None
 
 
 @dataclass
@@ -100,6 +112,8 @@ class _WorkerState:
     last_exit: WorkerExit | None = None
     hung: bool = False
     delays: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=64))
+    recycles: int = 0
+    last_recycle: str | None = None
 
 
 @dataclass
@@ -130,6 +144,11 @@ class _ServerState:
     gave_up: bool = False
     watchdog: Watchdog | None = None
     remote: dict[str, _Remote] = field(default_factory=dict)
+    recycler: Recycler | None = None
+    recycling: dict[str, str] = field(default_factory=dict)
+    """The replica being recycled of each worker (by base name), from its recycle until its fresh instance started."""
+    due: dict[str, list[tuple[Any, Limit]]] = field(default_factory=dict)
+    """The replicas waiting for their recycle, by base name: one replica of a worker is recycled at a time."""
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def of(self, name: str) -> _WorkerState:
@@ -146,7 +165,10 @@ class Supervisor:
     `start_within`, `give_up_after`, its own restart intensity and
     `watchdog_timeout` with class attributes or ``plugin_options`` named
     ``restart_policy``, ``start_within``, ``give_up_after``,
-    ``max_restarts``, ``restart_within`` and ``watchdog_timeout``.
+    ``max_restarts``, ``restart_within`` and ``watchdog_timeout``; and when
+    to recycle it (a graceful replacement, not a failure: gunicorn's
+    ``max_requests``, circus's ``max_age``) with ``max_age``, ``max_jobs``,
+    ``max_memory`` and ``recycle_jitter``.
 
     When to give up, by default: on a worker that has never started (as
     supervisord's ``startsecs``: up `started_after` seconds after its setup,
@@ -174,6 +196,16 @@ class Supervisor:
             from its first failure since (None, the default: never give up).
         started_after: seconds an instance must be up after its ``setup()``
             to count as started.
+        max_age: the default seconds an instance runs before it is
+            recycled (None, the default: no limit).
+        max_jobs: the default number of jobs (`spoc.AbstractWorker.job_done`)
+            an instance does before it is recycled (None: no limit).
+        max_memory: the default resident memory a process worker's child may
+            reach before it is recycled: bytes, or a string such as
+            ``"512MiB"`` (None: no limit). Thread workers are not held to it.
+        recycle_jitter: each instance's limits are drawn within this
+            fraction of the settings (0.1: ±10%; from 0 to 0.5), so that
+            replicas do not recycle together.
         clock: the monotonic clock for the intensity window and uptime (tests inject one).
         random: the source of jitter, a float in [0, 1) per call (tests inject one).
     """
@@ -192,6 +224,10 @@ class Supervisor:
         start_within: float | None = 60.0,
         give_up_after: float | None = None,
         started_after: float = 1.0,
+        max_age: float | None = None,
+        max_jobs: int | None = None,
+        max_memory: int | str | None = None,
+        recycle_jitter: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
     ) -> None:
@@ -210,6 +246,10 @@ class Supervisor:
             "max_restarts": None,
             "restart_within": self.within,
             "watchdog_timeout": watchdog_timeout,
+            "max_age": max_age,
+            "max_jobs": max_jobs,
+            "max_memory": max_memory,
+            "recycle_jitter": recycle_jitter,
         }
         probe = settings_of(_Probe(), **self._defaults)  # refuses a bad policy, limit or watchdog_timeout now
         self.policy: Policy = policy
@@ -277,6 +317,8 @@ class Supervisor:
                     ws.last_exit,
                     ws.hung,
                     tuple(ws.delays),
+                    ws.recycles,
+                    ws.last_recycle,
                 )
                 for name, ws in state.workers.items()
             }
@@ -300,9 +342,18 @@ class Supervisor:
             server.stash[self._state_key] = _ServerState(RestartWindow(self.max_restarts, self.within))
 
     @hookimpl
+    def worker_joined(self, worker: AbstractWorker) -> None:
+        if not isinstance(worker, ProcessWorker):  # it lives here: count its jobs here (a child counts its own)
+            self._count_jobs(worker, self.settings(worker))
+
+    @hookimpl
     def worker_started(self, server: Server, worker: AbstractWorker) -> None:
         state = self._state(server)
-        timeout = self.settings(worker).watchdog_timeout
+        worker_settings = self.settings(worker)
+        timeout = worker_settings.watchdog_timeout
+        self._watch_limits(server, state, worker, worker_settings)
+        if state.recycling.get(worker.base_name) == worker.name:  # its recycle is done: the next replica's turn
+            self._recycle_next(server, state, worker.base_name)
         with state.lock:
             ws = state.of(worker.name)
             ws.started_at = self._clock()
@@ -327,7 +378,9 @@ class Supervisor:
                 remote.last_report = time.monotonic()
             if topic == HUNG_TOPIC:
                 state.of(worker.name).hung = True
-        if topic == HUNG_TOPIC:
+        if topic == RECYCLE_TOPIC:
+            self._limit_reached(server, worker, Limit("jobs", data["figure"], data["limit"], data["setting"]))
+        elif topic == HUNG_TOPIC:
             hang = Hang(data["seconds"], data["timeout"], data["loop_blocked"], data["stack"])
             logger.error(
                 "%s; killing it (pid %s). It is at:\n%s",
@@ -348,6 +401,11 @@ class Supervisor:
                 state.watchdog.unwatch(worker)
             if (remote := state.remote.get(worker.name)) is not None and remote.worker is worker:
                 del state.remote[worker.name]
+            if state.recycler is not None:
+                state.recycler.unwatch(worker)
+            recycled = server.stopped_by(worker) == "recycle"
+            if recycled:
+                state.of(worker.name).recycles += 1
             ws = state.of(worker.name)
             now = self._clock()
             self._note_attempt(ws, exit_info, now)
@@ -361,8 +419,10 @@ class Supervisor:
                 if not group.waiting:
                     self._restart_group(server, state)
                 return
-            if server.stopped_by(worker) is not None:  # a reload replaces it, a scale-down removes it
-                return
+            if state.recycling.get(worker.base_name) == worker.name and not recycled:
+                self._recycle_next(server, state, worker.base_name)  # its recycle failed, or its fresh instance did
+            if recycled or server.stopped_by(worker) is not None:  # a reload or recycle replaces it, a scale-down
+                return  # removes it
             settings = self.settings(worker)
             if not _wants_restart(settings.restart_policy, exit_info):
                 if exit_info.outcome != "stopped":
@@ -391,12 +451,17 @@ class Supervisor:
             state.stopping = True
             state.group = None
             state.remote.clear()
+            state.due.clear()
+            recycler = state.recycler
+        if recycler is not None:
+            recycler.close()
 
     @hookimpl
     def server_stopped(self, server: Server) -> None:
         state = self._state(server)
         with state.lock:
             watchdog, state.watchdog = state.watchdog, None
+            state.recycler = None  # closed by server_stopping
         if watchdog is not None:
             watchdog.close()
 
@@ -500,6 +565,96 @@ class Supervisor:
                 except (ValueError, SpocError) as exc:
                     logger.error("worker %r could not be restarted: %s", worker.name, exc, extra=log_extra(worker.name))
 
+    # ------------------------------------------------------------------ recycling
+
+    def _draw(self, setting: float, jitter: float) -> float:
+        """An instance's limit: `setting`, moved by up to ``±jitter`` of it (at random)."""
+        return setting * (1 + jitter * (2 * self._random() - 1))
+
+    def _count_jobs(self, worker: AbstractWorker, worker_settings: WorkerSettings) -> None:
+        """Where `worker` lives: have it tell the server when it has done its ``max_jobs``."""
+        max_jobs = worker_settings.max_jobs
+        if max_jobs is None:
+            return
+        limit = max(1, round(self._draw(max_jobs, worker_settings.recycle_jitter)))
+        worker.call_at_jobs(
+            limit, lambda jobs: _tell(worker, RECYCLE_TOPIC, figure=jobs, limit=limit, setting=max_jobs)
+        )
+
+    def _watch_limits(
+        self, server: Server, state: _ServerState, worker: AbstractWorker, worker_settings: WorkerSettings
+    ) -> None:
+        """Have the recycler watch `worker`'s age and memory, each limit drawn for this instance."""
+        jitter = worker_settings.recycle_jitter
+        max_age, max_memory = worker_settings.max_age, worker_settings.max_memory
+        age = None if max_age is None else (self._draw(max_age, jitter), max_age)
+        memory = None if max_memory is None else (self._draw(max_memory, jitter), float(max_memory))
+        if memory is not None and getattr(worker, "pid", None) is None:
+            logger.warning(
+                "worker %r: max_memory=%d is not enforced: its process runs where this server cannot read its "
+                "memory (backend %r)",
+                worker.name,
+                max_memory,
+                worker.backend,
+                extra=log_extra(worker.name),
+            )
+            memory = None
+        if age is None and memory is None:
+            return
+        with state.lock:
+            if state.stopping:
+                return
+            if state.recycler is None:
+                state.recycler = Recycler(
+                    f"spoc-recycler:{server.name}", lambda reached, limit: self._limit_reached(server, reached, limit)
+                )
+            recycler = state.recycler
+        recycler.watch(worker, age, memory)
+
+    def _limit_reached(self, server: Server, worker: AbstractWorker, limit: Limit) -> None:
+        """`worker` has reached `limit`: recycle it now, or once the replica of its worker being recycled is back."""
+        state = self._state(server)
+        base = worker.base_name
+        names = {w.name for w in server.workers}
+        with state.lock:
+            if state.stopping or state.gave_up:
+                return
+            if state.recycling.get(base) not in names:  # the replica being recycled was scaled away meanwhile
+                state.recycling.pop(base, None)
+            if base in state.recycling:
+                due = state.due.setdefault(base, [])
+                if all(waiting is not worker for waiting, _ in due):
+                    due.append((worker, limit))
+                return
+            state.recycling[base] = worker.name
+        self._recycle(server, state, worker, limit)
+
+    def _recycle(self, server: Server, state: _ServerState, worker: AbstractWorker, limit: Limit) -> None:
+        """Recycle `worker` (its worker's turn is taken); when it cannot be, give the turn to the next replica."""
+        if worker.exit_info is None and server.recycle_worker(worker, limit.reason):
+            logger.info("worker %r is recycled: %s", worker.name, limit.describe(), extra=log_extra(worker.name))
+            with state.lock:
+                state.of(worker.name).last_recycle = limit.describe()
+            return
+        self._recycle_next(server, state, worker.base_name)
+
+    def _recycle_next(self, server: Server, state: _ServerState, base: str) -> None:
+        """The replica of `base` being recycled is back (or could not be recycled): recycle the next one due."""
+        while True:
+            workers = server.workers
+            with state.lock:
+                state.recycling.pop(base, None)
+                due = state.due.get(base)
+                if not due or state.stopping or state.gave_up:
+                    state.due.pop(base, None)
+                    return
+                worker, limit = due.pop(0)
+                if not any(w is worker for w in workers) or worker.exit_info is not None:
+                    continue  # it ended meanwhile: its fresh instance has limits of its own
+                state.recycling[base] = worker.name
+            self._recycle(server, state, worker, limit)
+            return
+
     # ------------------------------------------------------------------ the watchdog
 
     def _watchdog(self, server: Server, state: _ServerState) -> Watchdog:
@@ -556,7 +711,9 @@ class Supervisor:
 
     @hookimpl
     def child_starting(self, worker: AbstractWorker) -> None:
-        timeout = self.settings(worker).watchdog_timeout
+        worker_settings = self.settings(worker)
+        self._count_jobs(worker, worker_settings)
+        timeout = worker_settings.watchdog_timeout
         if timeout is None:
             return
         watchdog = Watchdog(
