@@ -71,8 +71,16 @@ def test_a_workers_own_handler_under_spoc_run(app_factory: type[App]) -> None:
 # ---------------------------------------------------------------------- one stop from several senders (point 2)
 
 
-@pytest.mark.parametrize("gap_ms", [1, 5, 50])
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("signum", "gap_ms"),
+    [
+        (signal.SIGTERM, 1),
+        (signal.SIGTERM, 5),
+        (signal.SIGTERM, 50),
+        (signal.SIGINT, 1),
+        (signal.SIGINT, 5),  # 0.1 s (SIGINT_REPEAT_WINDOW) is a person's second Ctrl+C: that forces
+    ],
+)
 def test_pid_then_group_a_moment_apart_is_one_request(
     app_factory: type[App], spoc_start_method: str, gap_ms: int, signum: signal.Signals
 ) -> None:
@@ -122,6 +130,39 @@ def test_a_child_cut_off_by_a_later_sigterm_is_killed_not_stopped(
     assert "TEARDOWN-DONE busy" not in app.stdout
     assert "worker 'busy' was killed by SIGTERM while it was stopping: its teardown did not run" in app.stderr
     assert "ended (stopped)" not in app.stderr and "ok=False" in app.stdout
+
+
+@pytest.mark.parametrize("runner", ["spoc run", "run_forever"])
+@pytest.mark.parametrize("how", ["group", "pid"])
+def test_a_second_ctrl_c_forces_however_soon_it_comes(app_factory: type[App], how: str, runner: str) -> None:
+    """A person presses Ctrl+C again 0.2 s after the first (issue 33): the shutdown is forced, not waited out."""
+    if runner == "spoc run":
+        app = spoc_run(app_factory, "busy_teardown", "fork", "--shutdown-timeout", "60")
+    else:
+        app = app_factory("busy_teardown", "--method", "fork", env={"TEARDOWN_SECONDS": "60"})
+    app.expect(r"^READY busy")
+    send = app.signal_group if how == "group" else app.signal  # the terminal signals the group
+    send(signal.SIGINT)
+    app.expect(r"received SIGINT: stopping 1 worker \(send it again to force\)", stream="stderr")
+    app.expect(r"^TEARDOWN busy")
+    time.sleep(0.2)  # a person's second press
+    send(signal.SIGINT)
+    assert app.wait(30) == 1
+    assert "received SIGINT again: forcing shutdown" in app.stderr
+    assert "the same stop request" not in app.stderr
+    assert "TEARDOWN-DONE busy" not in app.stdout
+
+
+def test_sigint_to_the_pid_then_the_group_3_ms_apart_is_one_stop(app_factory: type[App]) -> None:
+    """A program (timeout -s INT) sends SIGINT to the pid and then to the group: that stays one request."""
+    app = spoc_run(app_factory, "busy_teardown", "fork", "--shutdown-timeout", "60")
+    app.expect(r"^READY busy")
+    app.signal(signal.SIGINT)
+    time.sleep(0.003)
+    app.signal_group(signal.SIGINT)
+    assert app.wait(30) == 0
+    assert re.search(r"received SIGINT again \d+ ms after the first: the same stop request", app.stderr)
+    assert "forcing shutdown" not in app.stderr and "TEARDOWN-DONE busy" in app.stdout
 
 
 def test_timeout_command_stops_spoc_run_cleanly(app_factory: type[App]) -> None:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._log_extra import count, log_extra
-from ._signals import REPEAT_WINDOW, signal_name
+from ._signals import REPEAT_WINDOW, repeat_window, signal_name
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -48,7 +48,8 @@ class SignalMeanings:
         return None if first is None else first + REPEAT_WINDOW
 
     def handle_sigint(self, signum: int) -> None:
-        """Stop gracefully; a deliberate second request forces (see `REPEAT_WINDOW`)."""
+        """Stop gracefully; a deliberate second request forces: a SIGTERM past `REPEAT_WINDOW`, a SIGINT (a
+        person's Ctrl+C) past `SIGINT_REPEAT_WINDOW`."""
         server = self._server
         self.received.append(signum)
         now = time.monotonic()
@@ -63,7 +64,7 @@ class SignalMeanings:
             self._stop_signalled_at = now  # set before the stop: run_forever may return before the line below
             server._request_stop("signal")
             self._stop_signalled_at = time.monotonic()  # once the requests are out: time spent on them is not a gap
-        elif now - self._stop_signalled_at < REPEAT_WINDOW:
+        elif now - self._stop_signalled_at < repeat_window(signum):
             logger.info(
                 "server %r received %s again %.0f ms after the first: the same stop request (as timeout and "
                 "systemd send it to the pid and to the group); send it again to force",

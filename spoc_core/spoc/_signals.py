@@ -20,24 +20,36 @@ __all__ = [
     "CONTROL_SIGNAL",
     "RELOAD_SIGNAL",
     "REPEAT_WINDOW",
+    "SIGINT_REPEAT_WINDOW",
     "SERVER_SIGNALS",
     "SHUTDOWN_SIGNALS",
     "STACK_DUMP_SIGNAL",
     "blocked",
     "handlers_installed",
+    "repeat_window",
     "signal_name",
     "start_helper_thread",
 ]
 
 REPEAT_WINDOW = 1.0
-"""Seconds after the first stop signal during which another one is the same request, not a second one.
+"""Seconds after the first stop signal during which another SIGTERM is the same request, not a second one.
 
 ``timeout``, systemd (``KillMode=control-group`` or ``mixed``) and other
 supervisors signal the server's pid and its process group a moment apart,
 so one stop reaches the server, and each process worker's child, twice
-within milliseconds. A person who wants to force the shutdown presses
-Ctrl+C again later than that.
+within milliseconds.
 """
+
+SIGINT_REPEAT_WINDOW = 0.1
+"""The same for SIGINT: a person's Ctrl+C. Pressed again, it forces, however soon (no one presses twice within
+0.1 s: about 0.15 s apart at the fastest); a program that sends SIGINT to the pid and then to the group does so
+within milliseconds, and that stays one request."""
+
+
+def repeat_window(signum: int) -> float:
+    """Seconds after a first stop signal during which `signum` again is the same request."""
+    return SIGINT_REPEAT_WINDOW if signum == signal.SIGINT else REPEAT_WINDOW
+
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals run_forever() stops on: the first asks for a graceful shutdown; a deliberate second one forces it."""
