@@ -112,15 +112,21 @@ def test_a_recycled_process_that_will_not_stop_is_ended_at_the_deadline_and_repl
     assert app.wait() == 1, app.stderr
 
 
-def test_a_replica_scaled_away_while_it_is_recycled_is_not_started_again(
-    spoc_server: ServerFactory, spoc_hooks: HookRecorder
-) -> None:
+def two_replicas(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> tuple[Server, Any, Any]:
+    """A running server with 2 replicas whose teardowns wait for the event returned: (server, replica 2, event)."""
     release = multiprocessing.Event()
     server = spoc_server(TearsDownWhenReleased("r", release, start_method="fork"))
     server.scale("r", 2)
     server.start()
     spoc_hooks.wait_for("worker_started", worker="r-2")
     (r2,) = [w for w in server.workers if w.name == "r-2"]
+    return server, r2, release
+
+
+def test_a_replica_scaled_away_while_it_is_recycled_is_not_started_again(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder
+) -> None:
+    server, r2, release = two_replicas(spoc_server, spoc_hooks)
     assert server.recycle_worker(r2, "jobs")
     server.scale("r", 1)
     release.set()
@@ -133,12 +139,7 @@ def test_a_replica_scaled_away_while_it_is_recycled_is_not_started_again(
 def test_a_recycle_is_refused_once_a_scale_down_stops_the_replica(
     spoc_server: ServerFactory, spoc_hooks: HookRecorder
 ) -> None:
-    release = multiprocessing.Event()
-    server = spoc_server(TearsDownWhenReleased("r", release, start_method="fork"))
-    server.scale("r", 2)
-    server.start()
-    spoc_hooks.wait_for("worker_started", worker="r-2")
-    (r2,) = [w for w in server.workers if w.name == "r-2"]
+    server, r2, release = two_replicas(spoc_server, spoc_hooks)
     server.scale("r", 1)
     assert server.recycle_worker(r2, "jobs") is False
     release.set()
