@@ -165,6 +165,22 @@ def test_sigint_to_the_pid_then_the_group_3_ms_apart_is_one_stop(app_factory: ty
     assert "forcing shutdown" not in app.stderr and "TEARDOWN-DONE busy" in app.stdout
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_late_workers_stack_is_shown_after_a_group_sigterm(app_factory: type[App], method: str) -> None:
+    """The group's SIGTERM asked the child to stop; past the deadline the server asks for its stack, then sends
+    the SIGTERM that ends it: the stack comes first, every time (issue 33)."""
+    for attempt in range(20 if method == "fork" else 3):
+        app = spoc_run(app_factory, "sleeps_in_main", method, "--shutdown-timeout", "1.2")
+        ready_pids(app, 1)
+        app.signal_group(signal.SIGTERM)
+        assert app.wait(30) == 1
+        assert "stack of worker 'sleeper'" in app.stderr, f"attempt {attempt}:\n{app.stderr}"
+        assert "in stuck_in_this_function" in app.stderr
+        stack, ended = app.stderr.index("stack of worker 'sleeper'"), app.stderr.index("worker 'sleeper' was ")
+        assert stack < ended, app.stderr
+
+
 def test_timeout_command_stops_spoc_run_cleanly(app_factory: type[App]) -> None:
     """`timeout` sends SIGTERM to spoc run's pid and then to its own group, spoc's children included."""
     command = ["timeout", "-s", "TERM", "3", sys.executable, "-m", "spoc", "run", "examples/service.py:server"]

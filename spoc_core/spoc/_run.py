@@ -12,6 +12,7 @@ A run record never crosses to a child: there the worker is the body alone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ErrorRecord
@@ -33,6 +34,7 @@ class WorkerRun:
     """One run of `worker` where it is supervised: written by the supervising side only (see the module)."""
 
     __slots__ = (
+        "after_stack",
         "backend",
         "channel",
         "error",
@@ -66,6 +68,9 @@ class WorkerRun:
         """A signal from outside the server that stopped it (its ``"stopping"`` event said so)."""
         self.stack_pending = False
         """A stack dump was asked of its child and has not arrived."""
+        self.after_stack: Callable[[], None] | None = None
+        """What to do once the stack asked for has arrived (or instead, when it is given up on): the deadline's
+        SIGTERM, which must not cut the answer off."""
         self.teardown_duration: float | None = None
         self.forced = False
         """The server had to end it (terminated or killed past the deadline, killed on a second signal or by
@@ -107,6 +112,9 @@ class WorkerRun:
         elif kind == "stack":
             self.stack_pending = False
             self.log_stack(event.pid, event.data["stack"])
+            then, self.after_stack = self.after_stack, None
+            if then is not None:
+                then()
         elif kind == "shutdown":
             duration = event.data.get("duration")
             self.teardown_duration = duration if isinstance(duration, float) else None

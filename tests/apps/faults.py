@@ -116,6 +116,14 @@ class IgnoresStop(Marked, ProcessWorker):
         stuck_in_this_function(3600)
 
 
+class SleepsInMain(Marked, ProcessWorker):
+    """In ``time.sleep()`` in main(), as a worker whose job does not look at its stop request: a SIGTERM asks
+    it to stop, and only a second one (or the deadline's) ends it."""
+
+    def main(self) -> None:
+        stuck_in_this_function(3600)
+
+
 class FailsOnceProcess(Marked, ProcessWorker):
     """Fails at once on its first run; a restarted instance says so and idles."""
 
@@ -360,6 +368,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [*processes, InMainThread("thread-1"), InMainAsync("async-1")]
     if scenario == "slow_teardown":
         return [SlowTeardown("slow", start_method=method)]
+    if scenario == "sleeps_in_main":
+        return [SleepsInMain("sleeper", start_method=method)]
     if scenario == "busy_teardown":
         return [BusyTeardown("busy", start_method=method)]
     if scenario.startswith("raises_"):

@@ -31,6 +31,10 @@ __all__ = ["ProcessBackend"]
 
 logger = logging.getLogger("spoc")
 
+STACK_FIRST_LIMIT = 0.3
+"""Seconds a late child's stack is waited for before the deadline's SIGTERM goes anyway (a child whose Python
+code cannot run does not answer); the answer takes milliseconds."""
+
 
 class ProcessBackend(Backend):
     """Runs each `ProcessWorker` in a child process; see `_worker` for the start methods and `_fork_server`.
@@ -203,9 +207,37 @@ class ProcessBackend(Backend):
             extra=log_extra(worker.name, server=self._server.name),
         )
         self._terminated.add(worker)
-        worker.dump_stack()  # its control thread answers before it acts on the SIGTERM
-        worker.terminate()
+        self._stack_then_sigterm(worker)
         return True
+
+    def _stack_then_sigterm(self, worker: ProcessWorker) -> None:
+        """Ask for `worker`'s stack, and send the SIGTERM once it has arrived, or `STACK_FIRST_LIMIT` later.
+
+        The SIGTERM must not cut the answer off (correctness): a child that
+        already had a SIGTERM (the group's stop, as systemd sends it) ends at
+        once on a second one, before its control thread sends the stack it
+        was asked for, and its stack was lost in most runs. The stack arrives
+        on the monitor thread, where the SIGTERM then follows at once.
+        """
+        lock = threading.Lock()
+        sent = False
+
+        def sigterm() -> None:
+            nonlocal sent
+            with lock:
+                if sent:
+                    return
+                sent = True
+            worker.terminate()
+
+        run = worker._run
+        if self._monitor is None or not worker.is_alive():
+            worker.dump_stack()
+            worker.terminate()
+            return
+        run.after_stack = sigterm  # before the request: its answer may come at once
+        worker.dump_stack()
+        self._monitor.call_later(STACK_FIRST_LIMIT, sigterm)
 
     def kill(self, worker: AbstractWorker) -> bool:
         assert isinstance(worker, ProcessWorker)
