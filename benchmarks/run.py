@@ -34,6 +34,8 @@
 - replicas: start() of 32 fork replicas until the last one runs, against cotyledon 2.2's add(Service,
   workers=32) in the same run; and scale(name, n + 8) until the 8th new startup, against 8 add_worker()
   calls (see benchmarks/replicas.py).
+- respawn (with spoc-plugin-restart and cotyledon installed): a supervised process worker SIGKILLed, until its
+  replacement's body runs, against cotyledon 2.2's ServiceManager respawning the same (see benchmarks/respawn.py).
 - recycle (with spoc-plugin-restart installed): from a fork process worker reaching its ``max_jobs`` to its
   fresh instance's "startup", against a plain restart of the same worker (its main() ends cleanly, restarted
   at once under ``restart_policy="always"``) in the same run (see benchmarks/recycle.py).
@@ -811,6 +813,12 @@ def replicas_section(rounds: int) -> int:
     return replicas.measure(rounds, row, paired_medians)
 
 
+def respawn_section(rounds: int) -> int:
+    import respawn
+
+    return respawn.measure(rounds, row, paired_medians)
+
+
 def recycle_section(rounds: int) -> int:
     import recycle
 
@@ -833,6 +841,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "ray": ray_section,
     "replicas": replicas_section,
     "recycle": recycle_section,
+    "respawn": respawn_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""
@@ -851,6 +860,7 @@ CORE_SECTIONS = (
     "event-delay",
     "replicas",
     "recycle",
+    "respawn",
 )
 """The core's figures, measured a second time with every installed plugin loaded."""
 
