@@ -7,7 +7,8 @@ MODE picks the workers:
   ``max_memory = "100MiB"``; it prints ``RSS <MiB>`` after each step;
 - ``replicas``: ``proc`` with ``replicas = 3`` and ``max_age = 1``.
 
-Each instance prints ``READY <name> pid=<pid> restarts=<n> at=<monotonic>`` when main() begins and
+Each instance prints ``READY <name> pid=<pid> restarts=<n> at=<monotonic>`` once its setup returned (from its
+``lifecycle("startup")``, before the server hears of it) and
 ``TEARDOWN <name> pid=<pid> at=<monotonic>`` in its teardown. The server runs under Supervisor(max_restarts=1):
 a second restart within a minute would make it give up, and recycles must not.
 """
@@ -26,13 +27,17 @@ def say(line: str) -> None:
 
 
 class Announced:
-    """Says when its main() begins and when its teardown runs."""
+    """Says when it has started and when its teardown runs."""
 
     name: str
     restarts: int
 
-    def announce(self) -> None:
-        say(f"READY {self.name} pid={os.getpid()} restarts={self.restarts} at={time.monotonic():.3f}")
+    def lifecycle(self, event_type: str, **data: object) -> None:
+        """READY from its ``lifecycle("startup")``: where it lives, before the server hears that it started (its
+        ``worker_started`` hook, which lets the supervisor recycle the next replica). A line printed in main()
+        could come a moment after the next replica's teardown began."""
+        if event_type == "startup":
+            say(f"READY {self.name} pid={os.getpid()} restarts={self.restarts} at={time.monotonic():.3f}")
 
     def teardown(self) -> None:
         say(f"TEARDOWN {self.name} pid={os.getpid()} at={time.monotonic():.3f}")
@@ -42,7 +47,6 @@ class Proc(Announced, ProcessWorker):
     max_age = 1.0
 
     def main(self) -> None:
-        self.announce()
         while not self.wait(60):
             pass
 
@@ -51,7 +55,6 @@ class Thread(Announced, ThreadWorker):
     max_age = 1.0
 
     def main(self) -> None:
-        self.announce()
         while not self.wait(60):
             pass
 
@@ -60,7 +63,6 @@ class Grow(Announced, ProcessWorker):
     max_memory = "100MiB"
 
     def main(self) -> None:
-        self.announce()
         held = [b"\x01" * (50 * 2**20)]  # pages written: resident
         while not self.wait(0.2):
             held.append(b"\x01" * 2**20)  # 5 MiB a second
