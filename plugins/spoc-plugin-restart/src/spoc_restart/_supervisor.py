@@ -403,7 +403,8 @@ class Supervisor:
                 del state.remote[worker.name]
             if state.recycler is not None:
                 state.recycler.unwatch(worker)
-            recycled = server.stopped_by(worker) == "recycle"
+            stopped_by = server.stopped_by(worker)  # asked once: it takes the server's lock
+            recycled = stopped_by == "recycle"
             if recycled:
                 state.of(worker.name).recycles += 1
             ws = state.of(worker.name)
@@ -421,7 +422,7 @@ class Supervisor:
                 return
             if state.recycling.get(worker.base_name) == worker.name and not recycled:
                 self._recycle_next(server, state, worker.base_name)  # its recycle failed, or its fresh instance did
-            if recycled or server.stopped_by(worker) is not None:  # a reload or recycle replaces it, a scale-down
+            if stopped_by is not None:  # a reload or recycle replaces it, a scale-down
                 return  # removes it
             settings = self.settings(worker)
             if not _wants_restart(settings.restart_policy, exit_info):
