@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Iterable
 
-__all__ = ["close_all_tracked", "close_quietly", "close_tracked", "renew_lock", "track", "untrack"]
+__all__ = ["OwnFd", "close_all_tracked", "close_quietly", "close_tracked", "renew_lock", "track", "untrack"]
 
 _tracked: set[int] = set()
 _lock = threading.Lock()
@@ -56,6 +56,32 @@ def close_all_tracked(keep: frozenset[int] = frozenset()) -> None:
                 pass
     _tracked.clear()
     _tracked.update(keep)
+
+
+class OwnFd:
+    """One of spoc's fds in a worker's child, which the worker's own code may close under us (a daemon-style
+    library's ``os.closerange()``), and then reuse the number for a file of its own.
+
+    Correctness: written to after such a close, the number would put spoc's bytes in the worker's file;
+    `still_ours` tells whether it still names the file it named when this was made.
+    """
+
+    __slots__ = ("_identity", "fd")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._identity = _identity(fd)
+
+    def still_ours(self) -> bool:
+        try:
+            return _identity(self.fd) == self._identity
+        except OSError:  # closed
+            return False
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
 
 
 def renew_lock() -> None:

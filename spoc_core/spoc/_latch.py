@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 
+from . import _fds
 from ._poll import Poller
 
 __all__ = ["Latch", "SignalWake"]
@@ -65,17 +66,25 @@ class SignalWake:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)
+        self._read_end, self._write_end = _fds.OwnFd(self.read_fd), _fds.OwnFd(self.write_fd)
+        self.closed = False
+        """A process worker's own code closed the pipe (``os.closerange()``): waits use the latch alone."""
         self.thread = threading.get_ident()
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
 
     def poke(self) -> None:
         """Wake the waiter (after setting what it waits for)."""
+        if self.closed or not self._write_end.still_ours():
+            return
         try:
             os.write(self.write_fd, b"\0")
         except OSError:  # full: the waiter is woken anyway
             pass
 
     def drain(self) -> None:
+        if not self._read_end.still_ours():
+            self.closed = True
+            return
         try:
             while os.read(self.read_fd, 4096):
                 pass
@@ -91,5 +100,8 @@ class SignalWake:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return latch.is_set()
+            if self.closed:  # a lock wait still runs the handlers of the signals that interrupt it
+                signal.set_wakeup_fd(-1)
+                return latch.wait(remaining)
             poller.poll(remaining)
         return True

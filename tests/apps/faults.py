@@ -124,6 +124,29 @@ class SleepsInMain(Marked, ProcessWorker):
         stuck_in_this_function(3600)
 
 
+class ClosesFds(Marked, ProcessWorker):
+    """Closes every fd it inherited but stdio (``os.closerange()``, as daemon-style libraries do), then opens a
+    file of its own ($USER_FILE, which takes a number spoc's pipes had) and goes on as $AFTER_CLOSING says:
+    ``wait`` (self.wait()), ``sleep`` (time.sleep() while is_running), ``return`` or ``raise``."""
+
+    def main(self) -> None:
+        os.closerange(3, 65536)
+        self.own_file = open(os.environ["USER_FILE"], "wb")  # noqa: SIM115 (open while the worker runs)
+        say(f"CLOSED {self.name} own_fd={self.own_file.fileno()}")
+        after = os.environ.get("AFTER_CLOSING", "wait")
+        if after == "raise":
+            raise ValueError("failed after closing its fds")
+        while after != "return" and self.is_running:
+            if after == "wait":
+                self.wait(60)
+            else:
+                time.sleep(0.01)
+
+    def teardown(self) -> None:
+        self.own_file.close()
+        super().teardown()
+
+
 class FailsOnceProcess(Marked, ProcessWorker):
     """Fails at once on its first run; a restarted instance says so and idles."""
 
@@ -370,6 +393,8 @@ def build(scenario: str, method: str) -> list[ThreadWorker | ProcessWorker]:
         return [SlowTeardown("slow", start_method=method)]
     if scenario == "sleeps_in_main":
         return [SleepsInMain("sleeper", start_method=method)]
+    if scenario == "closes_fds":
+        return [ClosesFds("closer", start_method=method), Idle("thread-1")]
     if scenario == "busy_teardown":
         return [BusyTeardown("busy", start_method=method)]
     if scenario.startswith("raises_"):

@@ -10,21 +10,30 @@
   means the parent is gone: the worker stops, and the process exits with its
   stacks dumped if it has not ended within the orphan timeout.
 - The lifecycle body runs, and every event goes to the parent, in order.
+- The worker may close the pipes spoc gave it (``os.closerange()`` in a
+  daemon-style library): its body still runs to its end, teardown included,
+  what it could not send is dropped (an error printed on its stderr
+  instead), and its exit code tells the server (`CLOSED_PIPES_EXIT`).
 """
 
 from __future__ import annotations
 
 import _thread
+import errno
 import faulthandler
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FrameType
+from typing import Any
 
 from .. import _fds
 from .._deadlines import wait_time
@@ -41,6 +50,11 @@ from .._worker import AbstractWorker
 __all__ = ["ChildOptions", "EventWriter", "run_child"]
 
 ORPHAN_EXIT_CODE = 70
+CLOSED_PIPES_EXIT = 74
+"""The worker closed its pipes to the server (``os.closerange()``) and its body then ended without error,
+its teardown run (also when a SIGTERM stopped it: the server can stop it no other way then)."""
+CLOSED_PIPES_FAILED_EXIT = 75
+"""The worker closed its pipes to the server, and a phase of its body failed (its traceback on its stderr)."""
 
 
 @dataclass(frozen=True)
@@ -73,26 +87,61 @@ class ChildOptions:
 
 
 class EventWriter:
-    """Sends a child's events to the parent over its event pipe, one whole record at a time."""
+    """Sends a child's events to the parent over its event pipe, one whole record at a time.
+
+    Framed as `multiprocessing.connection.Connection` frames a message (the
+    parent reads the pipe with one). Once the worker has closed the pipe
+    (`OwnFd`: ``os.closerange()`` in a daemon-style library), events are
+    dropped, an error's traceback printed on stderr instead, and
+    `pipe_closed` says so (the child's exit code then tells the parent,
+    `CLOSED_PIPES_EXIT`).
+    """
 
     def __init__(self, fd: int) -> None:
-        self._conn = multiprocessing.connection.Connection(fd, readable=False)
+        self._pipe = _fds.OwnFd(fd)
         self._lock = threading.Lock()
         self._parent_gone = False
+        self.pipe_closed = False
 
     def send(self, event: WorkerEvent) -> None:
         data = encode_event(event)
         with self._lock:
             if self._parent_gone:
                 return
-            try:
-                self._conn.send_bytes(data)
-            except (BrokenPipeError, ConnectionResetError):
-                self._parent_gone = True  # no one is left to tell; the orphan watch ends us
+            if not self.pipe_closed and self._pipe.still_ours():
+                try:
+                    _write_all(self._pipe.fd, _framed(data))
+                    return
+                except (BrokenPipeError, ConnectionResetError):
+                    self._parent_gone = True  # no one is left to tell; the orphan watch ends us
+                    return
+                except OSError:  # closed between the check and the write
+                    pass
+            self.pipe_closed = True
+        if event.error is not None:  # not lost: the worker's stderr is still its own
+            print(
+                f"spoc: worker {event.worker!r} (pid {event.pid}) failed in {event.phase}, and cannot tell its "
+                f"server: it closed its pipe to the server\n{event.error.traceback.rstrip()}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if not self.pipe_closed and self._pipe.still_ours():
+                os.close(self._pipe.fd)
+
+
+def _framed(data: bytes) -> bytes:
+    """`data` behind the header `multiprocessing.connection.Connection.recv_bytes` reads."""
+    size = len(data)
+    return (struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)) + data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class _Control:
@@ -100,14 +149,22 @@ class _Control:
 
     Signal handlers only write a byte to its pipe (``T`` SIGTERM, ``H`` the
     parent died before we watched it) or start it; the thread acts.
+
+    The worker may close these pipes under us (``os.closerange()`` in a
+    daemon-style library): the thread then stops watching what was closed,
+    and ends when nothing is left; a signal handler whose byte has no pipe
+    to go to starts a thread of its own to act; `pipes_closed` says so. With
+    the control pipe closed, the server stops the worker with SIGTERM, and
+    the parent-death signal (when armed) is the only news of its death.
     """
 
     def __init__(self, worker: AbstractWorker, control_fd: int, options: ChildOptions) -> None:
         self.worker = worker
-        self.control_fd = control_fd
+        self.control = _fds.OwnFd(control_fd)
         self.options = options
-        self.signal_r, self.signal_w = os.pipe()
-        os.set_blocking(self.signal_w, False)
+        signal_r, signal_w = os.pipe()
+        os.set_blocking(signal_w, False)
+        self.signal_r, self.signal_w = _fds.OwnFd(signal_r), _fds.OwnFd(signal_w)
         self.finished = Latch()
         self.lock = threading.Lock()
         self.sigterms = 0
@@ -119,14 +176,20 @@ class _Control:
         self.started = False
         self.orphaned = False
         """The parent is gone (EOF on the control pipe, or ``H``): the worker stops, and must end in time."""
+        self.control_closed = False
+        self.signal_pipe_closed = False
+
+    @property
+    def pipes_closed(self) -> bool:
+        """The worker closed the control pipe or the signal pipe."""
+        return self.control_closed or self.signal_pipe_closed
 
     def start(self) -> None:
         """Start watching (once), on a bare thread (correctness: this runs from signal handlers, where
         `threading.Thread.start` could wait on a lock the interrupted main thread holds)."""
         if not self.started:
             self.started = True
-            with blocked(ALL_SIGNALS):  # signals go to the main thread, where Python runs the worker's handlers
-                _thread.start_new_thread(self._watch, ())
+            _start_bare_thread(self._watch)
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         """A first SIGTERM asks for a graceful stop; a second one ends the process. SIGTERMs are counted, not
@@ -143,26 +206,53 @@ class _Control:
         self._poke(b"T")
 
     def on_control_signal(self, signum: int, frame: FrameType | None) -> None:
-        """The server wrote a request, or the parent died (the control pipe then reads EOF): read it."""
-        self.start()
+        """The server wrote a request, or the parent died (the control pipe then reads EOF): read it. With the
+        control pipe closed by the worker, the server writes no request: the signal is the parent's death."""
+        if not self.control_closed:
+            self.start()
+        elif self.options.expected_parent and os.getppid() != self.options.expected_parent:
+            self._poke(b"H")
 
     def _poke(self, what: bytes) -> None:
         self.start()
-        try:
-            os.write(self.signal_w, what)
-        except OSError:
-            pass
+        if not self.signal_pipe_closed and self.signal_w.still_ours():
+            try:
+                os.write(self.signal_w.fd, what)
+                return
+            except BlockingIOError:  # full: the thread is woken anyway
+                return
+            except OSError:  # its read end is closed: no thread will read it
+                pass
+        self.signal_pipe_closed = True
+        _stop_waking_on_signals()
+        _start_bare_thread(self._act_alone, what)
 
     def _watch(self) -> None:
         poller = Poller()
-        poller.watch(self.control_fd, self._on_control)
-        poller.watch(self.signal_r, self._on_signal)
-        while not self.orphaned:
+        watched = {self.control: self._on_control, self.signal_r: self._on_signal}
+        for pipe, on_readable in watched.items():
+            poller.watch(pipe.fd, functools.partial(self._read, poller, pipe, on_readable))
+        while not self.orphaned and not (self.control_closed and self.signal_pipe_closed):
             poller.poll()
-        self._orphaned()
+        if self.orphaned:
+            self._orphaned()
 
-    def _on_signal(self) -> None:
-        data = os.read(self.signal_r, 256)
+    def _read(self, poller: Poller, pipe: _fds.OwnFd, on_data: Callable[[bytes], None]) -> None:
+        """Read what `pipe` holds for `on_data`; a pipe the worker closed is no longer watched."""
+        try:
+            data = os.read(pipe.fd, 256) if pipe.still_ours() else None
+        except OSError:
+            data = None
+        if data is None:
+            poller.unwatch(pipe.fd)
+            if pipe is self.control:
+                self.control_closed = True
+            else:
+                self.signal_pipe_closed = True
+            return
+        on_data(data)
+
+    def _on_signal(self, data: bytes) -> None:
         if b"H" in data:
             self.orphaned = True
         elif b"T" in data:
@@ -173,8 +263,13 @@ class _Control:
                     self.outside_signal = signal.SIGTERM
                 self.worker._stop_on(signal.SIGTERM)
 
-    def _on_control(self) -> None:
-        data = os.read(self.control_fd, 256)
+    def _act_alone(self, data: bytes) -> None:
+        """Act on a signal's byte on this thread, the signal pipe being closed."""
+        self._on_signal(data)
+        if self.orphaned:
+            self._orphaned()
+
+    def _on_control(self, data: bytes) -> None:
         if not data:
             self.orphaned = True
         if b"S" in data:
@@ -201,6 +296,29 @@ class _Control:
             os._exit(ORPHAN_EXIT_CODE)
 
 
+def _start_bare_thread(function: Callable[..., None], *args: object) -> None:
+    """Start `function(*args)` on a thread with every signal blocked (signals go to the main thread, where
+    Python runs the worker's handlers); a bare one, as a signal handler may start it."""
+    with blocked(ALL_SIGNALS):
+        _thread.start_new_thread(function, args)
+
+
+def _stop_waking_on_signals() -> None:
+    """Stop writing a byte to the wake-up fd at each signal: the worker closed it. On the main thread only."""
+    if threading.current_thread() is threading.main_thread():
+        signal.set_wakeup_fd(-1)
+
+
+def _quiet_closed_wakeup_fd(before: Callable[[Any], object], unraisable: Any) -> None:
+    """`sys.unraisablehook` of a child: the traceback of a write to the wake-up fd the worker closed is not
+    news (the server reports the pipes' closing, once; Python prints a line before this is called, and the
+    first SIGTERM after it stops the writes); the rest goes to the hook `before`."""
+    exc = unraisable.exc_value
+    wakeup_write = unraisable.err_msg is None and unraisable.object is None
+    if not (wakeup_write and isinstance(exc, OSError) and exc.errno == errno.EBADF):
+        before(unraisable)
+
+
 def _server_signal(signum: int, frame: FrameType | None) -> None:
     """SIGHUP and SIGUSR1 in a child: the server acts on them; the worker may install its own handler."""
 
@@ -221,6 +339,7 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         worker._signal_wake = SignalWake()  # also replaces the wake-up fd a fork of the server inherits
     except ValueError:  # not the main thread (set_wakeup_fd refuses): nothing was inherited either
         pass
+    sys.unraisablehook = functools.partial(_quiet_closed_wakeup_fd, sys.unraisablehook)
     control = _Control(worker, control_fd, options)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, control.on_sigterm)
@@ -253,6 +372,8 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
         # (the server sends its control signal right after its write; the group's copy of a SIGTERM comes late).
         for signum in (CONTROL_SIGNAL, signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
+    if writer.pipe_closed or control.pipes_closed:  # the exit code is all the parent can still hear
+        return CLOSED_PIPES_FAILED_EXIT if code > 0 else CLOSED_PIPES_EXIT
     if control.outside_signal is not None:  # cleared when the server asked for the stop
         return -control.outside_signal
     return code

@@ -12,6 +12,7 @@ from .. import _fds
 from .._events import decode_event
 from .._lifecycle import Send
 from .._log_extra import log_extra
+from ._child import CLOSED_PIPES_EXIT, CLOSED_PIPES_FAILED_EXIT
 from ._runners import ChildRunner
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["ChildLink"]
 
 logger = logging.getLogger("spoc")
+
+CLOSED_PIPES_EXITS = (CLOSED_PIPES_EXIT, CLOSED_PIPES_FAILED_EXIT)
 
 
 class ChildLink:
@@ -38,15 +41,21 @@ class ChildLink:
         self._control: Connection | None = control
         self._events: Connection | None = events
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside request()
+        self.pipes_closed = False
+        """The child's worker closed its end of the control pipe while it ran (``os.closerange()``)."""
 
     def request(self, what: bytes) -> bool:
-        """Write a request to the child's control pipe; False when the child is gone."""
+        """Write a request to the child's control pipe; False when the child is gone, or has closed the pipe
+        (`pipes_closed`)."""
         with self._lock:
             control = self._control
             if control is None:
                 return False
             try:
                 os.write(control.fileno(), what)
+            except BrokenPipeError:  # no reader: the child has ended, or its worker closed the pipe
+                self.pipes_closed = self.runner.is_alive()
+                return False
             except OSError:
                 return False
         return True
@@ -72,7 +81,10 @@ class ChildLink:
                 unwatch(events_fd)
             self.runner.join(1.0)
             self._read(send, drain=True)  # what the child sent last
-            channel.exited(self.runner.exitcode, self.runner.lost)  # lost: why the server ended it, not knowing how
+            exitcode = self.runner.exitcode
+            if exitcode in CLOSED_PIPES_EXITS:
+                exitcode = self._closed_pipes(exitcode)
+            channel.exited(exitcode, self.runner.lost)  # lost: why the server ended it, not knowing how
             self._close_events()
             with self._lock:
                 control, self._control = self._control, None
@@ -83,6 +95,24 @@ class ChildLink:
         if events is not None:
             channel.watch(events_fd, on_events)
         channel.watch(sentinel, on_end)
+
+    def _closed_pipes(self, exitcode: int) -> int:
+        """Say that the child's worker closed its pipes to the server, and how it ended (`CLOSED_PIPES_EXIT`);
+        return the exit code it would have had: 0 without error, 1 after one."""
+        failed = exitcode == CLOSED_PIPES_FAILED_EXIT
+        logger.log(
+            logging.ERROR if failed else logging.WARNING,
+            "worker %r (pid %s) closed the pipes the server gave its process (os.closerange(), or a library "
+            "that closes the file descriptors it inherits): the server heard none of its events since%s; it %s",
+            self.worker,
+            self.runner.pid,
+            ", and stopped it with SIGTERM" if self.pipes_closed else "",
+            "failed, its error printed on its stderr, and ran its teardown"
+            if failed
+            else "ended without error after its teardown",
+            extra=log_extra(self.worker),
+        )
+        return 1 if failed else 0
 
     def _read(self, send: Send, drain: bool = False) -> bool:
         """Send the next event (the pipe is readable), or with `drain` every one waiting; False once it is closed.

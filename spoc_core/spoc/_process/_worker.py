@@ -39,6 +39,7 @@ from .._aio import uvloop_enabled
 from .._backend import WorkerChannel
 from .._errors import SpocWarning, ThreadOnlyObjectWarning, WorkerStartError, stacklevel_outside_spoc
 from .._linux import other_threads, preload_for_children
+from .._log_extra import log_extra
 from .._poll import Poller
 from .._signals import CONTROL_SIGNAL, blocked
 from .._worker import AbstractWorker, check_own_backend
@@ -328,10 +329,21 @@ class ProcessWorker(AbstractWorker):
             super()._request_stop()
 
     def _control_write(self, request: bytes) -> None:
-        """Write `request` to the child's control pipe and make it read it now (`CONTROL_SIGNAL`)."""
+        """Write `request` to the child's control pipe and make it read it now (`CONTROL_SIGNAL`). A child whose
+        worker closed the pipe is stopped with SIGTERM instead; its stacks can no longer be asked for."""
         link = self._link
-        if link is not None and link.request(request):
+        if link is None:
+            return
+        if link.request(request):
             self.send_signal(CONTROL_SIGNAL)
+        elif link.pipes_closed and request == b"S":
+            self.send_signal(signal.SIGTERM)
+        elif link.pipes_closed and request == b"D":
+            logger.warning(
+                "worker %r: its stacks cannot be asked for: it closed the pipes the server gave its process",
+                self.name,
+                extra=log_extra(self.name),
+            )
 
     def send_signal(self, signum: int) -> None:
         """Send `signum` to the child process, if it is still running (never to a reused pid)."""
