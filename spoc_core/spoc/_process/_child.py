@@ -365,13 +365,14 @@ def run_child(worker: AbstractWorker, control_fd: int, event_fd: int, options: C
     finally:
         with control.lock:
             control.finished.set()
-        writer.close()
-        flush_std_streams()
         # The body has ended: a stop request, a signal the server acts on or a stop signal sent to the whole group
         # means nothing here any more, and interpreter exit would reset a Python handler to the default action
-        # (the server sends its control signal right after its write; the group's copy of a SIGTERM comes late).
+        # (the server sends its control signal right after its write; the group's copy of a SIGTERM comes late;
+        # the EOF of the event pipe, closed next, may bring the server's SIGTERM: `ChildLink.stop_by_sigterm`).
         for signum in (CONTROL_SIGNAL, signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
+        writer.close()
+        flush_std_streams()
     if writer.pipe_closed or control.pipes_closed:  # the exit code is all the parent can still hear
         return CLOSED_PIPES_FAILED_EXIT if code > 0 else CLOSED_PIPES_EXIT
     if control.outside_signal is not None:  # cleared when the server asked for the stop

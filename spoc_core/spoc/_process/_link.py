@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
@@ -43,6 +44,12 @@ class ChildLink:
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside request()
         self.pipes_closed = False
         """The child's worker closed its end of the control pipe while it ran (``os.closerange()``)."""
+        self.events_ended_early = False
+        """The event pipe read EOF while the child still ran: its worker closed the pipe, or it is exiting."""
+        self.stop_sent = False
+        """A stop request was written to the control pipe."""
+        self.stopped_by_sigterm = False
+        """A stop request went to the child as a SIGTERM (`stop_by_sigterm`)."""
 
     def request(self, what: bytes) -> bool:
         """Write a request to the child's control pipe; False when the child is gone, or has closed the pipe
@@ -53,6 +60,7 @@ class ChildLink:
                 return False
             try:
                 os.write(control.fileno(), what)
+                self.stop_sent = self.stop_sent or what == b"S"
             except BrokenPipeError:  # no reader: the child has ended, or its worker closed the pipe
                 self.pipes_closed = self.runner.is_alive()
                 return False
@@ -73,6 +81,7 @@ class ChildLink:
         def on_events() -> None:
             if not self._read(send):  # the child closed its end
                 unwatch(events_fd)
+                self._events_ended()
                 self._close_events()
 
         def on_end() -> None:
@@ -96,6 +105,23 @@ class ChildLink:
             channel.watch(events_fd, on_events)
         channel.watch(sentinel, on_end)
 
+    def _events_ended(self) -> None:
+        """The event pipe read EOF: the child is exiting, or its worker closed the pipe while it runs. A stop
+        request written before then may be lost (see `stop_by_sigterm`): the child gets a SIGTERM too; one that
+        is exiting ignores it."""
+        self.events_ended_early = self.runner.is_alive()
+        if self.events_ended_early and self.stop_sent:
+            self.stop_by_sigterm()
+
+    def stop_by_sigterm(self) -> None:
+        """Stop the child with a SIGTERM, its worker having closed its pipes (``os.closerange()``).
+
+        Correctness: a request written to the control pipe after the worker closed it, while the child's
+        control thread sat in poll(), is taken (poll holds the pipe open until woken) and lost.
+        """
+        self.stopped_by_sigterm = True
+        self.runner.send_signal(signal.SIGTERM)
+
     def _closed_pipes(self, exitcode: int) -> int:
         """Say that the child's worker closed its pipes to the server, and how it ended (`CLOSED_PIPES_EXIT`);
         return the exit code it would have had: 0 without error, 1 after one."""
@@ -106,7 +132,7 @@ class ChildLink:
             "that closes the file descriptors it inherits): the server heard none of its events since%s; it %s",
             self.worker,
             self.runner.pid,
-            ", and stopped it with SIGTERM" if self.pipes_closed else "",
+            ", and stopped it with SIGTERM" if self.stopped_by_sigterm else "",
             "failed, its error printed on its stderr, and ran its teardown"
             if failed
             else "ended without error after its teardown",

@@ -334,11 +334,12 @@ class ProcessWorker(AbstractWorker):
         link = self._link
         if link is None:
             return
-        if link.request(request):
+        sent = link.request(request)
+        if sent:
             self.send_signal(CONTROL_SIGNAL)
-        elif link.pipes_closed and request == b"S":
-            self.send_signal(signal.SIGTERM)
-        elif link.pipes_closed and request == b"D":
+        if request == b"S" and (link.pipes_closed or link.events_ended_early):
+            link.stop_by_sigterm()
+        if not sent and link.pipes_closed and request == b"D":
             logger.warning(
                 "worker %r: its stacks cannot be asked for: it closed the pipes the server gave its process",
                 self.name,
