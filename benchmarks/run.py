@@ -39,6 +39,8 @@
 - recycle (with spoc-plugin-restart installed): from a fork process worker reaching its ``max_jobs`` to its
   fresh instance's "startup", against a plain restart of the same worker (its main() ends cleanly, restarted
   at once under ``restart_policy="always"``) in the same run (see benchmarks/recycle.py).
+- every plugin vs none: a server's boot, a worker added to it and a restart, with every plugin in plugins/
+  installed and loaded at its defaults, against autoload off, in the same run (see benchmarks/plugin_costs.py).
 - redis (with spoc-plugin-redis installed and redis-server on the machine): jobs per
   second of one process StreamWorker with a no-op handle(), against a raw redis-py loop
   (XREADGROUP of the same batch, XACK per job); and the seconds from the SIGKILL of a
@@ -826,6 +828,12 @@ def recycle_section(rounds: int) -> int:
     return recycle.measure(rounds, row, paired_series_medians)
 
 
+def plugin_costs_section(rounds: int) -> int:
+    import plugin_costs
+
+    return plugin_costs.measure(rounds, row, paired_medians)
+
+
 SECTIONS: dict[str, Callable[[int], int]] = {
     "stop": stop_section,
     "start-fork": lambda rounds: start_section("fork", rounds),
@@ -843,6 +851,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "replicas": replicas_section,
     "recycle": recycle_section,
     "respawn": respawn_section,
+    "plugin-costs": plugin_costs_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""

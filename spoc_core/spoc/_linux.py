@@ -128,7 +128,8 @@ def other_threads() -> str | None:
             wait_until_thread_exited(tid, max(0.0, deadline - time.monotonic()))
     native = sum(os.path.exists(f"/proc/self/task/{tid}") for tid in unlisted)
     if native:
-        unsafe.append(f"{native} native thread{'s' if native > 1 else ''} (started by an extension module)")
+        kind = "native thread" if native == 1 else "native threads"
+        unsafe.append(f"{native} {kind} (not started with threading: by an extension module, or with _thread)")
     return ", ".join(unsafe) or None
 
 
