@@ -1,11 +1,21 @@
-"""spoc-plugin-redis: job consumers on Redis Streams (see the docs page "Redis Streams")."""
+"""spoc-plugin-redis: job consumers on Redis Streams (see the docs page "Redis Streams").
+
+The names that need redis (`StreamWorker`, `Job`, ...) are imported when first used: the plugin, which the
+``spoc`` entry point loads in every server, does not import redis until a server has a stream worker.
+"""
 
 from __future__ import annotations
 
-from ._consumer import Job, RedisUnreachable
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._plugin import RedisPlugin, plugin
 from ._settings import DEFAULT_URL, URL_ENV, Settings
-from ._worker import RECORD_TOPIC, KilledItsConsumer, StreamWorker
+from ._topics import RECORD_TOPIC
+
+if TYPE_CHECKING:
+    from ._consumer import Job, RedisUnreachable
+    from ._worker import KilledItsConsumer, StreamWorker
 
 __all__ = [
     "DEFAULT_URL",
@@ -19,3 +29,19 @@ __all__ = [
     "StreamWorker",
     "plugin",
 ]
+
+_LAZY = {
+    "Job": "._consumer",
+    "RedisUnreachable": "._consumer",
+    "KilledItsConsumer": "._worker",
+    "StreamWorker": "._worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

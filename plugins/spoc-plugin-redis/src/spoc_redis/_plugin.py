@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any
-
-import redis
+import sys
+from typing import TYPE_CHECKING, Any
 
 from spoc import AbstractWorker, Server, StashKey, WorkerExit, hookimpl, log_extra
 
-from ._autoscale import Autoscaler, autoscale_of
-from ._consumer import ENDED_FOR, ended_key
-from ._worker import HELD_TOPIC, RECORD_TOPIC, StreamWorker
+from ._topics import HELD_TOPIC, RECORD_TOPIC
+
+if TYPE_CHECKING:
+    from ._autoscale import Autoscaler
+    from ._worker import StreamWorker
 
 __all__ = ["RedisPlugin", "plugin"]
 
@@ -33,10 +34,20 @@ _DONE = StashKey[collections.deque[str]]()
 """In a stream worker's stash: the latest jobs its run reported done (`DONE_KEPT`)."""
 _HELD = StashKey[dict[str, None]]()
 """In a stream worker's stash: the jobs its run took and has not finished, in order."""
-_AUTOSCALERS = StashKey[list[Autoscaler]]()
+_AUTOSCALERS = StashKey[list["Autoscaler"]]()
 """In the server's stash: the autoscaler of each stream worker with ``autoscale`` set."""
 AUTOSCALER_JOIN = 6.0
 """Seconds the server waits at its end for an autoscaler in the middle of a Redis call (its timeout is 5 s)."""
+
+
+def _stream_worker(worker: AbstractWorker) -> StreamWorker | None:
+    """`worker`, if it is a `StreamWorker`.
+
+    Start latency: without importing redis (50 ms of imports at every start of a program that has the plugin
+    installed and no stream worker): no worker is a stream worker before its class's module is imported.
+    """
+    module = sys.modules.get("spoc_redis._worker")
+    return worker if module is not None and isinstance(worker, module.StreamWorker) else None
 
 
 class RedisPlugin:
@@ -57,8 +68,11 @@ class RedisPlugin:
 
     @hookimpl
     def worker_check(self, server: Server, worker: AbstractWorker) -> None:
-        if isinstance(worker, StreamWorker):
-            worker.stream_settings(server.name)
+        stream_worker = _stream_worker(worker)
+        if stream_worker is not None:
+            from ._autoscale import autoscale_of
+
+            stream_worker.stream_settings(server.name)
             autoscale_of(worker)
 
     @hookimpl
@@ -66,14 +80,17 @@ class RedisPlugin:
         """Start an autoscaler for each stream worker with ``autoscale`` set (one per worker, not per replica)."""
         first: dict[str, AbstractWorker] = {}
         for worker in server.workers:
-            if isinstance(worker, StreamWorker):
+            if _stream_worker(worker) is not None:
                 first.setdefault(worker.base_name, worker)
+        if not first:
+            return
+        from ._autoscale import Autoscaler, autoscale_of
+
         scalers = []
         for name, worker in first.items():
-            autoscale = autoscale_of(worker)
-            if autoscale is not None:
-                assert isinstance(worker, StreamWorker)
-                scalers.append(Autoscaler(server, name, worker.stream_settings(server.name), autoscale))
+            autoscale, stream_worker = autoscale_of(worker), _stream_worker(worker)
+            if autoscale is not None and stream_worker is not None:
+                scalers.append(Autoscaler(server, name, stream_worker.stream_settings(server.name), autoscale))
         if scalers:
             server.stash[_AUTOSCALERS] = scalers
 
@@ -110,9 +127,14 @@ class RedisPlugin:
         done = worker.stash.get(_DONE, None)
         held = list(worker.stash.get(_HELD, None) or ())
         killed = exit_info.outcome == "killed" and exit_info.signal is not None
-        if not isinstance(worker, StreamWorker) or not (killed or (held and not exit_info.ok)):
+        stream_worker = _stream_worker(worker)
+        if stream_worker is None or not (killed or (held and not exit_info.ok)):
             return
-        settings = worker.stream_settings(server.name)
+        import redis
+
+        from ._consumer import ENDED_FOR, ended_key
+
+        settings = stream_worker.stream_settings(server.name)
         if held and not exit_info.ok:
             more = len(held) - HELD_SHOWN
             shown = ", ".join(held[:HELD_SHOWN]) + (f" and {more} more" if more > 0 else "")

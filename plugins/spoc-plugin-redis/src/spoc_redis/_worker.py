@@ -16,17 +16,12 @@ from spoc import log_extra, start_helper_thread
 from ._consumer import Claim, Consumer, Job, RedisUnreachable
 from ._metrics import ConnectedGauge, count_job
 from ._settings import Settings, settings_of
+from ._topics import HELD_TOPIC, RECORD_TOPIC
 
 __all__ = ["HELD_TOPIC", "RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
 
 logger = logging.getLogger("spoc.redis")
 
-RECORD_TOPIC = "spoc_redis.job"
-"""The topic of the record each job's outcome sends to the server's plugins (see `StreamWorker`)."""
-
-HELD_TOPIC = "spoc_redis.held"
-"""The topic of the record that says which jobs a stream worker took (``stream``, ``jobs``: their ids), sent
-before it handles them; a job is held until its ``done`` or ``dead`` record."""
 
 _RETRY_FIRST, _RETRY_MOST = 0.5, 30.0
 
