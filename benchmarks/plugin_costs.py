@@ -15,6 +15,7 @@ process pays them once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -46,7 +47,7 @@ class Startups:
 
     @hookimpl
     def worker_started(self, event: Any) -> None:
-        self.seen.put((time.perf_counter(), event.pid))
+        self.seen.put((time.monotonic(), event.pid))
 
 
 @contextmanager
@@ -63,53 +64,66 @@ def plugins_installed(loaded: bool) -> Iterator[None]:
             os.environ["SPOC_DISABLE_PLUGIN_AUTOLOAD"] = before
 
 
-def boot(loaded: bool) -> float:
-    startups = Startups()
-    with plugins_installed(loaded):
-        server = Server("bench-boot", plugins=[startups])
-        server.add_worker(Idle("w", start_method="fork"))
-        began = time.perf_counter()
+def started_server(
+    name: str, loaded: bool, plugins: list[object], began: list[float] | None = None, keep_environment: bool = False
+) -> Server:
+    """A server named `name` with one ``fork`` worker, started with every plugin loaded or none (`loaded`), or
+    as the environment says (`keep_environment`); `began` gets the time its start() was called."""
+    with contextlib.nullcontext() if keep_environment else plugins_installed(loaded):
+        server = Server(name, plugins=plugins)
+        server.add_worker(Idle("first", start_method="fork"))
+        if began is not None:
+            began.append(time.monotonic())
         server.start()
-    started, _ = startups.seen.get(timeout=30)
+    return server
+
+
+def stopped(server: Server) -> None:
     server.stop()
     server.join_all(30)
-    return started - began
+
+
+def boot(loaded: bool) -> float:
+    startups, began = Startups(), list[float]()
+    server = started_server("bench-boot", loaded, [startups], began)
+    started, _ = startups.seen.get(timeout=30)
+    stopped(server)
+    return started - began[0]
 
 
 def add(loaded: bool) -> float:
     startups = Startups()
-    with plugins_installed(loaded):
-        server = Server("bench-add", plugins=[startups])
-        server.add_worker(Idle("first", start_method="fork"))
-        server.start()
+    server = started_server("bench-add", loaded, [startups])
     startups.seen.get(timeout=30)
-    began = time.perf_counter()
+    began = time.monotonic()
     server.add_worker(Idle("added", start_method="fork"))
     started, _ = startups.seen.get(timeout=30)
-    server.stop()
-    server.join_all(30)
+    stopped(server)
     return started - began
 
 
-def restart(loaded: bool) -> float:
+def restart_latencies(cycles: int) -> list[float]:
+    """Seconds from each SIGKILL of a supervised ``fork`` worker to its replacement's "startup", at zero backoff,
+    `cycles` times, under the plugins the environment loads."""
     from spoc_restart import Backoff, Supervisor
 
     startups = Startups()
     supervisor = Supervisor(start_within=None, backoff=Backoff(initial=0.0, jitter=0.0))
-    with plugins_installed(loaded):
-        server = Server("bench-restart-cost", plugins=[supervisor, startups])
-        server.add_worker(Idle("target", start_method="fork"))
-        server.start()
+    server = started_server("bench-restart", True, [supervisor, startups], keep_environment=True)
     _, pid = startups.seen.get(timeout=30)
     latencies = []
-    for _ in range(RESTARTS):
-        killed = time.perf_counter()
+    for _ in range(cycles):
+        killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         started, pid = startups.seen.get(timeout=30)
         latencies.append(started - killed)
-    server.stop()
-    server.join_all(30)
-    return statistics.median(latencies)
+    stopped(server)
+    return latencies
+
+
+def restart(loaded: bool) -> float:
+    with plugins_installed(loaded):
+        return statistics.median(restart_latencies(RESTARTS))
 
 
 def missing() -> str | None:

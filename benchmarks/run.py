@@ -66,7 +66,6 @@ import importlib.metadata
 import logging
 import multiprocessing
 import os
-import queue
 import select
 import signal
 import statistics
@@ -81,6 +80,7 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+from plugin_costs import restart_latencies  # benchmarks/ is on sys.path: run.py's own folder
 
 from spoc import ProcessWorker, Server, ThreadWorker, hookimpl, hookspecs
 from spoc._events import make_event
@@ -432,44 +432,9 @@ def event_delay_floor(rounds: int) -> list[float]:
 # ---------------------------------------------------------------------- report
 
 
-class RestartTarget(ProcessWorker):
-    def main(self) -> None:
-        while not self.wait(60):
-            pass
-
-
-class StartupTimes:
-    """Notes when each worker's "startup" reaches the parent, and the child's pid."""
-
-    name = "startup-times"
-
-    def __init__(self) -> None:
-        self.started: queue.Queue[tuple[float, int]] = queue.Queue()
-
-    @hookimpl
-    def worker_started(self, event: Any) -> None:
-        self.started.put((time.monotonic(), event.pid))
-
-
 def restart_latency_spoc(cycles: int) -> list[float]:
-    from spoc_restart import Backoff, Supervisor
-
     logging.getLogger("spoc").setLevel(logging.CRITICAL)  # a log line per kill and per restart: the floor has none
-    times = StartupTimes()
-    supervisor = Supervisor(start_within=None, backoff=Backoff(initial=0.0, jitter=0.0))
-    server = Server("bench-restart", plugins=[supervisor, times])
-    server.add_worker(RestartTarget("target", start_method="fork"))
-    server.start()
-    _, pid = times.started.get(timeout=30)
-    latencies = []
-    for _ in range(cycles):
-        killed = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        started, pid = times.started.get(timeout=30)
-        latencies.append(started - killed)
-    server.stop()
-    server.join_all(10)
-    return latencies
+    return restart_latencies(cycles)
 
 
 def restart_latency_floor(cycles: int) -> list[float]:
