@@ -48,6 +48,8 @@ class ChildLink:
         """The event pipe read EOF while the child still ran: its worker closed the pipe, or it is exiting."""
         self.stop_sent = False
         """A stop request was written to the control pipe."""
+        self.teardown_done = False
+        """The child sent its ``"shutdown"`` event: its body has ended, and it closes its event pipe next."""
         self.stopped_by_sigterm = False
         """A stop request went to the child as a SIGTERM (`stop_by_sigterm`)."""
 
@@ -106,10 +108,10 @@ class ChildLink:
         channel.watch(sentinel, on_end)
 
     def _events_ended(self) -> None:
-        """The event pipe read EOF: the child is exiting, or its worker closed the pipe while it runs. A stop
-        request written before then may be lost (see `stop_by_sigterm`): the child gets a SIGTERM too; one that
-        is exiting ignores it."""
-        self.events_ended_early = self.runner.is_alive()
+        """The event pipe read EOF: the child is exiting (it sent its ``"shutdown"``, or it is ending), or its
+        worker closed the pipe while it runs. A stop request written before then may be lost (see
+        `stop_by_sigterm`): that child gets a SIGTERM too."""
+        self.events_ended_early = not self.teardown_done and self.runner.is_alive()
         if self.events_ended_early and self.stop_sent:
             self.stop_by_sigterm()
 
@@ -161,6 +163,7 @@ class ChildLink:
                         extra=log_extra(self.worker),
                     )
                 else:
+                    self.teardown_done = self.teardown_done or event.kind == "shutdown"
                     send(event)
                 if not drain:
                     return True
