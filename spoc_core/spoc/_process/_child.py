@@ -210,8 +210,12 @@ class _Control:
         control pipe closed by the worker, the server writes no request: the signal is the parent's death."""
         if not self.control_closed:
             self.start()
-        elif self.options.expected_parent and os.getppid() != self.options.expected_parent:
+        elif self._parent_gone():
             self._poke(b"H")
+
+    def _parent_gone(self) -> bool:
+        """Whether our parent (the server or its fork server) has died: we have another one."""
+        return bool(self.options.expected_parent) and os.getppid() != self.options.expected_parent
 
     def _poke(self, what: bytes) -> None:
         self.start()
@@ -246,7 +250,10 @@ class _Control:
         if data is None:
             poller.unwatch(pipe.fd)
             if pipe is self.control:
+                # Correctness: the parent-death signal may have come before this (and found the pipe open);
+                # if the parent is gone by now, it was its death that woke us.
                 self.control_closed = True
+                self.orphaned = self.orphaned or self._parent_gone()
             else:
                 self.signal_pipe_closed = True
             return
