@@ -43,9 +43,8 @@ class ChildLink:
         self._events: Connection | None = events
         self._lock = threading.RLock()  # re-entered when stop() runs in a signal handler on a thread inside request()
         self.pipes_closed = False
-        """The child's worker closed its end of the control pipe while it ran (``os.closerange()``)."""
-        self.events_ended_early = False
-        """The event pipe read EOF while the child still ran: its worker closed the pipe, or it is exiting."""
+        """The child's worker closed the pipes while it ran (``os.closerange()``): a request met EPIPE, or the
+        event pipe read EOF before its ``"shutdown"`` while the child still ran (or was exiting)."""
         self.stop_sent = False
         """A stop request was written to the control pipe."""
         self.teardown_done = False
@@ -64,7 +63,7 @@ class ChildLink:
                 os.write(control.fileno(), what)
                 self.stop_sent = self.stop_sent or what == b"S"
             except BrokenPipeError:  # no reader: the child has ended, or its worker closed the pipe
-                self.pipes_closed = self.runner.is_alive()
+                self.pipes_closed = self.pipes_closed or self.runner.is_alive()
                 return False
             except OSError:
                 return False
@@ -111,8 +110,8 @@ class ChildLink:
         """The event pipe read EOF: the child is exiting (it sent its ``"shutdown"``, or it is ending), or its
         worker closed the pipe while it runs. A stop request written before then may be lost (see
         `stop_by_sigterm`): that child gets a SIGTERM too."""
-        self.events_ended_early = not self.teardown_done and self.runner.is_alive()
-        if self.events_ended_early and self.stop_sent:
+        self.pipes_closed = self.pipes_closed or (not self.teardown_done and self.runner.is_alive())
+        if self.pipes_closed and self.stop_sent:
             self.stop_by_sigterm()
 
     def stop_by_sigterm(self) -> None:
@@ -121,8 +120,9 @@ class ChildLink:
         Correctness: a request written to the control pipe after the worker closed it, while the child's
         control thread sat in poll(), is taken (poll holds the pipe open until woken) and lost.
         """
-        self.stopped_by_sigterm = True
-        self.runner.send_signal(signal.SIGTERM)
+        if not self.stopped_by_sigterm:  # one stop, one SIGTERM: a second one would end the child at once
+            self.stopped_by_sigterm = True
+            self.runner.send_signal(signal.SIGTERM)
 
     def _closed_pipes(self, exitcode: int) -> int:
         """Say that the child's worker closed its pipes to the server, and how it ended (`CLOSED_PIPES_EXIT`);

@@ -337,7 +337,7 @@ class ProcessWorker(AbstractWorker):
         sent = link.request(request)
         if sent:
             self.send_signal(CONTROL_SIGNAL)
-        if request == b"S" and (link.pipes_closed or link.events_ended_early):
+        if request == b"S" and link.pipes_closed:
             link.stop_by_sigterm()
         if not sent and link.pipes_closed and request == b"D":
             logger.warning(
