@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Mapping
@@ -47,14 +48,19 @@ from .._signals import CHILD_SIGNALS, blocked
 from .._worker import AbstractWorker
 from ._child import ChildOptions, flush_std_streams, reset_after_fork
 from ._runners import STATUS, ForkedChild, forget_in_multiprocessing, pidfd, read_exactly
-from ._start import fork_child, start_with_multiprocessing
+from ._start import end_forked_child, fork_child, run_forked, start_with_multiprocessing
 from ._transfer import pickle_for_child, received_fds
 
 __all__ = ["ForkServer", "ForkServerGone"]
 
-_HEADER = struct.Struct("!I")
+_HEADER = struct.Struct("!I?")
+"""A request's header: the length of its pickled body, and whether it asks for a ``fork`` child (which the
+standby takes without the fork server reading the body)."""
 _PID = struct.Struct("!q")
 _MAX_FDS_PER_REQUEST = 253  # SCM_RIGHTS' limit on Linux
+STANDBY_DELAY = 0.02
+"""Seconds from the last ``fork`` request to the fork of the next standby: the children just made have
+started by then (a fork competes with them for the CPUs, and delays them)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ class ForkServer:
                 try:
                     ours.close()
                     set_process_title(f"spoc: {self._server_name} fork server")
-                    _serve(theirs, self._registered, parent_pid, from_main_thread)
+                    _serve(theirs, self._registered, parent_pid, from_main_thread, self._server_name)
                 except BaseException:
                     traceback.print_exc()
                     code = 1
@@ -176,9 +182,8 @@ class ForkServer:
             with self._lock:
                 if self._sock is None or self._hung_up:
                     raise WorkerStartError(f"worker {worker.name!r}: the server's fork server is closed")
-                fds = array.array("i", [control_fd, event_fd, status_w, *(fd for _, fd in options.stdio), *passed])
-                self._sock.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-                self._sock.sendall(body)
+                fds = [control_fd, event_fd, status_w, *(fd for _, fd in options.stdio), *passed]
+                _send_request(self._sock, _Request(method == "fork", body, fds))
         except OSError as exc:
             os.close(status_r)
             raise ForkServerGone(f"worker {worker.name!r}: the fork server is gone ({exc})") from exc
@@ -230,7 +235,29 @@ def _read_to_end(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+@dataclass(frozen=True)
+class _Request:
+    """A request as it travels: whether it asks for a ``fork`` child, its pickled body, the fds it carries
+    (the child's control and event pipes, the status pipe when it goes to the fork server, then the stdio
+    fds and those the worker's pickle passes)."""
+
+    forks: bool
+    body: bytes
+    fds: list[int]
+
+    def parsed(self) -> dict[str, Any]:
+        request = pickle.loads(self.body)
+        assert isinstance(request, dict)
+        return request
+
+
+def _send_request(sock: socket.socket, request: _Request) -> None:
+    fds = array.array("i", request.fds)
+    sock.sendmsg([_HEADER.pack(len(request.body), request.forks)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+    sock.sendall(request.body)
+
+
+def _recv_request(sock: socket.socket) -> _Request | None:
     fds = array.array("i")
     header, ancdata, _, _ = sock.recvmsg(_HEADER.size, socket.CMSG_SPACE(_MAX_FDS_PER_REQUEST * fds.itemsize))
     if not header:
@@ -240,23 +267,25 @@ def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | Non
             fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
     while len(header) < _HEADER.size:
         header += sock.recv(_HEADER.size - len(header))
-    (length,) = _HEADER.unpack(header)
+    length, forks = _HEADER.unpack(header)
     body = b""
     while len(body) < length:
         chunk = sock.recv(min(1 << 20, length - len(body)))
         if not chunk:
             return None
         body += chunk
-    return pickle.loads(body), list(fds)
+    return _Request(forks, body, list(fds))
 
 
 def serve_spawned(sock: socket.socket, parent_pid: int, server_name: str) -> None:
     """A spawned fork server's life (see `ForkServer.spawn`)."""
     set_process_title(f"spoc: {server_name} fork server")
-    _serve(sock, {}, parent_pid, from_main=False)
+    _serve(sock, {}, parent_pid, False, server_name)
 
 
-def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent_pid: int, from_main: bool) -> None:
+def _serve(
+    sock: socket.socket, registered: Mapping[str, AbstractWorker], parent_pid: int, from_main: bool, server_name: str
+) -> None:
     """The fork server's life: take over its signals, then serve requests until the server hangs up."""
     for signum in CHILD_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -275,7 +304,7 @@ def _serve(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent
         set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:
         return
-    _ForkServerLoop(sock, wake_r, registered).serve()
+    _ForkServerLoop(sock, wake_r, registered, server_name).serve()
 
 
 def _renew_locks_it_needs() -> None:
@@ -318,13 +347,23 @@ class _ForkServerLoop:
     ``fork`` children are forked and reaped here; ``spawn`` and ``forkserver``
     ones are made by multiprocessing called from here (so born with the
     shutdown signals ignored), and watched through their pidfd or sentinel.
+
+    Once it has made a ``fork`` child, it keeps one forked ahead, its
+    `_Standby`, which takes the next ``fork`` request: a restart then waits
+    for no fork and none of a fresh fork's start-up work.
     """
 
-    def __init__(self, sock: socket.socket, wake_r: int, registered: Mapping[str, AbstractWorker]) -> None:
+    def __init__(
+        self, sock: socket.socket, wake_r: int, registered: Mapping[str, AbstractWorker], server_name: str
+    ) -> None:
         self.sock = sock
         self.registered = registered
+        self.server_name = server_name
         self.forked: dict[int, int] = {}
         self.launched: dict[int, tuple[Any, int]] = {}
+        self.standby: _Standby | None = None
+        self.standby_due: float | None = None
+        """When to fork the next standby (`STANDBY_DELAY`); None: it is there, or no ``fork`` request came."""
         self.hung_up = False
         self.poller = Poller()
         self.poller.watch(sock.fileno(), self._on_request)
@@ -333,24 +372,63 @@ class _ForkServerLoop:
     def serve(self) -> None:
         """Serve until the server hangs up (no more requests) and every child made here has been reported."""
         while not (self.hung_up and not self.forked and not self.launched):
-            self.poller.poll()
+            due = self.standby_due
+            self.poller.poll(None if due is None else due - time.monotonic())
             self._reap_forked()
+            due = self.standby_due  # a request may have put it off
+            if due is not None and time.monotonic() >= due:
+                self._fork_standby()
+        self._retire_standby()
 
     def _on_request(self) -> None:
         received = _recv_request(self.sock)
         if received is None:
             self.hung_up = True
             self.poller.unwatch(self.sock.fileno())
-        else:
-            self._handle(*received)
+            self._retire_standby()
+            return
+        if not (received.forks and self._hand_to_standby(received)):
+            self._handle(received.parsed(), received.fds)
+        if received.forks and self.standby is None:
+            self.standby_due = time.monotonic() + STANDBY_DELAY
+
+    def _fork_standby(self) -> None:
+        """Fork the next standby, `STANDBY_DELAY` after the last ``fork`` request: the next one, a restart
+        say, then finds it ready."""
+        self.standby_due = None
+        if self.standby is None and not self.hung_up:
+            self.standby = _new_standby(self.registered, self.server_name)
+
+    def _hand_to_standby(self, received: _Request) -> bool:
+        """Give a ``fork`` request to the standby, which becomes that child; False when there is none (or it
+        is gone: the request is then served with a fork)."""
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return False
+        control_fd, event_fd, status_fd, *rest = received.fds
+        try:
+            _send_request(standby.sock, _Request(True, received.body, [control_fd, event_fd, *rest]))
+        except OSError:  # it died: a fork makes the child instead
+            standby.retire()
+            return False
+        standby.close_socket()
+        for fd in (control_fd, event_fd, *rest):
+            os.close(fd)
+        _fds.track(status_fd)
+        self.forked[standby.pid] = status_fd
+        _write_all(status_fd, _PID.pack(standby.pid))
+        return True
+
+    def _retire_standby(self) -> None:
+        self.standby_due = None
+        standby, self.standby = self.standby, None
+        if standby is not None:
+            standby.retire()
 
     def _handle(self, request: dict[str, Any], fds: list[int]) -> None:
         control_fd, event_fd, status_fd, *passed = fds
         _fds.track(status_fd)
-        numbers = request["stdio"]
-        stdio, passed = passed[: len(numbers)], passed[len(numbers) :]
-        if stdio:  # restart time: no copy of the options when no plugin gave the child its fds
-            request["options"] = replace(request["options"], stdio=tuple(zip(numbers, stdio, strict=True)))
+        stdio, passed = _with_stdio(request, passed)
         try:
             if request["method"] == "fork":
                 pid = self._fork(request, control_fd, event_fd, passed)
@@ -381,17 +459,19 @@ class _ForkServerLoop:
             received_fds[:] = passed
             return _resolve(request, self.registered)
 
-        def first() -> None:
-            signal.set_wakeup_fd(-1)  # before the fds are closed: the wake-up pipe is among them
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-
-        return fork_child(request["name"], worker, control_fd, event_fd, request["options"], frozenset(passed), first)
+        return fork_child(
+            request["name"], worker, control_fd, event_fd, request["options"], frozenset(passed), _first_in_child
+        )
 
     def _reap_forked(self) -> None:
         for pid in list(self.forked):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 _report_exit(self.forked.pop(pid), os.waitstatus_to_exitcode(status))
+        standby = self.standby
+        if standby is not None and os.waitpid(standby.pid, os.WNOHANG)[0]:  # killed from outside: replaced
+            self.standby = None  # at the next fork request
+            standby.close_socket()
 
     def _launched_child_ended(self, sentinel: int) -> None:
         process, status_fd = self.launched.pop(sentinel)
@@ -403,6 +483,87 @@ class _ForkServerLoop:
         code = process.exitcode
         _report_exit(status_fd, code if code is not None else -signal.SIGKILL)
         process.close()
+
+
+def _with_stdio(request: dict[str, Any], passed: list[int]) -> tuple[list[int], list[int]]:
+    """Split the fds after a request's pipes into its stdio fds and those its worker's pickle passes, and put
+    the stdio fds in its options; return both lists."""
+    numbers = request["stdio"]
+    stdio, passed = passed[: len(numbers)], passed[len(numbers) :]
+    if stdio:  # restart time: no copy of the options when no plugin gave the child its fds
+        request["options"] = replace(request["options"], stdio=tuple(zip(numbers, stdio, strict=True)))
+    return stdio, passed
+
+
+def _first_in_child() -> None:
+    """The first thing a child of the fork server does: give up the fork server's signal handling."""
+    signal.set_wakeup_fd(-1)  # before the fds are closed: the wake-up pipe is among them
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+@dataclass(frozen=True)
+class _Standby:
+    """A child the fork server forked ahead of need, its start-up work done, that waits on its socket for the
+    next ``fork`` request and then becomes that worker's child (see `_stand_by`)."""
+
+    pid: int
+    sock: socket.socket
+
+    def close_socket(self) -> None:
+        _fds.untrack(self.sock.fileno())
+        self.sock.close()
+
+    def retire(self) -> None:
+        """End it, unused (it runs nothing of anyone's yet), and reap it."""
+        self.close_socket()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _new_standby(registered: Mapping[str, AbstractWorker], server_name: str) -> _Standby | None:
+    """Fork the next ``fork`` child ahead of need (None when the fork fails: requests are then forked)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    flush_std_streams()
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        return None
+    if pid == 0:
+        end_forked_child(functools.partial(_stand_by, theirs, registered, parent, server_name))
+    theirs.close()
+    _fds.track(ours.fileno())  # closed in the children forked while it waits
+    return _Standby(pid, ours)
+
+
+def _stand_by(sock: socket.socket, registered: Mapping[str, AbstractWorker], parent: int, server_name: str) -> int:
+    """A standby's life: the start-up work of a fork child, then wait for the request that says whose child it
+    is, and run that worker as `_ForkServerLoop._fork` 's child would; exit unused when the fork server goes."""
+    _first_in_child()
+    reset_after_fork(frozenset({sock.fileno()}))
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:
+        return 0
+    set_process_title(f"spoc: {server_name} standby")
+    received = _recv_request(sock)
+    _fds.close_tracked(sock.detach())
+    set_parent_death_signal(0)  # the child's own, if any, is set by run_child
+    if received is None:
+        return 0
+    request = received.parsed()
+    control_fd, event_fd, *rest = received.fds
+    _, passed = _with_stdio(request, rest)
+
+    def worker() -> AbstractWorker:
+        received_fds[:] = passed
+        return _resolve(request, registered)
+
+    return run_forked(request["name"], worker, control_fd, event_fd, request["options"])
 
 
 def _report_exit(status_fd: int, exitcode: int) -> None:

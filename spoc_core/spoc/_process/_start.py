@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from .._errors import ErrorRecord
 from .._events import make_event
@@ -30,7 +30,7 @@ from ._child import (
     run_multiprocessing_exit,
 )
 
-__all__ = ["fork_child", "start_with_multiprocessing"]
+__all__ = ["end_forked_child", "fork_child", "run_forked", "start_with_multiprocessing"]
 
 
 def fork_child(
@@ -44,27 +44,41 @@ def fork_child(
 ) -> int:
     """Fork a child that runs the worker `worker()` returns there; return its pid. In the child: `first()`,
     then every tracked fd but the pipes and `keep` is closed, then `worker()` (a failure is a setup error)."""
-
-    def child() -> int:
-        if first is not None:
-            first()
-        reset_after_fork(keep | {control_fd, event_fd})
-        try:
-            running = worker()
-        except BaseException as exc:
-            writer = EventWriter(event_fd)
-            writer.send(make_event(name, "error", phase="setup", error=ErrorRecord.from_exception(exc, "setup")))
-            writer.close()
-            return 1
-        return run_child(running, control_fd, event_fd, options)
-
     flush_std_streams()
     pid = os.fork()
     if pid:
         return pid
+
+    def life() -> int:
+        if first is not None:
+            first()
+        reset_after_fork(keep | {control_fd, event_fd})
+        return run_forked(name, worker, control_fd, event_fd, options)
+
+    end_forked_child(life)
+
+
+def run_forked(
+    name: str, worker: Callable[[], AbstractWorker], control_fd: int, event_fd: int, options: ChildOptions
+) -> int:
+    """In a forked child whose inherited fds are dealt with: run the worker `worker()` returns (a failure there
+    is a setup error); return the exit code for `end_forked_child`."""
+    try:
+        running = worker()
+    except BaseException as exc:
+        writer = EventWriter(event_fd)
+        writer.send(make_event(name, "error", phase="setup", error=ErrorRecord.from_exception(exc, "setup")))
+        writer.close()
+        return 1
+    return run_child(running, control_fd, event_fd, options)
+
+
+def end_forked_child(life: Callable[[], int]) -> NoReturn:
+    """Run a forked child's `life`, then end the process as multiprocessing ends a forked one: its exit
+    handlers, then ``os._exit`` with the code (by the signal, for a negative one)."""
     code = 1
     try:
-        code = child()
+        code = life()
         run_multiprocessing_exit()
         if code < 0:
             die_by_signal(-code)
