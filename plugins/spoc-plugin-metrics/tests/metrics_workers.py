@@ -86,3 +86,16 @@ class EndsTheFirstTime(ProcessWorker):
     def main(self) -> None:
         while self.restarts > 0 and not self.wait(60):
             pass
+
+
+class CountsLate(ProcessWorker):
+    """Tells the server its threads before and after its first count, then waits to be stopped."""
+
+    def main(self) -> None:
+        import threading
+
+        before = sorted(thread.name for thread in threading.enumerate())
+        JOBS.labels(queue="late").inc()
+        after = sorted(thread.name for thread in threading.enumerate())
+        self.send_record("test.threads", before=before, after=after)
+        self.wait()

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from metrics_workers import CountsAsync, CountsProcess, CountsThread, FailsInSetup, WaitsForKill
+from metrics_workers import CountsAsync, CountsLate, CountsProcess, CountsThread, FailsInSetup, WaitsForKill
 from scraping import scrape
 from spoc import ThreadWorker
 from spoc.testing import HookRecorder, ServerFactory
@@ -125,6 +125,21 @@ def test_a_clean_stop_loses_no_count(
     assert page.value("spoc_worker_teardown_duration_seconds_count", worker="process") == 1
     assert page.value("test_jobs_in_progress", worker="process") is None  # a gauge lives as long as its worker
     assert page.value("test_jobs_in_progress", worker="steady") == 1
+
+
+def test_a_child_starts_its_flusher_at_its_first_count(
+    spoc_server: ServerFactory, spoc_hooks: HookRecorder, spoc_start_method: str
+) -> None:
+    """A child that has counted nothing runs no flushing thread (none delays its start, issue 33 point 2); its
+    first count starts it, and the count is exported."""
+    metrics = Metrics(port=0, addr=LOOPBACK, flush_interval=0.05)
+    server = spoc_server(CountsLate("late", start_method=spoc_start_method), plugins=[metrics])
+    server.start()
+    threads = spoc_hooks.wait_for("worker_record", worker="late", topic="test.threads")["data"]
+    assert not [name for name in threads["before"] if name.startswith("spoc-metrics:")]
+    assert [name for name in threads["after"] if name.startswith("spoc-metrics:")] == ["spoc-metrics:late"]
+    spoc_hooks.wait_for("worker_record", worker="late", topic="spoc_metrics.batch")
+    assert scrape(metrics).value("test_jobs_processed_total", worker="late", queue="late") == 1
 
 
 def test_only_metrics_is_served(spoc_server: ServerFactory) -> None:

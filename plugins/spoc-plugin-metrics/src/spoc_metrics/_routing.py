@@ -1,7 +1,8 @@
 """Where a sample goes: the tally of the worker it was counted in, found from the calling thread.
 
 - In a process worker's child whose server exports metrics: the child's batch
-  (`start_child`), flushed to the server as records.
+  (`start_child`), flushed to the server as records; made at the child's
+  first sample, so that a child that counts nothing starts no flusher.
 - On a thread worker's thread, in the server's process: that worker's totals
   in its server's store (`attach`), directly; nothing to flush.
 - Anywhere else (threads that are not a worker's, workers of servers without
@@ -13,14 +14,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 from spoc import AbstractWorker, current_worker
 
 from ._tally import Tally
 
-__all__ = ["attach", "detach", "loose_tallies", "start_child", "stop_child", "tally_here"]
+__all__ = ["attach", "child_batch", "detach", "loose_tallies", "start_child", "stop_child", "tally_here"]
 
 _child: Tally | None = None
+_first_sample: Callable[[], Tally] | None = None
+"""In a process worker's child that has not counted yet: makes its batch (and its flusher) at the first sample."""
+_first_lock = threading.Lock()
 _attached: dict[int, Tally] = {}
 _loose: dict[str, Tally] = {}
 _loose_lock = threading.Lock()
@@ -31,6 +36,8 @@ def tally_here() -> Tally:
     child = _child
     if child is not None:
         return child
+    if _first_sample is not None:
+        return _start_batch()
     worker = current_worker()
     if worker is None:
         return _loose_tally("")
@@ -61,22 +68,48 @@ def detach(worker: AbstractWorker) -> None:
     _attached.pop(id(worker), None)
 
 
-def start_child() -> Tally:
-    """In a process worker's child: every sample of this process goes to one batch, returned."""
-    global _child
-    _child = Tally()
+def start_child(first_sample: Callable[[], None]) -> None:
+    """In a process worker's child: every sample of this process goes to one batch (`child_batch`), made at
+    the first sample, which also calls `first_sample()` (on the thread that counted it)."""
+    global _first_sample
+
+    def make() -> Tally:
+        global _child
+        _child = Tally()
+        first_sample()
+        return _child
+
+    _first_sample = make
+
+
+def _start_batch() -> Tally:
+    global _first_sample
+    with _first_lock:
+        make, _first_sample = _first_sample, None
+        if make is not None:
+            return make()
+    child = _child  # another thread made it meanwhile
+    assert child is not None
+    return child
+
+
+def child_batch() -> Tally | None:
+    """The child's batch, None before its first sample."""
     return _child
 
 
-def stop_child() -> None:
-    global _child
-    _child = None
+def stop_child() -> Tally | None:
+    """Samples of this process no longer go to a batch; return the batch, None when nothing was counted."""
+    global _child, _first_sample
+    with _first_lock:
+        child, _child, _first_sample = _child, None, None
+    return child
 
 
 def _forget_after_fork() -> None:
     """A forked process holds copies of the server's tallies: samples must not land in them."""
-    global _child
-    _child = None
+    global _child, _first_sample, _first_lock
+    _child, _first_sample, _first_lock = None, None, threading.Lock()  # a lock held at the fork stays held
     _attached.clear()
     _loose.clear()
 
