@@ -451,7 +451,7 @@ def test_after_its_fork_server_died_a_reload_brings_every_worker_back(app_factor
     app.signal(signal.SIGHUP)
     app.expect(r"server 'fork-death': reload done", stream="stderr")
     second = readies(app, 2)[1]
-    assert children(int(died.group(1))) == {second}
+    assert second in children(int(died.group(1)))  # beside it, maybe, the fork server's standby
     app.signal(signal.SIGTERM)
     assert app.wait() == 0, app.stderr
     assert "server 'fork-death' stopped (SIGTERM): 2 workers ended cleanly" in app.stderr

@@ -50,7 +50,7 @@ def test_a_dead_fork_server_is_reaped_logged_and_replaced_and_every_worker_comes
 
     os.kill(first, signal.SIGKILL)  # restarted within a few seconds, by the new fork server
     second = readies(app, 2)[1]
-    assert children(new) == {second}
+    assert second in children(new) and first not in children(new)  # beside it, maybe, the fork server's standby
 
     app.signal(signal.SIGHUP)  # every worker back
     app.expect(r"server 'fork-death': reload done", stream="stderr")
