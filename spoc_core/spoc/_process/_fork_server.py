@@ -16,10 +16,17 @@ threads, where a plain fork is not). It holds no worker of the program's:
 every worker is pickled to it, and it forks the ``fork`` children from its
 own clean, single-threaded self.
 
+Once it has made a ``fork`` child, it keeps the next one forked ahead of
+need, its standby (`_Standby`): forked `STANDBY_DELAY` after the last
+request, its start-up work done, it waits on a socket of its own, and the
+next ``fork`` request is passed to it unread and makes it that worker's child.
+
 Protocol: a request over a UNIX socket carries the child's control, event and
-status pipes (SCM_RIGHTS). The answer on the status pipe is the pid (or -1
-and the reason), then the exit status: that pipe is the server's sentinel
-(`ForkedChild`). Once the server hangs up, it exits after its last child.
+status pipes (SCM_RIGHTS), behind a header that says whether it asks for a
+``fork`` child. The answer on the status pipe is the pid (or -1 and the
+reason), then the exit status: that pipe is the server's sentinel
+(`ForkedChild`). Once the server hangs up, it ends its standby and exits
+after its last child.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 `fork_child` forks and does what multiprocessing's fork does around it
 (flush the streams; after the life, its exit handlers and ``os._exit``) and no
 more: start latency, its bootstrap costs a fresh fork a third of its start-up
-time. `start_with_multiprocessing` has multiprocessing make the child.
+time. Its life after the fork is `run_forked` within `end_forked_child`, which
+the fork server's standby runs too once a request has said whose child it is.
+`start_with_multiprocessing` has multiprocessing make the child.
 """
 
 from __future__ import annotations
