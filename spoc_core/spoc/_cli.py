@@ -3,7 +3,7 @@
 ``spoc run TARGET`` runs a server (see `_run_command`). ``spoc plugins`` lists
 the plugins a server started here would load: each one's name, distribution,
 version and the hooks it implements, as ``datasette plugins`` and ``pytest
---trace-config`` do.
+--trace-config`` do. Installed distributions add more (`spoc.commands`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from ._commands import add_installed_commands
 from ._plugins import ENTRY_POINT_GROUP, PluginError, PluginInfo
 from ._run_command import add_run_command
 from ._server import Server
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--all", action="store_true", help="include spoc's built-in plugins")
     plugins.add_argument("--json", action="store_true", help="print JSON: a list of objects, one per plugin")
     plugins.set_defaults(handler=_plugins)
+    add_installed_commands(commands)
     return parser
 
 
