@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from capturing import CapturesOutput
 from spoc import ProcessWorker, Server, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
+from workers_for_tests import WritesBothStreams
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,6 +123,42 @@ def test_a_standby_killed_from_outside_is_replaced(spoc_server: ServerFactory, s
     server.stop()
     assert server.join_all(10) == []
     assert [e.outcome for e in spoc_hooks.of("server_stopped")[0]["exits"]] == ["stopped"]
+
+
+def test_a_worker_added_later_is_pickled_to_the_standby(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    """A worker the fork server does not hold travels pickled; the standby unpickles it, as a fork would."""
+    server, fork_server = started_with_a_fork_server(spoc_server, spoc_hooks)
+    standby = standby_of(server, fork_server, running(spoc_hooks, 1)["pid"])
+    server.add_worker(Reports("late", start_method="fork"))
+    late = spoc_hooks.wait_for("worker_record", worker="late", topic="test.running")["data"]
+    assert late["pid"] == standby and late["restarts"] == 0
+    server.stop()
+    assert server.join_all(10) == []
+
+
+def test_the_standby_writes_to_the_plugins_pipes(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    """The stdout and stderr a plugin gives a child (worker_stdio) reach the standby with the request."""
+    capture = CapturesOutput()
+    before = children_of(os.getpid())
+    server = spoc_server(WritesBothStreams("writer", start_method="fork"), plugins=[capture])
+    server.start()
+    pids = [spoc_hooks.wait_for("worker_started", worker="writer")["event"].pid]
+    (fork_server,) = children_of(os.getpid()) - before - set(pids)
+    standby = 0
+    for restarts in (1, 2):  # the first from a fork, the second from the standby forked after it
+        spoc_hooks.wait_for("worker_exited", worker=lambda w, n=restarts: w.restarts == n - 1)
+        if restarts == 2:
+            standby = standby_of(server, fork_server, pids[-1])
+        assert server.restart_worker(server.workers[0]) is not None
+        started = spoc_hooks.wait_for("worker_started", worker=lambda w, n=restarts: w.restarts == n)
+        pids.append(started["event"].pid)
+    spoc_hooks.wait_for("worker_exited", worker=lambda w: w.restarts == 2)
+    server.stop()
+    assert server.join_all(10) == []
+    assert pids[2] == standby
+    assert capture.output[1].decode().splitlines() == [f"out writer {pid}" for pid in pids]
+    assert capture.output[2].decode().splitlines() == [f"err writer {pid}" for pid in pids]
+    assert capture.at_end == [True] * 6
 
 
 def _has_setproctitle() -> bool:
