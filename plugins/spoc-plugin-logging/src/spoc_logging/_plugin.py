@@ -153,20 +153,24 @@ class Logging:
         tail = {"worker": output.worker.name, "pid": output.pid, "server": output.server, "stream": stream}
         writer.write(json_lines(head, "event", tail, lines), len(lines))
 
-    def log_record(self, record: logging.LogRecord) -> None:
-        """A record of the server's process (`_process_hooks.ServerLogHandler`).
+    def log_record(self, record: logging.LogRecord) -> bool:
+        """A record of the server's process (`_process_hooks.ServerLogHandler`); False when it cannot be
+        written: the stream's destination failed (the handler then hands it to the handlers set aside).
 
         spoc's own record of a worker's start, failure or end is left out: the
         plugin writes its own, from the hooks. A thread worker's record goes
         through its channel, in order with its events.
         """
+        writer = self._writer
+        if writer is not None and writer.gone is not None:
+            return False
         if hasattr(record, "spoc_event"):
-            return
+            return True
         fields = log_record_fields(record)
         worker = spoc.current_worker()
         if worker is not None and isinstance(worker, spoc.ThreadWorker):
             self._from_thread_worker(worker, fields)
-            return
+            return True
         named = getattr(record, "spoc_worker", None)
         if isinstance(named, str):
             fields["worker"] = named
@@ -178,6 +182,7 @@ class Logging:
             fields["server"] = server
         fields.setdefault("pid", os.getpid())
         self._emit([_ordered(fields)])
+        return True
 
     def other_text(self, original: TextIO, data: str | bytes) -> bool:
         """Text (or bytes) no worker wrote, to a stream that writes where this plugin's stream goes: through the

@@ -124,7 +124,9 @@ class WorkerBuffer(io.BufferedIOBase):
 
 
 class ServerLogHandler(logging.Handler):
-    """The root logger's handler in the server's process: each record goes to `route(record)`'s plugin."""
+    """The root logger's handler in the server's process: each record goes to `route(record)`'s plugin; one
+    that plugin cannot write (its stream's destination failed) goes to the handlers set aside (stderr), so
+    that the server's own lines, its closing line among them, are still seen."""
 
     def __init__(self, route: Callable[[logging.LogRecord], Any]) -> None:
         super().__init__()
@@ -133,8 +135,11 @@ class ServerLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             plugin = self._route(record)
-            if plugin is not None:
-                plugin.log_record(record)
+            if plugin is None or plugin.log_record(record):
+                return
+            for handler in _installed.set_aside:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
         except Exception:
             self.handleError(record)
 
