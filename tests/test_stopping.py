@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from spoc import Server, SpocError, ThreadWorker, set_uvloop_if_available
+from spoc import Server, SpocError, ThreadWorker, hookimpl, set_uvloop_if_available
 from spoc._aio import loop_factory
 from spoc.testing import HookRecorder, ServerFactory
 from workers_for_tests import (
@@ -162,6 +163,37 @@ def test_run_forever_returns_when_stop_is_called() -> None:
     timer.join(10)
     assert outcome.reason == "stop" and outcome.ok
     assert [e.outcome for e in outcome.exits] == ["stopped"]
+
+
+class NotesTheClosingLine:
+    """At server_stopped, the closing lines the spoc logger has had by then."""
+
+    name = "notes-the-closing-line"
+
+    def __init__(self, caplog: Any) -> None:
+        self.caplog = caplog
+        self.seen: list[list[str]] = []
+
+    @hookimpl
+    def server_stopped(self) -> None:
+        self.seen.append([r.getMessage() for r in self.caplog.records if " stopped (" in r.getMessage()])
+
+
+def test_run_forever_logs_its_closing_line_before_the_server_stopped_hooks(caplog: Any) -> None:
+    """So that a plugin writing the server's log (spoc-plugin-logging) writes it in its format (issue 31,
+    point 4); one line, at INFO when every worker ended cleanly."""
+    notes = NotesTheClosingLine(caplog)
+    server = Server("closing", plugins=[notes])
+    worker = WaitsForStop("w")
+    server.add_worker(worker)
+    timer = threading.Thread(target=lambda: (worker.ready.wait(10), server.stop()))
+    timer.start()
+    with caplog.at_level(logging.INFO, logger="spoc"):
+        server.run_forever()
+    timer.join(10)
+    assert notes.seen == [["server 'closing' stopped (stop): 1 worker ended cleanly"]]
+    (line,) = [r for r in caplog.records if " stopped (" in r.getMessage()]
+    assert (line.name, line.levelno, line.spoc_server) == ("spoc", logging.INFO, "closing")
 
 
 class RefusesToStop(ThreadWorker):

@@ -27,10 +27,10 @@ from typing import Any
 from ._aio import UVLOOP_ENV, apply_uvloop_environment, uvloop_choice
 from ._deadlines import check_timeout
 from ._errors import SpocError, WorkerStartError
-from ._log_extra import count, log_extra
+from ._log_extra import log_extra
 from ._log_setup import LEVELS, configure_logging, parse_level
 from ._plugins import AUTOLOAD_ENV, ENTRY_POINT_GROUP, PLUGINS_ENV, installed_names, names_in, refused_by
-from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server, ServerExit
+from ._server import DEFAULT_SHUTDOWN_TIMEOUT, Server
 from ._signals import RELOAD_SIGNAL, SERVER_SIGNALS, SHUTDOWN_SIGNALS, STACK_DUMP_SIGNAL, signal_name
 from ._target import EXPECTED, TargetError, load_server
 
@@ -330,8 +330,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         for signum in SERVER_SIGNALS:  # the server is done: a late signal changes nothing now
             signal.signal(signum, signal.SIG_IGN)
-    _log_outcome(server, result)
-    return result.exit_code
+    return result.exit_code  # the server logged its closing line
 
 
 def _logging_plugin_active(server: Server) -> bool:
@@ -390,33 +389,3 @@ def _check_plugin_name(name: str, installed: list[str]) -> None:
             f"--plugin {name!r}: no installed spoc plugin has that name (installed: {', '.join(installed) or 'none'})"
             f" and no module {module!r} can be imported"
         )
-
-
-def _log_outcome(server: Server, result: ServerExit) -> None:
-    """One closing line: why the server stopped and, when it is not ok, what went wrong."""
-    why = result.signal or result.reason
-    restarted = "".join(f"; worker {name!r} was restarted {count(n, 'time')}" for name, n in result.restarts.items())
-    if result.ok:
-        logger.info(
-            "server %r stopped (%s): %s ended cleanly%s",
-            server.name,
-            why,
-            count(len(result.exits), "worker"),
-            restarted,
-            extra=log_extra(server=server.name),
-        )
-        return
-    problems = [f"worker {e.worker!r} {e.outcome}" + (f": {e.error}" if e.error else "") for e in result.failed]
-    if result.forced:
-        problems.append("shutdown had to force")
-    if result.failure:
-        problems.append(result.failure)
-    logger.error(
-        "server %r stopped (%s): %s%s; exit code %d",
-        server.name,
-        why,
-        "; ".join(problems),
-        restarted,
-        result.exit_code,
-        extra=log_extra(server=server.name),
-    )

@@ -22,6 +22,7 @@ from typing import Literal
 
 from ._backend import KILL_GRACE, Backend, WorkerChannel, unknown_backend, wrong_worker_type
 from ._builtin_backends import BuiltinBackends
+from ._closing_line import log_closing_line
 from ._deadlines import check_timeout, wait_time
 from ._errors import ErrorRecord, SpocError
 from ._events import ServerExit, StopReason, WorkerEvent, make_event
@@ -79,6 +80,7 @@ class Server:
         self._plugins = Plugins(name, plugins, disable_plugins)
         self._plugins.add_builtin(BuiltinBackends(self._plugins, self._may_start_workers_later), BuiltinBackends.name)
         self._stopped_reported = False
+        self._closing_line = False  # run_forever() logs how the server ended, before the server_stopped hooks
         self._runs: dict[str, WorkerRun] = {}  # each worker's current run, by name
         self._workers: dict[str, AbstractWorker] = {}
         self._lock = threading.RLock()
@@ -676,6 +678,8 @@ class Server:
             report = self._started and not self._stopped_reported
             self._stopped_reported = self._stopped_reported or report
             exits = tuple(w.exit_info for w in self._workers.values() if w.exit_info is not None)
+        if report and self._closing_line:
+            log_closing_line(self._outcome([run.worker for run in late]))
         if report:
             self._hook("server_stopped", exits=exits)
         self._close_when_idle()
@@ -761,6 +765,9 @@ class Server:
 
         Returns a `ServerExit`; ``sys.exit(server.run_forever().exit_code)``
         makes a command exit non-zero when a worker failed or had to be forced.
+        Once every worker has ended, and before the ``server_stopped`` hooks,
+        the ``spoc`` logger gets one closing line that says why the server
+        stopped and what went wrong, if anything (INFO, else ERROR).
 
         Raises:
             TypeError, ValueError: `shutdown_timeout` is not a number of
@@ -770,6 +777,7 @@ class Server:
             shutdown_timeout, f"Server {self.name!r}: run_forever()", "shutdown_timeout"
         )
         monitor = self._ensure_monitor()
+        self._closing_line = True
         self.notify_systemd()
         late: list[AbstractWorker] = []
         self._handling_signals = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import signal
 
@@ -104,6 +105,20 @@ def test_a_stop_by_signal_ends_the_stream_with_every_worker_s_exit(spoc_app: typ
     said = sum(r["dropped"] for r in stream if "dropped" in r)
     said += sum(int(n) for n in re.findall(r"(\d+) lines? dropped at the stop", program.stderr))
     assert missing <= said
+
+
+def test_under_json_every_line_spoc_and_its_plugins_write_is_json(spoc_app: type[App]) -> None:
+    """One stream, one format (issue 31, point 4): the server's closing line and, with spoc-plugin-metrics
+    installed too, its "serving" line among the records; nothing on stderr."""
+    program = spoc_run(spoc_app, "order", "--log-format", "json", env={"SPOC_METRICS_PORT": "0"})
+    assert program.wait() == 0, program.stderr
+    assert program.stderr == ""
+    stream = records(program.stdout)
+    (closing,) = [r for r in stream if r["event"].startswith("server 'logging-app' stopped (")]
+    assert closing["event"].endswith("workers ended cleanly") and closing["logger"] == "spoc"
+    if importlib.util.find_spec("spoc_metrics") is not None:  # installed too (the together session)
+        (serving,) = [r for r in stream if r["event"].startswith("metrics: serving ")]
+        assert stream.index(serving) < next(i for i, r in enumerate(stream) if r.get("lifecycle") == "started")
 
 
 def test_installed_and_not_asked_it_changes_nothing(spoc_app: type[App]) -> None:

@@ -318,7 +318,7 @@ class Logging:
         except OSError:  # the destination is gone: spoc run's line on stderr still says it
             pass
 
-    @spoc.hookimpl
+    @spoc.hookimpl(tryfirst=True)  # before other plugins log their start (spoc-plugin-metrics' "serving" line)
     def server_starting(self, server: spoc.Server) -> None:
         self._serving.add(server.name)
         name = self._chosen_format()
