@@ -97,6 +97,21 @@ def test_pid_then_group_a_moment_apart_is_one_request(
     assert "forcing shutdown" not in app.stderr
 
 
+def test_a_group_sigterm_the_child_ends_by_before_the_server_hears_it_is_one_stop(
+    app_factory: type[App], spoc_start_method: str
+) -> None:
+    """The child ends by the group's SIGTERM after its teardown while the server's own copy still waits (its main
+    thread slow, as on a loaded machine): the worker is still stopped by the service's stop, not killed."""
+    app = app_factory(command=[sys.executable, str(APPS / "slow_main_thread.py"), spoc_start_method], cwd=str(APPS))
+    app.expect("READY")
+    app.signal_group(signal.SIGTERM)
+    assert app.wait() == 0, app.stderr
+    assert "TEARDOWN quick" in app.stdout
+    assert "RESULT ok=True reason=signal signal=SIGTERM" in app.stdout
+    assert "OUTCOME quick=stopped" in app.stdout
+    assert "from outside its server" not in app.stderr
+
+
 @pytest.mark.parametrize("gap_ms", [3, 100])
 def test_the_group_signalled_twice_a_moment_apart_is_one_stop_in_each_child(
     app_factory: type[App], spoc_start_method: str, gap_ms: int

@@ -228,6 +228,11 @@ class Monitor(Generic[Sender]):
             except Exception:
                 logger.exception("spoc monitor: a scheduled action failed; it keeps running")
 
+    def read_signals_now(self) -> None:
+        """On the monitor thread: hand the signals the wake-up pipe holds to `on_signal` now, not at the next
+        poll (before an event is judged that one of them may explain)."""
+        self._read_wake_pipe()
+
     def _read_wake_pipe(self) -> None:
         try:
             data = os.read(self._wake_r, 4096)

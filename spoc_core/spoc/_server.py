@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -491,6 +492,8 @@ class Server:
                 data = event.data
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
+        if kind == "exit" and run.stop_signal == "SIGTERM" and not worker._stop_requested:
+            self._hear_own_copy(signal.SIGTERM)
         run.receive(event)
         if "worker_event" in implemented:
             self._hook("worker_event", worker=worker, event=event)
@@ -505,6 +508,25 @@ class Server:
             self._hook("worker_stopping", worker=worker)
         elif kind == "exit":
             self._worker_ended(run)  # the body's last act, or its backend's word that it ended
+
+    def _hear_own_copy(self, signum: int) -> None:
+        """A process worker ended by `signum` from outside the server: if the server has its own copy on the way
+        (a stop sent to the whole process group: ``kill -TERM -PGID``, systemd's ``KillMode=control-group``),
+        act on it now, so that the worker ends ``stopped`` by the service's stop, not ``killed`` by an outsider.
+
+        Correctness: a child with a short teardown may end before the server has handled its copy: the copy is
+        then in the wake-up pipe (caught, not read yet), or still pending for the process (no thread that
+        takes it has run since it was sent, on a loaded machine). Taken here (`signal.sigtimedwait`), a
+        pending one is acted on once.
+        """
+        monitor = self._monitor
+        if not self._handling_signals or monitor is None or not monitor._on_monitor_thread():
+            return
+        monitor.read_signals_now()  # caught by the main thread's handler, not read yet
+        with contextlib.suppress(OSError, ValueError):  # sigtimedwait: Linux and most Unixes
+            if signal.sigtimedwait([signum], 0) is not None:  # sent, not caught yet: this thread takes it
+                self._signal_arrived = True
+                self._signals.handle(signum)
 
     def _report_exit(self, run: WorkerRun) -> None:
         worker, info = run.worker, run.worker.exit_info
