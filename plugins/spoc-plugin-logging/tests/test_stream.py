@@ -22,19 +22,21 @@ def test_every_worker_s_lines_and_events_arrive_in_the_order_they_happened(spoc_
     for name in WORKERS:
         mine = [r for r in stream if own_record(r, name)]
         said = [r.get("lifecycle") or r["event"] for r in mine]
-        assert said == [
+        # In order within each stream and with the events; which of a line on stdout (the last record) and one
+        # on stderr (the teardown's) written a moment apart comes first is not known (docs/logging.md).
+        assert [text for text in said if text != f"{name} teardown"] == [
             f"{name} setup",
             "started",
             *(text for i in range(5) for text in (f"{name} line {i}", f"{name} record {i}")),
-            f"{name} teardown",
             "exited",
         ], name
+        assert said.index("started") < said.index(f"{name} teardown") < said.index("exited"), name
         pid = mine[0]["pid"]
         for record in mine:
             assert record["server"] == "logging-app" and record["pid"] == pid
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["timestamp"])
         lines = [r for r in mine if "stream" in r]
-        assert [r["stream"] for r in lines] == ["stdout"] * 6 + ["stderr"]
+        assert sorted(r["stream"] for r in lines) == ["stderr"] + ["stdout"] * 6
         logged = [r for r in mine if r.get("logger") == "app"]
         assert [(r["level"], r["i"]) for r in logged] == [("info", i) for i in range(5)]
         (exited,) = [r for r in mine if r.get("lifecycle") == "exited"]
