@@ -7,6 +7,7 @@ entry points, on the PYTHONPATH of a real ``spoc`` process), as pip leaves one.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,22 @@ def add_nothing_right(parser):
     parser.add_argument("--x", type="not a type")
 
 
+def waits(args):
+    import time
+
+    print("waiting", flush=True)
+    time.sleep(30)
+
+
+def loaded(args):
+    import sys
+
+    print(sorted(m for m in ("spoc._server", "pluggy", "asyncio") if m in sys.modules))
+
+
 command = Command(help="say hello to WHO", run=run, add_arguments=add_arguments)
+waiting = Command(help="wait", run=waits)
+light = Command(help="say what is loaded", run=loaded)
 failing = Command(help="fail", run=fail)
 bad_arguments = Command(help="bad arguments", run=run, add_arguments=add_nothing_right)
 not_a_command = print
@@ -113,3 +129,26 @@ def test_a_command_named_like_spocs_own_is_not_added_and_says_so(tmp_path: Path)
     assert ran.stderr == (
         "spoc: spoc-hello 1.2 adds a command 'plugins', which is not added: spoc has a command of that name\n"
     )
+
+
+def test_a_command_runs_without_loading_the_server(tmp_path: Path) -> None:
+    """``spoc ctl status`` answers within 100 ms: a plugin's command pays for no import of the server's."""
+    install(tmp_path, "light = spoc_hello_command:light")
+    ran = spoc(tmp_path, "light")
+    assert (ran.returncode, ran.stdout) == (0, "[]\n")
+
+
+def test_ctrl_c_interrupts_a_command_run_by_the_spoc_entry_point(tmp_path: Path) -> None:
+    """The entry point notes SIGINT while spoc loads (for ``spoc run``); a command gets Ctrl+C back."""
+    install(tmp_path, "waiting = spoc_hello_command:waiting")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    entry = "import sys, _spoc_command; sys.argv[1:] = ['waiting']; sys.exit(_spoc_command.main())"
+    with subprocess.Popen(
+        [sys.executable, "-c", entry], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "waiting\n"
+            os.killpg(proc.pid, signal.SIGINT)  # as Ctrl+C does
+            assert proc.wait(10) == 130
+        finally:
+            proc.kill()

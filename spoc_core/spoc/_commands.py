@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.metadata
+import signal
 import sys
 import traceback
 from typing import Any
@@ -21,11 +22,16 @@ from .commands import ENTRY_POINT_GROUP, Command
 __all__ = ["add_installed_commands"]
 
 
-def add_installed_commands(commands: Any) -> None:
-    """Add the installed distributions' subcommands to `commands` (the ``spoc`` parser's subparsers)."""
+def add_installed_commands(commands: Any, only: str | None = None) -> bool:
+    """Add the installed distributions' subcommands to `commands` (the ``spoc`` parser's subparsers), or only
+    the one named `only`; whether any was added."""
     taken = {name: "spoc" for name in commands.choices}
+    added = False
     for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if only is not None and entry.name != only:
+            continue
         whose = _distribution(entry)
+        added = True
         if entry.name in taken:
             print(
                 f"spoc: {whose} adds a command {entry.name!r}, which is not added: "
@@ -47,6 +53,7 @@ def add_installed_commands(commands: Any) -> None:
             entry.name, parents=[arguments], help=command.help, description=command.description or command.help
         )
         parser.set_defaults(handler=functools.partial(_run, command, entry.name, whose))
+    return added
 
 
 def _distribution(entry: importlib.metadata.EntryPoint) -> str:
@@ -68,6 +75,15 @@ def _say_broken(message: str, args: argparse.Namespace) -> int:
 
 
 def _run(command: Command, name: str, whose: str, args: argparse.Namespace) -> int:
+    noted: list[int] = getattr(args, "noted_signals", [])
+    if noted:  # noted by the spoc command's entry point while it was loading
+        print(f"spoc {name}: {signal.Signals(noted[0]).name} arrived before the command began", file=sys.stderr)
+        return 128 + noted[0]
+    # The entry point only notes SIGINT and SIGTERM and ignores SIGHUP and SIGUSR1 while spoc loads (see
+    # _spoc_command): a command gets their usual meaning back, so that Ctrl+C interrupts it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_DFL)
     try:
         code = command.run(args)
     except KeyboardInterrupt:

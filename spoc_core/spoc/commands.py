@@ -11,6 +11,8 @@ The entry point's name is the subcommand's. ``spoc --help`` lists it with its
 whose return value is the exit code. The module the entry point names is
 imported each time the ``spoc`` command starts, whatever subcommand runs:
 keep it light, and import what the command needs inside `Command.run`.
+``spoc NAME`` imports that module alone, and this module loads nothing of
+spoc's server, so a light command starts as fast as Python does.
 """
 
 from __future__ import annotations
