@@ -475,3 +475,33 @@ class RenewedThread(Renewed, ThreadWorker):
 
 class RenewedProcess(Renewed, ProcessWorker):
     pass
+
+
+class Gated(ThreadWorker):
+    """Its setup waits for `setup_gate`, its teardown for `teardown_gate` (threading.Events; 30 s at most)."""
+
+    def __init__(
+        self, name: str, setup_gate: threading.Event | None = None, teardown_gate: threading.Event | None = None
+    ) -> None:
+        super().__init__(name)
+        self.setup_gate, self.teardown_gate = setup_gate, teardown_gate
+
+    def setup(self) -> None:
+        if self.setup_gate is not None:
+            self.setup_gate.wait(30)
+
+    def main(self) -> None:
+        self.wait()
+
+    def teardown(self) -> None:
+        if self.teardown_gate is not None:
+            self.teardown_gate.wait(30)
+
+
+class IgnoresStop(ProcessWorker):
+    """Sleeps through a stop request: only the server's deadline ends it."""
+
+    def main(self) -> None:
+        import time
+
+        time.sleep(60)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._server import Server, ServerExit
     from ._signals import start_helper_thread
     from ._stash import Stash, StashKey
+    from ._status import WorkerState, WorkerStatus
     from ._thread import ThreadWorker
     from ._worker import AbstractWorker
 
@@ -53,6 +54,8 @@ _WHERE = {
     "WorkerEvent": "._events",
     "WorkerExit": "._events",
     "WorkerStartError": "._errors",
+    "WorkerState": "._status",
+    "WorkerStatus": "._status",
     "current_worker": "._lifecycle",
     "hookimpl": "._plugins",
     "log_extra": "._log_extra",
@@ -105,6 +108,8 @@ __all__ = [
     "WorkerEvent",
     "WorkerExit",
     "WorkerStartError",
+    "WorkerState",
+    "WorkerStatus",
     "__version__",
     "current_worker",
     "hookimpl",

@@ -25,9 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Replacements", "log_not_restarted"]
 
-Why = Literal["restart", "recycle", "next", "late"]
-"""Why a fresh instance starts: a supervisor's restart, a recycle, or a reload, which then stops its next worker
-(``"next"``), or nothing more (``"late"``: a thread the reload abandoned, which ended after all)."""
+Why = Literal["restart", "recycle", "start", "next", "late"]
+"""Why a fresh instance starts: a supervisor's restart, a recycle, `Server.start_worker`, or a reload, which then
+stops its next worker (``"next"``), or nothing more (``"late"``: a thread the reload abandoned, which ended after
+all)."""
+
+_AFRESH = {"recycle": "recycle", "start": "start_worker", "next": "reload", "late": "reload"}
 
 logger = logging.getLogger("spoc")
 
@@ -69,6 +72,12 @@ class Replacements:
         server._monitor.call_later(delay, lambda: self._start(fresh, why))
         return fresh
 
+    def start_now(self, fresh: AbstractWorker) -> None:
+        """Start pending `fresh` now, on the monitor thread, instead of when its delay ends (under the lock)."""
+        monitor = self._server._monitor
+        assert monitor is not None
+        monitor.call_later(0.0, lambda: self._start(fresh, "restart"))
+
     def _start(self, fresh: AbstractWorker, why: Why) -> None:
         """On the monitor thread, once a restart's delay has passed, or a reloaded worker has ended."""
         server = self._server
@@ -85,7 +94,7 @@ class Replacements:
                 logger.info(
                     "starting worker %r afresh (%s)",
                     fresh.name,
-                    "recycle" if why == "recycle" else "reload",
+                    _AFRESH[why],
                     extra=log_extra(fresh.name, server=server.name),
                 )
             else:
@@ -127,36 +136,45 @@ class Replacements:
 
     # ------------------------------------------------------------------ the reload (SIGHUP)
 
-    def reload(self) -> None:
-        """SIGHUP: replace every running worker by a fresh instance, one after another; the server keeps running."""
+    def reload(self, cause: str = "received SIGHUP") -> None:
+        """SIGHUP, or `Server.reload` (`cause` says which: ``"was asked to reload"``): replace every running
+        worker by a fresh instance, one after another; the server keeps running."""
         server = self._server
         with server._lock:
             if server._shutting_down:
                 logger.info(
-                    "server %r received SIGHUP while shutting down: nothing to reload",
+                    "server %r %s while shutting down: nothing to reload",
                     server.name,
+                    cause,
                     extra=log_extra(server=server.name),
                 )
                 return
-            if self._current is not None or self._queue or self._starting is not None:
+            if self.reloading:
                 logger.warning(
-                    "server %r received SIGHUP during a reload: the reload goes on",
+                    "server %r %s during a reload: the reload goes on",
                     server.name,
+                    cause,
                     extra=log_extra(server=server.name),
                 )
                 return
             running = server._running_workers()
             self._queue = [w.name for w in running]
         logger.warning(
-            "server %r received SIGHUP: reloading %s, one after another (each stopped, then replaced by a fresh "
+            "server %r %s: reloading %s, one after another (each stopped, then replaced by a fresh "
             "instance; code is not re-imported)",
             server.name,
+            cause,
             count(len(running), "worker"),
             extra=log_extra(server=server.name),
         )
         server._systemd.reloading()
         server._hook("server_reloading", workers=tuple(running))
         self.next()
+
+    @property
+    def reloading(self) -> bool:
+        """Whether a reload is under way (under the lock)."""
+        return self._current is not None or bool(self._queue) or self._starting is not None
 
     def reloads(self, name: str) -> bool:
         """Whether a reload stopped the worker `name` and starts its fresh instance itself (under the lock)."""

@@ -38,13 +38,17 @@ class WorkerRun:
         "backend",
         "channel",
         "error",
+        "exit_handled",
         "exit_info",
         "exit_reported",
         "finished",
         "forced",
         "killed_on_force",
+        "launched_at",
+        "pid",
         "runner",
         "stack_pending",
+        "stack_waiters",
         "started_reported",
         "stop_signal",
         "stopping_reported",
@@ -68,6 +72,12 @@ class WorkerRun:
         """A signal from outside the server that stopped it (its ``"stopping"`` event said so)."""
         self.stack_pending = False
         """A stack dump was asked of its child and has not arrived."""
+        self.stack_waiters: list[Callable[[str], None]] = []
+        """Who waits for its next stack dump (`Server.worker_stack`): each called once with its text."""
+        self.pid: int | None = None
+        """The process its body runs in, from its events (the server's own for a thread worker)."""
+        self.launched_at: float | None = None
+        """When its server launched it (``time.time()``)."""
         self.after_stack: Callable[[], None] | None = None
         """What to do once the stack asked for has arrived (or instead, when it is given up on): the deadline's
         SIGTERM, which must not cut the answer off."""
@@ -79,6 +89,8 @@ class WorkerRun:
         """A second signal killed it: the deadline's escalation leaves it alone."""
         self.stopping_reported = False
         self.exit_reported = False
+        self.exit_handled = False
+        """Its server has handled its end: its ``worker_exited`` hooks have run (a supervisor's restart is pending)."""
         self.started_reported = False
         """Its ``"startup"`` event came: its setup returned."""
 
@@ -88,6 +100,8 @@ class WorkerRun:
         """Take in one event: keep what it says, log a failure once; an ``"exit"`` ends the run."""
         worker = self.worker
         kind = event.kind
+        if event.pid and self.pid is None:
+            self.pid = event.pid
         if kind == "error" and event.error is not None:
             if self.error is None:
                 self.error = event.error
@@ -136,6 +150,9 @@ class WorkerRun:
             text.rstrip("\n"),
             extra=log_extra(worker.name),
         )
+        waiters, self.stack_waiters = self.stack_waiters, []
+        for waiter in waiters:
+            waiter(text)
 
     def end(self, exitcode: int | None, *, reason: str | None = None) -> WorkerExit:
         """End the run: build its `WorkerExit` (the one place it is built), log how it ended, set `finished`.

@@ -268,6 +268,7 @@ class Scaling:
                 worker.stop()
             else:  # ended, or waiting for a restart: it is not replaced
                 server._replacements.pending.pop(worker.name, None)
+                server._held.release(worker.name)
                 del server._workers[worker.name]
 
     def _waiting_for(self, worker: AbstractWorker) -> WorkerRun | None:

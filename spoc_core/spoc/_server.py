@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import queue
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from ._closing_line import log_closing_line
 from ._deadlines import check_timeout, wait_time
 from ._errors import ErrorRecord, SpocError
 from ._events import ServerExit, StopReason, WorkerEvent, make_event
+from ._held import Held
 from ._hosted import hosted_life
 from ._log_extra import count, log_extra
 from ._monitor import Monitor
@@ -34,9 +36,10 @@ from ._plugins import PluginError, PluginInfo, Plugins, raises_refusals_here
 from ._replace import Replacements, log_not_restarted
 from ._run import WorkerRun
 from ._scaling import ReplicaCount, Scaling, check_count
-from ._signal_meanings import SignalMeanings
+from ._signal_meanings import STACK_ANSWER_TIMEOUT, SignalMeanings
 from ._signals import SERVER_SIGNALS, SHUTDOWN_SIGNALS, handlers_installed, signal_name
 from ._stash import Stash
+from ._status import WorkerStatus, worker_statuses
 from ._stdio import worker_stdio
 from ._systemd import SystemdReports
 from ._worker import AbstractWorker, check_initialised
@@ -101,6 +104,7 @@ class Server:
         self._joined = False
         self._shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
         self._replacements = Replacements(self)
+        self._held = Held(self)
         self._scaling = Scaling(self)
         self._systemd = SystemdReports(self)
         self._stash = Stash()
@@ -172,14 +176,17 @@ class Server:
         with self._lock:
             return self._scaling.counts()
 
-    def stopped_by(self, worker: AbstractWorker) -> Literal["reload", "recycle", "scale"] | None:
+    def stopped_by(self, worker: AbstractWorker) -> Literal["reload", "recycle", "scale", "stop"] | None:
         """Why this server itself stopped `worker` while it runs, for a supervisor to leave its end alone:
-        ``"reload"`` (SIGHUP: the reload starts its fresh instance), ``"recycle"`` (`recycle_worker`: its fresh
-        instance starts once it has ended), ``"scale"`` (a scale-down: it leaves the server, or a later scale
-        starts it again), or None. Said from the stop until its ``worker_exited`` hooks have run."""
+        ``"reload"`` (SIGHUP, `reload`: the reload starts its fresh instance), ``"recycle"`` (`recycle_worker`:
+        its fresh instance starts once it has ended), ``"scale"`` (a scale-down: it leaves the server, or a
+        later scale starts it again), ``"stop"`` (`stop_worker`: it stays stopped until `start_worker`), or
+        None. Said from the stop until its ``worker_exited`` hooks have run."""
         with self._lock:
             if self._scaling.stopped_by_scaling(worker):
                 return "scale"
+            if self._held.stops(worker):
+                return "stop"
             if self._workers.get(worker.name) is worker and self._replacements.reloads(worker.name):
                 return "reload"
             if self._replacements.recycles(worker):
@@ -217,6 +224,108 @@ class Server:
                 f"Server {self.name!r}: recycle_worker() takes a non-empty str reason (such as 'age'), got {reason!r}"
             )
         return self._replacements.recycle(worker, reason)
+
+    def stop_worker(self, worker: AbstractWorker) -> bool:
+        """Stop one running worker gracefully and keep it stopped; the server and its other workers run on.
+
+        From any thread; returns at once (its ``worker_exited`` hooks say
+        when it ended). It is stopped as at a shutdown (its teardown runs; one
+        that has not ended within `shutdown_timeout` is then ended as a
+        shutdown would end it); `stopped_by` says ``"stop"`` until its
+        ``worker_exited`` hooks have run, so a supervisor leaves its end
+        alone. It stays stopped (`status` says ``"stopped"``) until
+        `start_worker` starts it again, and `run_forever()` runs on while
+        one is stopped this way (``spoc ctl stop``).
+
+        Returns:
+            True when the stop began; False when `worker` is not this
+            server's running worker, is stopping already (a reload, a
+            scale-down, a recycle, a stop), or the server is shutting down.
+        """
+        with self._lock:
+            stopping = self._held.stop(worker)
+        if stopping:
+            logger.info(
+                "stopping worker %r (stop_worker): it stays stopped until it is started again",
+                worker.name,
+                extra=log_extra(worker.name, server=self.name),
+            )
+            worker.stop()
+        return stopping
+
+    def start_worker(self, name: str) -> AbstractWorker:
+        """Start the ended worker `name` again, as a fresh instance, at once: one `stop_worker` stopped, one a
+        supervisor gave up on, or one that ended on its own; one whose restart waits out its delay
+        (`restart_worker`) starts now.
+
+        From any thread. The fresh instance (`AbstractWorker.fresh_instance`)
+        keeps ``restarts`` (this is not a restart), has the ended one's
+        `exit_info` as its ``previous_exit``, and starts as a restart's would
+        (``spoc ctl start``); a pending restart's is the one its supervisor made.
+
+        Returns the fresh instance.
+
+        Raises:
+            ValueError: no worker of this server is named `name`, or it is
+                still running.
+            SpocError: the server has not started, or is shutting down.
+        """
+        with self._locked():
+            worker = self._workers.get(name)
+            if worker is None:
+                known = ", ".join(repr(n) for n in self._workers) or "none"
+                raise ValueError(f"Server {self.name!r} has no worker named {name!r} (its workers: {known})")
+            if not self._started or self._monitor is None:
+                raise SpocError(f"Server {self.name!r} is not running; worker {name!r} cannot be started")
+            if self._shutting_down:
+                raise SpocError(f"Server {self.name!r} is shutting down; worker {name!r} was not started")
+            if worker.exit_info is None:
+                raise ValueError(
+                    f"Server {self.name!r}: worker {name!r} is running already; stop it first, or use "
+                    f"recycle_worker() to replace it"
+                )
+            pending = self._replacements.pending.get(name)
+            if pending is not None:
+                self._replacements.start_now(pending)
+                return pending
+            self._held.release(name)
+            return self._replacements.fresh(worker, worker.restarts, 0.0, why="start")
+
+    def reload(self) -> None:
+        """Replace every running worker by a fresh instance, one after another, as SIGHUP does under
+        `run_forever()`: each is stopped gracefully, and the next once the fresh one has started. From any
+        thread; returns at once; `reloading` says when it is done. Nothing happens during a shutdown."""
+        self._replacements.reload("was asked to reload")
+
+    @property
+    def reloading(self) -> bool:
+        """Whether a reload (`reload`, SIGHUP) is under way."""
+        with self._lock:
+            return self._replacements.reloading
+
+    def status(self) -> tuple[WorkerStatus, ...]:
+        """What each worker is doing now (a `WorkerStatus`: state, pid, uptime, restarts, last exit and
+        error, a process's memory and CPU), in the order of `workers`: what ``spoc ctl status`` shows."""
+        return worker_statuses(self)
+
+    def worker_stack(self, worker: AbstractWorker, timeout: float = STACK_ANSWER_TIMEOUT) -> str | None:
+        """The Python stacks `worker`'s body is at, logged as `AbstractWorker.dump_stack` logs them, and
+        returned: a process worker's child is asked and waited for up to `timeout` seconds. None when it is not
+        running, or its child did not answer in time (its Python code cannot run)."""
+        answers: queue.SimpleQueue[str] = queue.SimpleQueue()
+        run = worker._run
+        with self._lock:
+            if not worker.started or worker.exit_info is not None:
+                return None
+            run.stack_waiters.append(answers.put)
+        worker.dump_stack()
+        try:
+            return answers.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                run.stack_waiters.remove(answers.put)
 
     @raises_refusals_here
     def add_worker(self, worker: AbstractWorker) -> None:
@@ -383,6 +492,8 @@ class Server:
             monitor = self._ensure_monitor()
             run = self._runs[worker.name] = worker._run
             run.backend = backend
+            run.launched_at = time.time()
+            self._held.release(worker.name)
             channel = WorkerChannel(
                 worker, monitor.sender(run), watch=monitor.watch, unwatch=monitor.unwatch, backend=backend
             )
@@ -541,6 +652,9 @@ class Server:
         self._report_exit(run)
         self._scaling.worker_ended(worker)
         self._replacements.worker_ended(worker)
+        self._held.worker_ended(worker)
+        with self._lock:
+            run.exit_handled = True
         self._systemd.changed()
         with self._lock:
             if self._runs.get(worker.name) is run:  # not a new replica a scale started in its place just now
@@ -822,7 +936,7 @@ class Server:
     def _wait_for_end(self) -> None:
         with self._changed:
             while self._stop_reason is None and (
-                self._running or self._replacements.pending or self._scaling.kept_at_zero()
+                self._running or self._replacements.pending or self._scaling.kept_at_zero() or self._held.keeps_any()
             ):
                 self._changed.wait()
 
