@@ -211,6 +211,52 @@ def test_reload_replaces_every_worker_and_says_when_done(spoc_server: ServerFact
 
 def test_importing_spoc_commands_loads_no_server() -> None:
     """``spoc ctl`` imports `spoc.commands` and must not pay for the server's imports (pluggy, asyncio)."""
-    code = "import sys, spoc.commands; print(sorted(m for m in ('spoc._server', 'pluggy', 'asyncio') if m in sys.modules))"
+    code = "import sys, spoc.commands; print([m for m in ('spoc._server', 'pluggy', 'asyncio') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_running_servers_lists_those_started_and_not_stopped(spoc_hooks: HookRecorder) -> None:
+    first, second = Server("first", plugins=[spoc_hooks]), Server("second", plugins=[spoc_hooks])
+    for server in (first, second):
+        server.add_worker(WaitsForStop(f"{server.name}-w"))
+    assert first not in Server.running_servers()
+    first.start()
+    second.start()
+    try:
+        assert [s for s in Server.running_servers() if s in (first, second)] == [first, second]
+    finally:
+        first.stop()
+        first.join_all()
+    assert first not in Server.running_servers() and second in Server.running_servers()
+    second.stop()
+    second.join_all()
+    assert second not in Server.running_servers()
+
+
+def test_monitor_answers_unless_a_hook_holds_it(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    class HoldsTheMonitor:
+        name = "holds-the-monitor"
+
+        @hookimpl
+        def worker_stopping(self, server: Server, worker: Any) -> None:
+            held.set()
+            release.wait(30)
+
+    worker = WaitsForStop("w")
+    server = spoc_server(worker, WaitsForStop("other"), plugins=[HoldsTheMonitor()])
+    assert server.monitor_answers(0.1) is False  # not running
+    server.start()
+    spoc_hooks.wait_for("worker_started", worker="w")
+    assert server.monitor_answers() is True and server.shutting_down is False
+    server.stop_worker(worker)
+    assert held.wait(10)
+    try:
+        assert server.monitor_answers(0.2) is False
+    finally:
+        release.set()
+    assert server.monitor_answers() is True
+    server.stop()
+    assert server.shutting_down is True

@@ -55,6 +55,9 @@ allows between SIGTERM and SIGKILL (Kubernetes allows 30 s, systemd 90 s)."""
 
 _REAP_LIMIT = 5.0
 
+_running_servers: list[Server] = []  # started and not closed yet, in the order they started
+_running_lock = threading.Lock()
+
 
 class Server:
     """Runs a set of workers as one unit: start, watch, stop, join, and handle signals.
@@ -303,6 +306,24 @@ class Server:
         with self._lock:
             return self._replacements.reloading
 
+    @staticmethod
+    def running_servers() -> tuple[Server, ...]:
+        """The servers of this process that have started and not finished stopping, in the order they started:
+        for a status page or a probe that answers for the whole process."""
+        with _running_lock:
+            return tuple(_running_servers)
+
+    def monitor_answers(self, timeout: float = 1.0) -> bool:
+        """Whether the server's monitor thread, which handles every event and calls every worker hook, runs a
+        call within `timeout` seconds: False when it is stuck (a hook that blocks it) or not running. For a
+        liveness probe; from any thread but the monitor's own."""
+        monitor = self._monitor
+        if monitor is None or not monitor.started or monitor._on_monitor_thread():
+            return False
+        answered = threading.Event()
+        monitor.call_later(0.0, answered.set)
+        return answered.wait(timeout)
+
     def status(self) -> tuple[WorkerStatus, ...]:
         """What each worker is doing now (a `WorkerStatus`: state, pid, uptime, restarts, last exit and
         error, a process's memory and CPU), in the order of `workers`: what ``spoc ctl status`` shows."""
@@ -411,6 +432,8 @@ class Server:
             self._backends = backends
             self._started = True
             monitor = self._ensure_monitor()
+            with _running_lock:
+                _running_servers.append(self)
         self._hook("server_starting")
         for worker in pending:
             self._hook("worker_joined", worker=worker)
@@ -476,6 +499,12 @@ class Server:
     def _shutting_down(self) -> bool:
         """Whether a stop was requested or a signal arrived: no worker starts or restarts from then on."""
         return self._stop_reason is not None or self._signal_arrived
+
+    @property
+    def shutting_down(self) -> bool:
+        """Whether the server is shutting down (`stop()` was called, or SIGINT or SIGTERM arrived): no worker
+        starts or restarts from then on. A readiness probe says not ready."""
+        return self._shutting_down
 
     def _start_worker(self, worker: AbstractWorker, report_failure: bool = False) -> bool:
         """Launch one worker on its backend; False when the server is stopping (start no more).
@@ -872,6 +901,8 @@ class Server:
         if monitor is not None:
             monitor.close()
             self._systemd.close()
+            with _running_lock, contextlib.suppress(ValueError):
+                _running_servers.remove(self)
 
     def _each_backend(self, backends: list[Backend], operation: Literal["stopping", "close"]) -> None:
         """Call `operation` of each backend; one that raises is logged, and the others are still called."""
