@@ -142,7 +142,7 @@ def test_a_child_starts_its_flusher_at_its_first_count(
     assert scrape(metrics).value("test_jobs_processed_total", worker="late", queue="late") == 1
 
 
-def test_only_metrics_is_served(spoc_server: ServerFactory) -> None:
+def test_metrics_the_status_routes_and_nothing_else_are_served(spoc_server: ServerFactory) -> None:
     metrics = Metrics(port=0, addr=LOOPBACK)
     spoc_server(plugins=[metrics]).start()
     assert metrics.url is not None

@@ -1,4 +1,5 @@
-"""The HTTP endpoint: ``/metrics`` in the Prometheus text format, or OpenMetrics when the scraper asks for it.
+"""The HTTP endpoint: ``/metrics`` in the Prometheus text format (or OpenMetrics when the scraper asks for it),
+and the read-only status routes beside it (`_status_routes`: ``/healthz``, ``/readyz``, ``/status.json``, ``/``).
 
 The socket is bound when the server starts (so a port in use fails the start
 at once, before any worker runs) and served from a thread once every worker
@@ -19,12 +20,15 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import CollectorRegistry
+
+from ._status_routes import JobCounts, health, page_file, readiness, status_document
 
 __all__ = ["Endpoint", "EndpointError"]
 
@@ -35,6 +39,10 @@ class EndpointError(Exception):
     def __init__(self, message: str, port_in_use: bool = False) -> None:
         super().__init__(message)
         self.port_in_use = port_in_use
+
+
+def _no_jobs(server: Any) -> dict[str, dict[str, float]]:
+    return {}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -48,14 +56,14 @@ _open: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 class Endpoint:
     """An HTTP server for one registry, bound at construction."""
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+    def __init__(self, registry: CollectorRegistry, host: str, port: int, jobs: JobCounts = _no_jobs) -> None:
         family = _family_of(host, port)
         # timeout 0: handle_request() never waits, the serving loop has seen the socket readable already
         server_class = type("MetricsHTTPServer", (ThreadingWSGIServer,), {"address_family": family, "timeout": 0})
         metrics = make_wsgi_app(registry)
         try:
             self._httpd: ThreadingWSGIServer = make_server(
-                host, port, _only_metrics(metrics), server_class, handler_class=_QuietHandler
+                host, port, _routes(metrics, jobs), server_class, handler_class=_QuietHandler
             )
         except OSError as exc:
             raise EndpointError(_explain(host, port, exc), port_in_use=exc.errno == errno.EADDRINUSE) from exc
@@ -124,16 +132,32 @@ def _explain(host: str, port: int, exc: OSError) -> str:
     return f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; {hint}"
 
 
-def _only_metrics(metrics: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """``/metrics`` (and its query string) to prometheus_client's app; a pointer at ``/``; 404 elsewhere."""
+def _routes(metrics: Callable[..., Iterable[bytes]], jobs: JobCounts) -> Callable[..., Iterable[bytes]]:
+    """``/metrics`` (and its query string) to prometheus_client's app; the status routes (`_status_routes`) to
+    theirs, GET only; 404 elsewhere."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return metrics(environ, start_response)
-        status = "200 OK" if path == "/" else "404 Not Found"
-        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
-        return [b"spoc metrics: see /metrics\n"]
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET"), ("Content-Type", "text/plain")])
+            return [b"read-only: GET only\n"]
+        if path == "/healthz":
+            response = health()
+        elif path == "/readyz":
+            response = readiness()
+        elif path == "/status.json":
+            response = status_document(jobs)
+        else:
+            found = page_file(path)
+            response = found if found is not None else (404, "text/plain; charset=utf-8", b"not found\n")
+        code, content_type, body = response
+        start_response(
+            f"{code} {HTTPStatus(code).phrase}",
+            [("Content-Type", content_type), ("Cache-Control", "no-store"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     return app
 

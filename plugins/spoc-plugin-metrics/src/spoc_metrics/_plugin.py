@@ -27,7 +27,8 @@ counted_first = hookimpl(tryfirst=True)
 
 
 class Metrics:
-    """Prometheus metrics for a spoc server: its workers' lives and the metrics they define, on ``/metrics``.
+    """Prometheus metrics for a spoc server: its workers' lives and the metrics they define, on ``/metrics``;
+    beside it ``/healthz``, ``/readyz``, ``/status.json`` and a live status page at ``/`` (docs/metrics.md).
 
     Installed, the plugin (the entry point ``metrics``) serves every server;
     give a server ``Metrics(...)`` among its plugins to choose its settings.
@@ -135,7 +136,7 @@ class Metrics:
         from ._endpoint import EndpointError
 
         try:
-            self._endpoint = _listen(metrics.registry, listen_address(self._addr, self._port), server)
+            self._endpoint = _listen(metrics, listen_address(self._addr, self._port), server)
         except (EndpointError, ValueError, TypeError) as exc:  # a port that is taken, say: not the configuration
             server.stop(failure=f"metrics: {exc}")
             return
@@ -220,7 +221,7 @@ def _rebuilt(port: int | None, addr: str | None, flush_interval: float) -> Metri
     return Metrics(port, addr, flush_interval=flush_interval)
 
 
-def _listen(registry: CollectorRegistry, where: ListenAddress, server: Server) -> Endpoint:
+def _listen(metrics: ServerMetrics, where: ListenAddress, server: Server) -> Endpoint:
     """The endpoint, bound where asked; on a free port, with one warning, when the default port is taken.
 
     A port somebody chose (``Metrics(port=...)``, ``SPOC_METRICS_PORT``) is a
@@ -229,12 +230,15 @@ def _listen(registry: CollectorRegistry, where: ListenAddress, server: Server) -
     """
     from ._endpoint import Endpoint, EndpointError
 
+    def jobs(of: Server) -> dict[str, dict[str, float]]:
+        return metrics.store.jobs() if of is server else {}
+
     try:
-        return Endpoint(registry, where.host, where.port)
+        return Endpoint(metrics.registry, where.host, where.port, jobs)
     except EndpointError as exc:
         if where.port_chosen or not exc.port_in_use:
             raise
-    endpoint = Endpoint(registry, where.host, 0)
+    endpoint = Endpoint(metrics.registry, where.host, 0, jobs)
     logger.warning(
         "metrics: the default port %d is in use (another program serves its metrics there?): server %r serves "
         "them on port %d instead; choose a port with Metrics(port=...) or SPOC_METRICS_PORT",

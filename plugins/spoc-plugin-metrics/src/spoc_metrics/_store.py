@@ -17,6 +17,9 @@ __all__ = ["Store"]
 
 logger = logging.getLogger("spoc.metrics")
 
+JOBS_FAMILY = "streamworker_jobs"
+"""spoc-plugin-redis's counter of jobs by outcome (``streamworker_jobs_total``), which the status page shows."""
+
 
 class Store:
     """Totals per worker name: a restarted worker's counts go on from where the last instance's ended."""
@@ -82,3 +85,18 @@ class Store:
             tallies = list(self._tallies.items())
         for worker, tally in [*tallies, *loose_tallies().items()]:
             yield worker, tally.snapshot()
+
+    def jobs(self) -> dict[str, dict[str, float]]:
+        """Each worker's jobs done and failed so far (``streamworker_jobs_total`` of spoc-plugin-redis's
+        ``StreamWorker``), for the status page; a worker that counted none is left out."""
+        definition = self.definition(JOBS_FAMILY)
+        if definition is None or "outcome" not in definition.labelnames:
+            return {}
+        outcome = definition.labelnames.index("outcome")
+        found: dict[str, dict[str, float]] = {}
+        for worker, (counters, _, _) in self.snapshots():
+            for (family, labels), value in counters.items():
+                if family == JOBS_FAMILY and labels[outcome] in ("done", "failed"):
+                    counts = found.setdefault(worker, {"done": 0.0, "failed": 0.0})
+                    counts[labels[outcome]] += value
+        return found
