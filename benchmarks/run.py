@@ -41,6 +41,9 @@
 - recycle (with spoc-plugin-restart installed): from a fork process worker reaching its ``max_jobs`` to its
   fresh instance's "startup", against a plain restart of the same worker (its main() ends cleanly, restarted
   at once under ``restart_policy="always"``) in the same run (see benchmarks/recycle.py).
+- control (with spoc-plugin-control installed): ``spoc ctl status`` against a server of 104 workers, from the
+  command's start to its output, against a Python start; and the stop latency while another process asks for
+  the status 50 times a second, against none asking (see benchmarks/control.py).
 - every plugin vs none: a server's boot, a worker added to it and a restart, with every plugin in plugins/
   installed and loaded at its defaults, against autoload off, in the same run (see benchmarks/plugin_costs.py).
 - redis (with spoc-plugin-redis installed and redis-server on the machine): jobs per
@@ -795,6 +798,12 @@ def recycle_section(rounds: int) -> int:
     return recycle.measure(rounds, row, paired_series_medians)
 
 
+def control_section(rounds: int) -> int:
+    import control
+
+    return control.measure(rounds, row, paired_medians)
+
+
 def plugin_costs_section(rounds: int) -> int:
     import plugin_costs
 
@@ -819,6 +828,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "recycle": recycle_section,
     "respawn": respawn_section,
     "plugin-costs": plugin_costs_section,
+    "control": control_section,
 }
 """Each runs in a fresh interpreter: a figure must not depend on what ran before it in the same
 process (a fork's cost, for one, moves with the state of the heap the sections before it left)."""

@@ -35,6 +35,8 @@ logger = logging.getLogger("spoc")
 
 MAX_CONNECTIONS = 16
 """Connections served at once; one more is told so and closed."""
+CLOSE_WAIT = 1.0
+"""Seconds `Listener.close` waits for the threads of the open connections to end (each within its next poll)."""
 IDLE_TIMEOUT = 10.0
 """Seconds a connection may stay silent between requests, or leave a reply unread, before it is closed."""
 
@@ -60,7 +62,7 @@ class Listener:
             raise
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
+        self._connections: dict[socket.socket, threading.Thread | None] = {}  # each with the thread serving it
         self._lock = threading.Lock()
         self._closed = False
         _open.add(self)
@@ -75,7 +77,7 @@ class Listener:
             if self._closed:
                 return
             self._closed = True
-            connections = list(self._connections)
+            connections = dict(self._connections)
         if self._thread is not None:
             os.write(self._wake_w, b"x")
             self._thread.join()
@@ -84,6 +86,10 @@ class Listener:
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        deadline = time.monotonic() + CLOSE_WAIT
+        for thread in connections.values():  # a server started next in this process must find no thread of ours
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._socket.close()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
@@ -112,12 +118,14 @@ class Listener:
         with self._lock:
             if refusal is None and len(self._connections) >= MAX_CONNECTIONS:
                 refusal = f"busy: {MAX_CONNECTIONS} connections are open; try again"
-            if refusal is None and not self._closed:
-                self._connections.add(connection)
+            if refusal is None and self._closed:
+                refusal = f"server {self._server!r} is stopping"
+            if refusal is None:
+                self._connections[connection] = start_helper_thread(
+                    lambda: self._serve_connection(connection), f"spoc-control:{self._server}:client"
+                )
         if refusal is not None:  # on a thread: its drain must not hold up the next connection
             start_helper_thread(lambda: _reply_and_close(connection, refusal), f"spoc-control:{self._server}:refusal")
-            return
-        start_helper_thread(lambda: self._serve_connection(connection), f"spoc-control:{self._server}:client")
 
     def _refusal(self, connection: socket.socket) -> str | None:
         """Why the peer may not control this server, or None when it may (its uid is ours, or root's)."""
@@ -154,7 +162,7 @@ class Listener:
             return
         finally:
             with self._lock:
-                self._connections.discard(connection)
+                self._connections.pop(connection, None)
             connection.close()
 
     def _close_copy(self) -> None:

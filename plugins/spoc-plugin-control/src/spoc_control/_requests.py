@@ -76,11 +76,12 @@ class Requests:
         }
 
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
-        names = set(self._names(request, default_all=True))
+        statuses = self._server.status()  # once: the costliest read of a request
+        names = set(self._names(request, default_all=True, statuses=statuses))
         return {
             "ok": True,
             "server": self._server.name,
-            "workers": [status.to_json() for status in self._server.status() if status.name in names],
+            "workers": [status.to_json() for status in statuses if status.name in names],
         }
 
     def stacks(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +158,7 @@ class Requests:
                 return "done"
             return None
 
-        if wait and not _poll(scaled, timeout):
+        if wait and not _poll(scaled, timeout, self._server):
             states = ", ".join(f"{s.name} {s.state}" for s in self._server.status() if s.worker == name)
             raise RequestError(f"worker {name!r} did not reach {count} running within {timeout:g}s ({states})")
         return {"ok": True, "server": self._server.name, "worker": name, "count": count}
@@ -165,21 +166,23 @@ class Requests:
     def reload(self, request: dict[str, Any]) -> dict[str, Any]:
         wait, timeout = _wait(request)
         self._server.reload()
-        if wait and not _poll(lambda: None if self._server.reloading else "done", timeout):
+        if wait and not _poll(lambda: None if self._server.reloading else "done", timeout, self._server):
             raise RequestError(f"the reload did not finish within {timeout:g}s; it goes on")
         return {"ok": True, "server": self._server.name}
 
     # ------------------------------------------------------------------ helpers
 
-    def _names(self, request: dict[str, Any], default_all: bool = False) -> list[str]:
+    def _names(
+        self, request: dict[str, Any], default_all: bool = False, statuses: tuple[WorkerStatus, ...] | None = None
+    ) -> list[str]:
         """The worker names `request` gives (a replicated worker's name stands for all its replicas), in the
-        server's order; every name checked."""
+        server's order; every name checked (against `statuses`, else the server's status now)."""
         given = request.get("workers", [])
         if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
             raise RequestError('"workers" is a list of worker names, such as ["mailer", "poller-2"]')
         if not given and not default_all:
             raise RequestError("name at least one worker")
-        workers = self._server.status()
+        workers = self._server.status() if statuses is None else statuses
         if not given:
             return [status.name for status in workers]
         known = {status.name for status in workers} | {status.worker for status in workers}
@@ -221,7 +224,7 @@ class Requests:
                     results[name] = "it left the server" if status is None else done(name, status, current.get(name))
             return "done" if all(results.values()) else None
 
-        if wait and not _poll(all_done, timeout):
+        if wait and not _poll(all_done, timeout, self._server):
             late = [name for name in names if results[name] is None]
             raise RequestError(
                 f"{', '.join(f'{name!r} ({self._state(name)})' for name in late)} not done within {timeout:g}s"
@@ -258,9 +261,16 @@ def _wait(request: dict[str, Any]) -> tuple[bool, float]:
     return wait, float(timeout)
 
 
-def _poll(done: Callable[[], str | None], timeout: float) -> bool:
+def _poll(done: Callable[[], str | None], timeout: float, server: Server) -> bool:
+    """Whether `done()` said so within `timeout` seconds.
+
+    Raises:
+        RequestError: the server began to shut down meanwhile (nothing will start any more).
+    """
     deadline = time.monotonic() + timeout
     while done() is None:
+        if server.shutting_down:
+            raise RequestError(f"server {server.name!r} is shutting down")
         if time.monotonic() >= deadline:
             return False
         time.sleep(_POLL)
