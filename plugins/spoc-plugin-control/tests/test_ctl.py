@@ -224,3 +224,13 @@ def test_a_socket_path_asked_for_that_cannot_be_used_fails_the_start(
     )
     assert app.wait() == 1
     assert f"control: {taken} exists and is not a socket; remove it, or choose another path" in app.stderr
+
+
+def test_no_wait_returns_once_asked(shop: Callable[..., App]) -> None:
+    app = shop()
+    before = status()["poller-1"]
+    done = ctl("restart", "--no-wait", "poller-1")
+    assert done.returncode == 0
+    app.expect(r"starting worker 'poller-1' afresh \(recycle\)", stream="stderr")
+    app.expect(r"worker 'poller-1' started", stream="stderr", count=2)
+    assert status()["poller-1"]["pid"] != before["pid"]

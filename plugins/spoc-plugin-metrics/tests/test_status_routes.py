@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spoc.testing import App
+from metrics_workers import CountsThread
+from spoc.testing import App, HookRecorder, ServerFactory
+from spoc_metrics import Metrics
 from status_apps import get, get_json, start_status_app, until
 
 pytestmark = pytest.mark.timeout(120)
@@ -108,3 +110,17 @@ def test_the_page_and_its_files_are_served_read_only(spoc_app: Callable[..., App
         code, _, _ = get(f"{base}/status.json", method)
         assert code == 405
     assert get(f"{base}/static/../__init__.py")[0] == 404
+
+
+def test_status_json_lists_every_server_of_the_process(spoc_server: ServerFactory, spoc_hooks: HookRecorder) -> None:
+    metrics = Metrics(port=0, addr="127.0.0.1")
+    first = spoc_server(CountsThread("a"), plugins=[metrics], name="first")
+    second = spoc_server(CountsThread("b"), name="second")
+    first.start()
+    second.start()
+    spoc_hooks.wait_for("worker_started", worker="a")
+    spoc_hooks.wait_for("worker_started", worker="b")
+    assert metrics.url is not None
+    code, document = get_json(metrics.url.replace("/metrics", "/status.json"))
+    listed = {s["server"]: [w["name"] for w in s["workers"]] for s in document["servers"]}
+    assert code == 200 and listed == {"first": ["a"], "second": ["b"]}
