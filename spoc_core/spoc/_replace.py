@@ -1,7 +1,8 @@
-"""A server's fresh instances: a supervisor's restarts (`Server.restart_worker`), recycles (`Server.recycle_worker`:
-one running worker stopped gracefully, within the server's shutdown timeout, and replaced once it has ended) and
-reloads (SIGHUP under ``run_forever()``: the running workers recycled one after another, the next stopped once the
-fresh instance has started: never more than one worker down at a time).
+"""A server's fresh instances: a supervisor's restarts (`Server.restart_worker`), an ended worker started again
+(`Server.start_worker`), recycles (`Server.recycle_worker`: one running worker stopped gracefully, within the
+server's shutdown timeout, and replaced once it has ended) and reloads (SIGHUP under ``run_forever()``, or
+`Server.reload`: the running workers recycled one after another, the next stopped once the fresh instance has
+started: never more than one worker down at a time).
 
 `Replacements` is a part of `Server` kept in a module of its own: it acts
 through the server's lock, monitor and run records, and the server calls it
