@@ -43,8 +43,9 @@ class WorkerStatus:
         restarts: how many times it was restarted (`AbstractWorker.restarts`).
         last_exit: how its current instance ended, else its previous one, or None.
         error: the last error of its current instance, else of its previous one, or None.
-        rss: a process worker's resident memory in bytes, read from ``/proc`` now; None for a thread.
-        cpu: a process worker's CPU seconds (user and system), read with `rss`; None for a thread.
+        rss: a process worker's resident memory in bytes, read from ``/proc`` now; None for a thread, or
+            a body that runs on another host (a backend's).
+        cpu: a process worker's CPU seconds (user and system), read with `rss`; None when `rss` is.
     """
 
     name: str
@@ -146,10 +147,11 @@ def _status(worker: AbstractWorker, state: WorkerState) -> WorkerStatus:
     run = worker._run
     last_exit = worker.exit_info or worker.previous_exit
     error = run.error or (None if worker.previous_exit is None else worker.previous_exit.error)
-    pid: int | None = getattr(worker, "pid", None) or run.pid  # a process worker's child, before any event too
+    child: int | None = getattr(worker, "pid", None)  # a process worker's child, here, before any event too
+    pid = child or run.pid  # else where its events come from: this process, or a backend's process elsewhere
     usage = None
-    if pid is not None and pid != os.getpid() and state not in ("waiting to restart", "given up", "stopped"):
-        usage = process_usage(pid)
+    if child is not None and state not in ("waiting to restart", "given up", "stopped"):
+        usage = process_usage(child)  # only a child of this host's: another host's pid means nothing in /proc
     return WorkerStatus(
         name=worker.name,
         worker=worker.base_name,

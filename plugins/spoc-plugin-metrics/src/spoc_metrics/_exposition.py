@@ -10,7 +10,7 @@ from `collect`, on the HTTP server's thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -19,10 +19,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 import spoc
-from spoc import AbstractWorker, ErrorRecord, ProcessWorker, Server, WorkerEvent, WorkerExit
+from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit
 
 from ._definitions import DEFAULT_BUCKETS, MetricDefinition
-from ._proc import process_usage
 from ._store import Store
 from ._tally import Tally
 
@@ -164,19 +163,18 @@ class ServerMetrics(Collector):
             ("worker",),
             {(name,): wall for name, wall in last_seen.items()},
         )
-        usage = {w.name: process_usage(w.pid) for w in _running_processes(workers)}
+        usage = {s.name: (s.cpu, s.rss) for s in self.server.status() if s.rss is not None and s.cpu is not None}
         yield _gauge(
             "spoc_worker_resident_memory_bytes",
             "Resident memory of a process worker's child, in bytes.",
             ("worker",),
-            {(name,): float(u[1]) for name, u in usage.items() if u is not None},
+            {(name,): float(u[1]) for name, u in usage.items()},
         )
         cpu = CounterMetricFamily(
             "spoc_worker_cpu_seconds", "User and system CPU time of a process worker's child.", labels=["worker"]
         )
         for name, u in usage.items():
-            if u is not None:
-                cpu.add_metric([name], u[0])
+            cpu.add_metric([name], u[0])
         yield cpu
         signals = CounterMetricFamily(
             "spoc_server_signals_received", "Shutdown signals the server received.", labels=["signal"]
@@ -214,12 +212,6 @@ def _added(old: Any, new: Any) -> Any:
     if isinstance(new, list):
         return [a + b for a, b in zip(old, new, strict=True)]
     return old + new
-
-
-def _running_processes(workers: Iterable[AbstractWorker]) -> Iterator[Any]:
-    for worker in workers:
-        if isinstance(worker, ProcessWorker) and worker.exit_info is None and worker.pid is not None:
-            yield worker
 
 
 def _gauge(name: str, help_text: str, labels: tuple[str, ...], samples: dict[tuple[str, ...], float]) -> Metric:
