@@ -50,8 +50,10 @@ def test_readyz_names_a_worker_in_a_crash_loop(spoc_app: Callable[..., App], tmp
     _, base = start_status_app(spoc_app, tmp_path, STATUS_CRASHER="1")
     code, body = until(
         lambda: get_json(f"{base}/readyz"),
-        lambda answer: any(w["worker"] == "crasher" for w in answer[1].get("not_ready", [])),
-    )
+        lambda answer: any(
+            w["worker"] == "crasher" and w["state"] == "waiting to restart" for w in answer[1].get("not_ready", [])
+        ),
+    )  # before its first failure it is "starting", which is not ready either
     assert code == 503
     (crasher,) = [w for w in body["not_ready"] if w["worker"] == "crasher"]
     assert crasher["state"] == "waiting to restart"
