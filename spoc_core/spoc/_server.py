@@ -632,8 +632,8 @@ class Server:
                 data = event.data
                 self._hook("worker_record", worker=worker, topic=data["topic"], data=data["fields"], event=event)
             return
-        if kind == "exit" and run.stop_signal == "SIGTERM" and not worker._stop_requested:
-            self._hear_own_copy(signal.SIGTERM)
+        if kind == "exit" and run.stop_signal in (None, "SIGTERM") and not worker._stop_requested:
+            self._hear_own_copy(signal.SIGTERM)  # None too: a child whose worker closed its pipes tells nothing
         run.receive(event)
         if "worker_event" in implemented:
             self._hook("worker_event", worker=worker, event=event)
@@ -650,7 +650,8 @@ class Server:
             self._worker_ended(run)  # the body's last act, or its backend's word that it ended
 
     def _hear_own_copy(self, signum: int) -> None:
-        """A process worker ended by `signum` from outside the server: if the server has its own copy on the way
+        """A process worker ended by `signum` from outside the server, or ended without a word of why (its worker
+        closed the pipes it would have said it on): if the server has its own copy on the way
         (a stop sent to the whole process group: ``kill -TERM -PGID``, systemd's ``KillMode=control-group``),
         act on it now, so that the worker ends ``stopped`` by the service's stop, not ``killed`` by an outsider.
 
