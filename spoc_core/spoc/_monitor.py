@@ -59,7 +59,7 @@ class Monitor(Generic[Sender]):
         self._inbox: deque[tuple[Sender, WorkerEvent]] = deque()
         self._inbox_wake_pending = False
         self._poller = Poller()  # touched by the monitor thread only
-        self._poller.watch(wake_r, self._read_wake_pipe)
+        self._poller.watch(wake_r, self._on_wake_pipe)
         self._changes: list[tuple[int, Callable[[], None] | None]] = []  # watch/unwatch asked from other threads
         self._released: list[int] = []  # fds to close once no longer watched (`release`)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (deadline, order, action)
@@ -230,17 +230,29 @@ class Monitor(Generic[Sender]):
 
     def read_signals_now(self) -> None:
         """On the monitor thread: hand the signals the wake-up pipe holds to `on_signal` now, not at the next
-        poll (before an event is judged that one of them may explain)."""
-        self._read_wake_pipe()
+        poll (before an event is judged that one of them may explain).
 
-    def _read_wake_pipe(self) -> None:
+        Correctness: the pipe also holds wake-ups (an event in the inbox, a timer) that this read takes; one is
+        written back, or the next poll would sleep through them (a server hung after a worker's end)."""
+        if self._read_wake_pipe():
+            self._write(_WAKE)
+
+    def _on_wake_pipe(self) -> None:
+        self._read_wake_pipe()  # woken: the poll loop goes on to the inbox and the timers anyway
+
+    def _read_wake_pipe(self) -> bool:
+        """Hand the signals the wake-up pipe holds to `on_signal`; whether it held anything else (a wake-up)."""
         try:
             data = os.read(self._wake_r, 4096)
         except BlockingIOError:
-            return
+            return False
+        woken = False
         for byte in data:
             if byte in _SIGNAL_NUMBERS:
-                self._on_signal(byte)  # other numbers: signals handled elsewhere, or our own wake-ups
+                self._on_signal(byte)
+            else:  # signals handled elsewhere, or our own wake-ups
+                woken = True
+        return woken
 
     def _handle_inbox(self) -> None:
         self._inbox_wake_pending = False  # before draining: a later event wakes us again
