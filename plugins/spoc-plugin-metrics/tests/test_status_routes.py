@@ -75,7 +75,10 @@ def test_status_json_has_every_worker_with_its_jobs_and_errors(spoc_app: Callabl
     app, base = start_status_app(spoc_app, tmp_path)
     _, document = until(
         lambda: get_json(f"{base}/status.json"),
-        lambda answer: all(w["state"] == "running" for w in answer[1]["servers"][0]["workers"]),
+        lambda answer: (
+            all(w["state"] == "running" for w in answer[1]["servers"][0]["workers"])
+            and answer[1]["servers"][0]["workers"][3]["restarts"] == 1
+        ),  # fails-first runs before it fails
     )
     (server,) = document["servers"]
     assert (server["server"], server["pid"]) == ("status", app.pid)
