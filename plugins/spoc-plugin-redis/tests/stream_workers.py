@@ -7,6 +7,7 @@ blocking pop on that list, whatever process the worker runs in.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import signal
 import time
@@ -129,3 +130,27 @@ class PoisonedAsyncProcessConsumer(Poisoned, StreamWorker, ProcessWorker):
         if job.fields.get("poison"):
             os.kill(os.getpid(), signal.SIGKILL)
         await asyncio.get_running_loop().run_in_executor(None, self.record, job)
+
+
+class Flaky(StreamWorker, ThreadWorker):
+    """handle(): pushes ``<n> <delivery> <time>`` to the list ``tries``, then raises the exception its field
+    ``raise`` names (a builtin), if any, unless the key ``healed`` is set; else pushes ``<n>:<delivery>`` to
+    ``done``."""
+
+    stream = "jobs"
+    group = "workers"
+    block = 0.2
+    plugin_options: Any
+
+    def setup(self) -> None:
+        self.client = redis.Redis.from_url(self.plugin_options["redis_url"], decode_responses=True)
+
+    def handle(self, job: Job) -> None:
+        self.client.rpush("tries", f"{job.fields['n']} {job.deliveries} {time.time()}")
+        name = job.fields.get("raise")
+        if name and not self.client.exists("healed"):
+            raise getattr(builtins, name)(f"job {job.fields['n']}")
+        self.client.rpush("done", f"{job.fields['n']}:{job.deliveries}")
+
+    def teardown(self) -> None:
+        self.client.close()

@@ -1,6 +1,6 @@
 """spoc-plugin-redis: job consumers on Redis Streams (see the docs page "Redis Streams").
 
-The names that need redis (`StreamWorker`, `Job`, ...) are imported when first used: the plugin, which the
+The names that need redis (`StreamWorker`, `Job`, `enqueue`, ...) are imported when first used: the plugin, which the
 ``spoc`` entry point loads in every server, does not import redis until a server has a stream worker.
 """
 
@@ -15,6 +15,7 @@ from ._topics import RECORD_TOPIC
 
 if TYPE_CHECKING:
     from ._consumer import Job, RedisUnreachable
+    from ._enqueue import delayed_key, enqueue, enqueue_async
     from ._worker import KilledItsConsumer, StreamWorker
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "RedisUnreachable",
     "Settings",
     "StreamWorker",
+    "delayed_key",
+    "enqueue",
+    "enqueue_async",
     "plugin",
 ]
 
@@ -35,6 +39,9 @@ _LAZY = {
     "RedisUnreachable": "._consumer",
     "KilledItsConsumer": "._worker",
     "StreamWorker": "._worker",
+    "delayed_key": "._enqueue",
+    "enqueue": "._enqueue",
+    "enqueue_async": "._enqueue",
 }
 
 

@@ -26,6 +26,7 @@ import redis
 
 from spoc import log_extra
 
+from ._enqueue import Mover
 from ._settings import Settings, shown_url
 
 __all__ = ["ENDED_FOR", "STILL_AWAY_EVERY", "Claim", "Consumer", "Job", "RedisUnreachable", "ended_key"]
@@ -271,6 +272,10 @@ class Consumer:
         for _stream, entries in reply or []:
             jobs.extend(Job(entry_id, entry_fields or {}) for entry_id, entry_fields in entries)
         return jobs
+
+    def move_due(self, mover: Mover) -> bool:
+        """Move the stream's delayed jobs that are due into it (`Mover`); whether more may be due now."""
+        return bool(self._call("delayed jobs", mover.move, give_up_on_stop=True))
 
     def ack(self, ids: list[str]) -> None:
         """Acknowledge the jobs `ids`, in one XACK."""

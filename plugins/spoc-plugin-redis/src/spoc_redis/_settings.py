@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "connect_within": 10.0,
     "max_deliveries": 5,
     "dead_letter_stream": None,
+    "retry_backoff": (0.5, 30.0),
+    "retry_on": None,
+    "dead_on": (),
 }
 """Every setting a stream worker takes besides ``stream`` and ``group``, with its default."""
 
@@ -50,6 +53,21 @@ class Settings:
     connect_within: float
     max_deliveries: int
     dead_letter_stream: str
+    retry_backoff: tuple[float, float]
+    """(first, most): seconds before the first retry, doubling at each, at most `most`."""
+    retry_on: tuple[type[Exception], ...] | None
+    """The errors retried (None: every one); any other is dead-lettered at its first failure."""
+    dead_on: tuple[type[Exception], ...]
+    """The errors dead-lettered at once, without retries (before `retry_on` is looked at)."""
+
+    def dead_at_once(self, error: BaseException) -> str | None:
+        """Which setting sends `error` to the dead letters without retries (``"dead_on"``, ``"retry_on"``), or
+        None when it is retried until `max_deliveries`."""
+        if isinstance(error, self.dead_on):
+            return "dead_on"
+        if self.retry_on is not None and not isinstance(error, self.retry_on):
+            return "retry_on"
+        return None
 
 
 def shown_url(url: str) -> str:
@@ -60,6 +78,36 @@ def shown_url(url: str) -> str:
     user = f"{parts.username}:" if parts.username else ":"
     host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
+def _backoff(worker: Any, value: object) -> tuple[float, float]:
+    """`value` as (first, most): two numbers of seconds, 0 <= first <= most."""
+    if isinstance(value, tuple | list) and len(value) == 2:
+        try:
+            first, most = (settings.seconds(worker, "retry_backoff", part, zero=True) for part in value)
+        except ValueError:
+            pass  # the message below names the whole value
+        else:
+            if first <= most:
+                return first, most
+    raise ValueError(
+        f"{settings.owner(worker)}: retry_backoff={value!r} must be (first, most): two numbers of seconds with "
+        f"0 <= first <= most, such as (0.5, 30.0)"
+    )
+
+
+def _errors(worker: Any, setting: str, value: object, none: str | None = None) -> tuple[type[Exception], ...] | None:
+    """`value` (an exception class, or a tuple or list of them) as a tuple; None too, with `none`."""
+    if value is None and none is not None:
+        return None
+    classes = tuple(value) if isinstance(value, tuple | list) else (value,)
+    if all(isinstance(each, type) and issubclass(each, Exception) for each in classes):
+        return classes
+    alternative = f", or None {none}" if none is not None else ""
+    raise ValueError(
+        f"{settings.owner(worker)}: {setting}={value!r} must be an exception class or a tuple of them, such as "
+        f"(ValueError, KeyError){alternative}"
+    )
 
 
 def _read(worker: Any, setting: str) -> Any:
@@ -107,4 +155,7 @@ def settings_of(
         connect_within=settings.seconds(worker, "connect_within", _read(worker, "connect_within")),
         max_deliveries=settings.whole(worker, "max_deliveries", _read(worker, "max_deliveries"), least=1),
         dead_letter_stream=settings.text(worker, "dead_letter_stream", dead if dead is not None else f"{stream}:dead"),
+        retry_backoff=_backoff(worker, _read(worker, "retry_backoff")),
+        retry_on=_errors(worker, "retry_on", _read(worker, "retry_on"), none="to retry every error"),
+        dead_on=_errors(worker, "dead_on", _read(worker, "dead_on")) or (),
     )

@@ -13,7 +13,8 @@ from typing import Any
 
 from spoc import log_extra, start_helper_thread
 
-from ._consumer import Claim, Consumer, Job, RedisUnreachable
+from ._consumer import STILL_AWAY_EVERY, Claim, Consumer, Job, RedisUnreachable
+from ._enqueue import MOVE_EVERY, Mover
 from ._metrics import ConnectedGauge, count_job
 from ._settings import Settings, settings_of
 from ._topics import HELD_TOPIC, RECORD_TOPIC
@@ -21,9 +22,6 @@ from ._topics import HELD_TOPIC, RECORD_TOPIC
 __all__ = ["HELD_TOPIC", "RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
 
 logger = logging.getLogger("spoc.redis")
-
-
-_RETRY_FIRST, _RETRY_MOST = 0.5, 30.0
 
 
 class KilledItsConsumer(RuntimeError):
@@ -36,11 +34,14 @@ class StreamWorker:
 
     Write ``handle(self, job)`` (plain or ``async def``); `StreamWorker`
     supplies `main()`. A job is acknowledged only after `handle` returned; one
-    that raised is retried, with backoff, until it has been delivered
-    `max_deliveries` times, then moved with its error to `dead_letter_stream`
-    and acknowledged. On stop, the worker reads no new job and finishes the
+    that raised is retried, with backoff (`retry_backoff`), until it has been
+    delivered `max_deliveries` times, then moved with its error to
+    `dead_letter_stream` and acknowledged; an error that `dead_on` names, or
+    that `retry_on` (when set) does not, is moved there at once. On stop, the worker reads no new job and finishes the
     ones it holds. Jobs another consumer has held longer than `claim_idle`
-    (its host died) are claimed and done here. Each job done counts once its
+    (its host died) are claimed and done here. Every worker of a stream also
+    moves the stream's jobs for later (`spoc_redis.enqueue` with ``delay`` or
+    ``at``) into it once they are due. Each job done counts once its
     acknowledgement is in (`spoc.AbstractWorker.job_done`): spoc-plugin-restart's
     ``max_jobs`` recycles the worker after so many.
 
@@ -58,9 +59,10 @@ class StreamWorker:
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
     ``concurrency``, ``claim_idle``, ``connect_within``, ``max_deliveries``,
-    ``dead_letter_stream``, and for autoscaling its replicas on the backlog
-    ``autoscale`` (``(min, max)``), ``scale_interval``, ``scale_up_backlog``,
-    ``scale_down_idle``; see the docs page for each one's default.
+    ``dead_letter_stream``, ``retry_backoff``, ``retry_on``, ``dead_on``, and
+    for autoscaling its replicas on the backlog ``autoscale`` (``(min, max)``),
+    ``scale_interval``, ``scale_up_backlog``, ``scale_down_idle``; see the docs
+    page for each one's default.
     """
 
     stream: str = ""
@@ -74,6 +76,9 @@ class StreamWorker:
     connect_within: float = 10.0
     max_deliveries: int = 5
     dead_letter_stream: str | None = None
+    retry_backoff: tuple[float, float] = (0.5, 30.0)
+    retry_on: type[Exception] | tuple[type[Exception], ...] | None = None
+    dead_on: type[Exception] | tuple[type[Exception], ...] = ()
     autoscale: tuple[int, int] | None = None
     scale_interval: float = 2.0
     scale_up_backlog: int = 100
@@ -216,8 +221,8 @@ def _connecting(setup: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Run:
-    """One run of a stream worker's main(): its consumer, the jobs it holds, and the threads that keep them and
-    acknowledge them."""
+    """One run of a stream worker's main(): its consumer, the jobs it holds, and the threads that keep them,
+    acknowledge them, and move the stream's delayed jobs that are due."""
 
     def __init__(self, worker: StreamWorker) -> None:
         self.worker = worker
@@ -248,6 +253,7 @@ class _Run:
         taken back at once, one at a time and each alone, as claimed jobs are: it may have been killed by one."""
         self.keeper = start_helper_thread(self._keep, f"spoc-redis-keeper:{worker.name}")
         self.acknowledger = start_helper_thread(self._acknowledge, f"spoc-redis-acks:{worker.name}")
+        self.mover = start_helper_thread(self._move, f"spoc-redis-mover:{worker.name}")
 
     def close(self) -> None:
         """Once main() has done its last job: acknowledge every job done, and end the threads."""
@@ -256,7 +262,28 @@ class _Run:
             self.has_done.notify()
         self.acknowledger.join()
         self.keeper.join()
+        self.mover.join()
         self.consumer.close()
+
+    def _move(self) -> None:
+        """Every `MOVE_EVERY` seconds, move the stream's delayed jobs that are due into it (`spoc_redis.enqueue`):
+        every consumer of the stream looks, on every host, and the first to look moves each job."""
+        mover = Mover(self.consumer.client, self.settings.stream)
+        wait = MOVE_EVERY
+        while not self.closing.wait(wait):
+            wait = MOVE_EVERY
+            try:
+                while self.consumer.move_due(mover) and not self.closing.is_set():
+                    pass  # a full batch: more may be due, moved at once
+            except Exception:  # not an outage (those are ridden out): scripts refused, say; said, and tried again
+                logger.exception(
+                    "worker %r: moving the delayed jobs of stream %r that are due failed; trying again in %gs",
+                    self.worker.name,
+                    self.settings.stream,
+                    STILL_AWAY_EVERY,
+                    extra=log_extra(self.worker.name),
+                )
+                wait = STILL_AWAY_EVERY
 
     def _acknowledge(self) -> None:
         """Acknowledge the jobs done, on a thread of its own: the worker takes its next job at once, and the jobs
@@ -467,7 +494,18 @@ class _Run:
 
     def _failed(self, job: Job, exc: Exception, seconds: float) -> None:
         s = self.settings
-        last = job.deliveries >= s.max_deliveries
+        at_once = s.dead_at_once(exc)
+        last = at_once is not None or job.deliveries >= s.max_deliveries
+        first, most = s.retry_backoff
+        delay = min(most, first * 2.0 ** min(job.deliveries - 1, 64))
+        if at_once == "dead_on":
+            fate = f"; dead_on names {type(exc).__name__}: it moves to {s.dead_letter_stream!r} at once"
+        elif at_once == "retry_on":
+            fate = f"; retry_on does not name {type(exc).__name__}: it moves to {s.dead_letter_stream!r} at once"
+        elif last:
+            fate = f"; it moves to {s.dead_letter_stream!r}"
+        else:
+            fate = f"; it will be retried in {delay:g}s"
         logger.error(
             "worker %r: job %s of stream %r failed (delivery %d of %d)%s",
             self.worker.name,
@@ -475,7 +513,7 @@ class _Run:
             s.stream,
             job.deliveries,
             s.max_deliveries,
-            f"; it moves to {s.dead_letter_stream!r}" if last else "; it will be retried",
+            fate,
             exc_info=exc,
             extra=self._job_extra(job),
         )
@@ -483,7 +521,6 @@ class _Run:
         if last:
             self._dead(job, exc)
             return
-        delay = min(_RETRY_MOST, _RETRY_FIRST * 2 ** (job.deliveries - 1), s.claim_idle / 3)
         with self.lock:
             self.retries.append((time.monotonic() + delay, job))
 

@@ -2,7 +2,8 @@
 
 Usage: ``python host.py NAME RECORD_FILE``, with ``SPOC_REDIS_URL`` set. Each job is written to the record
 file as ``<n> <host> <worker>`` and pushed to the list ``done`` as ``<n> <host>`` (for the test to wait on),
-then takes a few milliseconds; every 50 jobs a worker prints a progress line.
+then takes a few milliseconds; every 50 jobs a worker prints a progress line. Each worker prints
+``READY <host> <worker>`` at the end of its setup().
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Consumer(StreamWorker, ProcessWorker):
         self.record = os.open(RECORD, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.count = 0
         self.done = redis.Redis.from_url(os.environ["SPOC_REDIS_URL"])
+        print(f"READY {HOST} {self.name}", flush=True)
 
     def handle(self, job: Job) -> None:
         os.write(self.record, f"{job.fields['n']} {HOST} {self.name}\n".encode())  # one write: whole lines
