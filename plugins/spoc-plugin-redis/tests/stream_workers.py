@@ -19,6 +19,17 @@ from spoc import ProcessWorker, ThreadWorker
 from spoc_redis import Job, StreamWorker
 
 
+def wait_done(client: redis.Redis, count: int, wait: float = 30) -> list[str]:
+    """The ``n:deliveries`` of `count` jobs, as the workers report them done (a blocking pop: no polling), each
+    within `wait` seconds (on a loaded machine)."""
+    done = []
+    for _ in range(count):
+        item = client.blpop(["done"], timeout=wait)
+        assert item is not None, f"only {len(done)} of {count} jobs were done within {wait}s: {done}"
+        done.append(item[1])
+    return done
+
+
 class Records:
     """handle(): a job whose field ``fail`` is ``always``, or ``first`` on its first delivery, raises."""
 

@@ -21,10 +21,9 @@ import redis
 
 from spoc.testing import App, ServerFactory
 from spoc_redis import delayed_key, enqueue, enqueue_async
-from stream_workers import ThreadConsumer
+from stream_workers import ThreadConsumer, wait_done
 
 HOST = Path(__file__).parent / "apps" / "host.py"
-WAIT = 30  # seconds any one job may take to be reported done, on a loaded machine
 LATE = 1000  # milliseconds after its time by which a delayed job is in the stream (the promise)
 
 
@@ -36,15 +35,6 @@ def moved_at(entry_id: str) -> int:
 def redis_ms(client: redis.Redis) -> int:
     seconds, micros = client.time()
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def wait_done(client: redis.Redis, count: int) -> list[str]:
-    done = []
-    for _ in range(count):
-        item = client.blpop(["done"], timeout=WAIT)
-        assert item is not None, f"only {len(done)} of {count} jobs were done within {WAIT}s: {done}"
-        done.append(item[1])
-    return done
 
 
 def test_a_job_now_is_in_the_stream_with_its_fields_from_sync_and_async_code(

@@ -13,23 +13,13 @@ import redis
 from spoc import Server
 from spoc.testing import HookRecorder, ServerFactory
 from spoc_redis import RECORD_TOPIC, plugin
-from stream_workers import AsyncProcessConsumer, AsyncThreadConsumer, ProcessConsumer, Quick, ThreadConsumer
+from stream_workers import AsyncProcessConsumer, AsyncThreadConsumer, ProcessConsumer, Quick, ThreadConsumer, wait_done
 
 WAIT = 30  # seconds any one job may take to be reported done, on a loaded machine
 
 
 def add_jobs(client: redis.Redis, count: int, **fields: str) -> list[str]:
     return [client.xadd("jobs", {"n": str(n), **fields}) for n in range(count)]
-
-
-def wait_done(client: redis.Redis, count: int) -> list[str]:
-    """The ``n:deliveries`` of `count` jobs, as the workers report them done (a blocking pop: no polling)."""
-    done = []
-    for _ in range(count):
-        item = client.blpop(["done"], timeout=WAIT)
-        assert item is not None, f"only {len(done)} of {count} jobs were done within {WAIT}s: {done}"
-        done.append(item[1])
-    return done
 
 
 def pending(client: redis.Redis) -> int:
