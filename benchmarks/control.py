@@ -6,8 +6,8 @@
   beside it for information.
 - stop under status requests: the stop latency of the same server while another process asks it for its status
   50 times a second over the socket (measured once it has had 10 answers), against the same server with its
-  socket and nobody asking, taken in turns: three times the rounds of the other figures, a stop of 15 ms being
-  moved by a millisecond of the machine's noise.
+  socket and nobody asking, taken in turns: nine times the rounds of the other figures (81, half a minute), a
+  stop of 15-20 ms being moved by a millisecond or two of the machine's noise.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def measure(
         asked, quiet = (
             1e3 * t
             for t in paired_medians(
-                3 * rounds,
+                9 * rounds,
                 lambda: stop_latency_asked(path, True),
                 lambda: stop_latency_asked(path, False),
             )
