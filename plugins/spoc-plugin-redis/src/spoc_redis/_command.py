@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -48,9 +47,9 @@ def _run(args: argparse.Namespace) -> int:
     import redis
 
     from ._queue import QueueError, dead_letters, drop, requeue, stats
-    from ._settings import DEFAULT_URL, URL_ENV
+    from ._settings import redis_url_or_default
 
-    url = args.redis_url or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+    url = redis_url_or_default(args.redis_url)
     dead_stream = args.dead_letter_stream or f"{args.stream}:dead"
     name = f"spoc redis {args.redis_command}"
     client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5.0, socket_timeout=30.0)
@@ -60,14 +59,7 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(figures, indent=2) if args.json else _stats_text(figures))
             return 0
         if args.requeue or args.drop:
-            done: dict[str, Any] = {}
-            if args.requeue:
-                done = dict(requeue(client, args.stream, dead_stream, args.requeue))
-            else:
-                done = {
-                    dead_id: dead_id if there else None
-                    for dead_id, there in drop(client, args.stream, dead_stream, args.drop).items()
-                }
+            done = (requeue if args.requeue else drop)(client, args.stream, dead_stream, args.requeue or args.drop)
             verb = "requeued" if args.requeue else "dropped"
             gone = [dead_id for dead_id, now in done.items() if now is None]
             if args.json:

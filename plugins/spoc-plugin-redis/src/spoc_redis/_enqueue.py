@@ -15,7 +15,6 @@ import datetime
 import json
 import logging
 import math
-import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from collections.abc import Mapping
 import redis
 import redis.asyncio
 
-from ._settings import DEFAULT_URL, URL_ENV
+from ._settings import redis_url_or_default
 
 __all__ = ["DELAYED_PREFIX", "MOVE_BATCH", "MOVE_EVERY", "Mover", "delayed_key", "enqueue", "enqueue_async"]
 
@@ -149,7 +148,8 @@ class _Job:
                     f"float (encode anything else, with json.dumps say)"
                 )
             self.fields[name] = str(value)
-        self.token = DELAYED_PREFIX + uuid.uuid4().hex
+        self.token = DELAYED_PREFIX + uuid.uuid4().hex if delay is not None or at is not None else ""
+        """The id a job for later waits under (none for a job for now)."""
         self.later: tuple[str, int, str] | None = None
         if delay is not None and at is not None:
             raise TypeError("enqueue: give delay (seconds from now) or at (a datetime), not both")
@@ -175,7 +175,7 @@ class _Job:
 def _url(redis_url: str | None) -> str:
     if redis_url is not None and (not isinstance(redis_url, str) or not redis_url):
         raise TypeError(f"enqueue: redis_url is a redis:// URL; got {redis_url!r}")
-    return redis_url or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+    return redis_url_or_default(redis_url)
 
 
 _clients: dict[str, redis.Redis] = {}

@@ -174,6 +174,8 @@ def requeue(client: redis.Redis, stream: str, dead_stream: str, ids: list[str]) 
     return moved
 
 
-def drop(client: redis.Redis, stream: str, dead_stream: str, ids: list[str]) -> dict[str, bool]:
-    """Delete the dead letters `ids` (or ``all``); for each, whether it was there to delete."""
-    return {dead_id: bool(client.xdel(dead_stream, dead_id)) for dead_id in _chosen(client, stream, dead_stream, ids)}
+def drop(client: redis.Redis, stream: str, dead_stream: str, ids: list[str]) -> dict[str, str | None]:
+    """Delete the dead letters `ids` (or ``all``); for each, its id, or None for one gone meanwhile (as
+    `requeue`)."""
+    chosen = _chosen(client, stream, dead_stream, ids)
+    return {dead_id: dead_id if client.xdel(dead_stream, dead_id) else None for dead_id in chosen}

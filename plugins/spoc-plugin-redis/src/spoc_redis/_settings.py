@@ -16,7 +16,7 @@ from typing import Any
 
 from spoc import settings
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "Settings", "settings_of", "shown_url"]
+__all__ = ["DEFAULT_URL", "URL_ENV", "Settings", "redis_url_or_default", "settings_of", "shown_url"]
 
 URL_ENV = "SPOC_REDIS_URL"
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -110,6 +110,12 @@ def _errors(worker: Any, setting: str, value: object, none: str | None = None) -
     )
 
 
+def redis_url_or_default(given: str | None) -> str:
+    """`given` when set, else ``SPOC_REDIS_URL``, else `DEFAULT_URL`: where every worker, `enqueue` and
+    ``spoc redis`` find Redis."""
+    return given or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+
+
 def _read(worker: Any, setting: str) -> Any:
     return settings.read(worker, setting, DEFAULTS.get(setting))
 
@@ -130,7 +136,7 @@ def settings_of(
     """
     stream = settings.text(worker, "stream", _read(worker, "stream"))
     group = settings.text(worker, "group", _read(worker, "group"))
-    url = _read(worker, "redis_url") or os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+    url = redis_url_or_default(_read(worker, "redis_url"))
     consumer = _read(worker, "consumer")
     if consumer is None:
         consumer = f"{socket.gethostname()}/{server or '-'}/{worker.name}/{pid or os.getpid()}"

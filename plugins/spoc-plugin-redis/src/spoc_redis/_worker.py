@@ -37,8 +37,8 @@ class StreamWorker:
     that raised is retried, with backoff (`retry_backoff`), until it has been
     delivered `max_deliveries` times, then moved with its error to
     `dead_letter_stream` and acknowledged; an error that `dead_on` names, or
-    that `retry_on` (when set) does not, is moved there at once. On stop, the worker reads no new job and finishes the
-    ones it holds. Jobs another consumer has held longer than `claim_idle`
+    that `retry_on` (when set) does not, is moved there at once. On stop, the
+    worker reads no new job and finishes the ones it holds. Jobs another consumer has held longer than `claim_idle`
     (its host died) are claimed and done here. Every worker of a stream also
     moves the stream's jobs for later (`spoc_redis.enqueue` with ``delay`` or
     ``at``) into it once they are due. Each job done counts once its
