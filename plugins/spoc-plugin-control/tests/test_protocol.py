@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,23 @@ def test_a_folder_of_another_uid_is_not_used(spoc_app: Callable[..., App], runti
         stream="stderr",
     )
     assert list(folder.iterdir()) == []
+
+
+def test_closing_leaves_no_thread_even_for_a_refused_client_that_stays(tmp_path: Path) -> None:
+    """A server started next in the same process must find none of the last one's threads: else it cannot fork
+    its fork server. A refused client that neither reads nor closes is the one that would keep its thread."""
+    from spoc_control._listener import MAX_CONNECTIONS, Listener
+
+    listener = Listener(tmp_path / "ctl.sock", "lone", lambda request: {"ok": True})
+    listener.serve()
+    held = [connect(listener.path) for _ in range(MAX_CONNECTIONS + 1)]
+    try:
+        busy = read_line(held[-1])  # told, and left open by its client, which reads no more
+        assert busy is not None and busy["error"].startswith("busy:")
+        listener.close()
+        left = [thread.name for thread in threading.enumerate() if thread.name.startswith("spoc-control:lone")]
+        assert left == []
+    finally:
+        for sock in held:
+            sock.close()
+        listener.close()

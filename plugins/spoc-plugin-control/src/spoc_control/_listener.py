@@ -63,6 +63,7 @@ class Listener:
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         self._connections: dict[socket.socket, threading.Thread | None] = {}  # each with the thread serving it
+        self._refused: dict[socket.socket, threading.Thread | None] = {}  # each with the thread telling it why
         self._lock = threading.Lock()
         self._closed = False
         _open.add(self)
@@ -77,10 +78,11 @@ class Listener:
             if self._closed:
                 return
             self._closed = True
-            connections = dict(self._connections)
         if self._thread is not None:
             os.write(self._wake_w, b"x")
             self._thread.join()
+        with self._lock:  # read once the accept loop has ended: it admits or refuses no more
+            connections = {**self._connections, **self._refused}
         for connection in connections:  # their threads end at their next read or write
             try:
                 connection.shutdown(socket.SHUT_RDWR)
@@ -124,8 +126,17 @@ class Listener:
                 self._connections[connection] = start_helper_thread(
                     lambda: self._serve_connection(connection), f"spoc-control:{self._server}:client"
                 )
-        if refusal is not None:  # on a thread: its drain must not hold up the next connection
-            start_helper_thread(lambda: _reply_and_close(connection, refusal), f"spoc-control:{self._server}:refusal")
+            if refusal is not None:  # on a thread: its drain must not hold up the next connection
+                self._refused[connection] = start_helper_thread(
+                    lambda: self._refuse(connection, refusal), f"spoc-control:{self._server}:refusal"
+                )
+
+    def _refuse(self, connection: socket.socket, refusal: str) -> None:
+        try:
+            _reply_and_close(connection, refusal)
+        finally:
+            with self._lock:
+                self._refused.pop(connection, None)
 
     def _refusal(self, connection: socket.socket) -> str | None:
         """Why the peer may not control this server, or None when it may (its uid is ours, or root's)."""
@@ -171,7 +182,7 @@ class Listener:
             self._socket.close,
             lambda: os.close(self._wake_r),
             lambda: os.close(self._wake_w),
-            *(connection.close for connection in self._connections),
+            *(connection.close for connection in (*self._connections, *self._refused)),
         ):
             try:
                 close()
