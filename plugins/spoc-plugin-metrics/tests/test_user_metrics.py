@@ -11,7 +11,7 @@ from metrics_workers import IN_PROGRESS, JOBS, CountsThread
 from scraping import scrape
 from spoc import AbstractWorker, Server, hookimpl
 from spoc.testing import HookRecorder, ServerFactory
-from spoc_metrics import Counter, Gauge, Histogram, Metrics
+from spoc_metrics import Counter, Gauge, Histogram, Metrics, ScrapeGauge, ScrapeSample, read_at_scrape
 
 
 def test_defining_a_metric_again_the_same_way_is_fine() -> None:
@@ -106,3 +106,54 @@ def test_a_server_whose_start_was_refused_does_not_hold_the_metrics_object(
     spoc_server(CountsThread("later"), plugins=[shared]).start()
     spoc_hooks.wait_for("worker_record", worker="later", topic="test.counted")
     assert scrape(shared).workers("spoc_worker_up") == {"later"}
+
+
+QUEUED = ScrapeGauge("test_queued", "Jobs a queue elsewhere holds, read at scrape time.", ["queue"])
+SCRAPES = []  # the servers the reader below was asked about, in order
+
+
+@read_at_scrape
+def read_queued(server: Server) -> list[ScrapeSample]:
+    """For the servers of the test below only (readers are registered for the whole process)."""
+    if server.name == "scraped":
+        SCRAPES.append(server.name)
+        return [QUEUED.sample(len(SCRAPES), queue="a"), QUEUED.sample(7, queue="b")]
+    if server.name == "scraped-failing":
+        raise ConnectionError("the queue is away")
+    return []
+
+
+def test_a_scrape_gauge_is_read_at_each_scrape_and_a_failing_reader_is_named(
+    spoc_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spoc")
+    metrics = Metrics(port=0, addr="127.0.0.1")
+    spoc_server(CountsThread("thread"), plugins=[metrics], name="scraped").start()
+    first, second = scrape(metrics), scrape(metrics)
+    assert (first.value("test_queued", queue="a"), second.value("test_queued", queue="a")) == (1, 2)
+    assert second.value("test_queued", queue="b") == 7 and second.workers("test_queued") == set()
+    assert ScrapeGauge("test_by_worker", "A worker's figure.", ["worker"]).labelnames == ("worker",)
+    failing = Metrics(port=0, addr="127.0.0.1")
+    spoc_server(CountsThread("other"), plugins=[failing], name="scraped-failing").start()
+    page = scrape(failing)
+    assert page.value("spoc_worker_up", worker="other") is not None  # the rest of the page is served
+    assert "test_queued" not in page.families
+    assert (
+        "the scrape-time reader read_queued failed for server 'scraped-failing', its gauges are left out of this "
+        "scrape: ConnectionError: the queue is away"
+    ) in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ScrapeGauge("spoc_queued", "taken"), "the name is taken by spoc-plugin-metrics' own metrics"),
+        (lambda: ScrapeGauge("queued", "x", ["no-dash"]), "'no-dash' is not a valid label name"),
+        (lambda: ScrapeGauge("queued", "x", ["worker", "worker"]), "label names repeat"),
+        (lambda: QUEUED.sample(1, line="a"), "scrape gauge 'test_queued' takes the labels (queue), got (line)"),
+    ],
+)
+def test_a_bad_scrape_gauge_or_sample_is_refused_naming_it(make: object, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        make()  # type: ignore[operator]
+    assert message in str(refused.value)

@@ -3,7 +3,8 @@
 Every worker's life (up, starts, exits by outcome, failures by phase,
 restarts, setup and teardown durations, last seen, a process worker's CPU and
 memory), the server's signals and process, and the counters, gauges and
-histograms workers define themselves, thread, process or async alike: served
+histograms workers define themselves, thread, process or async alike, and the
+gauges other plugins read at scrape time (`ScrapeGauge`, `read_at_scrape`): served
 on ``/metrics`` from one registry in the server's process. Children send what
 they count to the server over spoc's event channel, in batches.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from ._flusher import BATCH_TOPIC
 from ._metrics import Counter, Gauge, Histogram
 from ._plugin import Metrics
+from ._scrape import ScrapeGauge, ScrapeSample, read_at_scrape
 from ._settings import ADDR_ENV, PORT_ENV
 
 __all__ = [
@@ -28,7 +30,10 @@ __all__ = [
     "Gauge",
     "Histogram",
     "Metrics",
+    "ScrapeGauge",
+    "ScrapeSample",
     "plugin",
+    "read_at_scrape",
 ]
 
 plugin = Metrics()

@@ -3,8 +3,8 @@
 Built when the server starts, in the server's process only (children never
 import prometheus_client). What the server knows is counted from its hooks
 (`ServerMetrics.on_*`, all on the hooks' serialised calls); what is read at
-scrape time (up, last seen, a process worker's CPU and memory, signals) comes
-from `collect`, on the HTTP server's thread.
+scrape time (up, last seen, a process worker's CPU and memory, signals, and the
+plugins' `ScrapeGauge` readers) comes from `collect`, on the HTTP server's thread.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import spoc
 from spoc import AbstractWorker, ErrorRecord, Server, WorkerEvent, WorkerExit
 
 from ._definitions import DEFAULT_BUCKETS, MetricDefinition
+from ._scrape import scraped_families
 from ._store import Store
 from ._tally import Tally
 
@@ -190,6 +191,7 @@ class ServerMetrics(Collector):
             samples = {labels: value for (name, labels), value in chosen.items() if name == definition.name}
             yield _family(definition, definition.labelnames, samples)
         yield from self._user_families()
+        yield from scraped_families(self.server)
 
     def _user_families(self) -> Iterator[Metric]:
         """Each user-defined metric, its samples from every worker (a ``worker`` label in front)."""
