@@ -165,3 +165,17 @@ class Flaky(StreamWorker, ThreadWorker):
 
     def teardown(self) -> None:
         self.client.close()
+
+
+class Held(StreamWorker, ThreadWorker):
+    """Stays in its setup until stopped: its stream's jobs wait for it, as for a consumer not started yet."""
+
+    stream = "held"
+    group = "workers"
+    connect_within = 0.2
+
+    def setup(self) -> None:
+        self.wait()
+
+    def handle(self, job: Job) -> None:
+        raise AssertionError(f"a held worker takes no job, got {job.id}")

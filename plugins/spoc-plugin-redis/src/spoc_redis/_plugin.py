@@ -50,6 +50,11 @@ def _stream_worker(worker: AbstractWorker) -> StreamWorker | None:
     return worker if module is not None and isinstance(worker, module.StreamWorker) else None
 
 
+def _stream_workers(server: Server) -> list[StreamWorker]:
+    """The stream workers `server` runs now."""
+    return [found for worker in server.workers if (found := _stream_worker(worker)) is not None]
+
+
 class RedisPlugin:
     """Refuses a `StreamWorker` with a bad setting before any worker starts, naming the worker, the setting
     and its value. Any other worker is left alone.
@@ -62,6 +67,9 @@ class RedisPlugin:
     Redis how its consumer ended (``spoc:<stream>:<group>:ended``, a hash of
     consumer -> signal, kept a day), for the error of a job dead-lettered
     because it killed its consumers.
+
+    With spoc-plugin-metrics installed, the server's ``/metrics`` shows the
+    queues of its stream workers, read from Redis at each scrape (`_gauges`).
     """
 
     name = "redis"
@@ -71,9 +79,11 @@ class RedisPlugin:
         stream_worker = _stream_worker(worker)
         if stream_worker is not None:
             from ._autoscale import autoscale_of
+            from ._gauges import read_queues_at_scrape
 
             stream_worker.stream_settings(server.name)
             autoscale_of(worker)
+            read_queues_at_scrape(_stream_workers)  # the queue's gauges, with spoc-plugin-metrics
 
     @hookimpl
     def server_started(self, server: Server) -> None:
