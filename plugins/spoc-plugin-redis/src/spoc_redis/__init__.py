@@ -16,6 +16,7 @@ from ._topics import RECORD_TOPIC
 if TYPE_CHECKING:
     from ._consumer import Job, RedisUnreachable
     from ._enqueue import delayed_key, enqueue, enqueue_async
+    from ._scheduled import ScheduledWorker
     from ._worker import KilledItsConsumer, StreamWorker
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "KilledItsConsumer",
     "RedisPlugin",
     "RedisUnreachable",
+    "ScheduledWorker",
     "Settings",
     "StreamWorker",
     "delayed_key",
@@ -38,6 +40,7 @@ _LAZY = {
     "Job": "._consumer",
     "RedisUnreachable": "._consumer",
     "KilledItsConsumer": "._worker",
+    "ScheduledWorker": "._scheduled",
     "StreamWorker": "._worker",
     "delayed_key": "._enqueue",
     "enqueue": "._enqueue",

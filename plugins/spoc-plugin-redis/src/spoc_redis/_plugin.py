@@ -14,6 +14,7 @@ from ._topics import HELD_TOPIC, RECORD_TOPIC
 
 if TYPE_CHECKING:
     from ._autoscale import Autoscaler
+    from ._scheduled import ScheduledWorker
     from ._worker import StreamWorker
 
 __all__ = ["RedisPlugin", "plugin"]
@@ -50,14 +51,20 @@ def _stream_worker(worker: AbstractWorker) -> StreamWorker | None:
     return worker if module is not None and isinstance(worker, module.StreamWorker) else None
 
 
+def _scheduled_worker(worker: AbstractWorker) -> ScheduledWorker | None:
+    """`worker`, if it is a `ScheduledWorker` (without importing redis, as `_stream_worker`)."""
+    module = sys.modules.get("spoc_redis._scheduled")
+    return worker if module is not None and isinstance(worker, module.ScheduledWorker) else None
+
+
 def _stream_workers(server: Server) -> list[StreamWorker]:
     """The stream workers `server` runs now."""
     return [found for worker in server.workers if (found := _stream_worker(worker)) is not None]
 
 
 class RedisPlugin:
-    """Refuses a `StreamWorker` with a bad setting before any worker starts, naming the worker, the setting
-    and its value. Any other worker is left alone.
+    """Refuses a `StreamWorker` or a `ScheduledWorker` with a bad setting before any worker starts, naming the
+    worker, the setting and its value. Any other worker is left alone.
 
     When a stream worker ends in the middle of jobs (killed, cut off), the
     server names them (it hears of each job a worker takes: `HELD_TOPIC`).
@@ -84,6 +91,9 @@ class RedisPlugin:
             stream_worker.stream_settings(server.name)
             autoscale_of(worker)
             read_queues_at_scrape(_stream_workers)  # the queue's gauges, with spoc-plugin-metrics
+        scheduled_worker = _scheduled_worker(worker)
+        if scheduled_worker is not None:
+            scheduled_worker.schedule_settings()
 
     @hookimpl
     def server_started(self, server: Server) -> None:
