@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import select
 import signal
+import socket
 import time
 from typing import Any
 
@@ -28,6 +30,19 @@ def wait_done(client: redis.Redis, count: int, wait: float = 30) -> list[str]:
         assert item is not None, f"only {len(done)} of {count} jobs were done within {wait}s: {done}"
         done.append(item[1])
     return done
+
+
+def dead_letters(client: redis.Redis, count: int, wait: float = 30) -> list[dict[str, str]]:
+    """The first `count` dead letters of ``jobs:dead``, waited for (`wait` seconds each, on a loaded machine)."""
+    entries: list[Any] = []
+    last = "0"
+    while len(entries) < count:
+        reply = client.xread({"jobs:dead": last}, block=int(wait * 1000))
+        assert reply, f"only {len(entries)} of {count} dead letters within {wait}s"
+        ((_, new),) = reply
+        entries.extend(new)
+        last = new[-1][0]
+    return [fields for _, fields in entries]
 
 
 class Records:
@@ -179,3 +194,59 @@ class Held(StreamWorker, ThreadWorker):
 
     def handle(self, job: Job) -> None:
         raise AssertionError(f"a held worker takes no job, got {job.id}")
+
+
+class Overruns:
+    """handle(): pushes ``<n> <delivery>`` to ``tries``, then overruns as its field ``how`` says (``loop``: Python
+    code, interruptible; ``sleep``: ``time.sleep(60)``, one C call; ``select``: a ``select`` on a socket that
+    never becomes readable; ``nap``: ``time.sleep(1.5)``; ``quick``: not at all), then pushes
+    ``<n>:<delivery>`` to ``done``."""
+
+    stream = "jobs"
+    group = "workers"
+    block = 0.2
+    plugin_options: Any
+
+    def tried(self, job: Job) -> redis.Redis:
+        client = redis.Redis.from_url(self.plugin_options["redis_url"], decode_responses=True)
+        client.rpush("tries", f"{job.fields['n']} {job.deliveries}")
+        return client
+
+    def overrun(self, job: Job) -> None:
+        client = self.tried(job)
+        try:
+            how = job.fields["how"]
+            if how == "loop":
+                while True:
+                    time.sleep(0.005)
+            elif how == "sleep":
+                time.sleep(60)
+            elif how == "nap":
+                time.sleep(1.5)
+            elif how == "select":
+                quiet, _other = socket.socketpair()
+                select.select([quiet], [], [])
+            client.rpush("done", f"{job.fields['n']}:{job.deliveries}")
+        finally:
+            client.close()
+
+
+class ThreadOverruns(Overruns, StreamWorker, ThreadWorker):
+    def handle(self, job: Job) -> None:
+        self.overrun(job)
+
+
+class ProcessOverruns(Overruns, StreamWorker, ProcessWorker):
+    def handle(self, job: Job) -> None:
+        self.overrun(job)
+
+
+class AsyncOverruns(Overruns, StreamWorker, ThreadWorker):
+    async def handle(self, job: Job) -> None:
+        client = self.tried(job)
+        try:
+            if job.fields["how"] != "quick":
+                await asyncio.sleep(60)
+            client.rpush("done", f"{job.fields['n']}:{job.deliveries}")
+        finally:
+            client.close()

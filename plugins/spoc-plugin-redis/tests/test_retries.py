@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any
 
 import pytest
 import redis
@@ -12,7 +11,7 @@ import redis
 from spoc import Server
 from spoc.testing import ServerFactory
 from spoc_redis import plugin
-from stream_workers import Flaky
+from stream_workers import Flaky, dead_letters
 
 WAIT = 30  # seconds any one job may take, on a loaded machine
 SLACK = 1.0  # seconds a retry may come late on a loaded machine (never early)
@@ -27,19 +26,6 @@ def tries(client: redis.Redis, count: int) -> list[tuple[str, int, float]]:
         n, delivery, at = item[1].split()
         found.append((n, int(delivery), float(at)))
     return found
-
-
-def dead_letters(client: redis.Redis, count: int) -> list[dict[str, str]]:
-    """The first `count` dead letters of ``jobs:dead``, waited for."""
-    entries: list[Any] = []
-    last = "0"
-    while len(entries) < count:
-        reply = client.xread({"jobs:dead": last}, block=WAIT * 1000)
-        assert reply, f"only {len(entries)} of {count} dead letters within {WAIT}s"
-        ((_, new),) = reply
-        entries.extend(new)
-        last = new[-1][0]
-    return [fields for _, fields in entries]
 
 
 def test_retries_wait_as_retry_backoff_says_doubling_up_to_its_most(

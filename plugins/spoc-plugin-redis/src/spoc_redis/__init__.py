@@ -16,6 +16,7 @@ from ._topics import RECORD_TOPIC
 if TYPE_CHECKING:
     from ._consumer import Job, RedisUnreachable
     from ._enqueue import delayed_key, enqueue, enqueue_async
+    from ._limit import JobTimeLimit
     from ._scheduled import ScheduledWorker
     from ._worker import KilledItsConsumer, StreamWorker
 
@@ -24,6 +25,7 @@ __all__ = [
     "RECORD_TOPIC",
     "URL_ENV",
     "Job",
+    "JobTimeLimit",
     "KilledItsConsumer",
     "RedisPlugin",
     "RedisUnreachable",
@@ -39,6 +41,7 @@ __all__ = [
 _LAZY = {
     "Job": "._consumer",
     "RedisUnreachable": "._consumer",
+    "JobTimeLimit": "._limit",
     "KilledItsConsumer": "._worker",
     "ScheduledWorker": "._scheduled",
     "StreamWorker": "._worker",

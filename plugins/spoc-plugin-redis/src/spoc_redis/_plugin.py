@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from spoc import AbstractWorker, Server, StashKey, WorkerExit, hookimpl, log_extra
 
-from ._topics import HELD_TOPIC, RECORD_TOPIC
+from ._topics import HELD_TOPIC, RECORD_TOPIC, STUCK_TOPIC
 
 if TYPE_CHECKING:
     from ._autoscale import Autoscaler
@@ -126,7 +126,10 @@ class RedisPlugin:
             scaler.join(AUTOSCALER_JOIN)
 
     @hookimpl
-    def worker_record(self, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
+    def worker_record(self, server: Server, worker: AbstractWorker, topic: str, data: dict[str, Any]) -> None:
+        if topic == STUCK_TOPIC:  # a job of its child would not return from its time limit: a fresh child
+            server.recycle_worker(worker, "time_limit")
+            return
         if topic == HELD_TOPIC:
             worker.stash.setdefault(_HELD, {}).update(dict.fromkeys(map(str, data.get("jobs", ()))))
             return

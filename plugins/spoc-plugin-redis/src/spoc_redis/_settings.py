@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "retry_backoff": (0.5, 30.0),
     "retry_on": None,
     "dead_on": (),
+    "time_limit": None,
+    "time_limit_grace": 5.0,
 }
 """Every setting a stream worker takes besides ``stream`` and ``group``, with its default."""
 
@@ -59,6 +61,10 @@ class Settings:
     """The errors retried (None: every one); any other is dead-lettered at its first failure."""
     dead_on: tuple[type[Exception], ...]
     """The errors dead-lettered at once, without retries (before `retry_on` is looked at)."""
+    time_limit: float | None = None
+    """Seconds a ``handle()`` may run before it is interrupted (None: no limit)."""
+    time_limit_grace: float = 5.0
+    """Seconds a plain ``handle()`` of a process worker gets after its limit before its child is ended."""
 
     def dead_at_once(self, error: BaseException) -> str | None:
         """Which setting sends `error` to the dead letters without retries (``"dead_on"``, ``"retry_on"``), or
@@ -164,4 +170,6 @@ def settings_of(
         retry_backoff=_backoff(worker, _read(worker, "retry_backoff")),
         retry_on=_errors(worker, "retry_on", _read(worker, "retry_on"), none="to retry every error"),
         dead_on=_errors(worker, "dead_on", _read(worker, "dead_on")) or (),
+        time_limit=settings.seconds(worker, "time_limit", _read(worker, "time_limit"), none="for no limit"),
+        time_limit_grace=settings.seconds(worker, "time_limit_grace", _read(worker, "time_limit_grace")),
     )

@@ -15,9 +15,10 @@ from spoc import log_extra, start_helper_thread
 
 from ._consumer import STILL_AWAY_EVERY, Claim, Consumer, Job, RedisUnreachable
 from ._enqueue import MOVE_EVERY, Mover
+from ._limit import JobTimeLimit, Limiter, limit_error, run_limited
 from ._metrics import ConnectedGauge, count_job
 from ._settings import Settings, settings_of
-from ._topics import HELD_TOPIC, RECORD_TOPIC
+from ._topics import HELD_TOPIC, RECORD_TOPIC, STUCK_TOPIC
 
 __all__ = ["HELD_TOPIC", "RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
 
@@ -43,7 +44,9 @@ class StreamWorker:
     moves the stream's jobs for later (`spoc_redis.enqueue` with ``delay`` or
     ``at``) into it once they are due. Each job done counts once its
     acknowledgement is in (`spoc.AbstractWorker.job_done`): spoc-plugin-restart's
-    ``max_jobs`` recycles the worker after so many.
+    ``max_jobs`` recycles the worker after so many. A ``handle()`` still
+    running past `time_limit` is interrupted (`JobTimeLimit`, see `_limit`),
+    and its delivery fails like any other.
 
     Each job's outcome is sent to the server's plugins as a record
     (`RECORD_TOPIC`, with ``stream``, ``outcome``: ``done``, ``failed``,
@@ -59,10 +62,11 @@ class StreamWorker:
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``stream``, ``group``, ``redis_url``, ``consumer``, ``batch``, ``block``,
     ``concurrency``, ``claim_idle``, ``connect_within``, ``max_deliveries``,
-    ``dead_letter_stream``, ``retry_backoff``, ``retry_on``, ``dead_on``, and
-    for autoscaling its replicas on the backlog ``autoscale`` (``(min, max)``),
-    ``scale_interval``, ``scale_up_backlog``, ``scale_down_idle``; see the docs
-    page for each one's default.
+    ``dead_letter_stream``, ``retry_backoff``, ``retry_on``, ``dead_on``,
+    ``time_limit``, ``time_limit_grace``, and for autoscaling its replicas on
+    the backlog ``autoscale`` (``(min, max)``), ``scale_interval``,
+    ``scale_up_backlog``, ``scale_down_idle``; see the docs page for each
+    one's default.
     """
 
     stream: str = ""
@@ -254,12 +258,18 @@ class _Run:
         self.keeper = start_helper_thread(self._keep, f"spoc-redis-keeper:{worker.name}")
         self.acknowledger = start_helper_thread(self._acknowledge, f"spoc-redis-acks:{worker.name}")
         self.mover = start_helper_thread(self._move, f"spoc-redis-mover:{worker.name}")
+        limit = self.settings.time_limit
+        self.limiter = None  # an async handle() is cancelled instead (`process_async`)
+        if limit is not None and not _handle_is_async(type(worker)):
+            self.limiter = Limiter(worker, limit, self.settings.time_limit_grace, self._stuck)
 
     def close(self) -> None:
         """Once main() has done its last job: acknowledge every job done, and end the threads."""
         with self.lock:
             self.closing.set()
             self.has_done.notify()
+        if self.limiter is not None:
+            self.limiter.close()
         self.acknowledger.join()
         self.keeper.join()
         self.mover.join()
@@ -461,18 +471,30 @@ class _Run:
 
     def process(self, job: Job, handle: Callable[[Job], Any]) -> None:
         began = time.monotonic()
+        limiter = self.limiter
+        error: Exception | None = None
         try:
+            if limiter is not None:
+                limiter.running(job)
             handle(job)
         except Exception as exc:
-            self._failed(job, exc, time.monotonic() - began)
+            error = exc
+        if limiter is not None:
+            if limiter.ended():
+                return  # given up past its grace, and counted (`_stuck`)
+            if isinstance(error, JobTimeLimit) and not error.args:  # the limiter's: say which limit
+                error = limit_error(limiter.limit).with_traceback(error.__traceback__)
+        if error is not None:
+            self._failed(job, error, time.monotonic() - began)
         else:
             self._done(job, time.monotonic() - began)
 
     async def process_async(self, job: Job, handle: Callable[[Job], Any]) -> None:
         loop = asyncio.get_running_loop()
         began = time.monotonic()
+        limit = self.settings.time_limit
         try:
-            await handle(job)
+            await (handle(job) if limit is None else run_limited(handle(job), limit))
         except Exception as exc:
             await loop.run_in_executor(None, self._failed, job, exc, time.monotonic() - began)
         else:
@@ -523,6 +545,41 @@ class _Run:
             return
         with self.lock:
             self.retries.append((time.monotonic() + delay, job))
+
+    def _stuck(self, job: Job, seconds: float) -> None:
+        """A plain handle() of a process worker's child still running `time_limit_grace` after its limit, in a
+        call that does not come back to Python: the job fails here, the jobs done are acknowledged, and the
+        server is asked to recycle the worker (the limiter then ends the child)."""
+        s = self.settings
+        exc = limit_error(s.time_limit or 0.0)
+        last = s.dead_at_once(exc) is not None or job.deliveries >= s.max_deliveries
+        fate = f"it moves to {s.dead_letter_stream!r}" if last else "its next delivery comes with the worker's next run"
+        logger.error(
+            "worker %r: job %s of stream %r is still running %.1fs after it began, %g s past its time limit of %g s, "
+            "in a call that does not come back to Python: the delivery failed (%d of %d; %s); the worker's child "
+            "is ended and the server recycles the worker",
+            self.worker.name,
+            job.id,
+            s.stream,
+            seconds,
+            s.time_limit_grace,
+            s.time_limit,
+            job.deliveries,
+            s.max_deliveries,
+            fate,
+            extra=self._job_extra(job),
+        )
+        self._report("failed", job, seconds)
+        if last:
+            self._dead(job, exc)
+        with self.lock:
+            ids, self.done = self.done, []
+        if ids:
+            try:
+                self.consumer.ack(ids)
+            except Exception:  # not done twice unless Redis lost the acknowledgement; said
+                logger.exception("worker %r: acknowledging jobs %s failed", self.worker.name, ", ".join(ids))
+        self.worker.send_record(STUCK_TOPIC, stream=s.stream, job=job.id)
 
     def _dead(self, job: Job, exc: BaseException) -> None:
         self.consumer.dead_letter(job, exc)
