@@ -91,8 +91,10 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark, printed as ratios to raw floors measured in the same run."""
-    # ray: spoc-plugin-ray's; cotyledon: the peer the replicas benchmark starts 32 workers against
-    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS), "ray>=2.9", "cotyledon==2.2.0")
+    # ray: spoc-plugin-ray's; cotyledon: the peer the replicas benchmark starts 32 workers against; dramatiq and
+    # celery: the job queues spoc-plugin-redis is measured against (benchmarks/job_queues.py)
+    peers = ["cotyledon==2.2.0", "dramatiq[redis]==2.2.1", "celery[redis]==5.7.0"]
+    session.install(".[uvloop]", *(f"./plugins/{plugin}" for plugin in PLUGINS), "ray>=2.9", *peers)
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

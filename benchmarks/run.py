@@ -50,6 +50,9 @@
   second of one process StreamWorker with a no-op handle(), against a raw redis-py loop
   (XREADGROUP of the same batch, XACK per job); and the seconds from the SIGKILL of a
   consumer holding a job to that job done by another consumer, against claim_idle.
+- queues (with spoc-plugin-redis, dramatiq and celery installed, redis-server on the machine): jobs per second
+  with one worker process and with four, and the time from enqueueing one job into an idle worker to its
+  handler's start, against dramatiq and celery on the same redis-server (see benchmarks/job_queues.py).
 
 Each benchmark runs in a fresh interpreter, with installed plugins not loaded; then the core's own
 figures (stop, start, is_running, memory, event delay) run again with every plugin in plugins/
@@ -760,6 +763,13 @@ def redis_section(rounds: int) -> int:
     return redis_streams.measure(rounds, row)  # each round ~2 s; the throughput of a round moves by a quarter
 
 
+def queues_section(rounds: int) -> int:
+    import job_queues
+    import redis_streams
+
+    return job_queues.measure(rounds, row, redis_streams.redis_server)
+
+
 def logging_section(rounds: int) -> int:
     import log_lines
 
@@ -822,6 +832,7 @@ SECTIONS: dict[str, Callable[[int], int]] = {
     "restart": restart_section,
     "metrics": metrics_section,
     "redis": redis_section,
+    "queues": queues_section,
     "logging": logging_section,
     "ray": ray_section,
     "replicas": replicas_section,

@@ -1,0 +1,249 @@
+"""spoc-plugin-redis against dramatiq and celery, each on its own Redis broker: one redis-server, one machine.
+
+Each system runs as users run it, a program in a process group of its own: spoc's ``StreamWorker``
+(``ProcessWorker``, ``replicas``), ``dramatiq`` (its ``RedisBroker``, its defaults: 8 threads a process)
+and ``celery worker`` (Redis broker, ``task_acks_late``; ``--pool solo`` for one process, ``prefork`` for
+four). Each job does one Redis write.
+
+- throughput: 5000 jobs enqueued before the workers start (each system's own producer), then jobs per second
+  from the first job done to the last: start-up left out. With one worker process and with four. Target: at
+  least 1.5x the faster peer, in both.
+- enqueue to start: one job enqueued into an idle, warmed-up worker, until its handler runs (it writes the
+  time); the median of 20. Target: at most the faster peer's.
+
+Needs redis-server, spoc-plugin-redis, dramatiq and celery (``nox -s bench`` installs the peers, in that
+session only); `missing` says why not.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+JOBS = 5000
+PEERS = ("dramatiq", "celery")
+LATENCY_JOBS = 20
+WAIT = 120.0
+
+HANDLER = """
+import os, time
+import redis
+
+_redis = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+
+
+def work(kind):
+    if kind == "stamp":
+        _redis.rpush("bench:started", repr(time.time()))
+    else:
+        _redis.incr("bench:done")
+"""
+
+PROGRAMS = {
+    "spoc": HANDLER
+    + """
+from spoc import ProcessWorker, Server
+from spoc_redis import StreamWorker, enqueue
+
+
+class Jobs(StreamWorker, ProcessWorker):
+    stream = "bench"
+    group = "bench"
+
+    def handle(self, job):
+        work(job.fields["kind"])
+
+
+def send(kind):
+    enqueue("bench", {"kind": kind}, redis_url=os.environ["BENCH_REDIS_URL"])
+
+
+if __name__ == "__main__":
+    server = Server("bench-queues")
+    processes = int(os.environ["BENCH_PROCESSES"])
+    server.add_worker(Jobs("jobs", replicas=processes, plugin_options={"redis_url": os.environ["BENCH_REDIS_URL"]}))
+    raise SystemExit(server.run_forever().exit_code)
+""",
+    "dramatiq": HANDLER
+    + """
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+dramatiq.set_broker(RedisBroker(url=os.environ["BENCH_REDIS_URL"]))
+
+
+@dramatiq.actor
+def job(kind):
+    work(kind)
+
+
+def send(kind):
+    job.send(kind)
+""",
+    "celery": HANDLER
+    + """
+from celery import Celery
+
+app = Celery("bench", broker=os.environ["BENCH_REDIS_URL"])
+app.conf.task_acks_late = True
+app.conf.worker_hijack_root_logger = False
+
+
+@app.task(name="job")
+def job(kind):
+    work(kind)
+
+
+def send(kind):
+    job.delay(kind)
+""",
+}
+
+
+def missing() -> str | None:
+    """Why the comparison cannot run here, or None."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (apt-get install redis-server)"
+    for module in ("spoc_redis", "dramatiq", "celery"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed (nox -s bench installs it)"
+    return None
+
+
+def _command(system: str, processes: int) -> list[str]:
+    if system == "spoc":
+        return [sys.executable, "bench_spoc.py"]
+    if system == "dramatiq":
+        return [sys.executable, "-m", "dramatiq", "bench_dramatiq", "--processes", str(processes)]
+    pool = ["--pool", "solo"] if processes == 1 else ["--pool", "prefork", "--concurrency", str(processes)]
+    return [sys.executable, "-m", "celery", "-A", "bench_celery", "worker", *pool, "--loglevel", "WARNING"]
+
+
+@contextmanager
+def _running(folder: Path, url: str, system: str, processes: int) -> Iterator[None]:
+    """`system`'s workers, running in a process group of their own, ended with SIGTERM to the group."""
+    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_PROCESSES": str(processes), "PYTHONPATH": str(folder)}
+    process = subprocess.Popen(
+        _command(system, processes),
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _producer(folder: Path, url: str, system: str) -> Callable[[str], None]:
+    """`system`'s own way to enqueue a job (its module's ``send``), in this process."""
+    import importlib
+
+    os.environ["BENCH_REDIS_URL"] = url
+    sys.path.insert(0, str(folder))
+    try:
+        module = importlib.import_module(f"bench_{system}")
+    finally:
+        sys.path.remove(str(folder))
+    send: Callable[[str], None] = module.send
+    return send
+
+
+def throughput(folder: Path, url: str, system: str, processes: int) -> float:
+    """Jobs per second of `system` with `processes` worker processes, from its first job done to its last."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    send = _producer(folder, url, system)
+    for _ in range(JOBS):
+        send("count")
+    with _running(folder, url, system, processes):
+        first = last = None
+        deadline = time.monotonic() + WAIT
+        while last is None:
+            done = int(client.get("bench:done") or 0)
+            now = time.perf_counter()
+            if first is None and done >= 1:
+                first = now
+            if done >= JOBS:
+                last = now
+            assert time.monotonic() < deadline, f"{system}: {done} of {JOBS} jobs done in {WAIT:g}s"
+            time.sleep(0.001)  # polling a counter every millisecond: at most 0.1% of a 1 s run
+    client.close()
+    assert first is not None
+    return (JOBS - 1) / (last - first)
+
+
+def enqueue_to_start(folder: Path, url: str, system: str) -> float:
+    """The median seconds from enqueueing one job into `system`'s idle worker to its handler's start."""
+    import redis
+
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=None)
+    client.flushdb()
+    send = _producer(folder, url, system)
+    latencies = []
+    with _running(folder, url, system, 1):
+        send("stamp")  # warm-up: the worker has started and taken a job
+        assert client.blpop(["bench:started"], timeout=WAIT) is not None, f"{system} did not start"
+        for _ in range(LATENCY_JOBS):
+            time.sleep(0.05)  # idle again, waiting for work (the case measured)
+            sent = time.time()
+            send("stamp")
+            started = client.blpop(["bench:started"], timeout=WAIT)
+            assert started is not None, f"{system}: a job was not started within {WAIT:g}s"
+            latencies.append(float(started[1]) - sent)
+    client.close()
+    return statistics.median(latencies)
+
+
+def measure(rounds: int, row: Callable[..., None], redis_server: Callable[[], AbstractContextManager[str]]) -> int:
+    """Print the rows; return how many targets were missed."""
+    why = missing()
+    if why is not None:
+        print(f"{'redis jobs vs dramatiq and celery':<42} skipped: {why}")
+        return 0
+    missed = 0
+    with tempfile.TemporaryDirectory(prefix="bench-queues-") as directory, redis_server() as url:
+        folder = Path(directory)
+        for system, program in PROGRAMS.items():
+            (folder / f"bench_{system}.py").write_text(program)
+        for processes in (1, 4):
+            runs = max(1, rounds // 3)  # each run ~2-5 s a system
+            rates = {
+                system: statistics.median(throughput(folder, url, system, processes) for _ in range(runs))
+                for system in PROGRAMS
+            }
+            peer = max(PEERS, key=rates.__getitem__)
+            ok = rates["spoc"] >= 1.5 * rates[peer]
+            missed += int(not ok)
+            others = ", ".join(f"{name} {rates[name]:.0f}" for name in PEERS)
+            name = f"jobs/s, {processes} process(es) vs {peer}"
+            row(name, rates["spoc"], rates[peer], "j/s", ">=1.5x the faster peer", ok)
+            print(f"{'':<42} (peers: {others} j/s)")
+        latency = {system: 1e3 * enqueue_to_start(folder, url, system) for system in PROGRAMS}
+        peer = min(PEERS, key=latency.__getitem__)
+        ok = latency["spoc"] <= latency[peer]
+        missed += int(not ok)
+        row(f"enqueue to start vs {peer}", latency["spoc"], latency[peer], "ms", "<=1x the faster peer", ok)
+        print(f"{'':<42} (peers: {', '.join(f'{name} {latency[name]:.2f}' for name in PEERS)} ms)")
+    return missed
