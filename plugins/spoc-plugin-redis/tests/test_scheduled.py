@@ -15,6 +15,7 @@ import pytest
 import redis
 from scheduled_workers import AsyncTicks, Fails, ProcessTicks, ThreadTicks
 
+from conftest import RedisServer
 from spoc import Server, ThreadWorker
 from spoc.testing import App, HookRecorder, ServerFactory
 from spoc_redis import ScheduledWorker, plugin
@@ -197,6 +198,38 @@ def test_a_tick_missed_while_no_server_ran_is_caught_up_once_when_asked(
         assert len(said) == 2, said  # each worker says why it does not run it
         assert f"the tick at {at} was missed while no server ran schedule 'report'; skipped" in said[0]
         assert "set catch_up = True to run it at start" in said[0]
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str, wait: float = 30) -> list[str]:
+    """The messages logged so far that contain `text`, once there is one (looked for every 10 ms)."""
+    deadline = time.monotonic() + wait
+    while not (found := [r.getMessage() for r in caplog.records if text in r.getMessage()]):
+        assert time.monotonic() < deadline, f"nothing logged with {text!r} within {wait}s"
+        time.sleep(0.01)
+    return found
+
+
+def test_a_redis_outage_skips_ticks_says_so_once_and_counts_them_when_it_answers(
+    tmp_path: Path, spoc_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spoc.redis")
+    away = RedisServer(tmp_path)
+    try:
+        away.stop()
+        options = {"redis_url": away.url, "every": 0.2}
+        spoc_server(ThreadTicks("report", plugin_options=options), plugins=[plugin]).start()
+        logged(caplog, "skipped the tick at")
+        away.start()
+        (back,) = logged(caplog, "reaches Redis again")
+        skipped = int(re.search(r"; (\d+) tick\(s\) were skipped meanwhile", back)[1])  # type: ignore[index]
+        said = [r.getMessage() for r in caplog.records if "skipped the tick at" in r.getMessage()]
+        assert len(said) == 1 and skipped >= 1, (said, back)
+        assert f"Redis at {away.url} did not answer" in said[0] and "the ticks are skipped until it does" in said[0]
+        ticks = redis.Redis.from_url(away.url, decode_responses=True)
+        assert pop(ticks, ["ticks"])[1].endswith(" report")  # it ticks again
+        ticks.close()
+    finally:
+        away.stop()
 
 
 def test_three_hosts_tick_once_a_second_and_a_host_killed_mid_tick_loses_none_after(

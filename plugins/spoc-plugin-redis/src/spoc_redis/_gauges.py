@@ -20,6 +20,7 @@ import redis
 from spoc import Server
 
 from ._queue import QueueError, stats
+from ._settings import shown_url
 
 if TYPE_CHECKING:
     from ._worker import StreamWorker
@@ -101,7 +102,7 @@ def _figures(url: str, stream: str, dead_stream: str, group: str) -> dict[str, A
                 "redis: the queue's gauges of stream %r are left out of the scrapes while Redis at %s does not "
                 "answer: %s",
                 stream,
-                url,
+                shown_url(url),
                 exc,
             )
         return None

@@ -18,7 +18,7 @@ import redis
 from spoc import log_extra, settings
 
 from ._cron import Cron, CronError, Every, Schedule, last_missed
-from ._settings import redis_url_or_default
+from ._settings import redis_url_or_default, shown_url
 
 __all__ = ["ScheduleSettings", "ScheduledWorker"]
 
@@ -76,8 +76,8 @@ class ScheduledWorker:
     ``catch_up = True`` (the last one missed), and skipped otherwise. A tick
     that raises is logged with its traceback and the schedule goes on; a tick
     that lasts past the next ones leaves those to the other servers (or skips
-    them, alone). A tick Redis could not be asked about is skipped, and
-    logged.
+    them, alone). A tick Redis could not be asked about is skipped: the first
+    of an outage is logged, and the count when Redis answers again.
 
     Settings (class attributes, or ``plugin_options`` of the same name):
     ``every``, ``cron``, ``catch_up`` (default False), ``redis_url`` (else
@@ -195,6 +195,8 @@ class _Ticks:
         self.client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
         self.script = self.client.register_script(_CLAIM)
         self.holder = f"{socket.gethostname()}/{worker.server_name or '-'}/{worker.name}/{os.getpid()}"
+        self.away_since: float | None = None  # Redis did not answer since: said once, and when it answers again
+        self.skipped = 0
 
     def next_due(self, after: float) -> float:
         return self.settings.schedule.next_after(after)
@@ -206,7 +208,8 @@ class _Ticks:
         try:
             last = self.client.get(self.settings.last_key)
         except redis.RedisError as exc:
-            self._unreachable("the catch-up at start", exc)
+            if self.settings.catch_up:  # else the first tick says it
+                self._unreachable("the catch-up at start", exc)
             return None
         if last is None:  # never run anywhere: nothing was missed
             return None
@@ -246,6 +249,7 @@ class _Ticks:
         except redis.RedisError as exc:
             self._unreachable(f"the tick at {_iso(due)}", exc)
             return False
+        self._reached()
         return bool(claimed)
 
     def claim_and_run(self, due: float, tick: Callable[[datetime], None], missed: bool = False) -> None:
@@ -265,16 +269,34 @@ class _Ticks:
         )
 
     def _unreachable(self, what: str, exc: redis.RedisError) -> None:
+        """Say the first tick skipped in an outage (the others are counted, and said when Redis answers)."""
+        self.skipped += 1
+        if self.away_since is not None:
+            return
+        self.away_since = time.monotonic()
         name = self.worker.name
         logger.warning(
-            "worker %r skipped %s: Redis at %s did not answer (%s: %s)",
+            "worker %r skipped %s: Redis at %s did not answer (%s: %s); the ticks are skipped until it does",
             name,
             what,
-            self.settings.redis_url,
+            shown_url(self.settings.redis_url),
             type(exc).__name__,
             exc,
             extra=log_extra(name),
         )
+
+    def _reached(self) -> None:
+        if self.away_since is None:
+            return
+        name = self.worker.name
+        logger.warning(
+            "worker %r reaches Redis again after %.1fs; %d tick(s) were skipped meanwhile",
+            name,
+            time.monotonic() - self.away_since,
+            self.skipped,
+            extra=log_extra(name),
+        )
+        self.away_since, self.skipped = None, 0
 
     def close(self) -> None:
         self.client.close()
