@@ -25,6 +25,12 @@ __all__ = ["HELD_TOPIC", "RECORD_TOPIC", "KilledItsConsumer", "StreamWorker"]
 logger = logging.getLogger("spoc.redis")
 
 
+CLAIM_EVERY = 1.0
+"""Seconds between two looks for jobs a dead consumer held, at most (``claim_idle / 2`` when shorter): a dead
+host's jobs are done within about ``claim_idle`` + 1 s of its death, not + ``claim_idle / 2``. One
+``XPENDING`` a second for each consumer."""
+
+
 class KilledItsConsumer(RuntimeError):
     """What a job is dead-lettered with when its consumers died while handling it (a segfault, the OOM killer, a
     SIGKILL) until it was claimed more than `max_deliveries` times."""
@@ -365,7 +371,7 @@ class _Run:
         if self.claim_due(now):
             claim = self.consumer.claim()
             # While claims find jobs (a dead host's backlog), the pass over the pending jobs goes on at once.
-            self.next_claim = now if claim is not None else now + self.settings.claim_idle / 2
+            self.next_claim = now if claim is not None else now + min(self.settings.claim_idle / 2, CLAIM_EVERY)
             if claim is not None:
                 self._took_over(claim)
                 self._report("claimed", claim.job)
