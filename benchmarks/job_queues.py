@@ -11,6 +11,12 @@ four). Each job does one Redis write.
   process and with four. Target: at least 1.5x the faster peer, in both.
 - enqueue to start: one job enqueued into an idle, warmed-up worker, until its handler runs (it writes the
   time); the median of 20. Target: at most the faster peer's.
+- recovery: two hosts (process groups) of each system share 2,000 jobs of a few milliseconds; once both have
+  done jobs and a quarter are done, one host is SIGKILLed. Printed: the jobs never done within 90 s, and the
+  time from the kill until every job was done, each peer with its own recovery at its defaults (dramatiq:
+  another worker takes a dead one's messages back after ``heartbeat_timeout``, 60 s, when its maintenance
+  runs; celery with ``acks_late``: kombu restores unacknowledged messages). Target: spoc done within
+  ``claim_idle`` + 2 s, none lost (``claim_idle`` is 5 s here; its default is 60 s).
 
 Needs redis-server, spoc-plugin-redis, dramatiq and celery (``nox -s bench`` installs the peers, in that
 session only); `missing` says why not.
@@ -34,6 +40,12 @@ FROM, TO = 2_000, 8_000
 PEERS = ("dramatiq", "celery")
 LATENCY_JOBS = 20
 WAIT = 120.0
+RECOVERY_JOBS = 2000
+CLAIM_IDLE = 5.0
+"""spoc's claim_idle in the recovery run (its default is 60 s; the target is claim_idle + 2 s)."""
+RECOVERY_WAIT = 90.0
+"""How long the recovery run waits for every job: dramatiq's maintenance takes a dead worker's messages back
+after its heartbeat_timeout (60 s by default), and only when it runs (at random, one fetch in a thousand)."""
 
 HANDLER = """
 import os, time
@@ -42,9 +54,13 @@ import redis
 _redis = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
 
 
-def work(kind):
+def work(kind, n=0):
     if kind == "stamp":
         _redis.rpush("bench:started", repr(time.time()))
+    elif kind == "mark":  # a job of the recovery run: a few milliseconds, then marked done by its number
+        time.sleep(0.003)
+        _redis.sadd("bench:seen", n)
+        _redis.hincrby("bench:hosts", os.environ["BENCH_HOST"], 1)
     else:
         _redis.incr("bench:done")
 """
@@ -60,12 +76,14 @@ class Jobs(StreamWorker, ProcessWorker):
     stream = "bench"
     group = "bench"
 
+    claim_idle = float(os.environ.get("BENCH_CLAIM_IDLE", "60"))
+
     def handle(self, job):
-        work(job.fields["kind"])
+        work(job.fields["kind"], job.fields["n"])
 
 
-def send(kind):
-    enqueue("bench", {"kind": kind}, redis_url=os.environ["BENCH_REDIS_URL"])
+def send(kind, n=0):
+    enqueue("bench", {"kind": kind, "n": n}, redis_url=os.environ["BENCH_REDIS_URL"])
 
 
 if __name__ == "__main__":
@@ -83,12 +101,12 @@ dramatiq.set_broker(RedisBroker(url=os.environ["BENCH_REDIS_URL"]))
 
 
 @dramatiq.actor
-def job(kind):
-    work(kind)
+def job(kind, n=0):
+    work(kind, n)
 
 
-def send(kind):
-    job.send(kind)
+def send(kind, n=0):
+    job.send(kind, n)
 """,
     "celery": HANDLER
     + """
@@ -100,12 +118,12 @@ app.conf.worker_hijack_root_logger = False
 
 
 @app.task(name="job")
-def job(kind):
-    work(kind)
+def job(kind, n=0):
+    work(kind, n)
 
 
-def send(kind):
-    job.delay(kind)
+def send(kind, n=0):
+    job.delay(kind, n)
 """,
 }
 
@@ -134,9 +152,16 @@ def _command(system: str, processes: int) -> list[str]:
 
 
 @contextmanager
-def _running(folder: Path, url: str, system: str, processes: int) -> Iterator[None]:
+def _running(folder: Path, url: str, system: str, processes: int, host: str = "a") -> Iterator[subprocess.Popen[bytes]]:
     """`system`'s workers, running in a process group of their own, ended with SIGTERM to the group."""
-    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_PROCESSES": str(processes), "PYTHONPATH": str(folder)}
+    env = {
+        **os.environ,
+        "BENCH_REDIS_URL": url,
+        "BENCH_PROCESSES": str(processes),
+        "BENCH_CLAIM_IDLE": str(CLAIM_IDLE),
+        "BENCH_HOST": host,
+        "PYTHONPATH": str(folder),
+    }
     process = subprocess.Popen(
         _command(system, processes),
         cwd=folder,
@@ -146,9 +171,10 @@ def _running(folder: Path, url: str, system: str, processes: int) -> Iterator[No
         start_new_session=True,
     )
     try:
-        yield
+        yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
@@ -156,7 +182,7 @@ def _running(folder: Path, url: str, system: str, processes: int) -> Iterator[No
             process.wait()
 
 
-def _producer(folder: Path, url: str, system: str) -> Callable[[str], None]:
+def _producer(folder: Path, url: str, system: str) -> Callable[..., None]:
     """`system`'s own way to enqueue a job (its module's ``send``), in this process."""
     import importlib
 
@@ -166,7 +192,7 @@ def _producer(folder: Path, url: str, system: str) -> Callable[[str], None]:
         module = importlib.import_module(f"bench_{system}")
     finally:
         sys.path.remove(str(folder))
-    send: Callable[[str], None] = module.send
+    send: Callable[..., None] = module.send
     return send
 
 
@@ -218,6 +244,36 @@ def enqueue_to_start(folder: Path, url: str, system: str) -> float:
     return statistics.median(latencies)
 
 
+def recovery(folder: Path, url: str, system: str) -> tuple[int, float | None]:
+    """Two hosts of `system` share `RECOVERY_JOBS` jobs of a few milliseconds; once both have done jobs and a
+    quarter are done, one host's whole process group is SIGKILLed. Returns the jobs never done within
+    `RECOVERY_WAIT`, and the seconds from the kill until every job was done (None: not within it)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    send = _producer(folder, url, system)
+    for n in range(RECOVERY_JOBS):
+        send("mark", n)
+    with _running(folder, url, system, 1, "a") as host, _running(folder, url, system, 1, "b"):
+        deadline = time.monotonic() + WAIT
+        while int(client.scard("bench:seen")) < RECOVERY_JOBS // 4 or client.hlen("bench:hosts") < 2:
+            assert time.monotonic() < deadline, f"{system}: the jobs did not start within {WAIT:g}s"
+            time.sleep(0.001)
+        os.killpg(host.pid, signal.SIGKILL)  # the host: its server, its fork server, its children
+        killed = time.monotonic()
+        host.wait()
+        took = None
+        while time.monotonic() - killed < RECOVERY_WAIT:
+            if int(client.scard("bench:seen")) >= RECOVERY_JOBS:
+                took = time.monotonic() - killed
+                break
+            time.sleep(0.01)  # polling a count: a hundredth of a second against tens of seconds
+        lost = RECOVERY_JOBS - int(client.scard("bench:seen"))
+    client.close()
+    return lost, took
+
+
 def measure(rounds: int, row: Callable[..., None], redis_server: Callable[[], AbstractContextManager[str]]) -> int:
     """Print the rows; return how many targets were missed."""
     why = missing()
@@ -248,4 +304,19 @@ def measure(rounds: int, row: Callable[..., None], redis_server: Callable[[], Ab
         missed += int(not ok)
         row(f"enqueue to start vs {peer}", latency["spoc"], latency[peer], "ms", "<=1x the faster peer", ok)
         print(f"{'':<42} (peers: {', '.join(f'{name} {latency[name]:.2f}' for name in PEERS)} ms)")
+        for system in PROGRAMS:
+            lost, took = recovery(folder, url, system)
+            when = f"all done {took:.1f}s after the kill" if took is not None else f"not all within {RECOVERY_WAIT:g}s"
+            print(f"{'a host SIGKILLed: ' + system:<42} {lost} of {RECOVERY_JOBS} jobs not done; {when}")
+            if system == "spoc":
+                ok = lost == 0 and took is not None and took <= CLAIM_IDLE + 2
+                missed += int(not ok)
+                row(
+                    "recovery after a SIGKILL vs claim_idle",
+                    took or RECOVERY_WAIT,
+                    CLAIM_IDLE,
+                    "s",
+                    "<=claim_idle+2s",
+                    ok,
+                )
     return missed
