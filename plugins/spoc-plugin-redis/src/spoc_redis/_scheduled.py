@@ -89,6 +89,8 @@ class ScheduledWorker:
     every: float | None = None
     cron: str | None = None
     catch_up: bool = False
+    redis_url: str | None = None
+    schedule_key: str | None = None
 
     name: str
     base_name: str

@@ -89,6 +89,8 @@ class StreamWorker:
     retry_backoff: tuple[float, float] = (0.5, 30.0)
     retry_on: type[Exception] | tuple[type[Exception], ...] | None = None
     dead_on: type[Exception] | tuple[type[Exception], ...] = ()
+    time_limit: float | None = None
+    time_limit_grace: float = 5.0
     autoscale: tuple[int, int] | None = None
     scale_interval: float = 2.0
     scale_up_backlog: int = 100
