@@ -63,12 +63,14 @@ def test_readyz_names_a_worker_in_a_crash_loop(spoc_app: Callable[..., App], tmp
 
 def test_readyz_is_503_once_the_server_shuts_down(spoc_app: Callable[..., App], tmp_path: Path) -> None:
     app, base = start_status_app(spoc_app, tmp_path, STATUS_HOLD_TEARDOWN="1")
+    # Its fresh run has started: readyz may say 200 before its first run's planned failure, and a stop then finds it
+    app.expect(r"worker 'fails-first' started", stream="stderr", count=2)  # failed (exit code 1)
     until(lambda: get_json(f"{base}/readyz"), lambda answer: answer[0] == 200)
     app.signal(signal.SIGTERM)
     _code, body = until(lambda: get_json(f"{base}/readyz"), lambda answer: answer[0] == 503)
     assert body["shutting_down"] == ["status"]
     (tmp_path / "torn").touch()
-    assert app.wait() == 0
+    assert app.wait() == 0, app.stderr[-3000:]
 
 
 def test_status_json_has_every_worker_with_its_jobs_and_errors(spoc_app: Callable[..., App], tmp_path: Path) -> None:
