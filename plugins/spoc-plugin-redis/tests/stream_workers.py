@@ -91,6 +91,43 @@ class AsyncProcessConsumer(AsyncRecords, StreamWorker, ProcessWorker):
     concurrency = 8
 
 
+class Incrementing(StreamWorker, ThreadWorker):
+    """handle(): one Redis write a job (an ``INCR`` of ``count``), as the benchmarks' jobs do; the job whose field
+    ``last`` is set is also recorded in ``done``."""
+
+    stream = "jobs"
+    group = "workers"
+    block = 0.2
+
+    def setup(self) -> None:
+        self.client = redis.Redis.from_url(self.plugin_options["redis_url"])
+
+    def handle(self, job: Job) -> None:
+        self.client.incr("count")
+        if job.fields.get("last"):
+            self.client.rpush("done", job.fields["n"])
+
+    def teardown(self) -> None:
+        self.client.close()
+
+
+class HeldBack(Records, StreamWorker, ThreadWorker):
+    """async handle(), two jobs at once: a job whose field ``hold`` is set waits for an item on the list
+    ``release``; any other is recorded in ``done`` at once."""
+
+    concurrency = 2
+
+    async def handle(self, job: Job) -> None:
+        if job.fields.get("hold"):
+            client = redis.Redis.from_url(self.plugin_options["redis_url"], socket_timeout=None)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, client.blpop, ["release"], 60)
+            finally:
+                client.close()
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, self.record, job)
+
+
 class Sleepy:
     """handle() takes a few milliseconds and needs nothing but time: a Redis outage lands while jobs are in flight,
     and none of them fails because of it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -12,8 +13,17 @@ import redis
 
 from spoc import Server
 from spoc.testing import HookRecorder, ServerFactory
-from spoc_redis import RECORD_TOPIC, plugin
-from stream_workers import AsyncProcessConsumer, AsyncThreadConsumer, ProcessConsumer, Quick, ThreadConsumer, wait_done
+from spoc_redis import RECORD_TOPIC, _worker, plugin
+from stream_workers import (
+    AsyncProcessConsumer,
+    AsyncThreadConsumer,
+    HeldBack,
+    Incrementing,
+    ProcessConsumer,
+    Quick,
+    ThreadConsumer,
+    wait_done,
+)
 
 WAIT = 30  # seconds any one job may take to be reported done, on a loaded machine
 
@@ -69,6 +79,44 @@ def test_fast_jobs_are_acknowledged_together_and_all_of_them_by_the_stop(
     acknowledgements = int(client.info("commandstats")["cmdstat_xack"]["calls"])
     print(f"\n500 jobs acknowledged in {acknowledgements} XACKs")
     assert acknowledgements < 500  # those done while one XACK was on its way went in the next
+
+
+def test_the_jobs_of_a_batch_are_acknowledged_in_one_xack_once_all_are_done(
+    redis_url: str, client: redis.Redis, spoc_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job does a Redis round trip, so the acknowledger could run between any two: it waits for the batch."""
+    monkeypatch.setattr(_worker, "ACK_LINGER", WAIT)  # no XACK for a part of a batch: only a whole one done
+    add_jobs(client, 499)
+    client.xadd("jobs", {"n": "499", "last": "yes"})
+    server = spoc_server(Incrementing("count", plugin_options={"redis_url": redis_url}))
+    server.start()
+    assert wait_done(client, 1) == ["499"]
+    server.stop()
+    assert server.join_all(WAIT) == []
+    assert pending(client) == 0 and client.get("count") == "500"
+    stats = client.info("commandstats")
+    reads, acknowledgements = stats["cmdstat_xreadgroup"]["calls"], stats["cmdstat_xack"]["calls"]
+    print(f"\n500 jobs read in {reads} XREADGROUPs, acknowledged in {acknowledgements} XACKs")
+    assert acknowledgements <= 50  # batch = 10: one XACK for one batch (or two, done while an XACK was out)
+
+
+def test_a_job_done_beside_a_long_one_is_acknowledged_without_waiting_for_it(
+    redis_url: str, client: redis.Redis, spoc_server: ServerFactory
+) -> None:
+    long = client.xadd("jobs", {"n": "0", "hold": "yes"})
+    client.xadd("jobs", {"n": "1"})
+    server = spoc_server(HeldBack("held", plugin_options={"redis_url": redis_url}))
+    server.start()
+    assert wait_done(client, 1) == ["1:1"]
+    deadline = time.monotonic() + WAIT
+    while pending(client) != 1:  # the quick job's XACK, ACK_LINGER after it was done (the other still runs)
+        assert time.monotonic() < deadline, f"{pending(client)} jobs pending after {WAIT}s; expected 1"
+        time.sleep(0.01)  # polling Redis's own count: no event to wait on
+    assert [held["message_id"] for held in client.xpending_range("jobs", "workers", "-", "+", 10)] == [long]
+    client.rpush("release", "now")
+    server.stop()
+    assert server.join_all(WAIT) == []
+    assert pending(client) == 0
 
 
 def test_process_workers_of_every_start_method(
