@@ -15,13 +15,13 @@ import datetime
 import json
 import logging
 import math
-import threading
 import uuid
 from collections.abc import Mapping
 
 import redis
 import redis.asyncio
 
+from ._clients import shared_client
 from ._settings import redis_url_or_default
 
 __all__ = ["DELAYED_PREFIX", "MOVE_BATCH", "MOVE_EVERY", "Mover", "delayed_key", "enqueue", "enqueue_async"]
@@ -99,7 +99,7 @@ def enqueue(
         redis.RedisError: Redis could not be reached, or refused the job.
     """
     job = _Job(stream, fields, delay, at)
-    client = _client(redis_url)
+    client = shared_client(_url(redis_url))
     if job.later is None:
         return str(client.xadd(stream, job.fields))  # type: ignore[arg-type]
     member, due, how = job.later
@@ -176,20 +176,6 @@ def _url(redis_url: str | None) -> str:
     if redis_url is not None and (not isinstance(redis_url, str) or not redis_url):
         raise TypeError(f"enqueue: redis_url is a redis:// URL; got {redis_url!r}")
     return redis_url_or_default(redis_url)
-
-
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(redis_url: str | None) -> redis.Redis:
-    """A client for the URL, made once (redis-py's pool is safe across threads, and starts afresh in a fork)."""
-    url = _url(redis_url)
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(url, decode_responses=True)
-        return client
 
 
 class Mover:

@@ -19,6 +19,7 @@ import redis
 
 from spoc import Server
 
+from ._clients import shared_client
 from ._queue import QueueError, stats
 from ._settings import shown_url
 
@@ -36,21 +37,20 @@ StreamWorkers = Callable[[Server], list["StreamWorker"]]
 
 _registered = False
 _lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
 _unreachable: set[str] = set()  # the URLs whose last scrape failed: logged once per outage
 
 
-def read_queues_at_scrape(stream_workers: StreamWorkers) -> bool:
-    """Serve the queue's gauges on every server's ``/metrics`` (`stream_workers`: a server's stream workers);
-    False when spoc-plugin-metrics is not installed. Idempotent."""
+def read_queues_at_scrape(stream_workers: StreamWorkers) -> None:
+    """Serve the queue's gauges on every server's ``/metrics`` (`stream_workers`: a server's stream workers),
+    when spoc-plugin-metrics is installed. Idempotent."""
     global _registered
     try:
         from spoc_metrics import ScrapeGauge, ScrapeSample, read_at_scrape
     except ImportError:
-        return False
+        return
     with _lock:
         if _registered:
-            return True
+            return
         _registered = True
     backlog = ScrapeGauge(
         "streamworker_backlog", "Entries of a stream its group has not yet delivered.", ["stream", "group"]
@@ -81,13 +81,12 @@ def read_queues_at_scrape(stream_workers: StreamWorkers) -> bool:
                 yield oldest.sample(found["oldest_pending_seconds"] or 0.0, stream=stream, group=group)
 
     read_at_scrape(samples)
-    return True
 
 
 def _figures(url: str, stream: str, dead_stream: str, group: str) -> dict[str, Any] | None:
     """`stats` of the stream and group (no group's figures before the group exists: no consumer has started
     yet), or None when Redis does not answer."""
-    client = _client(url)
+    client = shared_client(url, SCRAPE_TIMEOUT)
     try:
         try:
             figures = stats(client, stream, dead_stream, group)
@@ -109,13 +108,3 @@ def _figures(url: str, stream: str, dead_stream: str, group: str) -> dict[str, A
     with _lock:
         _unreachable.discard(url)
     return figures
-
-
-def _client(url: str) -> redis.Redis:
-    with _lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(
-                url, decode_responses=True, socket_timeout=SCRAPE_TIMEOUT, socket_connect_timeout=SCRAPE_TIMEOUT
-            )
-        return client

@@ -323,20 +323,25 @@ class _Run:
                 ids, self.done = self.done, []
             if not ids:
                 return  # closing, and every job done is acknowledged
-            try:
-                self.consumer.ack(ids)
-            except Exception:  # not an outage (those are ridden out): the jobs stay pending, for a claim
-                logger.exception(
-                    "worker %r: acknowledging jobs %s failed",
-                    self.worker.name,
-                    ", ".join(ids),
-                    extra=log_extra(self.worker.name),
-                )
-            else:
-                for _ in ids:  # each job done and acknowledged counts (spoc-plugin-restart's max_jobs)
-                    self.worker.job_done()
-            with self.lock:
-                self.held.difference_update(ids)
+            self._ack(ids)
+
+    def _ack(self, ids: list[str]) -> None:
+        """Acknowledge the jobs `ids`, done; each then counts (spoc-plugin-restart's max_jobs) and is no longer
+        held."""
+        try:
+            self.consumer.ack(ids)
+        except Exception:  # not an outage (those are ridden out): the jobs stay pending, for a claim
+            logger.exception(
+                "worker %r: acknowledging jobs %s failed",
+                self.worker.name,
+                ", ".join(ids),
+                extra=log_extra(self.worker.name),
+            )
+        else:
+            for _ in ids:
+                self.worker.job_done()
+        with self.lock:
+            self.held.difference_update(ids)
 
     def _linger(self) -> None:
         """With the lock held and a job done: wait until every job held is done, or `ACK_LINGER` at most."""
@@ -600,11 +605,8 @@ class _Run:
             self._dead(job, exc)
         with self.lock:
             ids, self.done = self.done, []
-        if ids:
-            try:
-                self.consumer.ack(ids)
-            except Exception:  # not done twice unless Redis lost the acknowledgement; said
-                logger.exception("worker %r: acknowledging jobs %s failed", self.worker.name, ", ".join(ids))
+        if ids:  # not done twice unless Redis lost the acknowledgement (said)
+            self._ack(ids)
         self.worker.send_record(STUCK_TOPIC, stream=s.stream, job=job.id)
 
     def _dead(self, job: Job, exc: BaseException) -> None:
