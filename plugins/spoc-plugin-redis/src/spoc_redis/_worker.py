@@ -346,11 +346,15 @@ class _Run:
     def _linger(self) -> None:
         """With the lock held and a job done: wait until every job held is done, or `ACK_LINGER` at most."""
         until = time.monotonic() + ACK_LINGER
-        while len(self.done) < len(self.held) and not self.closing.is_set():
+        while not self._all_held_done() and not self.closing.is_set():
             left = until - time.monotonic()
             if left <= 0:
                 return
             self.has_done.wait(left)
+
+    def _all_held_done(self) -> bool:
+        """With the lock held: whether every job this consumer holds is done (a batch ended: acknowledge it)."""
+        return len(self.done) >= len(self.held)
 
     def _keep(self) -> None:
         """Every third of `claim_idle`, tell the group this consumer still holds its jobs: a long job is never
@@ -533,7 +537,7 @@ class _Run:
     def _done(self, job: Job, seconds: float) -> None:
         with self.lock:
             self.done.append(job.id)
-            if len(self.done) == 1 or len(self.done) >= len(self.held):  # what the acknowledger waits for
+            if len(self.done) == 1 or self._all_held_done():  # what the acknowledger waits for (`_linger`)
                 self.has_done.notify()
         self._report("done", job, seconds)
 
