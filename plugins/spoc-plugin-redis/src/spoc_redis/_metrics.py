@@ -35,7 +35,7 @@ def count_job(stream: str, outcome: str, seconds: float | None) -> None:
     if _jobs is None:
         return
     bound = _bound.get((stream, outcome))
-    if bound is None:  # a race makes the same objects twice: labels() returns the metric's own children
+    if bound is None:  # two threads racing here bind equal metrics: a bound metric is only its label values
         bound = _bound[stream, outcome] = (_jobs.labels(stream=stream, outcome=outcome), _seconds.labels(stream=stream))
     jobs, job_seconds = bound
     jobs.inc()
