@@ -220,6 +220,37 @@ def test_importing_spoc_commands_loads_no_server() -> None:
     assert out.strip() == "[]"
 
 
+SYNC_SERVER = """
+import os, sys
+from spoc import ProcessWorker, Server, ThreadWorker
+
+class Child(ProcessWorker):
+    def main(self):
+        print("child", "asyncio" in sys.modules, flush=True)
+
+class Thread(ThreadWorker):
+    def main(self):
+        self.wait(0.01)
+
+server = Server("sync")
+server.add_worker(Child("child", start_method="fork"))
+server.add_worker(Thread("thread"))
+server.start()
+server.join_all(30)
+server.stop()
+print("server", "asyncio" in sys.modules, flush=True)
+"""
+
+
+def test_a_server_of_sync_workers_never_loads_asyncio() -> None:
+    """asyncio (and the ssl it loads) is about 3 MB of every process's memory: a program of sync workers, its
+    server and its children, never loads it (a SIGKILLed child takes longer to free a bigger process)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SYNC_SERVER], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert sorted(out.split("\n")[:-1]) == ["child False", "server False"], out
+
+
 def test_running_servers_lists_those_started_and_not_stopped(spoc_hooks: HookRecorder) -> None:
     first, second = Server("first", plugins=[spoc_hooks]), Server("second", plugins=[spoc_hooks])
     for server in (first, second):

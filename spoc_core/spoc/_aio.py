@@ -4,16 +4,23 @@ spoc installs no event loop policy (deprecated from 3.12): it creates loops
 through a factory, uvloop's once `set_uvloop_if_available` enabled it.
 ``SPOC_UVLOOP=1`` enables uvloop at import, ``0`` keeps the standard loop
 whatever the program calls (``spoc run --uvloop`` / ``--no-uvloop``).
+
+asyncio is imported where a loop is made or looked for, not at import: a
+program of sync workers never loads it (with the ``ssl`` it pulls in, about
+3 MB of each of its processes' memory, which a SIGKILLed child then takes
+longer to free before its server hears of its death).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "UVLOOP_ENV",
@@ -31,7 +38,7 @@ logger = logging.getLogger("spoc")
 UVLOOP_ENV = "SPOC_UVLOOP"
 
 T = TypeVar("T")
-LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+LoopFactory = Callable[[], "asyncio.AbstractEventLoop"]
 
 _uvloop_factory: LoopFactory | None = None
 
@@ -81,6 +88,8 @@ def uvloop_enabled() -> bool:
 
 def loop_factory(use_uvloop: bool | None = None) -> LoopFactory:
     """Return the factory for new event loops: uvloop's when enabled (or asked for)."""
+    import asyncio
+
     if use_uvloop is None:
         use_uvloop = _uvloop_factory is not None
     if use_uvloop:
@@ -94,6 +103,8 @@ def loop_factory(use_uvloop: bool | None = None) -> LoopFactory:
 def run_in_new_loop(coro: Coroutine[Any, Any, T], factory: LoopFactory | None = None) -> T:
     """Run `coro` to completion in a new event loop made by `factory`, then close the loop: what
     ``asyncio.run(coro, loop_factory=...)`` does from 3.12 on, for every supported Python."""
+    import asyncio
+
     loop = (factory or loop_factory())()
     try:
         asyncio.set_event_loop(loop)
@@ -109,6 +120,8 @@ def run_in_new_loop(coro: Coroutine[Any, Any, T], factory: LoopFactory | None = 
 
 
 def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
     tasks = asyncio.all_tasks(loop)
     if not tasks:
         return
@@ -125,6 +138,8 @@ def run_async_safely(coro: Coroutine[Any, Any, T]) -> T | asyncio.Task[T]:
     runs the coroutine to completion in a new loop (uvloop when enabled) and
     returns its result.
     """
+    import asyncio
+
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

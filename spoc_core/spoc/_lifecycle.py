@@ -9,7 +9,6 @@ worker's body runs on the calling thread (or in this child process).
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
@@ -23,6 +22,8 @@ from ._events import WorkerEvent, make_event
 from ._log_extra import log_extra
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._backend import WorkerChannel
     from ._worker import AbstractWorker
 
@@ -129,6 +130,8 @@ class LifecycleBody:
     async def _life(self) -> None:
         worker = self.worker
         if worker.is_async:
+            import asyncio  # here: a sync worker's process never loads it (see `spoc._aio`)
+
             worker._loop = loop = asyncio.get_running_loop()
             loop.set_exception_handler(self._loop_exception)
             wake = worker._signal_wake

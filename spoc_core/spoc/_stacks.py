@@ -6,11 +6,14 @@ so two dumps never interleave.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 import traceback
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["format_stacks", "task_stacks", "thread_stack"]
 
@@ -49,6 +52,8 @@ def format_stacks(threads: Iterable[int] | None = None, loop: asyncio.AbstractEv
 
 def task_stacks(loop: asyncio.AbstractEventLoop) -> list[str]:
     """The await chain of each task of `loop`, headed by the task's name."""
+    import asyncio  # loaded already: `loop` is one of its loops (here, not at import: see `spoc._aio`)
+
     try:
         tasks = asyncio.all_tasks(loop)
     except RuntimeError:  # the loop changed its tasks while we read them, more than all_tasks retries

@@ -10,7 +10,6 @@ and ``is_alive()`` read it.
 from __future__ import annotations
 
 import abc
-import asyncio
 import functools
 import inspect
 import logging
@@ -31,7 +30,7 @@ from ._stacks import format_stacks, task_stacks, thread_stack
 from ._stash import Stash
 
 if TYPE_CHECKING:
-    pass
+    import asyncio
 
 __all__ = ["AbstractWorker", "check_initialised", "check_own_backend", "check_replicas"]
 
@@ -452,6 +451,8 @@ class AbstractWorker(abc.ABC):
         """
         if self._stop_requested:
             return True
+        import asyncio  # loaded already: this runs in a loop (here, not at import: see `spoc._aio`)
+
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[bool] = loop.create_future()
 
