@@ -10,9 +10,27 @@ import math
 import select
 from collections.abc import Callable
 
-__all__ = ["Poller"]
+__all__ = ["Poller", "readable"]
 
 _LONGEST_MS = 2**31 - 1  # what poll() takes; longer is as good as no limit
+
+
+def _milliseconds(timeout: float | None) -> int | None:
+    """`timeout` seconds as poll() takes them (None: no limit)."""
+    return None if timeout is None or timeout * 1000 >= _LONGEST_MS else max(0, math.ceil(timeout * 1000))
+
+
+def readable(fd: int, timeout: float | None) -> bool:
+    """Wait up to `timeout` seconds (None: no limit) for `fd` to be readable, or at EOF; any fd number, unlike
+    select().
+
+    One poll() call, not `multiprocessing.connection.wait`'s selector: start latency, the monitor asks this of a
+    SIGKILLed child at its event pipe's EOF, often on the CPU where that child is still exiting (its death
+    reaches the server once the monitor lets it run again).
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(_milliseconds(timeout)))
 
 
 class Poller:
@@ -36,8 +54,7 @@ class Poller:
 
         An fd that an earlier callback of the same batch unwatched is skipped.
         """
-        ms = None if timeout is None or timeout * 1000 >= _LONGEST_MS else max(0, math.ceil(timeout * 1000))
-        for fd, _ in self._poll.poll(ms):
+        for fd, _ in self._poll.poll(_milliseconds(timeout)):
             on_readable = self._callbacks.get(fd)
             if on_readable is not None:
                 on_readable()

@@ -9,13 +9,14 @@ them, never from a pipe its own children may hold open.
 from __future__ import annotations
 
 import functools
-import multiprocessing.connection
+import multiprocessing.process
 import os
 import signal
 import struct
 import threading
 
 from .. import _fds
+from .._poll import readable
 
 __all__ = [
     "STATUS",
@@ -27,7 +28,6 @@ __all__ = [
     "pidfd",
     "pidfds_work",
     "read_exactly",
-    "readable",
 ]
 
 STATUS = struct.Struct("!i")
@@ -53,11 +53,6 @@ def pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-def readable(fd: int, timeout: float | None) -> bool:
-    """Wait up to `timeout` for `fd` to be readable (poll-based: any fd number, unlike select())."""
-    return bool(multiprocessing.connection.wait([fd], timeout))
 
 
 class ChildRunner:
