@@ -22,12 +22,7 @@ def _milliseconds(timeout: float | None) -> int | None:
 
 def readable(fd: int, timeout: float | None) -> bool:
     """Wait up to `timeout` seconds (None: no limit) for `fd` to be readable, or at EOF; any fd number, unlike
-    select().
-
-    One poll() call, not `multiprocessing.connection.wait`'s selector: start latency, the monitor asks this of a
-    SIGKILLed child at its event pipe's EOF, often on the CPU where that child is still exiting (its death
-    reaches the server once the monitor lets it run again).
-    """
+    select(). One poll() call: `multiprocessing.connection.wait` would build a selector for the one fd."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(_milliseconds(timeout)))
