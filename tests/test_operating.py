@@ -221,7 +221,7 @@ def test_importing_spoc_commands_loads_no_server() -> None:
 
 
 SYNC_SERVER = """
-import os, sys
+import sys
 from spoc import ProcessWorker, Server, ThreadWorker
 
 class Child(ProcessWorker):
